@@ -1,0 +1,15 @@
+"""deeprl: deep reinforcement learning for Gymnasium environments.
+
+    agent = deeprl.train("dqn", "CartPole-v1", seed=0)
+    agent = deeprl.load("runs/dqn-CartPole-v1-s0-...")
+    deeprl.evaluate(agent, "CartPole-v1", episodes=20, seed=1000)
+"""
+
+__version__ = "0.1.0"
+
+from deeprl.agent import load  # noqa: E402
+from deeprl.api import train  # noqa: E402
+from deeprl.envs import make_env, make_vec_env  # noqa: E402
+from deeprl.evaluate import evaluate  # noqa: E402
+
+__all__ = ["__version__", "evaluate", "load", "make_env", "make_vec_env", "train"]

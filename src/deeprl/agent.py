@@ -1,0 +1,103 @@
+"""What a trained agent is to its users: `act`, and a self-contained policy file.
+
+A policy file is a `torch.save` of plain data only: tensors plus a JSON string saying which algorithm
+built it, the spaces it acts in and the network's shape. It loads with `weights_only=True`, so a file
+from anyone cannot run code on the loading machine.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl import __version__
+from deeprl.errors import DeeprlError
+from deeprl.files import atomic_torch_save
+
+POLICY_FORMAT = "deeprl-policy"
+BEST_POLICY = "best_policy.pt"
+FINAL_POLICY = "policy.pt"
+
+
+class Agent(Protocol):
+    observation_space: gym.Space
+    action_space: gym.Space
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        """One observation as the env returns it -> one action as `env.step` takes it (batches too)."""
+
+    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """(JSON-able description, tensors) that `load_policy` of the same algorithm rebuilds from."""
+
+
+def as_batch(obs: Any, space: gym.Space) -> tuple[np.ndarray, bool]:
+    """Observations as a float32 batch, and whether a single observation was given."""
+    array = np.asarray(obs, dtype=np.float32)
+    single = array.shape == space.shape
+    if not single and array.shape[1:] != space.shape:
+        raise DeeprlError(f"observation of shape {array.shape} does not fit the agent's space {space.shape}")
+    return (array[None] if single else array), single
+
+
+def save_policy(path: str | Path, algo: str, agent: Agent, env_spec: dict[str, Any]) -> None:
+    """`env_spec` ({"env": id, "max_episode_steps": ...}) lets eval and watch rebuild the env it knows."""
+    meta, tensors = agent.policy_data()
+    blob = {
+        "format": POLICY_FORMAT,
+        "deeprl_version": __version__,
+        "algo": algo,
+        "meta_json": json.dumps({**meta, "env_spec": env_spec}),
+        "state_dict": tensors,
+    }
+    atomic_torch_save(blob, path)
+
+
+def resolve_policy_path(path: str | Path) -> Path:
+    """A run directory means its best-evaluated policy (else its final one); a file means itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (BEST_POLICY, FINAL_POLICY):
+            if (path / name).is_file():
+                return path / name
+        raise DeeprlError(f"run directory {path} holds no policy ({BEST_POLICY} or {FINAL_POLICY})")
+    if not path.exists():
+        raise DeeprlError(f"no such run directory or model file: {path}")
+    return path
+
+
+def read_policy_file(path: Path) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """(algo, meta, tensors) of a policy file, refusing anything that is not one."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DeeprlError(f"{path} is not a readable deeprl model file ({first_line})") from None
+    if not isinstance(blob, dict) or blob.get("format") != POLICY_FORMAT:
+        raise DeeprlError(f"{path} is not a deeprl model file")
+    try:
+        meta = json.loads(blob["meta_json"])
+        return blob["algo"], meta, blob["state_dict"]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise DeeprlError(f"{path} is a damaged deeprl model file") from None
+
+
+def load(path: str | Path) -> Agent:
+    """The agent in a model file, or the best agent of a run directory."""
+    from deeprl.algos import get_algorithm  # the registry imports algorithms; agent.py stays below them
+
+    policy_path = resolve_policy_path(path)
+    algo, meta, tensors = read_policy_file(policy_path)
+    try:
+        agent = get_algorithm(algo).load_policy(meta, tensors)
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise DeeprlError(f"{policy_path} does not match its algorithm '{algo}': {error}") from None
+    agent.env_spec = meta.get("env_spec", {})
+    agent.policy_path = policy_path
+    return agent

@@ -1,0 +1,36 @@
+"""The algorithm registry: name -> module. Each module provides `Config` (a RunConfig dataclass),
+`ACTION_SPACES`, `METRIC_COLUMNS`, `train(config, env, run, device)` and `load_policy(meta, tensors)`."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import gymnasium as gym
+
+from deeprl.errors import DeeprlError
+
+ALGORITHMS = {
+    "dqn": "deeprl.algos.dqn",
+}
+
+
+def get_algorithm(name: str) -> ModuleType:
+    if name not in ALGORITHMS:
+        raise DeeprlError(f"unknown algorithm '{name}' (available: {', '.join(ALGORITHMS)})")
+    return importlib.import_module(ALGORITHMS[name])
+
+
+def algorithms_for(action_space: gym.Space) -> list[str]:
+    """Names of the algorithms that can act in `action_space`."""
+    return [name for name in ALGORITHMS if isinstance(action_space, get_algorithm(name).ACTION_SPACES)]
+
+
+def check_action_space(name: str, env_id: str, action_space: gym.Space) -> None:
+    if not isinstance(action_space, get_algorithm(name).ACTION_SPACES):
+        fitting = algorithms_for(action_space)
+        allowed = ", ".join(fitting) if fitting else "none yet"
+        raise DeeprlError(
+            f"{name} cannot act in {env_id}: its action space is {action_space} "
+            f"(algorithms for it: {allowed})"
+        )

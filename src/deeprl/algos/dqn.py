@@ -1,0 +1,243 @@
+"""Deep Q-Networks for discrete actions.
+
+Q(s, a) is learnt by regressing onto the TD target
+
+    y = R + discount * Q_target(s', a*)
+
+where R is the (n-step) discounted reward, `discount` is gamma**m for a window of m steps (0 when the
+window ended in a true terminal state: a time-limit truncation still bootstraps), and
+a* = argmax_a Q_target(s', a) for classic DQN or argmax_a Q(s', a) for Double DQN.
+Variants are switches: `double_q`, `dueling`, `n_step`, and the epsilon / target-update / loss /
+optimiser choices the seed tutorials use.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deeprl.agent import as_batch
+from deeprl.buffers import ReplayBuffer, TransitionBatch
+from deeprl.config import RunConfig, knob
+from deeprl.envs import seed_everything, space_from_dict, space_to_dict
+from deeprl.errors import DeeprlError
+from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
+from deeprl.nets import ACTIVATIONS, QNetwork
+from deeprl.run import Run
+
+ACTION_SPACES = (gym.spaces.Discrete,)
+METRIC_COLUMNS = ("epsilon", "loss")
+
+
+@dataclass
+class Config(RunConfig):
+    algo: ClassVar[str] = "dqn"
+
+    # network
+    hidden_sizes: tuple[int, ...] = knob((256, 256), "hidden layer widths of the Q-network MLP", low=1)
+    activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    dueling: bool = knob(False, "dueling head: Q = V + A - mean(A)")
+    # learning
+    double_q: bool = knob(True, "Double DQN: the online net picks a*, the target net values it")
+    n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
+    gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
+    lr: float = knob(1e-3, "learning rate", above=0.0)
+    optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
+    loss: str = knob("huber", "huber (smooth L1) or mse on the TD error", choices=("huber", "mse"))
+    max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
+    grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (seed 000: 1)", above=0.0)
+    buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
+    batch_size: int = knob(64, "transitions per gradient step", low=1)
+    learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
+    train_freq: int = knob(1, "env steps between rounds of gradient steps", low=1)
+    gradient_steps: int = knob(1, "gradient steps per round", low=1)
+    target_update_interval: int = knob(500, "steps (or episodes) between target-network updates", low=1)
+    target_update_unit: str = knob("steps", "unit of target_update_interval", choices=("steps", "episodes"))
+    tau: float = knob(1.0, "target update weight: 1 copies, <1 blends (soft update)", above=0.0, high=1.0)
+    # exploration
+    epsilon_schedule: str = knob("linear", "linear, exponential, episodic or constant", choices=EPSILON_SCHEDULES)
+    epsilon_start: float = knob(1.0, "initial probability of a random action", low=0.0, high=1.0)
+    epsilon_end: float = knob(0.05, "final probability of a random action", low=0.0, high=1.0)
+    epsilon_decay_steps: int = knob(10_000, "linear: steps to reach the end; exponential: e-folding", low=1)
+    epsilon_decay_factor: float = knob(0.995, "episodic: epsilon multiplier per episode", above=0.0, high=1.0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.batch_size > self.buffer_size:
+            raise DeeprlError(
+                f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})"
+            )
+
+
+def td_target(
+    returns: torch.Tensor,
+    discounts: torch.Tensor,
+    next_q_target: torch.Tensor,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """y = R + discount * Q_target(s', a*); a* from the online net when given (Double DQN)."""
+    if next_q_online is None:
+        next_value = next_q_target.max(dim=1).values
+    else:
+        best_actions = next_q_online.argmax(dim=1, keepdim=True)
+        next_value = next_q_target.gather(1, best_actions).squeeze(1)
+    return returns + discounts * next_value
+
+
+class QAgent:
+    """Acts greedily on Q-values (epsilon-greedy when not deterministic); what `deeprl.load` returns."""
+
+    def __init__(
+        self,
+        q_net: QNetwork,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Discrete,
+        network: dict[str, Any],
+        epsilon: float = 0.0,
+    ) -> None:
+        self.q_net = q_net
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.network = network
+        self.epsilon = epsilon  # used only when acting with deterministic=False
+        self.device = next(q_net.parameters()).device
+        self.rng = np.random.default_rng()
+        self.run_dir = None  # set by deeprl.train
+        self.summary: dict[str, Any] | None = None
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        batch, single = as_batch(obs, self.observation_space)
+        with torch.inference_mode():
+            q_values = self.q_net(torch.from_numpy(batch).to(self.device))
+        actions = q_values.argmax(dim=1).cpu().numpy()
+        if not deterministic:
+            explore = self.rng.random(len(actions)) < self.epsilon
+            actions = np.where(explore, self.rng.integers(self.action_space.n, size=len(actions)), actions)
+        actions = actions + self.action_space.start
+        return int(actions[0]) if single else actions
+
+    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        meta = {
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "network": self.network,
+            "epsilon": self.epsilon,
+        }
+        return meta, {name: tensor.detach().cpu() for name, tensor in self.q_net.state_dict().items()}
+
+
+def load_policy(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAgent:
+    q_net = QNetwork(**meta["network"])
+    q_net.load_state_dict(tensors)
+    q_net.eval()
+    return QAgent(
+        q_net, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
+        meta["network"], epsilon=meta.get("epsilon", 0.0),
+    )
+
+
+class DQNLearner:
+    """The online and target Q-networks, the optimiser, and one gradient step."""
+
+    def __init__(self, config: Config, network: dict[str, Any], device: torch.device) -> None:
+        self.config = config
+        self.q_net = QNetwork(**network).to(device)
+        self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+        self.optimizer = optimizers[config.optimizer](self.q_net.parameters(), lr=config.lr)
+        self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
+
+    def update(self, batch: TransitionBatch) -> float:
+        config = self.config
+        q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():
+            next_q_online = self.q_net(batch.next_obs) if config.double_q else None
+            target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
+        loss = self.loss_fn(q_taken, target_q)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.q_net.parameters(), config.grad_clip_value)
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """Polyak-average the target towards the online net (tau = 1: a plain copy)."""
+        for target, online in zip(self.target_net.parameters(), self.q_net.parameters()):
+            target.lerp_(online, self.config.tau)
+        for target, online in zip(self.target_net.buffers(), self.q_net.buffers()):
+            target.copy_(online)
+
+
+def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgent:
+    rng = seed_everything(config.seed)
+    env.action_space.seed(config.seed)
+    obs_space, action_space = env.observation_space, env.action_space
+    network = {
+        "obs_dim": int(np.prod(obs_space.shape)),
+        "n_actions": int(action_space.n),
+        "hidden_sizes": list(config.hidden_sizes),
+        "activation": config.activation,
+        "dueling": config.dueling,
+    }
+    learner = DQNLearner(config, network, device)
+    agent = QAgent(learner.q_net, obs_space, action_space, network, epsilon=config.epsilon_end)
+    replay = ReplayBuffer(config.buffer_size, obs_space.shape, np.dtype(np.float32))
+    epsilon = EpsilonSchedule(
+        config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
+        config.epsilon_decay_steps, config.epsilon_decay_factor,
+    )
+    target_every_step = config.target_update_unit == "steps"
+
+    obs, _ = env.reset(seed=config.seed)
+    episode, episode_return, episode_length = 0, 0.0, 0
+    episode_losses: list[float] = []
+    step = 0
+    for step in range(1, config.total_steps + 1):
+        exploration = epsilon.value(step, episode)
+        if rng.random() < exploration:
+            action = int(rng.integers(action_space.n))
+        else:
+            action = agent.act(obs) - int(action_space.start)
+        next_obs, reward, terminated, truncated, _ = env.step(action + int(action_space.start))
+        replay.add(obs, action, float(reward), next_obs, terminated, truncated)
+        obs = next_obs
+        episode_return += float(reward)
+        episode_length += 1
+
+        if step > config.learning_starts and step % config.train_freq == 0 and len(replay) >= config.batch_size:
+            for _ in range(config.gradient_steps):
+                batch = replay.sample(config.batch_size, rng, config.n_step, config.gamma, device)
+                loss = learner.update(batch)
+                if not math.isfinite(loss):
+                    raise DeeprlError(f"the loss became {loss} at step {step}; try a lower lr or a loss of huber")
+                episode_losses.append(loss)
+        if target_every_step and step % config.target_update_interval == 0:
+            learner.update_target()
+
+        if terminated or truncated:
+            episode += 1
+            run.end_episode(
+                step, episode, episode_return, episode_length, epsilon=exploration,
+                loss=float(np.mean(episode_losses)) if episode_losses else None,
+            )
+            if not target_every_step and episode % config.target_update_interval == 0:
+                learner.update_target()
+            obs, _ = env.reset()
+            episode_return, episode_length, episode_losses = 0.0, 0, []
+
+        if run.evaluate_due(step) and run.evaluate(step, episode, agent):
+            break
+
+    agent.summary = run.finish(step, episode, agent)
+    return agent

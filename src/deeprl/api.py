@@ -1,0 +1,92 @@
+"""The Python entry point for training: resolve the config, check the env fits, run the algorithm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from deeprl.agent import Agent
+from deeprl.algos import check_action_space, get_algorithm
+from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
+from deeprl.envs import env_factory, make_env, reward_threshold
+from deeprl.errors import DeeprlError
+from deeprl.run import Run, default_run_dir, prepare_run_dir
+
+
+def resolve_config(
+    algo: str | None,
+    env: str | None,
+    *,
+    preset: str = "default",
+    config_file: str | Path | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[ModuleType, RunConfig]:
+    """The algorithm module and its validated config: from a config file, or defaults < preset < settings."""
+    settings = dict(settings or {})
+    if config_file is not None:
+        file_algo, file_settings = read_config_file(config_file)
+        if algo is not None and algo != file_algo:
+            raise DeeprlError(f"{config_file} is a {file_algo} config, not {algo}")
+        module = get_algorithm(file_algo)
+        config = apply_settings(module.Config(), file_settings, str(config_file))
+        if env is not None:
+            settings["env"] = env
+        config = apply_settings(config, settings, "--set")
+        validate_fields(config)
+        return module, config
+    if algo is None or env is None:
+        raise DeeprlError("train needs an algorithm and an env (or --config FILE)")
+    module = get_algorithm(algo)
+    return module, build_config(module.Config, env, preset, settings)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeeprlError(f"device '{name}' requested but CUDA is not available here (use cpu or auto)")
+    return torch.device(name)
+
+
+def train(
+    algo: str | None = None,
+    env: str | None = None,
+    *,
+    seed: int | None = None,
+    steps: int | None = None,
+    preset: str = "default",
+    config: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    **settings: Any,
+) -> Agent:
+    """Train `algo` on `env` and return the trained agent (its run directory is `agent.run_dir`).
+
+    `settings` are config fields (`lr=3e-4`, `hidden_sizes=(64, 64)`), applied over the preset.
+    """
+    flags = {"seed": seed, "total_steps": steps, "device": device}
+    settings.update({key: value for key, value in flags.items() if value is not None})
+    module, run_config = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
+    torch_device = resolve_device(run_config.device)
+    train_env = make_env(run_config.env, max_episode_steps=run_config.max_episode_steps)
+    check_action_space(run_config.algo, run_config.env, train_env.action_space)
+    threshold = run_config.solve_threshold
+    if threshold is None:
+        threshold = reward_threshold(train_env)
+    path = prepare_run_dir(Path(run_dir) if run_dir else default_run_dir(run_config.algo, run_config.env, run_config.seed))
+    torch.set_num_threads(run_config.torch_threads)
+    run = Run(
+        path, run_config, module.METRIC_COLUMNS,
+        env_factory(run_config.env, max_episode_steps=run_config.max_episode_steps),
+        threshold, show_progress=progress,
+    )
+    try:
+        agent = module.train(run_config, train_env, run, torch_device)
+    finally:
+        train_env.close()
+    agent.run_dir = path
+    return agent

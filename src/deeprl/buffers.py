@@ -1,0 +1,113 @@
+"""Experience storage: a preallocated ring of transitions with uniform and n-step sampling.
+
+Transitions live in NumPy arrays allocated once; adding one is a handful of slice writes and sampling
+is fancy indexing, so the hot loop creates no Python object per transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TransitionBatch:
+    """A sampled batch, ready for a TD target `returns + discounts * max_a Q(next_obs, a)`."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    returns: torch.Tensor  # n-step discounted reward sum (one step: the reward)
+    next_obs: torch.Tensor  # observation to bootstrap from, m <= n steps later
+    discounts: torch.Tensor  # gamma**m, or 0 when the window ended in a true terminal state
+    indices: np.ndarray  # buffer slots, for prioritized replay's priority updates
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring buffer; the oldest transition is overwritten when full."""
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: np.dtype = np.dtype(np.int64),
+    ) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.actions = np.zeros((capacity, *action_shape), dtype=action_dtype)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        # `terminated` stops bootstrapping; `episode_end` (terminated or truncated) only stops n-step sums.
+        self.terminated = np.zeros(capacity, dtype=np.bool_)
+        self.episode_end = np.zeros(capacity, dtype=np.bool_)
+        self.position = 0  # next slot to write
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+        slot = self.position
+        self.obs[slot] = obs
+        self.actions[slot] = action
+        self.rewards[slot] = reward
+        self.next_obs[slot] = next_obs
+        self.terminated[slot] = terminated
+        self.episode_end[slot] = terminated or truncated
+        self.position = (slot + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def nstep_targets(
+        self, indices: np.ndarray, n_step: int, gamma: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(returns, bootstrap slots, discounts) of the n-step windows starting at `indices`.
+
+        A window stops early at the end of an episode or at the newest transition (whose successor
+        is not stored yet); stopping early is still a valid m-step target with discount gamma**m.
+        """
+        newest = (self.position - 1) % self.capacity
+        returns = np.zeros(len(indices), dtype=np.float64)
+        discounts = np.ones(len(indices), dtype=np.float64)
+        last = indices.copy()
+        open_window = np.ones(len(indices), dtype=np.bool_)
+        for k in range(n_step):
+            slots = (indices + k) % self.capacity
+            returns += np.where(open_window, discounts * self.rewards[slots], 0.0)
+            discounts = np.where(open_window, discounts * gamma, discounts)
+            last = np.where(open_window, slots, last)
+            open_window &= ~self.episode_end[slots] & (slots != newest)
+        discounts = np.where(self.terminated[last], 0.0, discounts)
+        return returns.astype(np.float32), last, discounts.astype(np.float32)
+
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 0.99,
+        device: torch.device | str = "cpu",
+    ) -> TransitionBatch:
+        """Uniformly sampled transitions (with replacement, as is usual for DQN)."""
+        indices = rng.integers(0, self.size, size=batch_size)
+        return self.batch_at(indices, n_step, gamma, device)
+
+    def batch_at(
+        self, indices: np.ndarray, n_step: int, gamma: float, device: torch.device | str = "cpu"
+    ) -> TransitionBatch:
+        if n_step == 1:
+            returns = self.rewards[indices]
+            bootstrap = indices
+            discounts = np.where(self.terminated[indices], 0.0, gamma).astype(np.float32)
+        else:
+            returns, bootstrap, discounts = self.nstep_targets(indices, n_step, gamma)
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(device, non_blocking=True)
+
+        return TransitionBatch(
+            obs=tensor(self.obs[indices]),
+            actions=tensor(self.actions[indices]),
+            returns=tensor(returns),
+            next_obs=tensor(self.next_obs[bootstrap]),
+            discounts=tensor(discounts),
+            indices=indices,
+        )

@@ -1,0 +1,217 @@
+"""The `deeprl` command: argument parsing only; the work is done by the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from deeprl.errors import DeeprlError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit code 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"deeprl: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="deeprl", description="Deep reinforcement learning for Gymnasium environments.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    train = commands.add_parser("train", help="train an agent; writes a run directory")
+    train.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
+    train.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
+    train.add_argument("--preset", default="default", help="preset name for this env (default: default)")
+    train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting; repeatable (deeprl list --settings ALGO shows them)")
+    train.add_argument("--config", help="re-run from a run's config.yaml")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--steps", type=int, help="environment steps to train for")
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    train.add_argument("--run-dir", help="where to write the run (default: runs/ALGO-ENV-sSEED-TIME)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="evaluate a trained agent greedily; writes nothing")
+    evaluate.add_argument("path", help="run directory (its best agent) or model file")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--seed", type=int, default=10_000, help="episode i starts from seed + i")
+    evaluate.add_argument("--env", help="evaluate on another env id than the one trained on")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    watch = commands.add_parser("watch", help="watch a trained agent play (window, or a video file)")
+    watch.add_argument("path", help="run directory or model file")
+    watch.add_argument("--video", help="write out.mp4 or out.gif instead of opening a window")
+    watch.add_argument("--episodes", type=int, default=1)
+    watch.add_argument("--seed", type=int, default=10_000)
+    watch.add_argument("--every", type=int, default=1, help="keep every K-th frame in the video")
+    watch.add_argument("--fps", type=int, default=30)
+    watch.set_defaults(handler=cmd_watch)
+
+    plot = commands.add_parser("plot", help="plot learning curves of one or more runs")
+    plot.add_argument("runs", nargs="+", help="run directories")
+    plot.add_argument("-o", "--output", help="image file (default: RUN/curve.png for one run, runs.png)")
+    plot.set_defaults(handler=cmd_plot)
+
+    listing = commands.add_parser("list", help="algorithms, presets and envs")
+    listing.add_argument("--settings", metavar="ALGO", help="every setting of ALGO with default and meaning")
+    listing.add_argument("--envs", action="store_true", help="registered Gymnasium env ids")
+    listing.set_defaults(handler=cmd_list)
+    return parser
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise DeeprlError(f"{name} must be >= 1 (got {value})")
+    return value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from deeprl.api import train
+    from deeprl.config import parse_set_args
+
+    settings = parse_set_args(args.settings)
+    agent = train(
+        args.algo, args.env, seed=args.seed, steps=args.steps, preset=args.preset, config=args.config,
+        run_dir=args.run_dir, device=args.device, progress=not args.quiet, **settings,
+    )
+    summary = agent.summary
+    final, best = summary["final"], summary["best"]
+    episodes = final["episodes"]
+    print(f"final policy: mean return {final['mean_return']:.2f} ± {final['std_return']:.2f} over {episodes} episodes")
+    print(f"best policy (step {summary['best_policy_step']}): mean return "
+          f"{best['mean_return']:.2f} ± {best['std_return']:.2f} over {episodes} episodes")
+    if summary["solve_threshold"] is not None:
+        if summary["solved"]:
+            print(f"solved (eval mean >= {summary['solve_threshold']:g}) at step {summary['solved_at_step']} "
+                  f"after {summary['solved_train_seconds']:.1f} s of training")
+        else:
+            print(f"not solved (threshold {summary['solve_threshold']:g})")
+    run_dir = agent.run_dir
+    print(f"run directory: {run_dir}")
+    print(f"learning curve: {run_dir / 'curve.png'}")
+    print(f"model: {run_dir / 'best_policy.pt'} (final: {run_dir / 'policy.pt'})")
+    return 0
+
+
+def _agent_env(agent, override: str | None):
+    """The env id a loaded agent was trained on (or `override`) and a factory for it, checked to fit."""
+    from deeprl.envs import env_factory
+    from deeprl.evaluate import check_agent_fits
+
+    spec = getattr(agent, "env_spec", {}) or {}
+    env_id = override or spec.get("env")
+    if env_id is None:
+        raise DeeprlError("the model does not say which env it was trained on; pass --env")
+    make = env_factory(env_id, max_episode_steps=None if override else spec.get("max_episode_steps"))
+    check_agent_fits(agent, make, env_id)
+    return env_id, make
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from deeprl.agent import load
+    from deeprl.evaluate import evaluate
+
+    episodes = _positive("--episodes", args.episodes)
+    agent = load(args.path)
+    env_id, make = _agent_env(agent, args.env)
+    result = evaluate(agent, make, episodes, seed=args.seed)
+    print(f"{env_id}: mean return {result.mean:.2f} ± {result.std:.2f} over {episodes} episodes "
+          f"(min {result.returns.min():.2f}, max {result.returns.max():.2f}; seeds {args.seed}..{args.seed + episodes - 1})")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from deeprl.agent import load
+    from deeprl.media import play_frames, write_video
+
+    episodes = _positive("--episodes", args.episodes)
+    every = _positive("--every", args.every)
+    fps = _positive("--fps", args.fps)
+    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
+        raise DeeprlError(f"--video must end in .mp4 or .gif (got '{args.video}')")
+    agent = load(args.path)
+    env_id, make = _agent_env(agent, None)
+    if not args.video and os.environ.get("DISPLAY"):
+        from deeprl.evaluate import evaluate
+
+        result = evaluate(agent, lambda: make(render_mode="human"), episodes, seed=args.seed, parallel=1)
+        print(f"{env_id}: returns {', '.join(f'{r:.1f}' for r in result.returns)}")
+        return 0
+    output = Path(args.video) if args.video else _default_video_path(Path(args.path))
+    frames, returns = play_frames(agent, make, episodes, seed=args.seed, every=every)
+    write_video(frames, output, fps=fps)
+    height, width = frames[0].shape[:2]
+    print(f"{env_id}: returns {', '.join(f'{r:.1f}' for r in returns)}")
+    print(f"video: {output} ({len(frames)} frames, {width}x{height})")
+    return 0
+
+
+def _default_video_path(path: Path) -> Path:
+    if path.is_dir():
+        return path / "videos" / "watch.mp4"
+    return path.with_suffix(".mp4")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import json
+
+    from deeprl.media import plot_runs
+
+    for run in args.runs:
+        if not (Path(run) / "metrics.csv").is_file():
+            raise DeeprlError(f"{run} is not a run directory (no metrics.csv)")
+    output = Path(args.output) if args.output else (
+        Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 else Path("runs.png")
+    )
+    threshold = None
+    eval_file = Path(args.runs[0]) / "eval.json"
+    if eval_file.is_file():
+        threshold = json.loads(eval_file.read_text()).get("solve_threshold")
+    plot_runs(args.runs, output, threshold=threshold)
+    print(f"plot: {output}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from deeprl.algos import ALGORITHMS, get_algorithm
+    from deeprl.config import describe_fields, load_presets
+
+    if args.settings:
+        module = get_algorithm(args.settings)
+        for name, type_name, default, doc in describe_fields(module.Config):
+            print(f"{name:24} {type_name:18} {default!s:14} {doc}")
+        return 0
+    if args.envs:
+        import gymnasium as gym
+
+        print("\n".join(sorted(gym.registry)))
+        return 0
+    for name in ALGORITHMS:
+        module = get_algorithm(name)
+        spaces = ", ".join(space.__name__ for space in module.ACTION_SPACES)
+        print(f"{name}  (action spaces: {spaces})")
+        for env_id, presets in load_presets(name).items():
+            print(f"  {env_id:20} presets: {', '.join(presets)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except DeeprlError as error:
+        print(f"deeprl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deeprl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Typed configs, YAML presets, `--set key=value` overrides and their validation.
+
+A config is a dataclass whose fields are declared with `knob(default, doc, ...)`: the default, a one-line
+meaning and the allowed range live next to each other, and one generic validator enforces them.
+Resolution order: dataclass defaults < preset (keyed by env id) < overrides < explicit CLI flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from deeprl.errors import DeeprlError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def knob(
+    default: Any,
+    doc: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A config field: default, one-line meaning, inclusive bounds `low`/`high`, exclusive bound `above`."""
+    return field(
+        default=default, metadata={"doc": doc, "low": low, "high": high, "above": above, "choices": choices}
+    )
+
+
+@dataclass
+class RunConfig:
+    """Settings every algorithm shares: what to train on, for how long, how to evaluate and log."""
+
+    algo: ClassVar[str] = ""
+
+    env: str = knob("CartPole-v1", "Gymnasium env id, or package.module:ClassName for a custom env")
+    seed: int = knob(0, "seeds Python, NumPy, torch, the env and its action space", low=0)
+    total_steps: int = knob(100_000, "environment steps to train for", low=1)
+    max_episode_steps: int | None = knob(None, "episode step limit (TimeLimit); None keeps the env's own", low=1)
+    device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
+    torch_threads: int = knob(1, "torch CPU threads; 1 is fastest for small nets (measured)", low=1)
+    eval_every: int = knob(5_000, "environment steps between greedy evaluations", low=1)
+    eval_episodes: int = knob(10, "episodes per periodic greedy evaluation", low=1)
+    final_eval_episodes: int = knob(20, "episodes for the final evaluation written to eval.json", low=1)
+    solve_threshold: float | None = knob(None, "mean eval return that counts as solved; None: env's threshold")
+    stop_on_solve: bool = knob(False, "stop training once an evaluation reaches solve_threshold")
+    tensorboard: bool = knob(True, "write TensorBoard scalars to the run directory")
+
+    def validate(self) -> None:
+        """Cross-field checks; per-field bounds are checked by `validate_fields`."""
+        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+            raise DeeprlError(f"device must be one of {', '.join(DEVICES)} or cuda:N (got '{self.device}')")
+
+
+def config_fields(cls: type[RunConfig]) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def describe_fields(cls: type[RunConfig]) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, meaning) for every setting of a config class."""
+    hints = typing.get_type_hints(cls)
+    return [
+        (f.name, _type_name(hints[f.name]), f.default, f.metadata.get("doc", ""))
+        for f in dataclasses.fields(cls)
+    ]
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
+
+
+# ---------------------------------------------------------------------------------------------- coercion
+
+
+def _parse_scalar(text: str) -> Any:
+    """Read a command-line value the way YAML would (numbers, bools, lists); fall back to the raw text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """Convert `value` to the type `hint` of setting `name`, or raise a one-line DeeprlError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "~")):
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return coerce(name, value, inner)
+    if isinstance(value, str) and hint is not str:
+        value = _parse_scalar(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise DeeprlError(f"invalid value for {name}: {value!r} (expected true or false)")
+    if hint is int:
+        if isinstance(value, bool):
+            raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)")
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)") from None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)")
+    if hint is float:
+        if isinstance(value, bool):
+            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a number)")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a number)") from None
+        if not math.isfinite(number):
+            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a finite number)")
+        return number
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise DeeprlError(f"invalid value for {name}: {value!r} (expected text)")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part for part in value.replace("[", "").replace("]", "").split(",") if part.strip()]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a list such as 256,256)")
+        return tuple(coerce(name, item, args[0]) for item in value)
+    raise TypeError(f"unsupported config type {hint!r} for {name}")  # a programming error, not user input
+
+
+def validate_fields(config: RunConfig) -> None:
+    """Check every field's bounds and choices, then the config's own cross-field rules."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        meta = f.metadata
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if item is None or isinstance(item, bool):
+                continue
+            if meta.get("choices") and item not in meta["choices"]:
+                raise DeeprlError(f"{f.name} must be one of {', '.join(meta['choices'])} (got '{item}')")
+            if meta.get("low") is not None and item < meta["low"]:
+                raise DeeprlError(f"{f.name} must be >= {meta['low']} (got {item})")
+            if meta.get("high") is not None and item > meta["high"]:
+                raise DeeprlError(f"{f.name} must be <= {meta['high']} (got {item})")
+            if meta.get("above") is not None and item <= meta["above"]:
+                raise DeeprlError(f"{f.name} must be > {meta['above']} (got {item})")
+    config.validate()
+
+
+def apply_settings(config: RunConfig, settings: dict[str, Any], source: str) -> RunConfig:
+    """A copy of `config` with `settings` applied, each type-checked; unknown keys suggest the closest."""
+    known = config_fields(type(config))
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in settings.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise DeeprlError(
+                f"unknown setting '{name}' for {config.algo} in {source}{hint} "
+                f"(`deeprl list --settings {config.algo}` shows them all)"
+            )
+        changes[name] = coerce(name, value, hints[name])
+    return dataclasses.replace(config, **changes)
+
+
+def parse_set_args(pairs: list[str]) -> dict[str, str]:
+    """`["lr=1e-3", "hidden_sizes=64,64"]` -> {"lr": "1e-3", "hidden_sizes": "64,64"}."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DeeprlError(f"--set expects key=value (got '{pair}')")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+# ----------------------------------------------------------------------------------------------- presets
+
+
+def load_presets(algo: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """All presets of an algorithm: {env id: {preset name: {setting: value}}}."""
+    resource = resources.files("deeprl.presets").joinpath(f"{algo}.yaml")
+    if not resource.is_file():
+        return {}
+    return yaml.safe_load(resource.read_text()) or {}
+
+
+def preset_settings(algo: str, env: str, preset: str) -> dict[str, Any]:
+    """The settings of one preset; `default` for an env without presets means the dataclass defaults."""
+    by_env = load_presets(algo).get(env, {})
+    if preset in by_env:
+        return dict(by_env[preset] or {})
+    if preset == "default":
+        return {}
+    available = ", ".join(sorted(by_env)) or "default"
+    raise DeeprlError(f"unknown preset '{preset}' for {algo} on {env} (available: {available})")
+
+
+def build_config(
+    config_class: type[RunConfig],
+    env: str,
+    preset: str = "default",
+    settings: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Defaults < preset < settings, validated."""
+    config = config_class(env=env)
+    config = apply_settings(config, preset_settings(config.algo, env, preset), f"preset '{preset}'")
+    config = apply_settings(config, settings or {}, "--set")
+    validate_fields(config)
+    return config
+
+
+# ------------------------------------------------------------------------------------------ config files
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {"algo": config.algo, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def read_config_file(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """(algo, settings) from a `config.yaml` written by a run (or by hand)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise DeeprlError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DeeprlError(f"cannot read config file {path}: {error}") from None
+    except yaml.YAMLError as error:
+        raise DeeprlError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("algo"), str):
+        raise DeeprlError(f"config file {path} must be a mapping with an 'algo' key (a run's config.yaml)")
+    settings = dict(data)
+    return settings.pop("algo"), settings

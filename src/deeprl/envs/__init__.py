@@ -1,0 +1,128 @@
+"""Making environments: registered Gymnasium ids, custom `package.module:ClassName` entry points,
+episode-limit overrides, vectorised copies, and seeding of everything random from one seed."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.errors import DeeprlError
+
+
+def is_entry_point(env_id: str) -> bool:
+    return ":" in env_id
+
+
+def make_env(env_id: str, *, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+    """One environment. `max_episode_steps` replaces (or adds) the TimeLimit, as seed 001 does for Acrobot."""
+    if render_mode is not None and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen without a display
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if is_entry_point(env_id):
+        return _make_custom(env_id, max_episode_steps, render_mode)
+    kwargs: dict[str, Any] = {}
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as error:
+        raise DeeprlError(f"environment '{env_id}' needs a missing dependency: {error}") from None
+    except gym.error.Error as error:
+        raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})") from None
+
+
+def _suggest(env_id: str) -> str:
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else "; `deeprl list --envs` shows the registered ids"
+
+
+def _make_custom(entry_point: str, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
+    module_name, _, attribute = entry_point.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any failure while importing user code is a user-facing error
+        raise DeeprlError(f"cannot import '{module_name}' for env '{entry_point}': {error}") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise DeeprlError(f"'{module_name}' has no class or function '{attribute}' (env '{entry_point}')")
+    try:
+        env = factory(render_mode=render_mode) if render_mode is not None else factory()
+    except Exception as error:
+        raise DeeprlError(f"creating env '{entry_point}' failed: {type(error).__name__}: {error}") from None
+    if not isinstance(env, gym.Env):
+        raise DeeprlError(f"'{entry_point}' returned {type(env).__name__}, not a gymnasium.Env")
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+    return env
+
+
+def env_factory(env_id: str, *, max_episode_steps: int | None = None) -> Callable[..., gym.Env]:
+    """A function making fresh copies of the same environment (for evaluation and vector envs)."""
+
+    def make(render_mode: str | None = None) -> gym.Env:
+        return make_env(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
+
+    return make
+
+
+def make_vec_env(
+    env_id: str, num_envs: int, *, seed: int | None = None, max_episode_steps: int | None = None
+) -> gym.vector.SyncVectorEnv:
+    """`num_envs` copies stepped in one process (cheap envs gain nothing from subprocesses on 2 cores)."""
+    make = env_factory(env_id, max_episode_steps=max_episode_steps)
+    vec_env = gym.vector.SyncVectorEnv([make for _ in range(num_envs)])
+    if seed is not None:
+        vec_env.reset(seed=seed)
+        vec_env.action_space.seed(seed)
+    return vec_env
+
+
+def reward_threshold(env: gym.Env) -> float | None:
+    """The env's own "solved" return (CartPole-v1: 475, Acrobot-v1: -100), if it declares one."""
+    spec = env.spec
+    return None if spec is None or spec.reward_threshold is None else float(spec.reward_threshold)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy's global state and torch; return a fresh NumPy Generator for the caller's draws."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def space_to_dict(space: gym.Space) -> dict[str, Any]:
+    """A JSON description of a space, enough to rebuild it for a loaded agent."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+        }
+    raise DeeprlError(f"unsupported space {space} (deeprl handles Box and Discrete spaces)")
+
+
+def space_from_dict(data: dict[str, Any]) -> gym.Space:
+    if data["type"] == "Discrete":
+        return gym.spaces.Discrete(data["n"], start=data["start"])
+    if data["type"] == "Box":
+        dtype = np.dtype(data["dtype"])
+        low = np.array(data["low"], dtype=dtype).reshape(data["shape"])
+        high = np.array(data["high"], dtype=dtype).reshape(data["shape"])
+        return gym.spaces.Box(low=low, high=high, dtype=dtype)
+    raise DeeprlError(f"unsupported space type {data['type']!r}")

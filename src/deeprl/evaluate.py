@@ -1,0 +1,103 @@
+"""Greedy evaluation: several episodes stepped in lock-step so the agent acts on a batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.agent import Agent
+from deeprl.envs import env_factory
+from deeprl.errors import DeeprlError
+
+
+@dataclass
+class EvalResult:
+    returns: np.ndarray
+    lengths: np.ndarray
+    seed: int
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episodes": len(self.returns),
+            "mean_return": self.mean,
+            "std_return": self.std,
+            "min_return": float(np.min(self.returns)),
+            "max_return": float(np.max(self.returns)),
+            "mean_length": float(np.mean(self.lengths)),
+            "seed": self.seed,
+            "returns": [float(r) for r in self.returns],
+        }
+
+
+def check_agent_fits(agent: Agent, make_env: Callable[[], gym.Env], env_id: str) -> None:
+    """Refuse an env whose observation or action space differs from the agent's."""
+    env = make_env()
+    try:
+        if env.observation_space.shape != agent.observation_space.shape or env.action_space != agent.action_space:
+            raise DeeprlError(
+                f"the agent acts in {agent.action_space} on observations of shape {agent.observation_space.shape}; "
+                f"{env_id} has {env.action_space} and {env.observation_space.shape}"
+            )
+    finally:
+        env.close()
+
+
+def evaluate(
+    agent: Agent,
+    env: str | Callable[[], gym.Env],
+    episodes: int = 20,
+    seed: int = 0,
+    *,
+    deterministic: bool = True,
+    max_episode_steps: int | None = None,
+    parallel: int = 16,
+) -> EvalResult:
+    """Play `episodes` episodes; episode i starts from `reset(seed=seed + i)`, whatever the batching."""
+    make = env_factory(env, max_episode_steps=max_episode_steps) if isinstance(env, str) else env
+    envs = [make() for _ in range(min(parallel, episodes))]
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    observations: list[Any] = [None] * len(envs)
+    episode_of_slot = [-1] * len(envs)
+    next_episode = 0
+
+    def start_next(slot: int) -> None:
+        nonlocal next_episode
+        if next_episode >= episodes:
+            episode_of_slot[slot] = -1
+            return
+        observations[slot], _ = envs[slot].reset(seed=seed + next_episode)
+        episode_of_slot[slot] = next_episode
+        next_episode += 1
+
+    for slot in range(len(envs)):
+        start_next(slot)
+    try:
+        while True:
+            active = [slot for slot, episode in enumerate(episode_of_slot) if episode >= 0]
+            if not active:
+                break
+            actions = agent.act(np.stack([observations[slot] for slot in active]), deterministic=deterministic)
+            for slot, action in zip(active, actions):
+                observations[slot], reward, terminated, truncated, _ = envs[slot].step(action)
+                episode = episode_of_slot[slot]
+                returns[episode] += float(reward)
+                lengths[episode] += 1
+                if terminated or truncated:
+                    start_next(slot)
+    finally:
+        for instance in envs:
+            instance.close()
+    return EvalResult(returns=returns, lengths=lengths, seed=seed)

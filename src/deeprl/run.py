@@ -1,0 +1,210 @@
+"""The run directory and the bookkeeping every training loop shares.
+
+An algorithm's loop calls `end_episode` after each episode and `evaluate` every `eval_every` steps;
+`Run` writes metrics.csv and TensorBoard scalars, shows progress, keeps the best-evaluated policy,
+notices when the task is solved, and at the end writes the final policy, eval.json and curve.png.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, save_policy
+from deeprl.config import RunConfig, config_to_yaml
+from deeprl.errors import DeeprlError
+from deeprl.evaluate import EvalResult, evaluate
+from deeprl.files import atomic_write_json, atomic_write_text
+from deeprl.media import plot_runs
+
+BASE_COLUMNS = ("kind", "step", "episode", "return", "return_std", "length")
+TIME_COLUMN = "time_s"  # training wall-clock, evaluation excluded; the only column that varies between reruns
+
+# Evaluation episodes get seeds far from the training env's, and the final evaluation fresh ones again.
+PERIODIC_EVAL_SEED = 1_000_000
+FINAL_EVAL_SEED = 2_000_000
+
+
+def default_run_dir(algo: str, env: str, seed: int) -> Path:
+    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "_", env)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{algo}-{safe_env}-s{seed}-{stamp}"
+
+
+def prepare_run_dir(path: Path) -> Path:
+    """Create an empty run directory; refuse one that already holds a run."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DeeprlError(f"run directory {path} already exists and is not empty (choose another --run-dir)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DeeprlError(f"cannot create run directory {path}: {error.strerror}") from None
+    return path
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class Progress:
+    """A progress bar on a terminal; a plain line per evaluation otherwise (logs, CI, notebooks)."""
+
+    def __init__(self, total_steps: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, mininterval=0.5)
+
+    def advance(self, steps: int, recent_mean: float) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix_str(f"mean return (100 ep) {recent_mean:.1f}", refresh=False)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Run:
+    def __init__(
+        self,
+        path: Path,
+        config: RunConfig,
+        extra_columns: Sequence[str],
+        make_eval_env: Callable[..., gym.Env],
+        threshold: float | None,
+        show_progress: bool = True,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.make_eval_env = make_eval_env
+        self.threshold = threshold
+        self.env_spec = {"env": config.env, "max_episode_steps": config.max_episode_steps}
+        self.columns = (*BASE_COLUMNS, *extra_columns, TIME_COLUMN)
+        atomic_write_text(path / "config.yaml", config_to_yaml(config))
+        self.metrics = open(path / "metrics.csv", "w", buffering=1)  # line-buffered: a crash loses <= 1 row
+        self.metrics.write(",".join(self.columns) + "\n")
+        self.tensorboard = None
+        if config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"))
+        self.progress = Progress(config.total_steps, show_progress)
+        self.started = time.perf_counter()
+        self.eval_seconds = 0.0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.best_mean = -math.inf
+        self.best_step: int | None = None
+        self.solved_step: int | None = None
+        self.solved_time: float | None = None
+        self.last_eval: EvalResult | None = None
+
+    def train_seconds(self) -> float:
+        """Wall-clock spent training so far, evaluation time excluded."""
+        return time.perf_counter() - self.started - self.eval_seconds
+
+    def _write_row(self, values: dict[str, Any]) -> None:
+        values[TIME_COLUMN] = round(self.train_seconds(), 3)
+        self.metrics.write(",".join(_format(values.get(column)) for column in self.columns) + "\n")
+        if self.tensorboard is not None:
+            for key, value in values.items():
+                if key not in ("kind", "step", "episode", TIME_COLUMN) and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(f"{values['kind']}/{key}", value, values["step"])
+
+    def end_episode(self, step: int, episode: int, episodic_return: float, length: int, **extra: Any) -> None:
+        self.recent_returns.append(episodic_return)
+        self._write_row(
+            {"kind": "train", "step": step, "episode": episode, "return": episodic_return, "length": length, **extra}
+        )
+        self.progress.advance(length, float(np.mean(self.recent_returns)))
+
+    def evaluate_due(self, step: int) -> bool:
+        return step % self.config.eval_every == 0
+
+    def evaluate(self, step: int, episode: int, agent: Agent) -> bool:
+        """Greedy evaluation; keeps the best policy; True when training should stop (solved)."""
+        started = time.perf_counter()
+        result = evaluate(
+            agent, self.make_eval_env, self.config.eval_episodes,
+            seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
+        )
+        self.last_eval = result
+        if result.mean > self.best_mean:
+            self.best_mean, self.best_step = result.mean, step
+            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
+        self.eval_seconds += time.perf_counter() - started
+        self._write_row(
+            {"kind": "eval", "step": step, "episode": episode, "return": result.mean,
+             "return_std": result.std, "length": float(np.mean(result.lengths))}
+        )
+        newly_solved = self.threshold is not None and result.mean >= self.threshold and self.solved_step is None
+        if newly_solved:
+            self.solved_step, self.solved_time = step, self.train_seconds()
+        recent = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+        self.progress.message(
+            f"step {step:>8} | episodes {episode:>6} | mean return (last 100) {recent:8.2f} | "
+            f"eval {result.mean:8.2f} ± {result.std:6.2f} | {step / max(self.train_seconds(), 1e-9):7.0f} steps/s"
+            + (" | solved" if newly_solved else "")
+        )
+        return newly_solved and self.config.stop_on_solve
+
+    def finish(self, step: int, episode: int, agent: Agent) -> dict[str, Any]:
+        """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
+        train_seconds = self.train_seconds()
+        self.progress.close()
+        self.metrics.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec)
+        if self.best_step is None:  # never evaluated (a budget below eval_every): the final one is the best
+            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
+            self.best_step = step
+        from deeprl.agent import load
+
+        seed = FINAL_EVAL_SEED + 1000 * self.config.seed
+        episodes = self.config.final_eval_episodes
+        final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
+        best = evaluate(load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed)
+        summary = {
+            "algo": self.config.algo,
+            "env": self.config.env,
+            "seed": self.config.seed,
+            "steps": step,
+            "episodes": episode,
+            "train_seconds": round(train_seconds, 3),
+            "solve_threshold": self.threshold,
+            "solved": self.solved_step is not None,
+            "solved_at_step": self.solved_step,
+            "solved_train_seconds": None if self.solved_time is None else round(self.solved_time, 3),
+            "best_policy_step": self.best_step,
+            "best": best.to_dict(),
+            "final": final.to_dict(),
+        }
+        atomic_write_json(self.path / "eval.json", summary)
+        plot_runs([self.path], self.path / "curve.png", threshold=self.threshold,
+                  title=f"{self.config.algo} on {self.config.env} (seed {self.config.seed})")
+        return summary
