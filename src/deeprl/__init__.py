@@ -7,9 +7,9 @@
 
 __version__ = "0.1.0"
 
-from deeprl.agent import load  # noqa: E402
-from deeprl.api import train  # noqa: E402
-from deeprl.envs import make_env, make_vec_env  # noqa: E402
-from deeprl.evaluate import evaluate  # noqa: E402
+from deeprl.agent import load
+from deeprl.api import train
+from deeprl.envs import make_env, make_vec_env
+from deeprl.evaluate import evaluate
 
 __all__ = ["__version__", "evaluate", "load", "make_env", "make_vec_env", "train"]

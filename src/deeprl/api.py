@@ -77,7 +77,9 @@ def train(
     threshold = run_config.solve_threshold
     if threshold is None:
         threshold = reward_threshold(train_env)
-    path = prepare_run_dir(Path(run_dir) if run_dir else default_run_dir(run_config.algo, run_config.env, run_config.seed))
+    if run_dir is None:
+        run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
+    path = prepare_run_dir(Path(run_dir))
     torch.set_num_threads(run_config.torch_threads)
     run = Run(
         path, run_config, module.METRIC_COLUMNS,

@@ -33,7 +33,7 @@ class ReplayBuffer:
         obs_shape: tuple[int, ...],
         obs_dtype: np.dtype,
         action_shape: tuple[int, ...] = (),
-        action_dtype: np.dtype = np.dtype(np.int64),
+        action_dtype: type = np.int64,
     ) -> None:
         self.capacity = capacity
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)

@@ -121,8 +121,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     agent = load(args.path)
     env_id, make = _agent_env(agent, args.env)
     result = evaluate(agent, make, episodes, seed=args.seed)
+    last_seed = args.seed + episodes - 1
     print(f"{env_id}: mean return {result.mean:.2f} ± {result.std:.2f} over {episodes} episodes "
-          f"(min {result.returns.min():.2f}, max {result.returns.max():.2f}; seeds {args.seed}..{args.seed + episodes - 1})")
+          f"(min {result.returns.min():.2f}, max {result.returns.max():.2f}; seeds {args.seed}..{last_seed})")
     return 0
 
 

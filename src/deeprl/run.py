@@ -106,7 +106,8 @@ class Run:
         self.env_spec = {"env": config.env, "max_episode_steps": config.max_episode_steps}
         self.columns = (*BASE_COLUMNS, *extra_columns, TIME_COLUMN)
         atomic_write_text(path / "config.yaml", config_to_yaml(config))
-        self.metrics = open(path / "metrics.csv", "w", buffering=1)  # line-buffered: a crash loses <= 1 row
+        # Open for the whole run, line-buffered: a crash loses at most the row being written.
+        self.metrics = open(path / "metrics.csv", "w", buffering=1)  # noqa: SIM115
         self.metrics.write(",".join(self.columns) + "\n")
         self.tensorboard = None
         if config.tensorboard:

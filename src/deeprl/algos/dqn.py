@@ -49,6 +49,7 @@ class Config(RunConfig):
     n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
     gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
     lr: float = knob(1e-3, "learning rate", above=0.0)
+    lr_end: float | None = knob(None, "anneal lr linearly to this by total_steps; None: constant", low=0.0)
     optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
     loss: str = knob("huber", "huber (smooth L1) or mse on the TD error", choices=("huber", "mse"))
     max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
@@ -56,7 +57,9 @@ class Config(RunConfig):
     buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
     batch_size: int = knob(64, "transitions per gradient step", low=1)
     learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
-    train_freq: int = knob(1, "env steps between rounds of gradient steps", low=1)
+    train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
+    train_freq_unit: str = knob("steps", "unit of train_freq (seed 001 trains once per episode)",
+                                choices=("steps", "episodes"))
     gradient_steps: int = knob(1, "gradient steps per round", low=1)
     target_update_interval: int = knob(500, "steps (or episodes) between target-network updates", low=1)
     target_update_unit: str = knob("steps", "unit of target_update_interval", choices=("steps", "episodes"))
@@ -108,15 +111,18 @@ class QAgent:
         self.network = network
         self.epsilon = epsilon  # used only when acting with deterministic=False
         self.device = next(q_net.parameters()).device
+        self.numpy_q_values = q_net.numpy_forward()  # fast path for acting on the CPU
         self.rng = np.random.default_rng()
         self.run_dir = None  # set by deeprl.train
         self.summary: dict[str, Any] | None = None
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         batch, single = as_batch(obs, self.observation_space)
-        with torch.inference_mode():
-            q_values = self.q_net(torch.from_numpy(batch).to(self.device))
-        actions = q_values.argmax(dim=1).cpu().numpy()
+        if self.numpy_q_values is not None:
+            actions = self.numpy_q_values(batch.reshape(len(batch), -1)).argmax(axis=1)
+        else:
+            with torch.inference_mode():
+                actions = self.q_net(torch.from_numpy(batch).to(self.device)).argmax(dim=1).cpu().numpy()
         if not deterministic:
             explore = self.rng.random(len(actions)) < self.epsilon
             actions = np.where(explore, self.rng.integers(self.action_space.n, size=len(actions)), actions)
@@ -174,6 +180,10 @@ class DQNLearner:
         self.optimizer.step()
         return loss.item()
 
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     @torch.no_grad()
     def update_target(self) -> None:
         """Polyak-average the target towards the online net (tau = 1: a plain copy)."""
@@ -200,7 +210,19 @@ def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgen
         config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
         config.epsilon_decay_steps, config.epsilon_decay_factor,
     )
+    first_action = int(action_space.start)  # replay stores indices 0..n-1; the env may number from `start`
+    train_every_step = config.train_freq_unit == "steps"
     target_every_step = config.target_update_unit == "steps"
+
+    def gradient_round() -> None:
+        if len(replay) < config.batch_size:
+            return
+        for _ in range(config.gradient_steps):
+            batch = replay.sample(config.batch_size, rng, config.n_step, config.gamma, device)
+            loss = learner.update(batch)
+            if not math.isfinite(loss):
+                raise DeeprlError(f"the loss became {loss} at step {step}; try a lower lr or a loss of huber")
+            episode_losses.append(loss)
 
     obs, _ = env.reset(seed=config.seed)
     episode, episode_return, episode_length = 0, 0.0, 0
@@ -208,28 +230,26 @@ def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgen
     step = 0
     for step in range(1, config.total_steps + 1):
         exploration = epsilon.value(step, episode)
-        if rng.random() < exploration:
-            action = int(rng.integers(action_space.n))
-        else:
-            action = agent.act(obs) - int(action_space.start)
-        next_obs, reward, terminated, truncated, _ = env.step(action + int(action_space.start))
+        explore = rng.random() < exploration
+        action = int(rng.integers(action_space.n)) if explore else agent.act(obs) - first_action
+        next_obs, reward, terminated, truncated, _ = env.step(action + first_action)
         replay.add(obs, action, float(reward), next_obs, terminated, truncated)
         obs = next_obs
         episode_return += float(reward)
         episode_length += 1
 
-        if step > config.learning_starts and step % config.train_freq == 0 and len(replay) >= config.batch_size:
-            for _ in range(config.gradient_steps):
-                batch = replay.sample(config.batch_size, rng, config.n_step, config.gamma, device)
-                loss = learner.update(batch)
-                if not math.isfinite(loss):
-                    raise DeeprlError(f"the loss became {loss} at step {step}; try a lower lr or a loss of huber")
-                episode_losses.append(loss)
+        learning = step > config.learning_starts
+        if config.lr_end is not None:
+            learner.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
+        if learning and train_every_step and step % config.train_freq == 0:
+            gradient_round()
         if target_every_step and step % config.target_update_interval == 0:
             learner.update_target()
 
         if terminated or truncated:
             episode += 1
+            if learning and not train_every_step and episode % config.train_freq == 0:
+                gradient_round()
             run.end_episode(
                 step, episode, episode_return, episode_length, epsilon=exploration,
                 loss=float(np.mean(episode_losses)) if episode_losses else None,
