@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from deeprl.agent import Agent
-from deeprl.algos import check_action_space, get_algorithm
+from deeprl.algos import check_spaces, get_algorithm
 from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
 from deeprl.envs import env_factory, make_env, reward_threshold
 from deeprl.errors import DeeprlError
@@ -73,20 +73,20 @@ def train(
     module, run_config = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
     torch_device = resolve_device(run_config.device)
     train_env = make_env(run_config.env, max_episode_steps=run_config.max_episode_steps)
-    check_action_space(run_config.algo, run_config.env, train_env.action_space)
-    threshold = run_config.solve_threshold
-    if threshold is None:
-        threshold = reward_threshold(train_env)
-    if run_dir is None:
-        run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
-    path = prepare_run_dir(Path(run_dir))
-    torch.set_num_threads(run_config.torch_threads)
-    run = Run(
-        path, run_config, module.METRIC_COLUMNS,
-        env_factory(run_config.env, max_episode_steps=run_config.max_episode_steps),
-        threshold, show_progress=progress,
-    )
     try:
+        check_spaces(run_config.algo, run_config.env, train_env)
+        threshold = run_config.solve_threshold
+        if threshold is None:
+            threshold = reward_threshold(train_env)
+        if run_dir is None:
+            run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
+        path = prepare_run_dir(Path(run_dir))
+        torch.set_num_threads(run_config.torch_threads)
+        run = Run(
+            path, run_config, module.METRIC_COLUMNS,
+            env_factory(run_config.env, max_episode_steps=run_config.max_episode_steps),
+            threshold, show_progress=progress,
+        )
         agent = module.train(run_config, train_env, run, torch_device)
     finally:
         train_env.close()

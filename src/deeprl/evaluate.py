@@ -65,6 +65,8 @@ def evaluate(
     parallel: int = 16,
 ) -> EvalResult:
     """Play `episodes` episodes; episode i starts from `reset(seed=seed + i)`, whatever the batching."""
+    if episodes < 1:
+        raise DeeprlError(f"episodes must be >= 1 (got {episodes})")
     make = env_factory(env, max_episode_steps=max_episode_steps) if isinstance(env, str) else env
     envs = [make() for _ in range(min(parallel, episodes))]
     returns = np.zeros(episodes)

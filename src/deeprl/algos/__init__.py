@@ -1,5 +1,6 @@
 """The algorithm registry: name -> module. Each module provides `Config` (a RunConfig dataclass),
-`ACTION_SPACES`, `METRIC_COLUMNS`, `train(config, env, run, device)` and `load_policy(meta, tensors)`."""
+`OBSERVATION_SPACES`, `ACTION_SPACES`, `METRIC_COLUMNS`, `train(config, env, run, device)` and
+`load_policy(meta, tensors)`."""
 
 from __future__ import annotations
 
@@ -26,11 +27,16 @@ def algorithms_for(action_space: gym.Space) -> list[str]:
     return [name for name in ALGORITHMS if isinstance(action_space, get_algorithm(name).ACTION_SPACES)]
 
 
-def check_action_space(name: str, env_id: str, action_space: gym.Space) -> None:
-    if not isinstance(action_space, get_algorithm(name).ACTION_SPACES):
-        fitting = algorithms_for(action_space)
+def check_spaces(name: str, env_id: str, env: gym.Env) -> None:
+    """Refuse an env whose spaces the algorithm cannot handle, naming the algorithms that can."""
+    module = get_algorithm(name)
+    if not isinstance(env.observation_space, module.OBSERVATION_SPACES):
+        kinds = ", ".join(space.__name__ for space in module.OBSERVATION_SPACES)
+        raise DeeprlError(f"{name} needs {kinds} observations; {env_id} has {env.observation_space}")
+    if not isinstance(env.action_space, module.ACTION_SPACES):
+        fitting = algorithms_for(env.action_space)
         allowed = ", ".join(fitting) if fitting else "none yet"
         raise DeeprlError(
-            f"{name} cannot act in {env_id}: its action space is {action_space} "
+            f"{name} cannot act in {env_id}: its action space is {env.action_space} "
             f"(algorithms for it: {allowed})"
         )

@@ -32,6 +32,7 @@ from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
 from deeprl.nets import ACTIVATIONS, QNetwork
 from deeprl.run import Run
 
+OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Discrete,)
 METRIC_COLUMNS = ("epsilon", "loss")
 

@@ -1,0 +1,50 @@
+"""Environments for tests of custom `package.module:ClassName` entry points."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+
+class Corridor(gym.Env):
+    """Walk right (action 1) from cell 0 to cell `length`; action 0 stays put. Reward -1 per step."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, length: int = 5, render_mode: str | None = None) -> None:
+        self.length = length
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(0.0, float(length), shape=(1,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.position = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.position], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.position = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.position += int(action)
+        terminated = self.position >= self.length
+        return self._obs(), -1.0, terminated, False, {}
+
+    def render(self):
+        frame = np.zeros((8, 8 * (self.length + 1), 3), dtype=np.uint8)
+        frame[:, 8 * self.position : 8 * self.position + 8] = 255
+        return frame
+
+
+class Broken(gym.Env):
+    """An env whose constructor fails, as user code sometimes does."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("the warehouse is on fire")
+
+
+def not_an_env() -> object:
+    return object()

@@ -1,0 +1,371 @@
+"""A tiny trained DQN: its run directory, saved policies, safe loading, reproducibility, evaluation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import deeprl
+from deeprl.agent import as_batch
+from deeprl.config import load_presets, read_config_file
+from deeprl.errors import DeeprlError
+
+TINY = {
+    "seed": 0,
+    "steps": 600,
+    "learning_starts": 100,
+    "eval_every": 300,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "hidden_sizes": (32, 32),
+}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("agent") / "run"
+    agent = deeprl.train("dqn", "CartPole-v1", tensorboard=True, run_dir=run_dir, **TINY)
+    return agent, run_dir
+
+
+@pytest.fixture(scope="module")
+def observations():
+    """50 CartPole observations from a random walk (with resets), as float32 arrays."""
+    env = gym.make("CartPole-v1")
+    env.action_space.seed(1)
+    obs, _ = env.reset(seed=1)
+    collected = []
+    while len(collected) < 50:
+        collected.append(obs)
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return np.stack(collected)
+
+
+def read_rows(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def without_time(path):
+    rows = read_rows(path)
+    return [{key: value for key, value in row.items() if key != "time_s"} for row in rows]
+
+
+def test_run_directory_contents(trained):
+    agent, run_dir = trained
+    assert agent.run_dir == run_dir
+    names = {path.name for path in run_dir.iterdir()}
+    assert {"config.yaml", "metrics.csv", "best_policy.pt", "policy.pt", "eval.json", "curve.png",
+            "tensorboard"} <= names
+    assert not [name for name in names if name.endswith(".tmp")]  # no leftovers of atomic writes
+    assert (run_dir / "curve.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert any(path.name.startswith("events.out.tfevents") for path in (run_dir / "tensorboard").iterdir())
+
+
+def test_config_yaml_records_the_resolved_config(trained):
+    _, run_dir = trained
+    algo, settings = read_config_file(run_dir / "config.yaml")
+    assert algo == "dqn"
+    assert settings["total_steps"] == 600
+    assert settings["learning_starts"] == 100
+    assert settings["hidden_sizes"] == [32, 32]
+    preset = load_presets("dqn")["CartPole-v1"]["default"]
+    assert settings["tau"] == preset.get("tau", 1.0)  # the preset's value, else the default
+    assert settings["env"] == "CartPole-v1"
+
+
+def test_metrics_csv(trained):
+    _, run_dir = trained
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "kind,step,episode,return,return_std,length,epsilon,loss,time_s"
+    rows = read_rows(run_dir / "metrics.csv")
+    assert {row["kind"] for row in rows} == {"train", "eval"}
+    evals = [row for row in rows if row["kind"] == "eval"]
+    assert [int(row["step"]) for row in evals] == [300, 600]
+    train = [row for row in rows if row["kind"] == "train"]
+    assert [int(row["episode"]) for row in train] == list(range(1, len(train) + 1))
+    previous_step = 0
+    for row in train:  # each episode's length is the steps since the previous one ended
+        assert int(row["step"]) - previous_step == int(row["length"])
+        assert float(row["return"]) == int(row["length"])  # CartPole: +1 per step
+        previous_step = int(row["step"])
+    assert previous_step <= 600
+    assert train[0]["loss"] == ""  # the first episode ends before learning starts at step 100
+    assert float(train[-1]["loss"]) >= 0
+    assert 0.0 <= float(train[-1]["epsilon"]) <= 1.0
+
+
+def test_eval_json(trained):
+    agent, run_dir = trained
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert summary == agent.summary
+    assert (summary["algo"], summary["env"], summary["seed"], summary["steps"]) == ("dqn", "CartPole-v1", 0, 600)
+    assert summary["solve_threshold"] == 475.0
+    assert summary["best_policy_step"] in (300, 600)
+    for which in ("best", "final"):
+        result = summary[which]
+        assert result["episodes"] == 2
+        assert len(result["returns"]) == 2
+        assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
+
+
+def test_loaded_policies_act_like_the_trained_agent(trained, observations):
+    agent, run_dir = trained
+    final = deeprl.load(run_dir / "policy.pt")
+    best_file = deeprl.load(run_dir / "best_policy.pt")
+    best_dir = deeprl.load(run_dir)
+    assert best_dir.policy_path == run_dir / "best_policy.pt"
+    assert best_dir.env_spec == {"env": "CartPole-v1", "max_episode_steps": None}
+
+    expected = agent.act(observations)
+    assert isinstance(expected, np.ndarray)
+    assert np.issubdtype(expected.dtype, np.integer)
+    assert expected.shape == (50,)
+    with torch.no_grad():  # acting (a NumPy fast path on the CPU) agrees with the torch network
+        torch_actions = agent.q_net(torch.from_numpy(observations.astype(np.float32))).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(expected, torch_actions)
+    np.testing.assert_array_equal(final.act(observations), expected)
+    np.testing.assert_array_equal(best_dir.act(observations), best_file.act(observations))
+    for name, tensor in agent.q_net.state_dict().items():
+        assert torch.equal(final.q_net.state_dict()[name], tensor)
+
+    for loaded in (final, best_dir):
+        batch = loaded.act(observations)
+        for index, obs in enumerate(observations):
+            action = loaded.act(obs)
+            assert type(action) is int
+            assert action == batch[index]
+        assert loaded.act(list(observations[0])) == batch[0]  # anything array-like
+    np.testing.assert_array_equal(np.array([final.act(obs) for obs in observations]), expected)
+
+
+def test_single_action_is_accepted_by_env_step(trained):
+    agent = deeprl.load(trained[1])
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=3)
+    for _ in range(5):
+        action = agent.act(obs)
+        assert env.action_space.contains(action)
+        obs, *_ = env.step(action)
+    env.close()
+
+
+def test_wrong_observation_shape_is_refused(trained):
+    agent = deeprl.load(trained[1])
+    with pytest.raises(DeeprlError, match=r"observation of shape \(3,\) does not fit"):
+        agent.act(np.zeros(3))
+    with pytest.raises(DeeprlError, match="does not fit"):
+        agent.act(np.zeros((2, 5)))
+    with pytest.raises(DeeprlError, match="does not fit"):
+        as_batch(np.float32(1.0), gym.spaces.Box(-1, 1, shape=(4,)))
+
+
+def test_policy_file_is_plain_data(trained):
+    _, run_dir = trained
+    blob = torch.load(run_dir / "policy.pt", weights_only=True)
+    assert blob["format"] == "deeprl-policy"
+    assert blob["algo"] == "dqn"
+    meta = json.loads(blob["meta_json"])
+    assert meta["network"] == {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [32, 32], "activation": "relu",
+                               "dueling": False}
+    assert meta["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
+    assert all(isinstance(tensor, torch.Tensor) for tensor in blob["state_dict"].values())
+
+
+def test_non_model_torch_file_is_refused(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(DeeprlError, match="is not a deeprl model file"):
+        deeprl.load(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello\n",  # 'h' is pickle's BINGET: the weights-only unpickler raises KeyError
+        b"\x80\x02.",  # a pickle that stops before pushing anything: IndexError
+        b"",
+        b'{"format": "deeprl-policy"}',
+        b"PK\x03\x04 not really a zip",
+        "truncated policy",
+    ],
+    ids=["text", "empty-pickle", "empty-file", "json", "fake-zip", "truncated-policy"],
+)
+def test_unreadable_files_are_refused(tmp_path, trained, content):
+    if content == "truncated policy":
+        content = (trained[1] / "policy.pt").read_bytes()[:2000]
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(DeeprlError, match="is not a readable deeprl model file"):
+        deeprl.load(path)
+
+
+def test_missing_paths_are_refused(tmp_path):
+    with pytest.raises(DeeprlError, match="no such run directory or model file"):
+        deeprl.load(tmp_path / "missing")
+    with pytest.raises(DeeprlError, match="holds no policy"):
+        deeprl.load(tmp_path)
+
+
+def test_damaged_model_is_refused(tmp_path):
+    damaged = tmp_path / "damaged.pt"
+    torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": "{not json", "state_dict": {}}, damaged)
+    with pytest.raises(DeeprlError, match="damaged deeprl model file"):
+        deeprl.load(damaged)
+    mismatched = tmp_path / "mismatched.pt"
+    meta = {"network": {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [8]},
+            "observation_space": {"type": "Discrete", "n": 2, "start": 0},
+            "action_space": {"type": "Discrete", "n": 2, "start": 0}}
+    torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": json.dumps(meta),
+                "state_dict": {"body.0.weight": torch.zeros(3, 3)}}, mismatched)
+    with pytest.raises(DeeprlError, match="does not match its algorithm 'dqn'"):
+        deeprl.load(mismatched)
+
+
+@pytest.mark.parametrize("length", [4096, 512, 64, 16, 8, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_random_bytes_are_refused(tmp_path, seed, length):
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(seed).bytes(length))
+    with pytest.raises(DeeprlError, match="not a readable deeprl model file"):
+        deeprl.load(path)
+
+
+class Exploit:
+    """Unpickling this creates the marker file: what a malicious model file could do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_exploit_works_with_plain_unpickling(tmp_path):
+    """The payload is real: unpickling it without protection does create the marker."""
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(Exploit(str(marker)))).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save", "torch.save legacy", "inside a policy"])
+def test_malicious_pickle_is_refused_without_running_it(tmp_path, writer):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.pt"
+    payload = Exploit(str(marker))
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    elif writer == "torch.save":
+        torch.save(payload, path)
+    elif writer == "torch.save legacy":
+        buffer = io.BytesIO()
+        torch.save(payload, buffer, _use_new_zipfile_serialization=False)
+        path.write_bytes(buffer.getvalue())
+    else:
+        torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": "{}", "state_dict": payload}, path)
+    with pytest.raises(DeeprlError, match="not a readable deeprl model file"):
+        deeprl.load(path)
+    assert not marker.exists()
+    # and a run directory holding such a file is refused the same way
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    os.replace(path, run_dir / "best_policy.pt")
+    with pytest.raises(DeeprlError, match="not a readable deeprl model file"):
+        deeprl.load(run_dir)
+    assert not marker.exists()
+
+
+def test_same_seed_same_metrics(trained, tmp_path):
+    _, run_dir = trained
+    again = deeprl.train("dqn", "CartPole-v1", tensorboard=False, run_dir=tmp_path / "again", **TINY)
+    assert not (again.run_dir / "tensorboard").exists()
+    assert without_time(again.run_dir / "metrics.csv") == without_time(run_dir / "metrics.csv")
+    first = json.loads((run_dir / "eval.json").read_text())
+    second = json.loads((again.run_dir / "eval.json").read_text())
+    for summary in (first, second):
+        summary.pop("train_seconds")
+    assert first == second
+
+
+def test_existing_run_directory_is_refused(trained):
+    with pytest.raises(DeeprlError, match="already exists and is not empty"):
+        deeprl.train("dqn", "CartPole-v1", run_dir=trained[1], **TINY)
+
+
+def test_evaluate_seed_convention(trained):
+    agent = deeprl.load(trained[1])
+    together = deeprl.evaluate(agent, "CartPole-v1", episodes=3, seed=5)
+    separate = [deeprl.evaluate(agent, "CartPole-v1", episodes=1, seed=seed) for seed in (5, 6, 7)]
+    np.testing.assert_array_equal(together.returns, [result.returns[0] for result in separate])
+    np.testing.assert_array_equal(together.lengths, [result.lengths[0] for result in separate])
+    one_at_a_time = deeprl.evaluate(agent, "CartPole-v1", episodes=3, seed=5, parallel=1)
+    np.testing.assert_array_equal(one_at_a_time.returns, together.returns)
+    np.testing.assert_array_equal(together.returns, together.lengths)  # CartPole: +1 per step
+    assert together.seed == 5
+    result = together.to_dict()
+    assert result["episodes"] == 3
+    assert result["mean_return"] == pytest.approx(np.mean(together.returns))
+    assert result["min_return"] == min(together.returns)
+
+
+def test_evaluate_matches_a_hand_played_episode(trained):
+    agent = deeprl.load(trained[1])
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=42)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+        total += reward
+        done = terminated or truncated
+    env.close()
+    assert deeprl.evaluate(agent, "CartPole-v1", episodes=1, seed=42).returns[0] == total
+
+
+def test_evaluate_respects_max_episode_steps(trained):
+    agent = deeprl.load(trained[1])
+    result = deeprl.evaluate(agent, "CartPole-v1", episodes=4, seed=0, max_episode_steps=5)
+    np.testing.assert_array_equal(result.lengths, [5, 5, 5, 5])
+
+
+def test_custom_env_end_to_end(tmp_path):
+    trained = deeprl.train(
+        "dqn", "tests.custom_envs:Corridor", max_episode_steps=20, steps=300, learning_starts=50, eval_every=100,
+        eval_episodes=2, final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=tmp_path / "run",
+    )
+    assert trained.summary["solve_threshold"] is None  # the env declares none
+    assert trained.summary["final"]["mean_length"] <= 20
+    loaded = deeprl.load(tmp_path / "run")
+    assert loaded.env_spec == {"env": "tests.custom_envs:Corridor", "max_episode_steps": 20}
+    result = deeprl.evaluate(loaded, "tests.custom_envs:Corridor", episodes=2, seed=0, max_episode_steps=20)
+    # -1 per step: the return is minus the length
+    np.testing.assert_array_equal(result.returns, -result.lengths)
+
+
+def test_env_with_discrete_observations_is_refused_or_trained(tmp_path):
+    """FrozenLake's observations are integers (a Discrete space): refuse it cleanly or handle it, never crash."""
+    run_dir = tmp_path / "run"
+    try:
+        agent = deeprl.train(
+            "dqn", "FrozenLake-v1", steps=200, learning_starts=50, eval_every=100, eval_episodes=2,
+            final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=run_dir,
+        )
+    except DeeprlError as error:
+        assert "FrozenLake-v1" in str(error)
+        assert not run_dir.exists()  # refused at the boundary, before writing anything
+    else:
+        env = gym.make("FrozenLake-v1")
+        obs, _ = env.reset(seed=0)
+        assert env.action_space.contains(agent.act(obs))
+        assert env.action_space.contains(deeprl.load(run_dir).act(obs))

@@ -1,0 +1,311 @@
+"""The `deeprl` command, run for real in subprocesses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+import deeprl
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY_SETTINGS = [
+    "--set", "learning_starts=100", "--set", "eval_every=200", "--set", "eval_episodes=2",
+    "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32",
+]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # `tests.custom_envs:...` must import from any working directory
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["SDL_VIDEODRIVER"] = "dummy"
+    env["SDL_AUDIODRIVER"] = "dummy"
+    env.pop("DISPLAY", None)
+    return env
+
+
+def deeprl_cli(*args: str, cwd: Path, command: tuple[str, ...] = (sys.executable, "-m", "deeprl.cli")):
+    return subprocess.run(
+        [*command, *map(str, args)], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300
+    )
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `directory` with its size and modification time."""
+    found = {}
+    for root, folders, files in os.walk(directory):
+        for name in folders + files:
+            path = Path(root) / name
+            stat = path.stat()
+            found[str(path.relative_to(directory))] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def rows_without_time(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as stream:
+        return [{key: value for key, value in row.items() if key != "time_s"} for row in csv.DictReader(stream)]
+
+
+# ------------------------------------------------------------------------------------------- a small run
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def trained_run(workdir):
+    result = deeprl_cli(
+        "train", "dqn", "CartPole-v1", "--steps", 400, "--seed", 1, "--quiet", "--run-dir", "run",
+        *TINY_SETTINGS, cwd=workdir,
+    )
+    return result, workdir / "run"
+
+
+def test_train_exits_zero_and_prints_the_run_directory(trained_run, workdir):
+    result, run_dir = trained_run
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == ""  # --quiet: no progress output
+    match = re.search(r"^run directory: (.+)$", result.stdout, re.MULTILINE)
+    assert match is not None, result.stdout
+    assert (workdir / match.group(1)).resolve() == run_dir.resolve()
+    assert "final policy: mean return" in result.stdout
+    assert "best policy (step " in result.stdout
+    assert "not solved (threshold 475)" in result.stdout
+    for name in ("config.yaml", "metrics.csv", "best_policy.pt", "policy.pt", "eval.json", "curve.png"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "tensorboard").exists()  # --set tensorboard=false
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert (summary["steps"], summary["seed"], summary["final"]["episodes"]) == (400, 1, 2)
+    assert f"over {summary['final']['episodes']} episodes" in result.stdout
+
+
+def test_train_from_config_reproduces_metrics(trained_run, workdir):
+    _, run_dir = trained_run
+    assert run_dir.is_dir()
+    result = deeprl_cli("train", "--config", run_dir / "config.yaml", "--run-dir", "other", "--quiet", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    other = workdir / "other"
+    assert (other / "config.yaml").read_text() == (run_dir / "config.yaml").read_text()
+    assert rows_without_time(other / "metrics.csv") == rows_without_time(run_dir / "metrics.csv")
+    first, second = (json.loads((path / "eval.json").read_text()) for path in (run_dir, other))
+    first.pop("train_seconds")
+    second.pop("train_seconds")
+    assert first == second
+
+
+def test_eval_prints_mean_and_writes_nothing(trained_run, workdir):
+    _, run_dir = trained_run
+    before = snapshot(workdir)
+    result = deeprl_cli("eval", run_dir, "--episodes", 3, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(workdir) == before
+    expected = deeprl.evaluate(deeprl.load(run_dir), "CartPole-v1", episodes=3, seed=10_000)
+    assert f"CartPole-v1: mean return {expected.mean:.2f} ± {expected.std:.2f} over 3 episodes" in result.stdout
+    assert "seeds 10000..10002" in result.stdout
+
+
+def test_watch_writes_a_gif(trained_run, workdir):
+    _, run_dir = trained_run
+    before = snapshot(run_dir)
+    result = deeprl_cli("watch", run_dir, "--video", "x.gif", "--episodes", 1, "--every", 5, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(run_dir) == before
+    length = int(deeprl.evaluate(deeprl.load(run_dir), "CartPole-v1", episodes=1, seed=10_000).lengths[0])
+    # the reset frame, every 5th step, and the last step when it is not a multiple of 5
+    expected_frames = 1 + length // 5 + (1 if length % 5 else 0)
+    assert f"({expected_frames} frames, 600x400)" in result.stdout
+    with Image.open(workdir / "x.gif") as gif:
+        assert gif.format == "GIF"
+        assert gif.size == (600, 400)
+        assert gif.n_frames == expected_frames
+
+
+def test_plot_writes_a_png(trained_run, workdir):
+    _, run_dir = trained_run
+    result = deeprl_cli("plot", run_dir, "-o", "p.png", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "plot: p.png"
+    data = (workdir / "p.png").read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    with Image.open(workdir / "p.png") as image:
+        assert image.size == (900, 500)
+
+
+def test_list_through_the_installed_entry_point(tmp_path):
+    script = Path(sys.executable).with_name("deeprl")
+    assert script.is_file(), f"no deeprl entry point beside {sys.executable}"
+    result = deeprl_cli("list", cwd=tmp_path, command=(str(script),))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^dqn\s", result.stdout, re.MULTILINE)
+    assert "CartPole-v1" in result.stdout
+    assert "Discrete" in result.stdout
+
+
+def test_list_settings(tmp_path):
+    result = deeprl_cli("list", "--settings", "dqn", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^lr\s+float\s+0\.001\s+learning rate$", result.stdout, re.MULTILINE)
+    assert re.search(r"^hidden_sizes\s", result.stdout, re.MULTILINE)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+BAD_TRAIN = ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "50")
+
+# (id, arguments, files to create first, text the one-line message must contain); "{run}" is the trained run
+BAD_INPUTS = [
+    ("unknown-algorithm", ("train", "foo", "CartPole-v1", "--run-dir", "x"), {},
+     "unknown algorithm 'foo' (available: dqn)"),
+    ("unknown-env", ("train", "dqn", "CartPol-v1", "--run-dir", "x"), {}, "did you mean 'CartPole-v1'"),
+    ("unimportable-module", ("train", "dqn", "no_such_module_xyz:Env", "--run-dir", "x"), {},
+     "cannot import 'no_such_module_xyz'"),
+    ("module-without-class", ("train", "dqn", "tests.custom_envs:Nope", "--run-dir", "x"), {},
+     "'tests.custom_envs' has no class or function 'Nope'"),
+    ("continuous-actions", ("train", "dqn", "Pendulum-v1", "--run-dir", "x"), {},
+     "dqn cannot act in Pendulum-v1"),
+    ("unknown-set-key", (*BAD_TRAIN, "--set", "lrr=0.1"), {}, "did you mean 'lr'"),
+    ("negative-lr", (*BAD_TRAIN, "--set", "lr=-1"), {}, "lr must be > 0.0"),
+    ("batch-over-buffer", (*BAD_TRAIN, "--set", "batch_size=1000", "--set", "buffer_size=10"), {},
+     "batch_size (1000) must not exceed buffer_size (10)"),
+    ("gamma-above-one", (*BAD_TRAIN, "--set", "gamma=1.5"), {}, "gamma must be <= 1.0"),
+    ("lr-not-a-number", (*BAD_TRAIN, "--set", "lr=abc"), {}, "invalid value for lr: 'abc'"),
+    ("malformed-set", (*BAD_TRAIN, "--set", "lr"), {}, "--set expects key=value (got 'lr')"),
+    ("unknown-preset", (*BAD_TRAIN, "--preset", "turbo"), {}, "unknown preset 'turbo'"),
+    ("config-missing", ("train", "--config", "missing.yaml", "--run-dir", "x"), {}, "config file not found"),
+    ("config-not-yaml", ("train", "--config", "bad.yaml", "--run-dir", "x"),
+     {"bad.yaml": b"algo: dqn\nlr: [1, 2\n"}, "is not valid YAML"),
+    ("eval-missing-path", ("eval", "nowhere"), {}, "no such run directory or model file: nowhere"),
+    ("eval-random-bytes", ("eval", "garbage.pt"), {"garbage.pt": np.random.default_rng(0).bytes(4096)},
+     "garbage.pt is not a readable deeprl model file"),
+    ("eval-text-file", ("eval", "notes.txt"), {"notes.txt": b"hello\n"},
+     "notes.txt is not a readable deeprl model file"),
+    ("eval-zero-episodes", ("eval", "{run}", "--episodes", "0"), {}, "--episodes must be >= 1 (got 0)"),
+    ("watch-avi", ("watch", "{run}", "--video", "out.avi"), {}, "--video must end in .mp4 or .gif"),
+    ("plot-not-a-run", ("plot", "."), {}, "is not a run directory (no metrics.csv)"),
+]
+
+# More bad input, through `deeprl.cli.main` in this process (a subprocess each would cost seconds)
+IN_PROCESS_BAD_INPUTS = [
+    ("env-constructor-fails", ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x"), {},
+     "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire"),
+    ("env-not-an-env", ("train", "dqn", "tests.custom_envs:not_an_env", "--run-dir", "x"), {},
+     "returned object, not a gymnasium.Env"),
+    ("zero-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "0"), {},
+     "total_steps must be >= 1"),
+    ("negative-seed", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "-1"), {},
+     "seed must be >= 0"),
+    ("steps-not-an-integer", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "many"), {},
+     "invalid int value: 'many'"),
+    ("train-without-env", ("train", "dqn", "--run-dir", "x"), {}, "train needs an algorithm and an env"),
+    ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
+    ("no-command", (), {}, "required: command"),
+    ("run-dir-not-empty", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken/keep.txt": b"mine"},
+     "run directory taken already exists and is not empty"),
+    ("run-dir-is-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken": b"mine"},
+     "run directory taken already exists"),
+    ("config-binary", ("train", "--config", "bad.yaml", "--run-dir", "x"),
+     {"bad.yaml": bytes(range(128, 256))}, "cannot read config file"),
+    ("config-not-a-mapping", ("train", "--config", "list.yaml", "--run-dir", "x"),
+     {"list.yaml": b"- 1\n- 2\n"}, "must be a mapping with an 'algo' key"),
+    ("config-unknown-key", ("train", "--config", "c.yaml", "--run-dir", "x"),
+     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamm: 0.9\n"}, "did you mean 'gamma'"),
+    ("config-other-algo", ("train", "ppo", "--config", "c.yaml", "--run-dir", "x"),
+     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"}, "c.yaml is a dqn config, not ppo"),
+    ("config-bad-value", ("train", "--config", "c.yaml", "--run-dir", "x"),
+     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamma: 2\n"}, "gamma must be <= 1.0"),
+    ("eval-empty-file", ("eval", "empty.pt"), {"empty.pt": b""}, "empty.pt is not a readable deeprl model file"),
+    ("eval-empty-pickle", ("eval", "p.pt"), {"p.pt": b"\x80\x02."}, "p.pt is not a readable deeprl model file"),
+    ("eval-directory-without-policy", ("eval", "."), {}, "holds no policy"),
+    ("eval-other-env", ("eval", "{run}", "--env", "Acrobot-v1"), {}, "Acrobot-v1 has Discrete(3)"),
+    ("watch-zero-every", ("watch", "{run}", "--video", "out.gif", "--every", "0"), {}, "--every must be >= 1"),
+    ("watch-zero-episodes", ("watch", "{run}", "--video", "out.gif", "--episodes", "0"), {},
+     "--episodes must be >= 1"),
+    ("watch-missing", ("watch", "nowhere", "--video", "out.gif"), {}, "no such run directory or model file"),
+    ("plot-one-of-two-not-a-run", ("plot", "{run}", "."), {}, ". is not a run directory"),
+    ("list-unknown-algorithm", ("list", "--settings", "ppo9"), {}, "unknown algorithm 'ppo9'"),
+]
+
+
+def prepare_case(cwd: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_bytes(content)
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(trained_run, tmp_path_factory):
+    """Run every bad input at once (each subprocess mostly waits on imports), in its own empty folder."""
+    run_dir = trained_run[1].resolve()
+
+    def run_case(case):
+        case_id, args, files, _ = case
+        cwd = tmp_path_factory.mktemp(case_id)
+        prepare_case(cwd, files)
+        run_before, before = snapshot(run_dir), snapshot(cwd)
+        result = deeprl_cli(*(arg.replace("{run}", str(run_dir)) for arg in args), cwd=cwd)
+        return case_id, (result, before, snapshot(cwd), run_before, snapshot(run_dir))
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return dict(pool.map(run_case, BAD_INPUTS))
+
+
+@pytest.mark.parametrize(("case_id", "message"), [(case[0], case[3]) for case in BAD_INPUTS],
+                         ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_is_one_line_and_exit_code_2(bad_input_results, case_id, message):
+    result, before, after, run_before, run_after = bad_input_results[case_id]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("deeprl: error: ")
+    assert message in lines[0]
+    assert after == before  # no run directory (--run-dir x), nothing half-written
+    assert run_after == run_before
+
+
+def test_continuous_action_space_message_names_allowed_algorithms(bad_input_results):
+    from deeprl.algos import algorithms_for
+
+    result = bad_input_results["continuous-actions"][0]
+    fitting = algorithms_for(gym.make("Pendulum-v1").action_space)
+    assert "dqn" not in fitting
+    assert "its action space is Box(" in result.stderr
+    assert f"(algorithms for it: {', '.join(fitting) if fitting else 'none yet'})" in result.stderr
+
+
+@pytest.mark.parametrize(("case_id", "args", "files", "message"), IN_PROCESS_BAD_INPUTS,
+                         ids=[case[0] for case in IN_PROCESS_BAD_INPUTS])
+def test_bad_input_in_process(trained_run, tmp_path, monkeypatch, capsys, case_id, args, files, message):
+    from deeprl.cli import main
+
+    run_dir = trained_run[1].resolve()
+    prepare_case(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    run_before, before = snapshot(run_dir), snapshot(tmp_path)
+    try:
+        code = main([arg.replace("{run}", str(run_dir)) for arg in args])
+    except SystemExit as exit_:  # argparse usage errors exit from inside parse_args
+        code = exit_.code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("deeprl: error: ")
+    assert message in lines[0]
+    assert snapshot(tmp_path) == before
+    assert snapshot(run_dir) == run_before

@@ -1,0 +1,178 @@
+"""DQN's math: TD targets, the dueling head, target-network updates, one gradient step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deeprl.algos.dqn import Config, DQNLearner, td_target
+from deeprl.buffers import ReplayBuffer
+from deeprl.nets import QNetwork
+
+NEXT_Q_TARGET = torch.tensor([[1.0, 3.0, 2.0], [4.0, 0.5, 6.0]])
+# The online net prefers other actions than the target net does, so DQN and Double DQN differ.
+NEXT_Q_ONLINE = torch.tensor([[9.0, 0.0, 1.0], [0.0, 7.0, 1.0]])
+
+
+def test_td_target_plain_max():
+    returns = torch.tensor([1.0, -2.0])
+    discounts = torch.tensor([0.5, 0.25])
+    target = td_target(returns, discounts, NEXT_Q_TARGET)
+    # 1 + 0.5 * max(1, 3, 2) = 2.5;  -2 + 0.25 * max(4, 0.5, 6) = -0.5
+    torch.testing.assert_close(target, torch.tensor([2.5, -0.5]))
+
+
+def test_td_target_double_dqn_uses_online_argmax_valued_by_target():
+    returns = torch.tensor([1.0, -2.0])
+    discounts = torch.tensor([0.5, 0.25])
+    target = td_target(returns, discounts, NEXT_Q_TARGET, NEXT_Q_ONLINE)
+    # online argmax: action 0 (target value 1) and action 1 (target value 0.5)
+    torch.testing.assert_close(target, torch.tensor([1.0 + 0.5 * 1.0, -2.0 + 0.25 * 0.5]))
+
+
+def test_td_target_terminal_does_not_bootstrap():
+    returns = torch.tensor([1.0, 3.0])
+    discounts = torch.tensor([0.0, 0.0])
+    torch.testing.assert_close(td_target(returns, discounts, NEXT_Q_TARGET), returns)
+    torch.testing.assert_close(td_target(returns, discounts, NEXT_Q_TARGET, NEXT_Q_ONLINE), returns)
+
+
+def test_td_target_n_step_and_truncated_discounts():
+    # a 3-step window with gamma 0.5 (discount 0.125) and a 1-step truncated transition (discount 0.5)
+    returns = torch.tensor([2.75, 1.0])
+    discounts = torch.tensor([0.125, 0.5])
+    target = td_target(returns, discounts, NEXT_Q_TARGET)
+    torch.testing.assert_close(target, torch.tensor([2.75 + 0.125 * 3.0, 1.0 + 0.5 * 6.0]))
+
+
+def test_dueling_head_is_value_plus_centred_advantage():
+    net = QNetwork(obs_dim=2, n_actions=3, hidden_sizes=(2,), dueling=True)
+    with torch.no_grad():
+        trunk = net.trunk[0]
+        trunk.weight.copy_(torch.eye(2))
+        trunk.bias.zero_()
+        net.value_head.weight.copy_(torch.tensor([[1.0, 1.0]]))
+        net.value_head.bias.fill_(0.5)
+        net.advantage_head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        net.advantage_head.bias.copy_(torch.tensor([0.0, 0.0, 3.0]))
+    obs = torch.tensor([[1.0, 2.0], [-1.0, 4.0]])
+    # row 1: features (1, 2), V = 3.5, A = (1, 2, 3), mean 2 -> Q = 3.5 + (-1, 0, 1)
+    # row 2: features relu(-1, 4) = (0, 4), V = 4.5, A = (0, 4, 3), mean 7/3
+    expected = torch.tensor([[2.5, 3.5, 4.5], [4.5 - 7 / 3, 4.5 + 4 - 7 / 3, 4.5 + 3 - 7 / 3]])
+    torch.testing.assert_close(net(obs), expected)
+
+
+def test_dueling_head_matches_its_heads_for_random_weights():
+    torch.manual_seed(0)
+    net = QNetwork(obs_dim=4, n_actions=5, hidden_sizes=(16, 8), dueling=True)
+    obs = torch.randn(7, 4)
+    with torch.no_grad():
+        features = net.trunk(obs)
+        value, advantage = net.value_head(features), net.advantage_head(features)
+        q = net(obs)
+    assert q.shape == (7, 5)
+    torch.testing.assert_close(q, value + advantage - advantage.mean(dim=1, keepdim=True))
+    torch.testing.assert_close(q.mean(dim=1, keepdim=True), value)
+
+
+def network(dueling: bool = False) -> dict:
+    return {"obs_dim": 3, "n_actions": 2, "hidden_sizes": [8], "activation": "relu", "dueling": dueling}
+
+
+def fill(module: torch.nn.Module, value: float) -> None:
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.fill_(value)
+
+
+def test_target_starts_as_a_frozen_copy():
+    learner = DQNLearner(Config(), network(), torch.device("cpu"))
+    for online, target in zip(learner.q_net.parameters(), learner.target_net.parameters()):
+        torch.testing.assert_close(online, target, rtol=0, atol=0)
+        assert not target.requires_grad
+        assert online.data_ptr() != target.data_ptr()
+
+
+def test_update_target_tau_one_copies_exactly():
+    learner = DQNLearner(Config(tau=1.0), network(dueling=True), torch.device("cpu"))
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for parameter in learner.q_net.parameters():
+            parameter.copy_(torch.randn_like(parameter))
+    learner.update_target()
+    for online, target in zip(learner.q_net.parameters(), learner.target_net.parameters()):
+        assert torch.equal(online, target)
+
+
+def test_update_target_tau_half_gives_midpoint():
+    learner = DQNLearner(Config(tau=0.5), network(), torch.device("cpu"))
+    fill(learner.q_net, 2.0)
+    fill(learner.target_net, -1.0)
+    learner.update_target()
+    for parameter in learner.target_net.parameters():
+        assert torch.all(parameter == 0.5)
+    learner.update_target()
+    for parameter in learner.target_net.parameters():
+        assert torch.all(parameter == 1.25)
+    for parameter in learner.q_net.parameters():  # the online net is untouched
+        assert torch.all(parameter == 2.0)
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_gradient_steps_fit_a_fixed_target(double_q):
+    """With the target frozen at zero, repeated updates drive Q(s, a) towards the rewards."""
+    torch.manual_seed(0)
+    config = Config(lr=1e-2, double_q=double_q, loss="mse", max_grad_norm=None)
+    learner = DQNLearner(config, network(), torch.device("cpu"))
+    fill(learner.target_net, 0.0)
+    replay = ReplayBuffer(8, (3,), np.dtype(np.float32))
+    for index in range(4):
+        obs = np.eye(3, dtype=np.float32)[index % 3]
+        replay.add(obs, index % 2, float(index), obs, terminated=False, truncated=False)
+    batch = replay.batch_at(np.arange(4), n_step=1, gamma=0.9)  # target = reward + 0.9 * 0
+    losses = [learner.update(batch) for _ in range(300)]
+    assert losses[-1] < 0.01 * losses[0]
+    with torch.no_grad():
+        q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+    torch.testing.assert_close(q_taken, batch.returns, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
+@pytest.mark.parametrize("dueling", [False, True])
+def test_numpy_forward_matches_torch_and_follows_weight_updates(activation, dueling):
+    torch.manual_seed(1)
+    net = QNetwork(obs_dim=4, n_actions=3, hidden_sizes=(16, 8), activation=activation, dueling=dueling)
+    forward = net.numpy_forward()
+    assert forward is not None
+    obs = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
+
+    def check() -> None:
+        with torch.no_grad():
+            expected = net(torch.from_numpy(obs)).numpy()
+        np.testing.assert_allclose(forward(obs), expected, rtol=1e-5, atol=1e-6)
+
+    check()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)  # an in-place update, as training does
+    net(torch.from_numpy(obs)).pow(2).sum().backward()
+    optimizer.step()
+    check()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.mul_(-1.5)
+    check()
+
+
+def test_numpy_forward_declines_unknown_layers():
+    from deeprl.nets import numpy_sequential
+
+    assert numpy_sequential(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sigmoid())) is None
+    assert numpy_sequential(torch.nn.Sequential(torch.nn.Linear(2, 2).double())) is None
+    relu = numpy_sequential(torch.nn.Sequential(torch.nn.ReLU()))
+    np.testing.assert_array_equal(relu(np.array([[-1.0, 2.0]], dtype=np.float32)), [[0.0, 2.0]])
+
+
+def test_set_lr():
+    learner = DQNLearner(Config(lr=1e-3), network(), torch.device("cpu"))
+    learner.set_lr(2.5e-4)
+    assert [group["lr"] for group in learner.optimizer.param_groups] == [2.5e-4]
