@@ -123,6 +123,7 @@ class Run:
         self.solved_step: int | None = None
         self.solved_time: float | None = None
         self.last_eval: EvalResult | None = None
+        self.last_eval_step: int | None = None
 
     def train_seconds(self) -> float:
         """Wall-clock spent training so far, evaluation time excluded."""
@@ -153,7 +154,7 @@ class Run:
             agent, self.make_eval_env, self.config.eval_episodes,
             seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
         )
-        self.last_eval = result
+        self.last_eval, self.last_eval_step = result, step
         if result.mean > self.best_mean:
             self.best_mean, self.best_step = result.mean, step
             save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
@@ -175,15 +176,14 @@ class Run:
 
     def finish(self, step: int, episode: int, agent: Agent) -> dict[str, Any]:
         """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
+        if self.last_eval_step != step:  # the final policy competes for "best" like every evaluated one
+            self.evaluate(step, episode, agent)
         train_seconds = self.train_seconds()
         self.progress.close()
         self.metrics.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
         save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec)
-        if self.best_step is None:  # never evaluated (a budget below eval_every): the final one is the best
-            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
-            self.best_step = step
         from deeprl.agent import load
 
         seed = FINAL_EVAL_SEED + 1000 * self.config.seed
