@@ -10,6 +10,7 @@ import torch
 
 from deeprl.agent import Agent
 from deeprl.algos import check_spaces, get_algorithm
+from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
 from deeprl.envs import env_factory, make_env, reward_threshold
 from deeprl.errors import DeeprlError
@@ -62,15 +63,39 @@ def train(
     run_dir: str | Path | None = None,
     device: str | None = None,
     progress: bool = False,
+    resume: str | Path | None = None,
     **settings: Any,
 ) -> Agent:
     """Train `algo` on `env` and return the trained agent (its run directory is `agent.run_dir`).
 
     `settings` are config fields (`lr=3e-4`, `hidden_sizes=(64, 64)`), applied over the preset.
+    `resume=RUN` continues an interrupted run from its newest intact checkpoint instead.
     """
+    if resume is not None:
+        return resume_run(resume, progress=progress)
     flags = {"seed": seed, "total_steps": steps, "device": device}
     settings.update({key: value for key, value in flags.items() if value is not None})
     module, run_config = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
+    if run_dir is None:
+        run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
+    return _run(module, run_config, Path(run_dir), progress, checkpoint=None)
+
+
+def resume_run(run_dir: str | Path, *, progress: bool = False) -> Agent:
+    """Continue an interrupted run from its newest intact checkpoint, exactly as it would have gone on."""
+    path = Path(run_dir)
+    if not (path / "config.yaml").is_file():
+        raise DeeprlError(f"{path} is not a run directory (no config.yaml)")
+    if (path / "eval.json").is_file():
+        raise DeeprlError(f"run {path} already finished (eval.json exists); nothing to resume")
+    module, run_config = resolve_config(None, None, config_file=path / "config.yaml")
+    checkpoint = load_latest_checkpoint(path, run_config.algo, run_config.env)
+    return _run(module, run_config, path, progress, checkpoint=checkpoint)
+
+
+def _run(
+    module: ModuleType, run_config: RunConfig, path: Path, progress: bool, checkpoint: dict[str, Any] | None
+) -> Agent:
     torch_device = resolve_device(run_config.device)
     train_env = make_env(run_config.env, max_episode_steps=run_config.max_episode_steps)
     try:
@@ -78,16 +103,20 @@ def train(
         threshold = run_config.solve_threshold
         if threshold is None:
             threshold = reward_threshold(train_env)
-        if run_dir is None:
-            run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
-        path = prepare_run_dir(Path(run_dir))
+        if checkpoint is None:
+            prepare_run_dir(path)
         torch.set_num_threads(run_config.torch_threads)
         run = Run(
             path, run_config, module.METRIC_COLUMNS,
             env_factory(run_config.env, max_episode_steps=run_config.max_episode_steps),
-            threshold, show_progress=progress,
+            threshold, show_progress=progress, resume_state=None if checkpoint is None else checkpoint["run"],
         )
-        agent = module.train(run_config, train_env, run, torch_device)
+        try:
+            agent = module.train(
+                run_config, train_env, run, torch_device, resume=None if checkpoint is None else checkpoint["algo"]
+            )
+        finally:
+            run.close()
     finally:
         train_env.close()
     agent.run_dir = path

@@ -27,6 +27,8 @@ class TransitionBatch:
 class ReplayBuffer:
     """Fixed-capacity ring buffer; the oldest transition is overwritten when full."""
 
+    ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end")
+
     def __init__(
         self,
         capacity: int,
@@ -59,6 +61,23 @@ class ReplayBuffer:
         self.episode_end[slot] = terminated or truncated
         self.position = (slot + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def state_dict(self) -> dict[str, object]:
+        """The stored transitions (only the filled part) and the write position, as tensors and ints."""
+        filled = slice(0, self.size)
+        return {
+            "position": self.position,
+            "size": self.size,
+            **{name: torch.from_numpy(getattr(self, name)[filled].copy()) for name in self.ARRAYS},
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
+        for name in self.ARRAYS:
+            getattr(self, name)[:size] = state[name].numpy()
+        self.position, self.size = int(state["position"]), size
 
     def nstep_targets(
         self, indices: np.ndarray, n_step: int, gamma: float

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from deeprl.errors import DeeprlError
+from deeprl.errors import DeeprlError, Interrupted
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,6 +36,11 @@ def build_parser() -> Parser:
     train.add_argument("--run-dir", help="where to write the run (default: runs/ALGO-ENV-sSEED-TIME)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.set_defaults(handler=cmd_train)
+
+    resume = commands.add_parser("resume", help="continue an interrupted run from its newest checkpoint")
+    resume.add_argument("run", help="run directory")
+    resume.add_argument("--quiet", action="store_true", help="no progress output")
+    resume.set_defaults(handler=cmd_resume)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained agent greedily; writes nothing")
     evaluate.add_argument("path", help="run directory (its best agent) or model file")
@@ -80,6 +85,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.algo, args.env, seed=args.seed, steps=args.steps, preset=args.preset, config=args.config,
         run_dir=args.run_dir, device=args.device, progress=not args.quiet, **settings,
     )
+    _print_summary(agent)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from deeprl.api import resume_run
+
+    _print_summary(resume_run(args.run, progress=not args.quiet))
+    return 0
+
+
+def _print_summary(agent) -> None:
     summary = agent.summary
     final, best = summary["final"], summary["best"]
     episodes = final["episodes"]
@@ -96,7 +113,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     print(f"learning curve: {run_dir / 'curve.png'}")
     print(f"model: {run_dir / 'best_policy.pt'} (final: {run_dir / 'policy.pt'})")
-    return 0
 
 
 def _agent_env(agent, override: str | None):
@@ -209,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     except DeeprlError as error:
         print(f"deeprl: error: {error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"deeprl: {stop}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("deeprl: interrupted", file=sys.stderr)
+        print("deeprl: interrupted; the last checkpoint (if any) is intact", file=sys.stderr)
         return 130
 
 

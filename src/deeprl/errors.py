@@ -3,3 +3,7 @@
 
 class DeeprlError(Exception):
     """Bad input (unknown env, invalid value, unreadable file): reported without a traceback."""
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; the CLI exits with 130."""

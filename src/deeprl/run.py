@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -21,9 +23,10 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, save_policy
+from deeprl.checkpoint import save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
-from deeprl.errors import DeeprlError
-from deeprl.evaluate import EvalResult, evaluate
+from deeprl.errors import DeeprlError, Interrupted
+from deeprl.evaluate import evaluate
 from deeprl.files import atomic_write_json, atomic_write_text
 from deeprl.media import plot_runs
 
@@ -63,13 +66,13 @@ def _format(value: Any) -> str:
 class Progress:
     """A progress bar on a terminal; a plain line per evaluation otherwise (logs, CI, notebooks)."""
 
-    def __init__(self, total_steps: int, enabled: bool) -> None:
+    def __init__(self, total_steps: int, enabled: bool, initial: int = 0) -> None:
         self.enabled = enabled
         self.bar = None
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, mininterval=0.5)
+            self.bar = tqdm(total=total_steps, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
 
     def advance(self, steps: int, recent_mean: float) -> None:
         if self.bar is not None:
@@ -87,9 +90,12 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 class Run:
+    """One training run's directory and bookkeeping; `resume_state` continues one from a checkpoint."""
+
     def __init__(
         self,
         path: Path,
@@ -98,6 +104,7 @@ class Run:
         make_eval_env: Callable[..., gym.Env],
         threshold: float | None,
         show_progress: bool = True,
+        resume_state: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
         self.config = config
@@ -105,25 +112,85 @@ class Run:
         self.threshold = threshold
         self.env_spec = {"env": config.env, "max_episode_steps": config.max_episode_steps}
         self.columns = (*BASE_COLUMNS, *extra_columns, TIME_COLUMN)
-        atomic_write_text(path / "config.yaml", config_to_yaml(config))
+        state = resume_state or {}
+        metrics_path = path / "metrics.csv"
+        if resume_state is None:
+            atomic_write_text(path / "config.yaml", config_to_yaml(config))
+            metrics_path.write_text(",".join(self.columns) + "\n")
+        else:  # drop the rows written after the checkpoint (and a partial last line): they will be redone
+            with open(metrics_path, "r+b") as metrics:
+                metrics.truncate(state["metrics_bytes"])
         # Open for the whole run, line-buffered: a crash loses at most the row being written.
-        self.metrics = open(path / "metrics.csv", "w", buffering=1)  # noqa: SIM115
-        self.metrics.write(",".join(self.columns) + "\n")
+        self.metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
         self.tensorboard = None
         if config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"))
-        self.progress = Progress(config.total_steps, show_progress)
-        self.started = time.perf_counter()
+            # purge_step drops events a resumed run is about to write again
+            self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"), purge_step=state.get("step"))
+        self.progress = Progress(config.total_steps, show_progress, initial=state.get("step", 0))
+        self.started = time.perf_counter() - state.get("train_seconds", 0.0)
         self.eval_seconds = 0.0
-        self.recent_returns: deque[float] = deque(maxlen=100)
-        self.best_mean = -math.inf
-        self.best_step: int | None = None
-        self.solved_step: int | None = None
-        self.solved_time: float | None = None
-        self.last_eval: EvalResult | None = None
-        self.last_eval_step: int | None = None
+        self.recent_returns: deque[float] = deque(state.get("recent_returns", []), maxlen=100)
+        self.best_mean = state.get("best_mean", -math.inf)
+        self.best_step: int | None = state.get("best_step")
+        self.solved_step: int | None = state.get("solved_step")
+        self.solved_time: float | None = state.get("solved_time")
+        self.last_eval_step: int | None = state.get("last_eval_step")
+        self.next_checkpoint = state.get("next_checkpoint", config.checkpoint_every)
+        self.stop_requested = False
+        self.previous_handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:  # a second signal: stop now, the last checkpoint stays
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.progress.message(f"{signal.Signals(signum).name}: checkpointing at the end of this episode")
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+        self.previous_handlers = {}
+
+    def checkpoint_due(self, step: int) -> bool:
+        every = self.config.checkpoint_every
+        return self.stop_requested or (every > 0 and step >= self.next_checkpoint)
+
+    def checkpoint(self, step: int, algo_state: dict[str, Any]) -> None:
+        """Save the whole training state; after a stop request, end the run (it can be resumed)."""
+        every = self.config.checkpoint_every
+        if every > 0:
+            self.next_checkpoint = (step // every + 1) * every
+        self.metrics.flush()
+        run_state = {
+            "step": step,
+            "metrics_bytes": self.metrics.tell(),
+            "train_seconds": self.train_seconds(),
+            "recent_returns": list(self.recent_returns),
+            "best_mean": self.best_mean,
+            "best_step": self.best_step,
+            "solved_step": self.solved_step,
+            "solved_time": self.solved_time,
+            "last_eval_step": self.last_eval_step,
+            "next_checkpoint": self.next_checkpoint,
+        }
+        save_checkpoint(self.path, step, {"run": run_state, "algo": algo_state}, self.config.algo, self.config.env)
+        if self.stop_requested:
+            self.close()
+            raise Interrupted(
+                f"interrupted at step {step}; checkpoint saved; continue with: deeprl resume {self.path}"
+            )
+
+    def close(self) -> None:
+        self._restore_signal_handlers()
+        self.progress.close()
+        if not self.metrics.closed:
+            self.metrics.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def train_seconds(self) -> float:
         """Wall-clock spent training so far, evaluation time excluded."""
@@ -154,7 +221,7 @@ class Run:
             agent, self.make_eval_env, self.config.eval_episodes,
             seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
         )
-        self.last_eval, self.last_eval_step = result, step
+        self.last_eval_step = step
         if result.mean > self.best_mean:
             self.best_mean, self.best_step = result.mean, step
             save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
@@ -179,10 +246,7 @@ class Run:
         if self.last_eval_step != step:  # the final policy competes for "best" like every evaluated one
             self.evaluate(step, episode, agent)
         train_seconds = self.train_seconds()
-        self.progress.close()
-        self.metrics.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        self.close()
         save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec)
         from deeprl.agent import load
 

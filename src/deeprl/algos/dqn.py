@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from deeprl.agent import as_batch
 from deeprl.buffers import ReplayBuffer, TransitionBatch
+from deeprl.checkpoint import restore_rng_states, rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything, space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
@@ -193,7 +194,10 @@ class DQNLearner:
             target.copy_(online)
 
 
-def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgent:
+def train(
+    config: Config, env: gym.Env, run: Run, device: torch.device, resume: dict[str, Any] | None = None
+) -> QAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
     rng = seed_everything(config.seed)
     env.action_space.seed(config.seed)
     obs_space, action_space = env.observation_space, env.action_space
@@ -225,11 +229,32 @@ def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgen
                 raise DeeprlError(f"the loss became {loss} at step {step}; try a lower lr or a loss of huber")
             episode_losses.append(loss)
 
-    obs, _ = env.reset(seed=config.seed)
+    def training_state() -> dict[str, Any]:
+        return {
+            "q_net": learner.q_net.state_dict(),
+            "target_net": learner.target_net.state_dict(),
+            "optimizer": learner.optimizer.state_dict(),
+            "replay": replay.state_dict(),
+            "step": step,
+            "episode": episode,
+            "rng": rng_before_reset,
+        }
+
     episode, episode_return, episode_length = 0, 0.0, 0
     episode_losses: list[float] = []
-    step = 0
-    for step in range(1, config.total_steps + 1):
+    first_step = 1
+    if resume is None:
+        obs, _ = env.reset(seed=config.seed)
+    else:
+        learner.q_net.load_state_dict(resume["q_net"])
+        learner.target_net.load_state_dict(resume["target_net"])
+        learner.optimizer.load_state_dict(resume["optimizer"])
+        replay.load_state_dict(resume["replay"])
+        restore_rng_states(resume["rng"], rng, env)
+        first_step, episode = resume["step"] + 1, resume["episode"]
+        obs, _ = env.reset()  # checkpoints are taken at episode ends, with the RNGs as they were before reset
+    step = first_step - 1
+    for step in range(first_step, config.total_steps + 1):
         exploration = epsilon.value(step, episode)
         explore = rng.random() < exploration
         action = int(rng.integers(action_space.n)) if explore else agent.act(obs) - first_action
@@ -247,7 +272,8 @@ def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgen
         if target_every_step and step % config.target_update_interval == 0:
             learner.update_target()
 
-        if terminated or truncated:
+        episode_ended = terminated or truncated
+        if episode_ended:
             episode += 1
             if learning and not train_every_step and episode % config.train_freq == 0:
                 gradient_round()
@@ -257,11 +283,14 @@ def train(config: Config, env: gym.Env, run: Run, device: torch.device) -> QAgen
             )
             if not target_every_step and episode % config.target_update_interval == 0:
                 learner.update_target()
+            rng_before_reset = rng_states(rng, env)
             obs, _ = env.reset()
             episode_return, episode_length, episode_losses = 0.0, 0, []
 
         if run.evaluate_due(step) and run.evaluate(step, episode, agent):
             break
+        if episode_ended and run.checkpoint_due(step):
+            run.checkpoint(step, training_state())
 
     agent.summary = run.finish(step, episode, agent)
     return agent

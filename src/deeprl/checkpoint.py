@@ -1,0 +1,111 @@
+"""Full training checkpoints: everything a run needs to continue exactly as if never interrupted.
+
+A checkpoint is two files in `RUN/checkpoints/`: `step-N.pt` (a `torch.save` of plain data: tensors,
+numbers, strings, RNG states; it loads with `weights_only=True`) and `step-N.json`, its manifest (format,
+deeprl version, algorithm, env, step, and the SHA-256 of the .pt file). Both are written atomically, the
+manifest last, so a checkpoint without a manifest or whose hash does not match is incomplete or damaged
+and the previous one is used instead. The newest `KEEP` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl import __version__
+from deeprl.errors import DeeprlError
+from deeprl.files import atomic_write, atomic_write_json
+
+CHECKPOINT_FORMAT = "deeprl-checkpoint"
+KEEP = 2
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], algo: str, env: str) -> Path:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    folder = checkpoint_dir(run_dir)
+    path = folder / f"step-{step:012d}.pt"
+    atomic_write(path, lambda stream: stream.write(data))
+    atomic_write_json(path.with_suffix(".json"), {
+        "format": CHECKPOINT_FORMAT, "deeprl_version": __version__, "algo": algo, "env": env,
+        "step": step, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+    })
+    for old in sorted(folder.glob("step-*.json"))[:-KEEP]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".pt").unlink(missing_ok=True)
+    return path
+
+
+def load_latest_checkpoint(run_dir: Path, algo: str, env: str) -> dict[str, Any]:
+    """The newest intact checkpoint's state; a damaged newer one is reported in one line and skipped."""
+    manifests = sorted(checkpoint_dir(run_dir).glob("step-*.json"), reverse=True)
+    problems = []
+    for manifest_path in manifests:
+        problem = _check(manifest_path, algo, env)
+        if isinstance(problem, str):
+            problems.append(problem)
+            print(f"deeprl: warning: {problem}; trying an older checkpoint", file=sys.stderr)
+            continue
+        return problem
+    detail = f" ({problems[-1]})" if problems else ""
+    raise DeeprlError(f"{run_dir} has no intact checkpoint to resume from{detail}")
+
+
+def _check(manifest_path: Path, algo: str, env: str) -> dict[str, Any] | str:
+    """The checkpoint's state, or a one-line reason it cannot be used."""
+    name = manifest_path.with_suffix(".pt").name
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        data = manifest_path.with_suffix(".pt").read_bytes()
+    except (OSError, ValueError) as error:
+        return f"checkpoint {name} is unreadable ({type(error).__name__})"
+    if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:
+        return f"{manifest_path.name} is not a deeprl checkpoint manifest"
+    if manifest.get("algo") != algo or manifest.get("env") != env:
+        return f"checkpoint {name} belongs to {manifest.get('algo')} on {manifest.get('env')}, not {algo} on {env}"
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        return f"checkpoint {name} is corrupt or truncated (checksum mismatch)"
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # weights-only loading runs no code; any failure means unusable
+        return f"checkpoint {name} cannot be loaded ({type(error).__name__})"
+
+
+# ------------------------------------------------------------------------------------------- RNG states
+
+
+def rng_states(rng: np.random.Generator, env: gym.Env) -> dict[str, Any]:
+    """Every random state a training loop touches, as plain data (NumPy arrays are not weights-only)."""
+    return {
+        "generator": rng.bit_generator.state,
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "env": env.unwrapped.np_random.bit_generator.state,
+        "action_space": env.action_space.np_random.bit_generator.state,
+    }
+
+
+def restore_rng_states(states: dict[str, Any], rng: np.random.Generator, env: gym.Env) -> None:
+    rng.bit_generator.state = states["generator"]
+    random.setstate(_as_tuple(states["python"]))
+    torch.set_rng_state(states["torch"])
+    env.unwrapped.np_random.bit_generator.state = states["env"]
+    env.action_space.np_random.bit_generator.state = states["action_space"]
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(item) for item in value) if isinstance(value, (list, tuple)) else value

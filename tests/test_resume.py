@@ -1,0 +1,156 @@
+"""Checkpoints and exact resume: real `deeprl train` processes are killed and resumed, and must end with
+the same weights (bit for bit) and the same metrics.csv (wall-clock column aside) as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import deeprl
+from deeprl.checkpoint import load_latest_checkpoint
+from deeprl.errors import DeeprlError
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ARGS = [
+    "--seed", "0", "--steps", "3000", "--quiet",
+    "--set", "checkpoint_every=400", "--set", "eval_every=1000", "--set", "learning_starts=200",
+    "--set", "eval_episodes=3", "--set", "final_eval_episodes=3", "--set", "tensorboard=false",
+]
+
+
+def deeprl_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "deeprl", *args]
+
+
+def environment() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def start_training(run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
+        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def resume(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(deeprl_command("resume", str(run_dir), "--quiet"), env=environment(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("step-*.json"))
+
+
+def newest_step(run_dir: Path) -> int:
+    found = checkpoints(run_dir)
+    return int(found[-1].stem.split("-")[1]) if found else -1
+
+
+def wait_for_checkpoints(process: subprocess.Popen, run_dir: Path, count: int) -> None:
+    """Wait until the `count`-th checkpoint (one every 400 steps, at an episode end) has been written."""
+    deadline = time.monotonic() + 120
+    while newest_step(run_dir) < 400 * count:
+        assert process.poll() is None, "training ended before the expected checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def metrics_without_time(run_dir: Path) -> list[str]:
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    return [line.rsplit(",", 1)[0] for line in lines]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    assert metrics_without_time(run_dir) == metrics_without_time(reference)
+    for name in ("policy.pt", "best_policy.pt"):
+        expected, actual = weights(reference / name), weights(run_dir / name)
+        assert expected.keys() == actual.keys()
+        assert all(torch.equal(expected[key], actual[key]) for key in expected), name
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
+                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
+    return run_dir
+
+
+@pytest.mark.parametrize(("checkpoints_before_kill", "extra_delay"), [(1, 0.0), (2, 0.3), (4, 0.1), (5, 0.6)])
+def test_sigkill_then_resume_is_identical(tmp_path, reference, checkpoints_before_kill, extra_delay):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    wait_for_checkpoints(process, run_dir, checkpoints_before_kill)
+    time.sleep(extra_delay)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "eval.json").exists()
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, reference)
+    assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
+
+
+def test_kill_during_checkpoint_write_falls_back(tmp_path, reference):
+    """A checkpoint whose write was cut short (truncated data, stale manifest) is skipped with one line."""
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    wait_for_checkpoints(process, run_dir, 3)
+    process.kill()
+    process.wait()
+    newest = checkpoints(run_dir)[-1].with_suffix(".pt")
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "checksum mismatch" in line]
+    assert len(warnings) == 1 and newest.name in warnings[0]
+    assert_same_run(run_dir, reference)
+
+
+def test_sigint_checkpoints_and_exits_130(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    wait_for_checkpoints(process, run_dir, 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "deeprl resume" in stderr and "Traceback" not in stderr
+    state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")
+    assert state["algo"]["step"] == newest_step(run_dir)
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, reference)
+
+
+def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
+    with pytest.raises(DeeprlError, match="already finished"):
+        deeprl.train(resume=reference)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DeeprlError, match="not a run directory"):
+        deeprl.train(resume=empty)
+    (empty / "config.yaml").write_text((reference / "config.yaml").read_text())
+    with pytest.raises(DeeprlError, match="no intact checkpoint"):
+        deeprl.train(resume=empty)
+
+
+def test_checkpoint_of_another_env_is_refused(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    wait_for_checkpoints(process, run_dir, 1)
+    process.kill()
+    process.wait()
+    with pytest.raises(DeeprlError, match=r"no intact checkpoint.*belongs to dqn on CartPole-v1"):
+        load_latest_checkpoint(run_dir, "dqn", "Acrobot-v1")
