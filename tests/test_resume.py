@@ -154,3 +154,23 @@ def test_checkpoint_of_another_env_is_refused(tmp_path, reference):
     process.wait()
     with pytest.raises(DeeprlError, match=r"no intact checkpoint.*belongs to dqn on CartPole-v1"):
         load_latest_checkpoint(run_dir, "dqn", "Acrobot-v1")
+
+
+def test_a_run_in_use_is_not_resumed_twice(tmp_path):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    try:
+        wait_for_checkpoints(process, run_dir, 1)
+        result = resume(run_dir)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            f"deeprl: error: run directory {run_dir} is in use by process {process.pid} "
+            f"(remove {run_dir / '.lock'} if it is not deeprl)"
+        ]
+    finally:
+        process.kill()
+        process.wait()
+    assert (run_dir / ".lock").read_text().strip() == str(process.pid)  # left behind by the killed process
+    result = resume(run_dir)  # the stale lock is taken over
+    assert result.returncode == 0, result.stderr
+    assert not (run_dir / ".lock").exists()

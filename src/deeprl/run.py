@@ -8,6 +8,7 @@ notices when the task is solved, and at the end writes the final policy, eval.js
 from __future__ import annotations
 
 import math
+import os
 import re
 import signal
 import sys
@@ -93,6 +94,48 @@ class Progress:
             self.bar = None
 
 
+class RunLock:
+    """`RUN/.lock` holds the PID of the process training in RUN; a lock left by a dead process is taken over."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise DeeprlError(
+                        f"run directory {run_dir} is in use by process {owner} (remove {self.path} if it is not deeprl)"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(descriptor, "w") as lock:
+                lock.write(f"{os.getpid()}\n")
+            return
+        raise DeeprlError(f"cannot lock run directory {run_dir}")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class Run:
     """One training run's directory and bookkeeping; `resume_state` continues one from a checkpoint."""
 
@@ -107,6 +150,7 @@ class Run:
         resume_state: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
+        self.lock = RunLock(path)
         self.config = config
         self.make_eval_env = make_eval_env
         self.threshold = threshold
@@ -185,6 +229,7 @@ class Run:
             )
 
     def close(self) -> None:
+        self.lock.release()
         self._restore_signal_handlers()
         self.progress.close()
         if not self.metrics.closed:
