@@ -48,3 +48,32 @@ class Broken(gym.Env):
 
 def not_an_env() -> object:
     return object()
+
+
+class WrongShape(Corridor):
+    """Declares a (1,) observation but returns (2,)."""
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.position, 0.0], dtype=np.float32)
+
+
+class EscapesBounds(Corridor):
+    """Its observations leave the declared [0, length] range after a few steps."""
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.position * 10.0], dtype=np.float32)
+
+
+class IgnoresSeed(Corridor):
+    """Same seed, different first observation: Gymnasium's checker rejects it."""
+
+    def __init__(self, length: int = 5, render_mode: str | None = None) -> None:
+        super().__init__(length, render_mode)
+        self.resets = 0
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.position + 0.001 * self.resets], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.resets += 1
+        return super().reset(seed=seed, options=options)

@@ -174,3 +174,40 @@ def test_a_run_in_use_is_not_resumed_twice(tmp_path):
     result = resume(run_dir)  # the stale lock is taken over
     assert result.returncode == 0, result.stderr
     assert not (run_dir / ".lock").exists()
+
+
+class Exploit:
+    """Unpickling this creates the marker file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
+    import hashlib
+    import json
+    import pickle
+
+    marker = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(Exploit(str(marker)))).close()  # the payload is real
+    assert marker.exists()
+    marker.unlink()
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text((reference / "config.yaml").read_text())
+    checkpoint = run_dir / "checkpoints" / "step-000000000400.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"run": Exploit(str(marker)), "algo": {}}, checkpoint)  # a valid checksum: only the content is bad
+    data = checkpoint.read_bytes()
+    checkpoint.with_suffix(".json").write_text(json.dumps({
+        "format": "deeprl-checkpoint", "deeprl_version": "0.1.0", "algo": "dqn", "env": "CartPole-v1",
+        "step": 400, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+    }))
+    result = resume(run_dir)
+    assert result.returncode == 2
+    assert "cannot be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()

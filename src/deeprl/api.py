@@ -12,7 +12,7 @@ from deeprl.agent import Agent
 from deeprl.algos import check_spaces, get_algorithm
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
-from deeprl.envs import env_factory, make_env, reward_threshold
+from deeprl.envs import env_factory, make_env, reward_threshold, run_env_checker
 from deeprl.errors import DeeprlError
 from deeprl.run import Run, default_run_dir, prepare_run_dir
 
@@ -97,9 +97,12 @@ def _run(
     module: ModuleType, run_config: RunConfig, path: Path, progress: bool, checkpoint: dict[str, Any] | None
 ) -> Agent:
     torch_device = resolve_device(run_config.device)
+    if run_config.check_env:
+        run_env_checker(run_config.env, run_config.max_episode_steps)
     train_env = make_env(run_config.env, max_episode_steps=run_config.max_episode_steps)
     try:
         check_spaces(run_config.algo, run_config.env, train_env)
+        train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
         threshold = run_config.solve_threshold
         if threshold is None:
             threshold = reward_threshold(train_env)
@@ -117,6 +120,10 @@ def _run(
             )
         finally:
             run.close()
+    except OSError as error:  # disk full, directory removed or read-only: the last checkpoint is intact
+        raise DeeprlError(
+            f"writing to run directory {path} failed: {error.strerror or error}; earlier checkpoints are intact"
+        ) from None
     finally:
         train_env.close()
     agent.run_dir = path

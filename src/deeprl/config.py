@@ -57,6 +57,7 @@ class RunConfig:
     solve_threshold: float | None = knob(None, "mean eval return that counts as solved; None: env's threshold")
     stop_on_solve: bool = knob(False, "stop training once an evaluation reaches solve_threshold")
     tensorboard: bool = knob(True, "write TensorBoard scalars to the run directory")
+    check_env: bool = knob(False, "run Gymnasium's env checker on the env before training")
     checkpoint_every: int = knob(10_000, "env steps between full checkpoints (at the next episode end); 0: none",
                                  low=0)
 

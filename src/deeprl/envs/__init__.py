@@ -64,7 +64,53 @@ def _make_custom(entry_point: str, max_episode_steps: int | None, render_mode: s
         raise DeeprlError(f"'{entry_point}' returned {type(env).__name__}, not a gymnasium.Env")
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
-    return env
+    return ObservationCheck(env, entry_point)
+
+
+class ObservationCheck(gym.Wrapper):
+    """Stops with a clear error when a custom env returns an observation that does not fit its declared
+    observation_space (wrong shape, or outside its bounds), instead of failing somewhere deep in training."""
+
+    def __init__(self, env: gym.Env, env_id: str) -> None:
+        super().__init__(env)
+        self.env_id = env_id
+
+    def _checked(self, obs: Any, source: str) -> Any:
+        space = self.observation_space
+        if isinstance(space, gym.spaces.Box):
+            array = np.asarray(obs)
+            fits = array.shape == space.shape and bool(np.all(array >= space.low) and np.all(array <= space.high))
+        else:
+            fits = space.contains(obs)
+        if not fits:
+            shown = np.array2string(np.asarray(obs), threshold=8, precision=4).replace("\n", " ")
+            raise DeeprlError(
+                f"env '{self.env_id}' {source} returned an observation outside its observation_space: "
+                f"{shown} (shape {np.shape(obs)}; declared {space})"
+            )
+        return obs
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return self._checked(obs, "reset()"), info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self._checked(obs, "step()"), reward, terminated, truncated, info
+
+
+def run_env_checker(env_id: str, max_episode_steps: int | None = None) -> None:
+    """Gymnasium's env checker on a fresh instance (`--set check_env=true`); a failure is one line."""
+    from gymnasium.utils.env_checker import check_env
+
+    env = make_env(env_id, max_episode_steps=max_episode_steps)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DeeprlError(f"env '{env_id}' fails Gymnasium's env checker: {message}") from None
+    finally:
+        env.close()
 
 
 def env_factory(env_id: str, *, max_episode_steps: int | None = None) -> Callable[..., gym.Env]:
