@@ -217,7 +217,7 @@ IN_PROCESS_BAD_INPUTS = [
     ("run-dir-not-empty", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken/keep.txt": b"mine"},
      "run directory taken already exists and is not empty"),
     ("run-dir-is-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken": b"mine"},
-     "run directory taken already exists"),
+     "run directory taken is an existing file"),
     ("config-binary", ("train", "--config", "bad.yaml", "--run-dir", "x"),
      {"bad.yaml": bytes(range(128, 256))}, "cannot read config file"),
     ("config-not-a-mapping", ("train", "--config", "list.yaml", "--run-dir", "x"),

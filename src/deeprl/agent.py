@@ -75,8 +75,7 @@ def read_policy_file(path: Path) -> tuple[str, dict[str, Any], dict[str, torch.T
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # the weights-only unpickler runs no code: any failure means "not a model"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DeeprlError(f"{path} is not a readable deeprl model file ({first_line})") from None
+        raise DeeprlError(f"{path} is not a readable deeprl model file ({type(error).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != POLICY_FORMAT:
         raise DeeprlError(f"{path} is not a deeprl model file")
     try:

@@ -47,7 +47,9 @@ def default_run_dir(algo: str, env: str, seed: int) -> Path:
 
 def prepare_run_dir(path: Path) -> Path:
     """Create an empty run directory; refuse one that already holds a run."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and not path.is_dir():
+        raise DeeprlError(f"run directory {path} is an existing file (choose another --run-dir)")
+    if path.exists() and any(path.iterdir()):
         raise DeeprlError(f"run directory {path} already exists and is not empty (choose another --run-dir)")
     try:
         path.mkdir(parents=True, exist_ok=True)
