@@ -63,6 +63,17 @@ def wait_for_checkpoints(process: subprocess.Popen, run_dir: Path, count: int) -
         time.sleep(0.05)
 
 
+def killed_run(tmp_path: Path, checkpoints_before_kill: int, extra_delay: float = 0.0) -> Path:
+    """A training process SIGKILLed after its n-th checkpoint (plus a delay): its run directory."""
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir)
+    wait_for_checkpoints(process, run_dir, checkpoints_before_kill)
+    time.sleep(extra_delay)
+    process.kill()
+    process.wait()
+    return run_dir
+
+
 def metrics_without_time(run_dir: Path) -> list[str]:
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     return [line.rsplit(",", 1)[0] for line in lines]
@@ -90,12 +101,7 @@ def reference(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(("checkpoints_before_kill", "extra_delay"), [(1, 0.0), (2, 0.3), (4, 0.1), (5, 0.6)])
 def test_sigkill_then_resume_is_identical(tmp_path, reference, checkpoints_before_kill, extra_delay):
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
-    wait_for_checkpoints(process, run_dir, checkpoints_before_kill)
-    time.sleep(extra_delay)
-    process.kill()
-    process.wait()
+    run_dir = killed_run(tmp_path, checkpoints_before_kill, extra_delay)
     assert not (run_dir / "eval.json").exists()
     result = resume(run_dir)
     assert result.returncode == 0, result.stderr
@@ -105,11 +111,7 @@ def test_sigkill_then_resume_is_identical(tmp_path, reference, checkpoints_befor
 
 def test_kill_during_checkpoint_write_falls_back(tmp_path, reference):
     """A checkpoint whose write was cut short (truncated data, stale manifest) is skipped with one line."""
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
-    wait_for_checkpoints(process, run_dir, 3)
-    process.kill()
-    process.wait()
+    run_dir = killed_run(tmp_path, 3)
     newest = checkpoints(run_dir)[-1].with_suffix(".pt")
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     result = resume(run_dir)
@@ -147,11 +149,7 @@ def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
 
 
 def test_checkpoint_of_another_env_is_refused(tmp_path, reference):
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
-    wait_for_checkpoints(process, run_dir, 1)
-    process.kill()
-    process.wait()
+    run_dir = killed_run(tmp_path, 1)
     with pytest.raises(DeeprlError, match=r"no intact checkpoint.*belongs to dqn on CartPole-v1"):
         load_latest_checkpoint(run_dir, "dqn", "Acrobot-v1")
 
