@@ -12,6 +12,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from deeprl.envs import (
+    ObservationCheck,
     env_factory,
     make_env,
     make_vec_env,
@@ -66,7 +67,8 @@ def test_default_limit_is_kept_without_override():
 
 def test_custom_env_entry_point():
     env = make_env("tests.custom_envs:Corridor")
-    assert isinstance(env, Corridor)
+    assert isinstance(env, ObservationCheck)  # user code: its observations are checked against its space
+    assert isinstance(env.env, Corridor)
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs, [0.0])
     for step in range(1, 6):
@@ -78,7 +80,7 @@ def test_custom_env_entry_point():
 
 def test_custom_env_gets_time_limit():
     env = make_env("tests.custom_envs:Corridor", max_episode_steps=7)
-    assert isinstance(env, gym.wrappers.TimeLimit)
+    assert isinstance(env.env, gym.wrappers.TimeLimit)
     assert isinstance(env.unwrapped, Corridor)
     env.reset(seed=0)
     results = [env.step(0) for _ in range(7)]  # standing still never terminates
