@@ -109,6 +109,24 @@ def test_sigkill_then_resume_is_identical(tmp_path, reference, checkpoints_befor
     assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
 
 
+def test_sigkill_while_a_checkpoint_file_is_being_written(tmp_path, reference):
+    """Kill the moment a checkpoint's temporary file appears: the half-written file is never used."""
+    run_dir = tmp_path / "run"
+    folder = run_dir / "checkpoints"
+    process = start_training(run_dir)
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint write was caught"
+        names = os.listdir(folder) if folder.is_dir() else []
+        if newest_step(run_dir) >= 400 and any(name.startswith(".step-") for name in names):
+            process.kill()
+            break
+    process.wait()
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, reference)
+
+
 def test_kill_during_checkpoint_write_falls_back(tmp_path, reference):
     """A checkpoint whose write was cut short (truncated data, stale manifest) is skipped with one line."""
     run_dir = killed_run(tmp_path, 3)
