@@ -199,8 +199,8 @@ BAD_INPUTS = [
     ("plot-not-a-run", ("plot", "."), {}, "is not a run directory (no metrics.csv)"),
 ]
 
-# More bad input, through `deeprl.cli.main` in this process (a subprocess each would cost seconds)
-IN_PROCESS_BAD_INPUTS = [
+# More bad input: every case runs as a real subprocess too
+MORE_BAD_INPUTS = [
     ("env-constructor-fails", ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x"), {},
      "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire"),
     ("env-not-an-env", ("train", "dqn", "tests.custom_envs:not_an_env", "--run-dir", "x"), {},
@@ -261,11 +261,14 @@ def bad_input_results(trained_run, tmp_path_factory):
         return case_id, (result, before, snapshot(cwd), run_before, snapshot(run_dir))
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(pool.map(run_case, BAD_INPUTS))
+        return dict(pool.map(run_case, ALL_BAD_INPUTS))
 
 
-@pytest.mark.parametrize(("case_id", "message"), [(case[0], case[3]) for case in BAD_INPUTS],
-                         ids=[case[0] for case in BAD_INPUTS])
+ALL_BAD_INPUTS = BAD_INPUTS + MORE_BAD_INPUTS
+
+
+@pytest.mark.parametrize(("case_id", "message"), [(case[0], case[3]) for case in ALL_BAD_INPUTS],
+                         ids=[case[0] for case in ALL_BAD_INPUTS])
 def test_bad_input_is_one_line_and_exit_code_2(bad_input_results, case_id, message):
     result, before, after, run_before, run_after = bad_input_results[case_id]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -286,26 +289,3 @@ def test_continuous_action_space_message_names_allowed_algorithms(bad_input_resu
     assert "dqn" not in fitting
     assert "its action space is Box(" in result.stderr
     assert f"(algorithms for it: {', '.join(fitting) if fitting else 'none yet'})" in result.stderr
-
-
-@pytest.mark.parametrize(("case_id", "args", "files", "message"), IN_PROCESS_BAD_INPUTS,
-                         ids=[case[0] for case in IN_PROCESS_BAD_INPUTS])
-def test_bad_input_in_process(trained_run, tmp_path, monkeypatch, capsys, case_id, args, files, message):
-    from deeprl.cli import main
-
-    run_dir = trained_run[1].resolve()
-    prepare_case(tmp_path, files)
-    monkeypatch.chdir(tmp_path)
-    run_before, before = snapshot(run_dir), snapshot(tmp_path)
-    try:
-        code = main([arg.replace("{run}", str(run_dir)) for arg in args])
-    except SystemExit as exit_:  # argparse usage errors exit from inside parse_args
-        code = exit_.code
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert code == 2, captured.err
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("deeprl: error: ")
-    assert message in lines[0]
-    assert snapshot(tmp_path) == before
-    assert snapshot(run_dir) == run_before
