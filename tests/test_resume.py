@@ -155,6 +155,13 @@ def test_sigint_checkpoints_and_exits_130(tmp_path, reference):
 
 
 def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
+    before = sorted((path.name, path.stat().st_mtime_ns) for path in reference.rglob("*"))
+    result = resume(reference)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"deeprl: error: run {reference} already finished (eval.json exists); nothing to resume"
+    ]
+    assert sorted((path.name, path.stat().st_mtime_ns) for path in reference.rglob("*")) == before
     with pytest.raises(DeeprlError, match="already finished"):
         deeprl.train(resume=reference)
     empty = tmp_path / "empty"
