@@ -369,3 +369,18 @@ def test_env_with_discrete_observations_is_refused_or_trained(tmp_path):
         obs, _ = env.reset(seed=0)
         assert env.action_space.contains(agent.act(obs))
         assert env.action_space.contains(deeprl.load(run_dir).act(obs))
+
+
+def test_evaluation_of_an_endless_episode_stops_with_an_error():
+    class StandStill:
+        observation_space = gym.spaces.Box(0.0, 5.0, shape=(1,), dtype=np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def act(self, obs, deterministic=True):
+            return np.zeros(len(obs), dtype=np.int64)  # never walks: Corridor without a limit never ends
+
+    with pytest.raises(DeeprlError, match="has not ended after 50 steps; give the env a limit"):
+        deeprl.evaluate(StandStill(), "tests.custom_envs:Corridor", episodes=2, seed=0, step_cap=50)
+    bounded = deeprl.evaluate(StandStill(), "tests.custom_envs:Corridor", episodes=2, seed=0, step_cap=50,
+                              max_episode_steps=30)
+    assert list(bounded.lengths) == [30, 30]

@@ -63,8 +63,13 @@ def evaluate(
     deterministic: bool = True,
     max_episode_steps: int | None = None,
     parallel: int = 16,
+    step_cap: int = 100_000,
 ) -> EvalResult:
-    """Play `episodes` episodes; episode i starts from `reset(seed=seed + i)`, whatever the batching."""
+    """Play `episodes` episodes; episode i starts from `reset(seed=seed + i)`, whatever the batching.
+
+    An episode still running after `step_cap` steps (an env without a time limit whose greedy policy never
+    ends it) stops the evaluation with an error instead of hanging.
+    """
     if episodes < 1:
         raise DeeprlError(f"episodes must be >= 1 (got {episodes})")
     make = env_factory(env, max_episode_steps=max_episode_steps) if isinstance(env, str) else env
@@ -97,6 +102,11 @@ def evaluate(
                 episode = episode_of_slot[slot]
                 returns[episode] += float(reward)
                 lengths[episode] += 1
+                if lengths[episode] >= step_cap and not (terminated or truncated):
+                    raise DeeprlError(
+                        f"an evaluation episode has not ended after {step_cap} steps; "
+                        "give the env a limit with --set max_episode_steps=N"
+                    )
                 if terminated or truncated:
                     start_next(slot)
     finally:
