@@ -97,6 +97,10 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+def _invalid(name: str, value: Any, expected: str) -> DeeprlError:
+    return DeeprlError(f"invalid value for {name}: {value!r} (expected {expected})")
+
+
 def coerce(name: str, value: Any, hint: Any) -> Any:
     """Convert `value` to the type `hint` of setting `name`, or raise a one-line DeeprlError."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -110,41 +114,41 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise DeeprlError(f"invalid value for {name}: {value!r} (expected true or false)")
+        raise _invalid(name, value, "true or false")
     if hint is int:
         if isinstance(value, bool):
-            raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)")
+            raise _invalid(name, value, "an integer")
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)") from None
+                raise _invalid(name, value, "an integer") from None
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, int):
             return value
-        raise DeeprlError(f"invalid value for {name}: {value!r} (expected an integer)")
+        raise _invalid(name, value, "an integer")
     if hint is float:
         if isinstance(value, bool):
-            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a number)")
+            raise _invalid(name, value, "a number")
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a number)") from None
+            raise _invalid(name, value, "a number") from None
         if not math.isfinite(number):
-            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a finite number)")
+            raise _invalid(name, value, "a finite number")
         return number
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise DeeprlError(f"invalid value for {name}: {value!r} (expected text)")
+        raise _invalid(name, value, "text")
     if origin is tuple:
         if isinstance(value, str):
             value = [part for part in value.replace("[", "").replace("]", "").split(",") if part.strip()]
         elif isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise DeeprlError(f"invalid value for {name}: {value!r} (expected a list such as 256,256)")
+            raise _invalid(name, value, "a list such as 256,256")
         return tuple(coerce(name, item, args[0]) for item in value)
     raise TypeError(f"unsupported config type {hint!r} for {name}")  # a programming error, not user input
 

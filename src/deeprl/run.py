@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, save_policy
+from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, load, save_policy
 from deeprl.checkpoint import save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
 from deeprl.errors import DeeprlError, Interrupted
@@ -295,8 +295,6 @@ class Run:
         train_seconds = self.train_seconds()
         self.close()
         save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec)
-        from deeprl.agent import load
-
         seed = FINAL_EVAL_SEED + 1000 * self.config.seed
         episodes = self.config.final_eval_episodes
         final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
