@@ -127,7 +127,11 @@ def test_loaded_policies_act_like_the_trained_agent(trained, observations):
     best_file = deeprl.load(run_dir / "best_policy.pt")
     best_dir = deeprl.load(run_dir)
     assert best_dir.policy_path == run_dir / "best_policy.pt"
-    assert best_dir.env_spec == {"env": "CartPole-v1", "max_episode_steps": None}
+    assert best_dir.env_spec == {
+        "env": "CartPole-v1", "max_episode_steps": None, "reward": "env", "observation": "state",
+        "screen_height": 40, "frame_stack": 2,
+    }
+    assert agent.env_spec == best_dir.env_spec
 
     expected = agent.act(observations)
     assert isinstance(expected, np.ndarray)
@@ -179,7 +183,7 @@ def test_policy_file_is_plain_data(trained):
     assert blob["algo"] == "dqn"
     meta = json.loads(blob["meta_json"])
     assert meta["network"] == {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [32, 32], "activation": "relu",
-                               "dueling": False}
+                               "dueling": False, "encoder": None}
     assert meta["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
     assert all(isinstance(tensor, torch.Tensor) for tensor in blob["state_dict"].values())
 
@@ -347,7 +351,8 @@ def test_custom_env_end_to_end(tmp_path):
     assert trained.summary["solve_threshold"] is None  # the env declares none
     assert trained.summary["final"]["mean_length"] <= 20
     loaded = deeprl.load(tmp_path / "run")
-    assert loaded.env_spec == {"env": "tests.custom_envs:Corridor", "max_episode_steps": 20}
+    assert loaded.env_spec["env"] == "tests.custom_envs:Corridor"
+    assert loaded.env_spec["max_episode_steps"] == 20
     result = deeprl.evaluate(loaded, "tests.custom_envs:Corridor", episodes=2, seed=0, max_episode_steps=20)
     # -1 per step: the return is minus the length
     np.testing.assert_array_equal(result.returns, -result.lengths)

@@ -36,8 +36,8 @@ class Agent(Protocol):
 
 
 def as_batch(obs: Any, space: gym.Space) -> tuple[np.ndarray, bool]:
-    """Observations as a float32 batch, and whether a single observation was given."""
-    array = np.asarray(obs, dtype=np.float32)
+    """Observations as a float32 batch (uint8 pictures stay bytes), and whether a single one was given."""
+    array = np.asarray(obs, dtype=np.uint8 if space.dtype == np.uint8 else np.float32)
     single = array.shape == space.shape
     if not single and array.shape[1:] != space.shape:
         raise DeeprlError(f"observation of shape {array.shape} does not fit the agent's space {space.shape}")

@@ -12,7 +12,7 @@ from deeprl.agent import Agent
 from deeprl.algos import check_spaces, get_algorithm
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
-from deeprl.envs import env_factory, make_env, reward_threshold, run_env_checker
+from deeprl.envs import env_options, reward_threshold, run_env_checker, spec_factory
 from deeprl.errors import DeeprlError
 from deeprl.run import Run, default_run_dir, prepare_run_dir
 
@@ -99,7 +99,8 @@ def _run(
     torch_device = resolve_device(run_config.device)
     if run_config.check_env:
         run_env_checker(run_config.env, run_config.max_episode_steps)
-    train_env = make_env(run_config.env, max_episode_steps=run_config.max_episode_steps)
+    make_run_env = spec_factory(env_options(run_config))
+    train_env = make_run_env()
     try:
         check_spaces(run_config.algo, run_config.env, train_env)
         train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
@@ -111,7 +112,7 @@ def _run(
         torch.set_num_threads(run_config.torch_threads)
         run = Run(
             path, run_config, module.METRIC_COLUMNS,
-            env_factory(run_config.env, max_episode_steps=run_config.max_episode_steps),
+            make_run_env,
             threshold, show_progress=progress, resume_state=None if checkpoint is None else checkpoint["run"],
         )
         try:
@@ -127,4 +128,5 @@ def _run(
     finally:
         train_env.close()
     agent.run_dir = path
+    agent.env_spec = env_options(run_config)
     return agent

@@ -25,7 +25,13 @@ class TransitionBatch:
 
 
 class ReplayBuffer:
-    """Fixed-capacity ring buffer; the oldest transition is overwritten when full."""
+    """Fixed-capacity ring buffer; the oldest transition is overwritten when full.
+
+    With `shared_next_obs` (meant for images) each observation is stored once: a transition's successor
+    is the next slot's observation, except for the newest transition (its successor waits in
+    `pending_next_obs`) and for a truncated episode's last transition (its final observation is kept in
+    `final_obs` until the slot is overwritten; a terminal successor is never bootstrapped from).
+    """
 
     ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end")
 
@@ -36,10 +42,14 @@ class ReplayBuffer:
         obs_dtype: np.dtype,
         action_shape: tuple[int, ...] = (),
         action_dtype: type = np.int64,
+        shared_next_obs: bool = False,
     ) -> None:
         self.capacity = capacity
+        self.shared_next_obs = shared_next_obs
         self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((0 if shared_next_obs else capacity, *obs_shape), dtype=obs_dtype)
+        self.pending_next_obs = np.zeros(obs_shape, dtype=obs_dtype)
+        self.final_obs: dict[int, np.ndarray] = {}
         self.actions = np.zeros((capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         # `terminated` stops bootstrapping; `episode_end` (terminated or truncated) only stops n-step sums.
@@ -56,7 +66,13 @@ class ReplayBuffer:
         self.obs[slot] = obs
         self.actions[slot] = action
         self.rewards[slot] = reward
-        self.next_obs[slot] = next_obs
+        if self.shared_next_obs:
+            self.pending_next_obs[...] = next_obs
+            self.final_obs.pop(slot, None)
+            if truncated and not terminated:
+                self.final_obs[slot] = np.array(next_obs, dtype=self.obs.dtype)
+        else:
+            self.next_obs[slot] = next_obs
         self.terminated[slot] = terminated
         self.episode_end[slot] = terminated or truncated
         self.position = (slot + 1) % self.capacity
@@ -65,10 +81,15 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, object]:
         """The stored transitions (only the filled part) and the write position, as tensors and ints."""
         filled = slice(0, self.size)
+        final_slots = sorted(self.final_obs)
         return {
             "position": self.position,
             "size": self.size,
             **{name: torch.from_numpy(getattr(self, name)[filled].copy()) for name in self.ARRAYS},
+            "pending_next_obs": torch.from_numpy(self.pending_next_obs.copy()),
+            "final_slots": torch.tensor(final_slots, dtype=torch.int64),
+            "final_obs": torch.from_numpy(np.stack([self.final_obs[slot] for slot in final_slots]))
+            if final_slots else torch.zeros(0),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -76,7 +97,10 @@ class ReplayBuffer:
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
         for name in self.ARRAYS:
-            getattr(self, name)[:size] = state[name].numpy()
+            if not (name == "next_obs" and self.shared_next_obs):
+                getattr(self, name)[:size] = state[name].numpy()
+        self.pending_next_obs[...] = state["pending_next_obs"].numpy()
+        self.final_obs = {int(slot): obs.numpy() for slot, obs in zip(state["final_slots"], state["final_obs"])}
         self.position, self.size = int(state["position"]), size
 
     def nstep_targets(
@@ -100,6 +124,17 @@ class ReplayBuffer:
             open_window &= ~self.episode_end[slots] & (slots != newest)
         discounts = np.where(self.terminated[last], 0.0, discounts)
         return returns.astype(np.float32), last, discounts.astype(np.float32)
+
+    def successors(self, slots: np.ndarray) -> np.ndarray:
+        """The observations that followed the transitions in `slots`."""
+        if not self.shared_next_obs:
+            return self.next_obs[slots]
+        following = self.obs[(slots + 1) % self.capacity]
+        following[slots == (self.position - 1) % self.capacity] = self.pending_next_obs
+        for index in np.flatnonzero(self.episode_end[slots] & ~self.terminated[slots]):
+            if int(slots[index]) in self.final_obs:  # the newest slot's final observation is the pending one
+                following[index] = self.final_obs[int(slots[index])]
+        return following
 
     def sample(
         self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 0.99,
@@ -126,7 +161,7 @@ class ReplayBuffer:
             obs=tensor(self.obs[indices]),
             actions=tensor(self.actions[indices]),
             returns=tensor(returns),
-            next_obs=tensor(self.next_obs[bootstrap]),
+            next_obs=tensor(self.successors(bootstrap)),
             discounts=tensor(discounts),
             indices=indices,
         )

@@ -117,14 +117,15 @@ def _print_summary(agent) -> None:
 
 def _agent_env(agent, override: str | None):
     """The env id a loaded agent was trained on (or `override`) and a factory for it, checked to fit."""
-    from deeprl.envs import env_factory
+    from deeprl.envs import spec_factory
     from deeprl.evaluate import check_agent_fits
 
     spec = getattr(agent, "env_spec", {}) or {}
     env_id = override or spec.get("env")
     if env_id is None:
         raise DeeprlError("the model does not say which env it was trained on; pass --env")
-    make = env_factory(env_id, max_episode_steps=None if override else spec.get("max_episode_steps"))
+    # --env replaces the env id but keeps the wrappers the agent learnt with (reward, screen observations)
+    make = spec_factory({**spec, "env": env_id, "max_episode_steps": None if override else spec.get("max_episode_steps")})
     check_agent_fits(agent, make, env_id)
     return env_id, make
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from deeprl.envs import OBSERVATIONS, REWARDS
 from deeprl.errors import DeeprlError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -49,6 +50,11 @@ class RunConfig:
     seed: int = knob(0, "seeds Python, NumPy, torch, the env and its action space", low=0)
     total_steps: int = knob(100_000, "environment steps to train for", low=1)
     max_episode_steps: int | None = knob(None, "episode step limit (TimeLimit); None keeps the env's own", low=1)
+    reward: str = knob("env", "env's own reward, or tip_height (Acrobot: tip height - 1, seed 001)", choices=REWARDS)
+    observation: str = knob("state", "state vector, or CartPole's screen: screen_difference (seed 000), "
+                            "screen_frames (grayscale stack)", choices=OBSERVATIONS)
+    screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
+    frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
     device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
     torch_threads: int = knob(1, "torch CPU threads; 1 is fastest for small nets (measured)", low=1)
     eval_every: int = knob(5_000, "environment steps between greedy evaluations", low=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.agent import Agent
-from deeprl.envs import env_factory
+from deeprl.envs import env_factory, spec_factory
 from deeprl.errors import DeeprlError
 
 
@@ -56,7 +57,7 @@ def check_agent_fits(agent: Agent, make_env: Callable[[], gym.Env], env_id: str)
 
 def evaluate(
     agent: Agent,
-    env: str | Callable[[], gym.Env],
+    env: str | Callable[[], gym.Env] | None = None,
     episodes: int = 20,
     seed: int = 0,
     *,
@@ -67,12 +68,23 @@ def evaluate(
 ) -> EvalResult:
     """Play `episodes` episodes; episode i starts from `reset(seed=seed + i)`, whatever the batching.
 
+    `env` is an env id, a run directory (its env, wrappers included), a function making envs, or None:
+    the env a loaded agent was trained on.
+
     An episode still running after `step_cap` steps (an env without a time limit whose greedy policy never
     ends it) stops the evaluation with an error instead of hanging.
     """
     if episodes < 1:
         raise DeeprlError(f"episodes must be >= 1 (got {episodes})")
-    make = env_factory(env, max_episode_steps=max_episode_steps) if isinstance(env, str) else env
+    if env is None:
+        spec = getattr(agent, "env_spec", None)
+        if not spec:
+            raise DeeprlError("this agent does not say which env it was trained on: pass env")
+        make = spec_factory(spec)
+    elif isinstance(env, (str, os.PathLike)):
+        make = env_factory(env, max_episode_steps=max_episode_steps)
+    else:
+        make = env
     envs = [make() for _ in range(min(parallel, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,45 @@ def numpy_sequential(layers: nn.Sequential) -> Callable[[np.ndarray], np.ndarray
     return forward
 
 
+class ConvEncoder(nn.Module):
+    """Image features: (conv -> [BatchNorm] -> ReLU) per layer, flattened (seed 000: 16/32/32 channels,
+    5x5 kernels, stride 2, BatchNorm). uint8 pictures are scaled to [0, 1] here, so replay can keep
+    them as bytes."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        channels: Sequence[int],
+        kernels: Sequence[int],
+        strides: Sequence[int],
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = in_shape[0]
+        for width, kernel, stride in zip(channels, kernels, strides, strict=True):
+            layers.append(nn.Conv2d(previous, width, kernel, stride))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU())
+            previous = width
+        self.layers = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            self.out_dim = int(self.layers(torch.zeros(1, *in_shape)).shape[1])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            images = images.float() / 255.0
+        return self.layers(images)
+
+
 class QNetwork(nn.Module):
-    """Q(s, ·) for every discrete action; with `dueling`, Q = V(s) + A(s, a) - mean_a A(s, a)."""
+    """Q(s, ·) for every discrete action; with `dueling`, Q = V(s) + A(s, a) - mean_a A(s, a).
+
+    `encoder` (ConvEncoder arguments) puts a CNN before the MLP for image observations; `obs_dim` is
+    then ignored. Networks with BatchNorm act and compute targets in eval mode (running statistics)
+    and switch to train mode only for the gradient step.
+    """
 
     def __init__(
         self,
@@ -59,9 +97,13 @@ class QNetwork(nn.Module):
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "relu",
         dueling: bool = False,
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.dueling = dueling
+        self.encoder = ConvEncoder(**encoder) if encoder else None
+        if self.encoder is not None:
+            obs_dim = self.encoder.out_dim
         if dueling:
             self.trunk = mlp([obs_dim, *hidden_sizes], activation, activate_last=True)
             features = hidden_sizes[-1] if hidden_sizes else obs_dim
@@ -72,6 +114,8 @@ class QNetwork(nn.Module):
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """Q-values of a (batch, obs_dim) float32 array in NumPy, or None if this net cannot do that."""
+        if self.encoder is not None:
+            return None
         if not self.dueling:
             return numpy_sequential(self.body)
         trunk = numpy_sequential(self.trunk)
@@ -88,7 +132,7 @@ class QNetwork(nn.Module):
         return forward
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = obs.flatten(start_dim=1)
+        obs = self.encoder(obs) if self.encoder is not None else obs.flatten(start_dim=1)
         if not self.dueling:
             return self.body(obs)
         features = self.trunk(obs)

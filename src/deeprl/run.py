@@ -26,6 +26,7 @@ import numpy as np
 from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, load, save_policy
 from deeprl.checkpoint import save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
+from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted
 from deeprl.evaluate import evaluate
 from deeprl.files import atomic_write_json, atomic_write_text
@@ -156,7 +157,7 @@ class Run:
         self.config = config
         self.make_eval_env = make_eval_env
         self.threshold = threshold
-        self.env_spec = {"env": config.env, "max_episode_steps": config.max_episode_steps}
+        self.env_spec = env_options(config)
         self.columns = (*BASE_COLUMNS, *extra_columns, TIME_COLUMN)
         state = resume_state or {}
         metrics_path = path / "metrics.csv"

@@ -34,6 +34,7 @@ from deeprl.nets import ACTIVATIONS, QNetwork
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
+IMAGE_RANK = 3  # (channels, height, width) observations can go through a CNN
 ACTION_SPACES = (gym.spaces.Discrete,)
 METRIC_COLUMNS = ("epsilon", "loss")
 
@@ -46,6 +47,10 @@ class Config(RunConfig):
     hidden_sizes: tuple[int, ...] = knob((256, 256), "hidden layer widths of the Q-network MLP", low=1)
     activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     dueling: bool = knob(False, "dueling head: Q = V + A - mean(A)")
+    conv_channels: tuple[int, ...] = knob((), "CNN channels per layer for image observations; (): no CNN", low=1)
+    conv_kernels: tuple[int, ...] = knob((5, 5, 5), "CNN kernel size per layer", low=1)
+    conv_strides: tuple[int, ...] = knob((2, 2, 2), "CNN stride per layer", low=1)
+    batch_norm: bool = knob(True, "BatchNorm after each convolution (seed 000)")
     # learning
     double_q: bool = knob(True, "Double DQN: the online net picks a*, the target net values it")
     n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
@@ -78,6 +83,11 @@ class Config(RunConfig):
         if self.batch_size > self.buffer_size:
             raise DeeprlError(
                 f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})"
+            )
+        layers = len(self.conv_channels)
+        if layers and (len(self.conv_kernels) < layers or len(self.conv_strides) < layers):
+            raise DeeprlError(
+                f"conv_kernels and conv_strides need a value for each of the {layers} conv_channels layers"
             )
 
 
@@ -156,7 +166,7 @@ class DQNLearner:
 
     def __init__(self, config: Config, network: dict[str, Any], device: torch.device) -> None:
         self.config = config
-        self.q_net = QNetwork(**network).to(device)
+        self.q_net = QNetwork(**network).to(device).eval()
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
         self.parameters = list(self.q_net.parameters())
@@ -168,7 +178,9 @@ class DQNLearner:
 
     def update(self, batch: TransitionBatch) -> float:
         config = self.config
+        self.q_net.train()  # BatchNorm uses batch statistics only for the gradient step
         q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        self.q_net.eval()
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if config.double_q else None
             target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
@@ -194,6 +206,25 @@ class DQNLearner:
             target.copy_(online)
 
 
+def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] | None:
+    """ConvEncoder arguments when the config asks for a CNN; the observations must then be images."""
+    if not config.conv_channels:
+        return None
+    if len(obs_space.shape) != IMAGE_RANK:
+        raise DeeprlError(
+            f"conv_channels needs image observations (channels, height, width), but {config.env} gives "
+            f"shape {obs_space.shape}; set observation=screen_difference or screen_frames, or conv_channels=[]"
+        )
+    layers = len(config.conv_channels)
+    return {
+        "in_shape": list(obs_space.shape),
+        "channels": list(config.conv_channels),
+        "kernels": list(config.conv_kernels[:layers]),
+        "strides": list(config.conv_strides[:layers]),
+        "batch_norm": config.batch_norm,
+    }
+
+
 def train(
     config: Config, env: gym.Env, run: Run, device: torch.device, resume: dict[str, Any] | None = None
 ) -> QAgent:
@@ -207,10 +238,16 @@ def train(
         "hidden_sizes": list(config.hidden_sizes),
         "activation": config.activation,
         "dueling": config.dueling,
+        "encoder": image_encoder(config, obs_space),
     }
     learner = DQNLearner(config, network, device)
     agent = QAgent(learner.q_net, obs_space, action_space, network, epsilon=config.epsilon_end)
-    replay = ReplayBuffer(config.buffer_size, obs_space.shape, np.dtype(np.float32))
+    # Pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs.
+    is_image = len(obs_space.shape) == IMAGE_RANK
+    replay = ReplayBuffer(
+        config.buffer_size, obs_space.shape, np.dtype(np.uint8 if obs_space.dtype == np.uint8 else np.float32),
+        shared_next_obs=is_image,
+    )
     epsilon = EpsilonSchedule(
         config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
         config.epsilon_decay_steps, config.epsilon_decay_factor,

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from deeprl.envs.screen import CartPoleScreen
 from deeprl.errors import DeeprlError
 
 
@@ -21,8 +22,62 @@ def is_entry_point(env_id: str) -> bool:
     return ":" in env_id
 
 
-def make_env(env_id: str, *, max_episode_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """One environment. `max_episode_steps` replaces (or adds) the TimeLimit, as seed 001 does for Acrobot."""
+# How a run shapes its env beyond the id; these are RunConfig fields, saved with every policy as its
+# `env_spec` so that `deeprl.make_env(run_dir)`, eval and watch rebuild exactly the env it learnt in.
+ENV_OPTIONS = ("max_episode_steps", "reward", "observation", "screen_height", "frame_stack")
+REWARDS = ("env", "tip_height")
+OBSERVATIONS = ("state", "screen_difference", "screen_frames")
+
+
+def env_options(config: Any) -> dict[str, Any]:
+    """{"env": id, option: value ...} of a RunConfig (or anything with those attributes)."""
+    return {"env": config.env, **{name: getattr(config, name) for name in ENV_OPTIONS}}
+
+
+def make_env(
+    env_id: str | os.PathLike,
+    *,
+    max_episode_steps: int | None = None,
+    reward: str = "env",
+    observation: str = "state",
+    screen_height: int = 40,
+    frame_stack: int = 2,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """One environment: a registered id, a `package.module:Class`, or a run directory (the env that run
+    trained on, wrappers included).
+
+    `max_episode_steps` replaces (or adds) the TimeLimit, as seed 001 does for Acrobot; `reward`
+    "tip_height" is seed 001's shaped Acrobot reward; `observation` "screen_difference" / "screen_frames"
+    shows CartPole as pictures (seed 000) `screen_height` pixels high.
+    """
+    if os.path.isdir(env_id):
+        return spec_factory(run_env_spec(env_id))(render_mode=render_mode)
+    env = _make_base(str(env_id), max_episode_steps, render_mode)
+    if reward == "tip_height":
+        env = TipHeightReward(env)
+    elif reward != "env":
+        raise DeeprlError(f"unknown reward {reward!r} (choose from {', '.join(REWARDS)})")
+    if observation in ("screen_difference", "screen_frames"):
+        mode = observation.removeprefix("screen_")
+        env = CartPoleScreen(env, mode, height=screen_height, frames=frame_stack)
+    elif observation != "state":
+        raise DeeprlError(f"unknown observation {observation!r} (choose from {', '.join(OBSERVATIONS)})")
+    return env
+
+
+def run_env_spec(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The env options a run directory's config.yaml records."""
+    from deeprl.config import read_config_file  # config imports this module's option names
+
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        raise DeeprlError(f"{run_dir} is not a run directory (no config.yaml)")
+    _, settings = read_config_file(path)
+    return {"env": settings["env"], **{name: settings[name] for name in ENV_OPTIONS if name in settings}}
+
+
+def _make_base(env_id: str, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
     if render_mode is not None and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen without a display
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -99,6 +154,32 @@ class ObservationCheck(gym.Wrapper):
         return self._checked(obs, "step()"), reward, terminated, truncated, info
 
 
+class TipHeightReward(gym.RewardWrapper):
+    """Seed 001's shaped Acrobot reward: the height of the arm's tip above the pivot, minus 1.
+
+    With both links 1 long (as Gymnasium's Acrobot has them), the tip is at -cos(a) - cos(a + b) for
+    joint angles a, b, so the reward runs from -3 (hanging down) to 0 at the goal line (height 1),
+    where the episode terminates. Every step below the line still costs, so faster swings score more.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        if not hasattr(env.unwrapped, "LINK_LENGTH_1"):
+            raise DeeprlError(f"reward 'tip_height' is defined for Acrobot only, not {_env_name(env)}")
+
+    def reward(self, reward: float) -> float:
+        return tip_height(self.env.unwrapped.state) - 1.0
+
+
+def tip_height(state: np.ndarray) -> float:
+    """Height of Acrobot's tip above the pivot for internal state (angle 1, angle 2, velocities)."""
+    return float(-np.cos(state[0]) - np.cos(state[0] + state[1]))
+
+
+def _env_name(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
 def run_env_checker(env_id: str, max_episode_steps: int | None = None) -> None:
     """Gymnasium's env checker on a fresh instance (`--set check_env=true`); a failure is one line."""
     from gymnasium.utils.env_checker import check_env
@@ -113,20 +194,24 @@ def run_env_checker(env_id: str, max_episode_steps: int | None = None) -> None:
         env.close()
 
 
-def env_factory(env_id: str, *, max_episode_steps: int | None = None) -> Callable[..., gym.Env]:
-    """A function making fresh copies of the same environment (for evaluation and vector envs)."""
+def env_factory(env_id: str, **options: Any) -> Callable[..., gym.Env]:
+    """A function making fresh copies of the same environment (for evaluation and vector envs);
+    `options` are make_env's keyword arguments."""
 
     def make(render_mode: str | None = None) -> gym.Env:
-        return make_env(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode)
+        return make_env(env_id, **options, render_mode=render_mode)
 
     return make
 
 
-def make_vec_env(
-    env_id: str, num_envs: int, *, seed: int | None = None, max_episode_steps: int | None = None
-) -> gym.vector.SyncVectorEnv:
+def spec_factory(spec: dict[str, Any]) -> Callable[..., gym.Env]:
+    """env_factory for an `env_spec` ({"env": id, option: value, ...}) as policies and runs record it."""
+    return env_factory(spec["env"], **{name: spec[name] for name in ENV_OPTIONS if spec.get(name) is not None})
+
+
+def make_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **options: Any) -> gym.vector.SyncVectorEnv:
     """`num_envs` copies stepped in one process (cheap envs gain nothing from subprocesses on 2 cores)."""
-    make = env_factory(env_id, max_episode_steps=max_episode_steps)
+    make = env_factory(env_id, **options)
     vec_env = gym.vector.SyncVectorEnv([make for _ in range(num_envs)])
     if seed is not None:
         vec_env.reset(seed=seed)
