@@ -125,7 +125,8 @@ def _agent_env(agent, override: str | None):
     if env_id is None:
         raise DeeprlError("the model does not say which env it was trained on; pass --env")
     # --env replaces the env id but keeps the wrappers the agent learnt with (reward, screen observations)
-    make = spec_factory({**spec, "env": env_id, "max_episode_steps": None if override else spec.get("max_episode_steps")})
+    limit = None if override else spec.get("max_episode_steps")
+    make = spec_factory({**spec, "env": env_id, "max_episode_steps": limit})
     check_agent_fits(agent, make, env_id)
     return env_id, make
 

@@ -114,7 +114,8 @@ class CartPoleScreen(gym.Wrapper):
         super().__init__(env)
         core = env.unwrapped
         if not all(hasattr(core, name) for name in ("x_threshold", "length", "state")):
-            raise DeeprlError(f"screen observations are drawn for CartPole only, not {env.spec.id if env.spec else env}")
+            name = env.spec.id if env.spec is not None else type(core).__name__
+            raise DeeprlError(f"screen observations are drawn for CartPole only, not {name}")
         if mode not in self.MODES:
             raise DeeprlError(f"unknown screen mode {mode!r} (choose from {', '.join(self.MODES)})")
         self.mode, self.height, self.frames = mode, height, frames
