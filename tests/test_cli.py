@@ -195,7 +195,7 @@ BAD_INPUTS = [
     ("eval-text-file", ("eval", "notes.txt"), {"notes.txt": b"hello\n"},
      "notes.txt is not a readable deeprl model file"),
     ("eval-zero-episodes", ("eval", "{run}", "--episodes", "0"), {}, "--episodes must be >= 1 (got 0)"),
-    ("watch-avi", ("watch", "{run}", "--video", "out.avi"), {}, "--video must end in .mp4 or .gif"),
+    ("watch-avi", ("watch", "{run}", "--video", "out.avi"), {}, "--video must end in .mp4, .gif, .html"),
     ("plot-not-a-run", ("plot", "."), {}, "is not a run directory (no metrics.csv)"),
 ]
 

@@ -3,6 +3,7 @@
     agent = deeprl.train("dqn", "CartPole-v1", seed=0)
     agent = deeprl.load("runs/dqn-CartPole-v1-s0-...")
     deeprl.evaluate(agent, "CartPole-v1", episodes=20, seed=1000)
+    deeprl.animate(agent, every=10).save("episode.html")  # or show it in a notebook cell
 """
 
 __version__ = "0.1.0"
@@ -11,5 +12,6 @@ from deeprl.agent import load
 from deeprl.api import train
 from deeprl.envs import make_env, make_vec_env
 from deeprl.evaluate import evaluate
+from deeprl.media import animate
 
-__all__ = ["__version__", "evaluate", "load", "make_env", "make_vec_env", "train"]
+__all__ = ["__version__", "animate", "evaluate", "load", "make_env", "make_vec_env", "train"]

@@ -51,7 +51,7 @@ def build_parser() -> Parser:
 
     watch = commands.add_parser("watch", help="watch a trained agent play (window, or a video file)")
     watch.add_argument("path", help="run directory or model file")
-    watch.add_argument("--video", help="write out.mp4 or out.gif instead of opening a window")
+    watch.add_argument("--video", help="write out.mp4, out.gif or out.html (a player) instead of a window")
     watch.add_argument("--episodes", type=int, default=1)
     watch.add_argument("--seed", type=int, default=10_000)
     watch.add_argument("--every", type=int, default=1, help="keep every K-th frame in the video")
@@ -147,13 +147,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from deeprl.agent import load
-    from deeprl.media import play_frames, write_video
+    from deeprl.media import VIDEO_SUFFIXES, play_frames, write_video
 
     episodes = _positive("--episodes", args.episodes)
     every = _positive("--every", args.every)
     fps = _positive("--fps", args.fps)
-    if args.video and Path(args.video).suffix.lower() not in (".mp4", ".gif"):
-        raise DeeprlError(f"--video must end in .mp4 or .gif (got '{args.video}')")
+    if args.video and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
+        raise DeeprlError(f"--video must end in {', '.join(VIDEO_SUFFIXES)} (got '{args.video}')")
     agent = load(args.path)
     env_id, make = _agent_env(agent, None)
     if not args.video and os.environ.get("DISPLAY"):

@@ -110,15 +110,114 @@ def play_frames(
     return frames, returns
 
 
+VIDEO_SUFFIXES = (".mp4", ".gif", ".html")
+
+
+class Animation:
+    """A self-contained HTML player of an episode's frames (play/pause, a slider, speed), for notebooks:
+    Jupyter shows it inline (`_repr_html_`); `save("out.html")` writes it to a file."""
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: int = 30, returns: Sequence[float] = ()) -> None:
+        if not frames:
+            raise DeeprlError("an animation needs at least one frame")
+        self.frame_count = len(frames)
+        self.height, self.width = frames[0].shape[:2]
+        self.returns = list(returns)
+        self.html = animation_html(frames, fps)
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def save(self, output: str | Path) -> None:
+        atomic_write(Path(output), lambda stream: stream.write(self.html.encode()))
+
+
+def animation_html(frames: Sequence[np.ndarray], fps: int = 30) -> str:
+    """HTML with every frame embedded as a PNG data URI and a small script stepping through them."""
+    import base64
+    import json
+    import uuid
+
+    from PIL import Image
+
+    uris = []
+    for frame in frames:
+        encoded = io.BytesIO()
+        Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(encoded, format="PNG", optimize=False)
+        uris.append("data:image/png;base64," + base64.b64encode(encoded.getvalue()).decode("ascii"))
+    element = f"deeprl-{uuid.uuid4().hex[:12]}"  # several animations can share one notebook page
+    height, width = frames[0].shape[:2]
+    return ANIMATION_TEMPLATE.format(
+        id=element, width=width, height=height, last=len(uris) - 1, first=uris[0],
+        frames=json.dumps(uris), interval=max(1, round(1000 / fps)),
+    )
+
+
+ANIMATION_TEMPLATE = """<div id="{id}" class="deeprl-animation">
+<img width="{width}" height="{height}" src="{first}" alt="episode frame"><br>
+<button data-action="play">play</button> <button data-action="pause">pause</button>
+<input type="range" min="0" max="{last}" value="0" style="width:{width}px">
+<span class="frame-number">0</span>/{last}
+<script>
+(function() {{
+  const root = document.getElementById("{id}");
+  const frames = {frames};
+  const image = root.querySelector("img"), slider = root.querySelector("input");
+  const label = root.querySelector(".frame-number");
+  let timer = null;
+  function show(index) {{ image.src = frames[index]; slider.value = index; label.textContent = index; }}
+  function pause() {{ if (timer !== null) {{ clearInterval(timer); timer = null; }} }}
+  function play() {{
+    pause();
+    timer = setInterval(function() {{ show((Number(slider.value) + 1) % frames.length); }}, {interval});
+  }}
+  root.querySelector('[data-action="play"]').onclick = play;
+  root.querySelector('[data-action="pause"]').onclick = pause;
+  slider.oninput = function() {{ pause(); show(Number(slider.value)); }};
+}})();
+</script>
+</div>
+"""
+
+
+def animate(
+    agent, env: str | Callable[..., gym.Env] | None = None, *, episodes: int = 1, seed: int = 0, every: int = 1,
+    fps: int = 30,
+) -> Animation:
+    """An HTML animation of the agent playing greedily (seed 002 shows every 10th frame: every=10).
+
+    `env` is an env id, a run directory, a function making envs (taking render_mode) or None for the
+    env the agent was trained on (wrappers included).
+    """
+    from deeprl.envs import env_factory, spec_factory
+
+    if env is None:
+        spec = getattr(agent, "env_spec", None)
+        if not spec:
+            raise DeeprlError("this agent does not say which env it was trained on: pass env")
+        make = spec_factory(spec)
+    elif callable(env):
+        make = env
+    else:
+        make = env_factory(env)
+    if every < 1 or episodes < 1:
+        raise DeeprlError(f"every and episodes must be >= 1 (got every={every}, episodes={episodes})")
+    frames, returns = play_frames(agent, make, episodes, seed=seed, every=every)
+    return Animation(frames, fps, returns)
+
+
 def write_video(frames: Sequence[np.ndarray], output: str | Path, fps: int = 30) -> None:
-    """An .mp4 (H.264 via imageio-ffmpeg) or .gif of the frames, written atomically."""
+    """An .mp4 (H.264 via imageio-ffmpeg), .gif or .html (an Animation) of the frames, written atomically."""
     import imageio.v2 as imageio
 
     output = Path(output)
     suffix = output.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise DeeprlError(f"video must end in .mp4 or .gif (got '{output.name}')")
+    if suffix not in VIDEO_SUFFIXES:
+        raise DeeprlError(f"video must end in {', '.join(VIDEO_SUFFIXES)} (got '{output.name}')")
     output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".html":
+        Animation(frames, fps).save(output)
+        return
     temporary = output.with_name(f".{output.stem}.tmp{suffix}")
     try:
         if suffix == ".mp4":
