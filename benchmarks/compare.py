@@ -158,6 +158,7 @@ def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, thres
         "train_seconds": summary["train_seconds"],
         "wall_seconds": round(wall_seconds, 3),
         "final": summary["final"],
+        "best": summary["best"],  # the agent deeprl.load(run_dir) returns, on the same fresh seeds
         "evals": evals,
         "hyperparams": config,
     }
