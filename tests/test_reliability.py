@@ -66,3 +66,51 @@ def test_diverging_loss_stops_with_the_step(tmp_path, loss):
     line = assert_one_line_error(result, "the loss became", "at step")
     step = int(line.split("at step ")[1].split(";")[0])
     assert 50 < step <= 300
+
+
+def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
+    """Writes that fail mid-run (here: a 120 kB file-size limit, which the kernel enforces like a full disk,
+    failing the write with EFBIG) stop training with one line; the previous checkpoint stays intact and
+    usable, no temporary file is left behind, and the run resumes once space is back."""
+    import resource
+
+    limit = 120_000  # a checkpoint outgrows this once the replay buffer holds ~2 500 transitions
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    args = ["train", "dqn", "CartPole-v1", "--run-dir", "run", "--steps", "6000", "--quiet",
+            "--set", "learning_starts=50", "--set", "eval_every=100000", "--set", "tensorboard=false",
+            "--set", "final_eval_episodes=2", "--set", "checkpoint_every=500", "--set", "hidden_sizes=[16]"]
+    result = subprocess.run([sys.executable, "-m", "deeprl", *args], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300, preexec_fn=limit_file_size)
+    assert_one_line_error(result, "writing to run directory run failed", "File too large",
+                          "earlier checkpoints are intact")
+    run_dir = tmp_path / "run"
+    assert not any(path.name.endswith(".tmp") for path in run_dir.rglob("*"))
+    assert not (run_dir / "eval.json").exists()
+    written = sorted((run_dir / "checkpoints").glob("step-*.pt"))
+    assert written and all(path.stat().st_size < limit for path in written)
+
+    from deeprl.checkpoint import load_latest_checkpoint
+
+    state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")  # intact: no warning, no error
+    assert 0 < state["algo"]["step"] < 6000
+    resumed = run_cli("resume", "run", "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / "eval.json").is_file()
+
+
+def test_non_finite_parameters_are_named_with_the_step():
+    import torch
+
+    from deeprl.errors import DeeprlError
+    from deeprl.nets import QNetwork, check_finite
+
+    q_net = QNetwork(obs_dim=4, n_actions=2, hidden_sizes=(8,))
+    check_finite(q_net, step=10)  # finite: nothing happens
+    with torch.no_grad():
+        q_net.body[2].bias[1] = float("inf")
+    with pytest.raises(DeeprlError, match=r"parameter body\.2\.bias became non-finite by step 77; the last good"):
+        check_finite(q_net, step=77)

@@ -233,4 +233,5 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
     result = resume(run_dir)
     assert result.returncode == 2
     assert "cannot be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # the refusal is the whole message
     assert not marker.exists()

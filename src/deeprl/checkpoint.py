@@ -51,17 +51,20 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], algo: str, 
 
 
 def load_latest_checkpoint(run_dir: Path, algo: str, env: str) -> dict[str, Any]:
-    """The newest intact checkpoint's state; a damaged newer one is reported in one line and skipped."""
+    """The newest intact checkpoint's state. Skipping a damaged newer one is reported in one line; when
+    none is usable the error (one line) says why the newest was refused."""
     manifests = sorted(checkpoint_dir(run_dir).glob("step-*.json"), reverse=True)
     problems = []
     for manifest_path in manifests:
-        problem = _check(manifest_path, algo, env)
-        if isinstance(problem, str):
-            problems.append(problem)
-            print(f"deeprl: warning: {problem}; trying an older checkpoint", file=sys.stderr)
+        state = _check(manifest_path, algo, env)
+        if isinstance(state, str):
+            problems.append(state)
             continue
-        return problem
-    detail = f" ({problems[-1]})" if problems else ""
+        if problems:
+            print(f"deeprl: warning: {'; '.join(problems)}; resuming from {manifest_path.with_suffix('.pt').name}",
+                  file=sys.stderr)
+        return state
+    detail = f" ({'; '.join(problems)})" if problems else ""
     raise DeeprlError(f"{run_dir} has no intact checkpoint to resume from{detail}")
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.errors import DeeprlError
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
     nn.ReLU: lambda x: np.maximum(x, 0.0),
@@ -48,6 +50,17 @@ def numpy_sequential(layers: nn.Sequential) -> Callable[[np.ndarray], np.ndarray
         return x
 
     return forward
+
+
+def check_finite(module: nn.Module, step: int) -> None:
+    """Stop training when a parameter became NaN or inf (before it is checkpointed or evaluated), so the
+    last good checkpoint stays the newest one."""
+    for name, parameter in module.named_parameters():
+        if not torch.isfinite(parameter).all():
+            raise DeeprlError(
+                f"parameter {name} became non-finite by step {step}; the last good checkpoint is kept "
+                "(try a lower lr, or max_grad_norm)"
+            )
 
 
 class ConvEncoder(nn.Module):

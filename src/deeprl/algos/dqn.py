@@ -30,7 +30,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything, space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
-from deeprl.nets import ACTIVATIONS, QNetwork
+from deeprl.nets import ACTIVATIONS, QNetwork, check_finite
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
@@ -324,9 +324,12 @@ def train(
             obs, _ = env.reset()
             episode_return, episode_length, episode_losses = 0.0, 0, []
 
-        if run.evaluate_due(step) and run.evaluate(step, episode, agent):
-            break
+        if run.evaluate_due(step):
+            check_finite(learner.q_net, step)
+            if run.evaluate(step, episode, agent):
+                break
         if episode_ended and run.checkpoint_due(step):
+            check_finite(learner.q_net, step)
             run.checkpoint(step, training_state())
 
     agent.summary = run.finish(step, episode, agent)
