@@ -29,7 +29,8 @@ TINY_SETTINGS = [
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     # `tests.custom_envs:...` must import from any working directory
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # this checkout's src/ first, so a subprocess runs the code under test whatever is installed
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
     env["SDL_VIDEODRIVER"] = "dummy"
     env["SDL_AUDIODRIVER"] = "dummy"
     env.pop("DISPLAY", None)

@@ -86,8 +86,9 @@ class ConvEncoder(nn.Module):
             layers.append(nn.ReLU())
             previous = width
         self.layers = nn.Sequential(*layers, nn.Flatten())
-        with torch.no_grad():
-            self.out_dim = int(self.layers(torch.zeros(1, *in_shape)).shape[1])
+        with torch.no_grad():  # in eval mode, so measuring the output size leaves BatchNorm's statistics alone
+            self.out_dim = int(self.layers.eval()(torch.zeros(1, *in_shape)).shape[1])
+        self.layers.train()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype == torch.uint8:
