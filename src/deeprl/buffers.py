@@ -112,17 +112,17 @@ class ReplayBuffer:
         is not stored yet); stopping early is still a valid m-step target with discount gamma**m.
         """
         newest = (self.position - 1) % self.capacity
-        returns = np.zeros(len(indices), dtype=np.float64)
-        discounts = np.ones(len(indices), dtype=np.float64)
-        last = indices.copy()
-        open_window = np.ones(len(indices), dtype=np.bool_)
-        for k in range(n_step):
-            slots = (indices + k) % self.capacity
-            returns += np.where(open_window, discounts * self.rewards[slots], 0.0)
-            discounts = np.where(open_window, discounts * gamma, discounts)
-            last = np.where(open_window, slots, last)
-            open_window &= ~self.episode_end[slots] & (slots != newest)
-        discounts = np.where(self.terminated[last], 0.0, discounts)
+        offsets = np.arange(n_step)
+        slots = (indices[:, None] + offsets) % self.capacity  # (batch, n_step)
+        stops = self.episode_end[slots] | (slots == newest)
+        # step k belongs to the window when none of the steps before it ended the window
+        included = np.ones(slots.shape, dtype=np.bool_)
+        included[:, 1:] = np.cumsum(stops[:, :-1], axis=1) == 0
+        powers = gamma ** offsets.astype(np.float64)
+        returns = (self.rewards[slots] * powers * included).sum(axis=1)
+        length = included.sum(axis=1)
+        last = slots[np.arange(len(indices)), length - 1]
+        discounts = np.where(self.terminated[last], 0.0, gamma ** length.astype(np.float64))
         return returns.astype(np.float32), last, discounts.astype(np.float32)
 
     def successors(self, slots: np.ndarray) -> np.ndarray:
