@@ -103,6 +103,7 @@ def _run(
     train_env = make_run_env()
     try:
         check_spaces(run_config.algo, run_config.env, train_env)
+        module.check_setup(run_config, train_env)
         train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
         threshold = run_config.solve_threshold
         if threshold is None:

@@ -1,5 +1,6 @@
 """The algorithm registry: name -> module. Each module provides `Config` (a RunConfig dataclass),
-`OBSERVATION_SPACES`, `ACTION_SPACES`, `METRIC_COLUMNS`, `train(config, env, run, device)` and
+`OBSERVATION_SPACES`, `ACTION_SPACES`, `METRIC_COLUMNS`, `check_setup(config, env)` (settings that do not
+fit the env, refused before the run directory exists), `train(config, env, run, device)` and
 `load_policy(meta, tensors)`."""
 
 from __future__ import annotations

@@ -211,6 +211,11 @@ class DQNLearner:
             target.copy_(online)
 
 
+def check_setup(config: Config, env: gym.Env) -> None:
+    """Refuse settings that do not fit this env before anything is written."""
+    image_encoder(config, env.observation_space)
+
+
 def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] | None:
     """ConvEncoder arguments when the config asks for a CNN; the observations must then be images."""
     if not config.conv_channels:
