@@ -235,3 +235,33 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
     assert "cannot be loaded" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1  # the refusal is the whole message
     assert not marker.exists()
+
+
+def test_picture_run_resumes_identically(tmp_path):
+    """Screen observations, a BatchNorm CNN and the replay that stores pictures once survive a SIGKILL too:
+    the resumed run ends with the same weights (BatchNorm statistics included) and metrics."""
+    picture_args = [
+        "--seed", "1", "--steps", "900", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
+        "--set", "conv_channels=4,8", "--set", "conv_kernels=3,3", "--set", "hidden_sizes=16",
+        "--set", "max_episode_steps=40",  # truncations put final pictures aside in the replay
+        "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "buffer_size=700",
+        "--set", "checkpoint_every=300", "--set", "eval_every=450", "--set", "eval_episodes=2",
+        "--set", "final_eval_episodes=2", "--set", "tensorboard=false",
+    ]
+    reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(reference_dir), *picture_args),
+                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
+    process = subprocess.Popen(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *picture_args),
+                               env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while newest_step(run_dir) < 600:
+        assert process.poll() is None, "training ended before the second checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "eval.json").exists()
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, reference_dir)
+    assert any("running_mean" in key for key in weights(run_dir / "policy.pt"))
