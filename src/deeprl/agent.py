@@ -35,9 +35,14 @@ class Agent(Protocol):
         """(JSON-able description, tensors) that `load_policy` of the same algorithm rebuilds from."""
 
 
+def observation_dtype(space: gym.Space) -> np.dtype:
+    """How observations are held for the networks: uint8 pictures stay bytes, everything else float32."""
+    return np.dtype(np.uint8 if space.dtype == np.uint8 else np.float32)
+
+
 def as_batch(obs: Any, space: gym.Space) -> tuple[np.ndarray, bool]:
-    """Observations as a float32 batch (uint8 pictures stay bytes), and whether a single one was given."""
-    array = np.asarray(obs, dtype=np.uint8 if space.dtype == np.uint8 else np.float32)
+    """Observations as a batch of `observation_dtype`, and whether a single one was given."""
+    array = np.asarray(obs, dtype=observation_dtype(space))
     single = array.shape == space.shape
     if not single and array.shape[1:] != space.shape:
         raise DeeprlError(f"observation of shape {array.shape} does not fit the agent's space {space.shape}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.agent import Agent
-from deeprl.envs import env_factory, spec_factory
+from deeprl.envs import factory_for
 from deeprl.errors import DeeprlError
 
 
@@ -76,15 +75,7 @@ def evaluate(
     """
     if episodes < 1:
         raise DeeprlError(f"episodes must be >= 1 (got {episodes})")
-    if env is None:
-        spec = getattr(agent, "env_spec", None)
-        if not spec:
-            raise DeeprlError("this agent does not say which env it was trained on: pass env")
-        make = spec_factory(spec)
-    elif isinstance(env, (str, os.PathLike)):
-        make = env_factory(env, max_episode_steps=max_episode_steps)
-    else:
-        make = env
+    make = factory_for(env, agent, max_episode_steps=max_episode_steps)
     envs = [make() for _ in range(min(parallel, episodes))]
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)

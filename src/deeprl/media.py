@@ -189,17 +189,9 @@ def animate(
     `env` is an env id, a run directory, a function making envs (taking render_mode) or None for the
     env the agent was trained on (wrappers included).
     """
-    from deeprl.envs import env_factory, spec_factory
+    from deeprl.envs import factory_for
 
-    if env is None:
-        spec = getattr(agent, "env_spec", None)
-        if not spec:
-            raise DeeprlError("this agent does not say which env it was trained on: pass env")
-        make = spec_factory(spec)
-    elif callable(env):
-        make = env
-    else:
-        make = env_factory(env)
+    make = factory_for(env, agent)
     if every < 1 or episodes < 1:
         raise DeeprlError(f"every and episodes must be >= 1 (got every={every}, episodes={episodes})")
     frames, returns = play_frames(agent, make, episodes, seed=seed, every=every)

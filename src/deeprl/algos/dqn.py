@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agent import as_batch
+from deeprl.agent import as_batch, observation_dtype
 from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.checkpoint import restore_rng_states, rng_states
 from deeprl.config import RunConfig, knob
@@ -255,8 +255,7 @@ def train(
     # Pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs.
     is_image = len(obs_space.shape) == IMAGE_RANK
     replay = ReplayBuffer(
-        config.buffer_size, obs_space.shape, np.dtype(np.uint8 if obs_space.dtype == np.uint8 else np.float32),
-        shared_next_obs=is_image,
+        config.buffer_size, obs_space.shape, observation_dtype(obs_space), shared_next_obs=is_image,
     )
     epsilon = EpsilonSchedule(
         config.epsilon_schedule, config.epsilon_start, config.epsilon_end,

@@ -209,6 +209,21 @@ def spec_factory(spec: dict[str, Any]) -> Callable[..., gym.Env]:
     return env_factory(spec["env"], **{name: spec[name] for name in ENV_OPTIONS if spec.get(name) is not None})
 
 
+def factory_for(
+    env: str | os.PathLike | Callable[..., gym.Env] | None, agent: Any = None, **options: Any
+) -> Callable[..., gym.Env]:
+    """A function making envs from an env id or run directory (with make_env's `options`), a function
+    making envs (returned as is), or None: the env `agent` was trained on, as its `env_spec` records it."""
+    if env is None:
+        spec = getattr(agent, "env_spec", None)
+        if not spec:
+            raise DeeprlError("this agent does not say which env it was trained on: pass env")
+        return spec_factory(spec)
+    if isinstance(env, (str, os.PathLike)):
+        return env_factory(env, **options)
+    return env
+
+
 def make_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **options: Any) -> gym.vector.SyncVectorEnv:
     """`num_envs` copies stepped in one process (cheap envs gain nothing from subprocesses on 2 cores)."""
     make = env_factory(env_id, **options)
