@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -136,6 +138,31 @@ def test_gradient_steps_fit_a_fixed_target(double_q):
     with torch.no_grad():
         q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
     torch.testing.assert_close(q_taken, batch.returns, atol=0.05, rtol=0)
+
+
+def test_batchnorm_targets_use_batch_statistics_like_the_predictions():
+    """One update's loss equals Huber(Q(s, a), r + gamma * max Q_target(s')) with both nets in train mode."""
+    torch.manual_seed(3)
+    encoder = {"in_shape": [1, 8, 8], "channels": [4], "kernels": [3], "strides": [2], "batch_norm": True}
+    net = {"obs_dim": 0, "n_actions": 2, "hidden_sizes": [], "activation": "relu", "dueling": False,
+           "encoder": encoder}
+    learner = DQNLearner(Config(double_q=False, loss="huber"), net, torch.device("cpu"))
+    replay = ReplayBuffer(16, (1, 8, 8), np.dtype(np.uint8))
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 256, size=(9, 1, 8, 8), dtype=np.uint8)
+    for index in range(8):
+        replay.add(pictures[index], index % 2, 1.0, pictures[index + 1], terminated=False, truncated=False)
+    batch = replay.batch_at(np.arange(8), n_step=1, gamma=0.9)
+    online, target = copy.deepcopy(learner.q_net).train(), copy.deepcopy(learner.target_net).train()
+    with torch.no_grad():
+        q_taken = online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        batch_statistics = batch.returns + 0.9 * target(batch.next_obs).max(1).values
+        running_statistics = batch.returns + 0.9 * target.eval()(batch.next_obs).max(1).values
+    expected = torch.nn.functional.smooth_l1_loss(q_taken, batch_statistics).item()
+    other = torch.nn.functional.smooth_l1_loss(q_taken, running_statistics).item()
+    assert abs(expected - other) > 0.01  # the check below can tell the two apart
+    assert learner.update(batch) == pytest.approx(expected, rel=1e-5)
+    assert not learner.q_net.training and not learner.target_net.training  # acting uses running statistics
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])

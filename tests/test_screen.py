@@ -316,14 +316,14 @@ def test_picture_q_networks_act_in_eval_mode(pixel_run):
     loaded = deeprl.load(run_dir)  # the best-evaluated policy
     best_step = agent.summary["best_policy_step"]
     assert best_step in (150, 300)
-    # One gradient step per env step after learning_starts (50), each the only forward pass in train mode;
-    # ConvEncoder's shape probe at construction may add one more.
+    # One gradient step per env step after learning_starts (50); Double DQN runs the online net in train mode
+    # twice per step (the batch and the next observations); ConvEncoder's shape probe may add one more.
     for net, gradient_steps in ((agent.q_net, 300 - 50), (loaded.q_net, best_step - 50)):
         assert not any(module.training for module in net.modules())
         norms = batch_norms(net)
         assert len(norms) == 2
         for norm in norms:
-            assert gradient_steps <= norm.num_batches_tracked.item() <= gradient_steps + 1
+            assert 2 * gradient_steps <= norm.num_batches_tracked.item() <= 2 * gradient_steps + 1
     env = deeprl.make_env(run_dir)
     try:
         observations = rollout_observations(env, 30, seed=9)

@@ -100,8 +100,9 @@ class QNetwork(nn.Module):
     """Q(s, ·) for every discrete action; with `dueling`, Q = V(s) + A(s, a) - mean_a A(s, a).
 
     `encoder` (ConvEncoder arguments) puts a CNN before the MLP for image observations; `obs_dim` is
-    then ignored. Networks with BatchNorm act and compute targets in eval mode (running statistics)
-    and switch to train mode only for the gradient step.
+    then ignored. Networks with BatchNorm act in eval mode (running statistics); the learner switches
+    the online and target nets to train mode for a gradient step, so predictions and targets both use
+    the batch's statistics.
     """
 
     def __init__(

@@ -182,13 +182,18 @@ class DQNLearner:
     def update(self, batch: TransitionBatch) -> float:
         config = self.config
         if self.switches_mode:
-            self.q_net.train()  # BatchNorm uses batch statistics only for the gradient step
+            # BatchNorm: predictions and targets both normalise with batch statistics. Targets from running
+            # statistics disagree with batch-normalised predictions, and on CartPole pictures the Huber loss
+            # then grew to 26-90 instead of staying below 2 (docs/tutorials/cartpole-pixels.md).
+            self.q_net.train()
+            self.target_net.train()
         q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        if self.switches_mode:
-            self.q_net.eval()
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if config.double_q else None
             target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
+        if self.switches_mode:  # acting uses the running statistics
+            self.q_net.eval()
+            self.target_net.eval()
         loss = self.loss_fn(q_taken, target_q)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
