@@ -59,8 +59,9 @@ def main() -> None:
         summary = json.loads((run_dir / "eval.json").read_text())
         threshold = args.threshold if args.threshold is not None else summary["solve_threshold"]
         fresh = FRESH_SEED + 1000 * seed
-        best = evaluate(deeprl.load(run_dir), args.env, args.episodes, seed=fresh)
-        final = evaluate(deeprl.load(run_dir / "policy.pt"), args.env, args.episodes, seed=fresh)
+        # the run directory stands for its env with the wrappers it trained with (pictures, reward shaping)
+        best = evaluate(deeprl.load(run_dir), run_dir, args.episodes, seed=fresh)
+        final = evaluate(deeprl.load(run_dir / "policy.pt"), run_dir, args.episodes, seed=fresh)
         rows.append({
             "seed": seed, "solved_at_step": summary["solved_at_step"],
             "solved_train_seconds": summary["solved_train_seconds"], "train_seconds": summary["train_seconds"],
