@@ -62,6 +62,8 @@ class RunConfig:
     final_eval_episodes: int = knob(20, "episodes for the final evaluation written to eval.json", low=1)
     solve_threshold: float | None = knob(None, "mean eval return that counts as solved; None: env's threshold")
     stop_on_solve: bool = knob(False, "stop training once an evaluation reaches solve_threshold")
+    solve_confirm_episodes: int = knob(0, "episodes on new seeds that must also reach solve_threshold before an "
+                                       "evaluation counts as solved; 0: no second check", low=0)
     tensorboard: bool = knob(True, "write TensorBoard scalars to the run directory")
     check_env: bool = knob(False, "run Gymnasium's env checker on the env before training")
     checkpoint_every: int = knob(10_000, "env steps between full checkpoints (at the next episode end); 0: none",

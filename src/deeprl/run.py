@@ -28,7 +28,7 @@ from deeprl.checkpoint import save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted
-from deeprl.evaluate import evaluate
+from deeprl.evaluate import EvalResult, evaluate
 from deeprl.files import atomic_write_json, atomic_write_text
 from deeprl.media import plot_runs
 
@@ -38,6 +38,8 @@ TIME_COLUMN = "time_s"  # training wall-clock, evaluation excluded; the only col
 # Evaluation episodes get seeds far from the training env's, and the final evaluation fresh ones again.
 PERIODIC_EVAL_SEED = 1_000_000
 FINAL_EVAL_SEED = 2_000_000
+# Each solve confirmation plays episodes never played before: its seeds move on with the step.
+CONFIRM_EVAL_SEED = 1_000_000_000
 
 
 def default_run_dir(algo: str, env: str, seed: int) -> Path:
@@ -274,20 +276,34 @@ class Run:
             self.best_mean, self.best_step = result.mean, step
             save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
         self.eval_seconds += time.perf_counter() - started
-        self._write_row(
-            {"kind": "eval", "step": step, "episode": episode, "return": result.mean,
-             "return_std": result.std, "length": float(np.mean(result.lengths))}
-        )
-        newly_solved = self.threshold is not None and result.mean >= self.threshold and self.solved_step is None
+        self._write_eval_row("eval", step, episode, result)
+        reached = self.threshold is not None and result.mean >= self.threshold and self.solved_step is None
+        confirmation = None
+        if reached and self.config.solve_confirm_episodes > 0:
+            # The periodic evaluation replays the same episodes each time, so the policy picked at its
+            # first crossing is partly picked for those episodes; new ones tell whether it holds.
+            started = time.perf_counter()
+            confirmation = evaluate(
+                agent, self.make_eval_env, self.config.solve_confirm_episodes,
+                seed=CONFIRM_EVAL_SEED + 10_000_000 * self.config.seed + step,
+            )
+            self.eval_seconds += time.perf_counter() - started
+            self._write_eval_row("confirm", step, episode, confirmation)
+        newly_solved = reached and (confirmation is None or confirmation.mean >= self.threshold)
         if newly_solved:
             self.solved_step, self.solved_time = step, self.train_seconds()
         recent = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
         self.progress.message(
             f"step {step:>8} | episodes {episode:>6} | mean return (last 100) {recent:8.2f} | "
             f"eval {result.mean:8.2f} ± {result.std:6.2f} | {step / max(self.train_seconds(), 1e-9):7.0f} steps/s"
-            + (" | solved" if newly_solved else "")
+            + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}")
+            + (" | solved" if newly_solved else " | not confirmed" if reached else "")
         )
         return newly_solved and self.config.stop_on_solve
+
+    def _write_eval_row(self, kind: str, step: int, episode: int, result: EvalResult) -> None:
+        self._write_row({"kind": kind, "step": step, "episode": episode, "return": result.mean,
+                         "return_std": result.std, "length": float(np.mean(result.lengths))})
 
     def finish(self, step: int, episode: int, agent: Agent) -> dict[str, Any]:
         """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
