@@ -58,6 +58,21 @@ def test_a_crossing_that_new_episodes_do_not_confirm_does_not_solve(confirmed):
     assert result["solved"] and result["solved_at_step"] == 3000 and result["steps"] == 3000
 
 
+def test_a_checked_policy_is_ranked_by_all_its_episodes(tmp_path):
+    """A line at 300. Step 3 000's 313.2 reaches it, but 5 new episodes give 274.8: 294.0 over all ten.
+    Step 5 000's 301.2 reaches it and new episodes give 315.4: 308.3 over all ten. Ranked by the periodic
+    evaluation alone, step 3 000's agent would be kept as the best; ranked by all its episodes, it is not."""
+    run_dir = tmp_path / "run"
+    deeprl.train("dqn", "CartPole-v1", steps=20_000, run_dir=run_dir, stop_on_solve=True,
+                 solve_confirm_episodes=5, **{**SETTINGS, "solve_threshold": 300})
+    evaluations = [(int(row["step"]), float(row["return"])) for row in rows(run_dir, "eval")]
+    assert evaluations == [(1000, 57.6), (2000, 288.6), (3000, 313.2), (4000, 275.8), (5000, 301.2)]
+    confirmations = [(int(row["step"]), float(row["return"])) for row in rows(run_dir, "confirm")]
+    assert confirmations == [(3000, 274.8), (5000, 315.4)]
+    result = summary(run_dir)
+    assert result["solved_at_step"] == 5000 and result["best_policy_step"] == 5000
+
+
 def test_the_second_check_plays_new_episodes(confirmed):
     agent = deeprl.load(confirmed / "best_policy.pt")  # step 3 000's agent: its evaluation, 313.2, is the best
     again = deeprl.evaluate(agent, confirmed, episodes=5, seed=CONFIRM_EVAL_SEED + 3000)

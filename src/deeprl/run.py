@@ -271,23 +271,24 @@ class Run:
             agent, self.make_eval_env, self.config.eval_episodes,
             seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
         )
-        self.last_eval_step = step
-        if result.mean > self.best_mean:
-            self.best_mean, self.best_step = result.mean, step
-            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
-        self.eval_seconds += time.perf_counter() - started
-        self._write_eval_row("eval", step, episode, result)
         reached = self.threshold is not None and result.mean >= self.threshold and self.solved_step is None
         confirmation = None
+        score = result.mean
         if reached and self.config.solve_confirm_episodes > 0:
             # The periodic evaluation replays the same episodes each time, so the policy picked at its
             # first crossing is partly picked for those episodes; new ones tell whether it holds.
-            started = time.perf_counter()
             confirmation = evaluate(
                 agent, self.make_eval_env, self.config.solve_confirm_episodes,
                 seed=CONFIRM_EVAL_SEED + 10_000_000 * self.config.seed + step,
             )
-            self.eval_seconds += time.perf_counter() - started
+            score = float(np.mean([*result.returns, *confirmation.returns]))  # the better estimate ranks it
+        self.last_eval_step = step
+        if score > self.best_mean:
+            self.best_mean, self.best_step = score, step
+            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
+        self.eval_seconds += time.perf_counter() - started
+        self._write_eval_row("eval", step, episode, result)
+        if confirmation is not None:
             self._write_eval_row("confirm", step, episode, confirmation)
         newly_solved = reached and (confirmation is None or confirmation.mean >= self.threshold)
         if newly_solved:
