@@ -88,3 +88,15 @@ def test_the_second_check_does_not_change_training(confirmed, tmp_path):
     expected = [{key: value for key, value in row.items() if key != "time_s"} for row in rows(confirmed, "train")]
     assert without_time == expected
     assert summary(run_dir)["solved_at_step"] == 2000
+
+
+def test_the_curve_marks_the_checks(confirmed, tmp_path):
+    from deeprl.media import plot_runs
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    lines = (confirmed / "metrics.csv").read_text().splitlines(keepends=True)
+    (plain / "metrics.csv").write_text("".join(line for line in lines if not line.startswith("confirm,")))
+    plot_runs([confirmed], tmp_path / "checked.png", title="t")
+    plot_runs([plain], tmp_path / "plain.png", title="t")
+    assert (tmp_path / "checked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()

@@ -42,7 +42,7 @@ def moving_average(values: Sequence[float], window: int = MOVING_AVERAGE) -> np.
 def plot_runs(
     run_dirs: Sequence[str | Path], output: str | Path, threshold: float | None = None, title: str | None = None
 ) -> None:
-    """Episode returns (faint), their 100-episode moving average, and evaluation means, per run."""
+    """Episode returns (faint), their 100-episode moving average, evaluation means and solve checks, per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,6 +55,7 @@ def plot_runs(
         rows = read_metrics(run_dir / "metrics.csv")
         train = [row for row in rows if row["kind"] == "train"]
         evals = [row for row in rows if row["kind"] == "eval"]
+        confirmations = [row for row in rows if row["kind"] == "confirm"]
         color = f"C{index}"
         label = run_dir.name
         if train:
@@ -70,6 +71,11 @@ def plot_runs(
             axes.plot(
                 [int(row["step"]) for row in evals], [float(row["return"]) for row in evals],
                 "o", color=color, markersize=4, label="greedy evaluation" if single else None,
+            )
+        if confirmations:
+            axes.plot(
+                [int(row["step"]) for row in confirmations], [float(row["return"]) for row in confirmations],
+                "x", color=color, markersize=7, label="check on new episodes" if single else None,
             )
     if threshold is not None:
         axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"solved ({threshold:g})")
