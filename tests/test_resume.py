@@ -33,9 +33,9 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
-def start_training(run_dir: Path) -> subprocess.Popen:
+def start_training(run_dir: Path, *extra_args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
+        deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS, *extra_args),
         env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
 
@@ -199,6 +199,36 @@ def test_a_run_in_use_is_not_resumed_twice(tmp_path):
     result = resume(run_dir)  # the stale lock is taken over
     assert result.returncode == 0, result.stderr
     assert not (run_dir / ".lock").exists()
+
+
+def test_checkpoints_without_the_replay_memory_refill_it_after_resume(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    process = start_training(run_dir, "--set", "checkpoint_replay=false")
+    wait_for_checkpoints(process, run_dir, 2)
+    process.kill()
+    process.wait()
+    resumed_from = newest_step(run_dir)
+    state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")
+    assert state["algo"]["replay"] is None and state["algo"]["step"] == resumed_from
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"deeprl: warning: the checkpoint at step {resumed_from} holds no replay memory (checkpoint_replay: "
+        f"false); it refills until step {resumed_from + 200}, so this run will differ from an uninterrupted one"
+    ]
+    rows = metrics_without_time(run_dir)
+    header = rows[0].split(",")
+    train = [dict(zip(header, row.split(","))) for row in rows[1:] if row.startswith("train,")]
+    before = [row for row in train if int(row["step"]) <= resumed_from]
+    after = [row for row in train if int(row["step"]) > resumed_from]
+    reference_rows = metrics_without_time(reference)
+    assert [row for row in rows if row.startswith("train,")][: len(before)] == [
+        row for row in reference_rows if row.startswith("train,")
+    ][: len(before)]  # the same run up to the checkpoint
+    # learning_starts is 200: episodes that end before the memory holds 200 new steps have no loss
+    assert all((row["loss"] == "") == (int(row["step"]) <= resumed_from + 200) for row in after)
+    assert {row["loss"] == "" for row in after} == {True, False}  # both kinds of episode are there
+    assert (run_dir / "eval.json").is_file()
 
 
 class Exploit:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -62,6 +63,8 @@ class Config(RunConfig):
     max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
     grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (seed 000: 1)", above=0.0)
     buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
+    checkpoint_replay: bool = knob(True, "checkpoints hold the replay memory (resume is exact); false keeps them "
+                                   "small, and a resumed run refills the memory for learning_starts steps")
     batch_size: int = knob(64, "transitions per gradient step", low=1)
     learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
     train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
@@ -285,7 +288,7 @@ def train(
             "q_net": learner.q_net.state_dict(),
             "target_net": learner.target_net.state_dict(),
             "optimizer": learner.optimizer.state_dict(),
-            "replay": replay.state_dict(),
+            "replay": replay.state_dict() if config.checkpoint_replay else None,
             "step": step,
             "episode": episode,
             "rng": rng_before_reset,
@@ -294,15 +297,22 @@ def train(
     episode, episode_return, episode_length = 0, 0.0, 0
     episode_losses: list[float] = []
     first_step = 1
+    learning_starts = config.learning_starts
     if resume is None:
         obs, _ = env.reset(seed=config.seed)
     else:
         learner.q_net.load_state_dict(resume["q_net"])
         learner.target_net.load_state_dict(resume["target_net"])
         learner.optimizer.load_state_dict(resume["optimizer"])
-        replay.load_state_dict(resume["replay"])
         restore_rng_states(resume["rng"], rng, env)
         first_step, episode = resume["step"] + 1, resume["episode"]
+        if resume["replay"] is not None:
+            replay.load_state_dict(resume["replay"])
+        else:  # an empty memory: gather learning_starts fresh steps again before learning from it
+            learning_starts = resume["step"] + config.learning_starts
+            print(f"deeprl: warning: the checkpoint at step {resume['step']} holds no replay memory "
+                  f"(checkpoint_replay: false); it refills until step {learning_starts}, so this run will "
+                  "differ from an uninterrupted one", file=sys.stderr, flush=True)
         obs, _ = env.reset()  # checkpoints are taken at episode ends, with the RNGs as they were before reset
     step = first_step - 1
     for step in range(first_step, config.total_steps + 1):
@@ -315,7 +325,7 @@ def train(
         episode_return += float(reward)
         episode_length += 1
 
-        learning = step > config.learning_starts
+        learning = step > learning_starts
         if config.lr_end is not None:
             learner.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
         if learning and train_every_step and step % config.train_freq == 0:
