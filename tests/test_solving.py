@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import deeprl
+from deeprl.media import plot_runs
 from deeprl.run import CONFIRM_EVAL_SEED, PERIODIC_EVAL_SEED
 
 SETTINGS = {
@@ -91,8 +95,6 @@ def test_the_second_check_does_not_change_training(confirmed, tmp_path):
 
 
 def test_the_curve_marks_the_checks(confirmed, tmp_path):
-    from deeprl.media import plot_runs
-
     plain = tmp_path / "plain"
     plain.mkdir()
     lines = (confirmed / "metrics.csv").read_text().splitlines(keepends=True)
@@ -100,3 +102,20 @@ def test_the_curve_marks_the_checks(confirmed, tmp_path):
     plot_runs([confirmed], tmp_path / "checked.png", title="t")
     plot_runs([plain], tmp_path / "plain.png", title="t")
     assert (tmp_path / "checked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()
+
+
+def test_the_command_line_reports_each_check(tmp_path):
+    settings = [f"--set={key}={'null' if value is None else value}" for key, value in SETTINGS.items() if key != "seed"]
+    result = subprocess.run(
+        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--seed", "0", "--steps", "20000",
+         "--run-dir", str(tmp_path / "run"), "--set=stop_on_solve=true", "--set=solve_confirm_episodes=5", *settings],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(lines) == 3
+    assert lines[0].endswith("steps/s") and "eval    57.60" in lines[0]
+    assert "eval   288.60" in lines[1] and lines[1].endswith("| new episodes 247.20 | not confirmed")
+    assert "eval   313.20" in lines[2] and lines[2].endswith("| new episodes 274.80 | solved")
+    assert "solved (eval mean >= 260) at step 3000" in result.stdout
