@@ -204,7 +204,7 @@ def test_a_run_in_use_is_not_resumed_twice(tmp_path):
 def test_checkpoints_without_the_replay_memory_refill_it_after_resume(tmp_path, reference):
     run_dir = tmp_path / "run"
     process = start_training(run_dir, "--set", "checkpoint_replay=false")
-    wait_for_checkpoints(process, run_dir, 2)
+    wait_for_checkpoints(process, run_dir, 1)  # near step 400 episodes are short: several end while refilling
     process.kill()
     process.wait()
     resumed_from = newest_step(run_dir)
