@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from deeprl import __version__
-from deeprl.errors import DeeprlError
+from deeprl.errors import DeeprlError, warn
 from deeprl.files import atomic_write, atomic_write_json
 
 CHECKPOINT_FORMAT = "deeprl-checkpoint"
@@ -61,8 +60,7 @@ def load_latest_checkpoint(run_dir: Path, algo: str, env: str) -> dict[str, Any]
             problems.append(state)
             continue
         if problems:
-            print(f"deeprl: warning: {'; '.join(problems)}; resuming from {manifest_path.with_suffix('.pt').name}",
-                  file=sys.stderr)
+            warn(f"{'; '.join(problems)}; resuming from {manifest_path.with_suffix('.pt').name}")
         return state
     detail = f" ({'; '.join(problems)})" if problems else ""
     raise DeeprlError(f"{run_dir} has no intact checkpoint to resume from{detail}")

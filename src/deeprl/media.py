@@ -54,8 +54,6 @@ def plot_runs(
         run_dir = Path(run_dir)
         rows = read_metrics(run_dir / "metrics.csv")
         train = [row for row in rows if row["kind"] == "train"]
-        evals = [row for row in rows if row["kind"] == "eval"]
-        confirmations = [row for row in rows if row["kind"] == "confirm"]
         color = f"C{index}"
         label = run_dir.name
         if train:
@@ -67,16 +65,11 @@ def plot_runs(
                 steps, moving_average(returns), color=color, linewidth=2,
                 label=f"{MOVING_AVERAGE}-episode mean" if single else label,
             )
-        if evals:
-            axes.plot(
-                [int(row["step"]) for row in evals], [float(row["return"]) for row in evals],
-                "o", color=color, markersize=4, label="greedy evaluation" if single else None,
-            )
-        if confirmations:
-            axes.plot(
-                [int(row["step"]) for row in confirmations], [float(row["return"]) for row in confirmations],
-                "x", color=color, markersize=7, label="check on new episodes" if single else None,
-            )
+        for kind, marker, size, legend in (("eval", "o", 4, "greedy evaluation"),
+                                           ("confirm", "x", 7, "check on new episodes")):
+            points = [(int(row["step"]), float(row["return"])) for row in rows if row["kind"] == kind]
+            if points:
+                axes.plot(*zip(*points), marker, color=color, markersize=size, label=legend if single else None)
     if threshold is not None:
         axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"solved ({threshold:g})")
     axes.set_xlabel("environment steps")

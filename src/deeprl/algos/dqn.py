@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,7 +28,7 @@ from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.checkpoint import restore_rng_states, rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything, space_from_dict, space_to_dict
-from deeprl.errors import DeeprlError
+from deeprl.errors import DeeprlError, warn
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
 from deeprl.nets import ACTIVATIONS, QNetwork, check_finite
 from deeprl.run import Run
@@ -310,9 +309,8 @@ def train(
             replay.load_state_dict(resume["replay"])
         else:  # an empty memory: gather learning_starts fresh steps again before learning from it
             learning_starts = resume["step"] + config.learning_starts
-            print(f"deeprl: warning: the checkpoint at step {resume['step']} holds no replay memory "
-                  f"(checkpoint_replay: false); it refills until step {learning_starts}, so this run will "
-                  "differ from an uninterrupted one", file=sys.stderr, flush=True)
+            warn(f"the checkpoint at step {resume['step']} holds no replay memory (checkpoint_replay: false); "
+                 f"it refills until step {learning_starts}, so this run will differ from an uninterrupted one")
         obs, _ = env.reset()  # checkpoints are taken at episode ends, with the RNGs as they were before reset
     step = first_step - 1
     for step in range(first_step, config.total_steps + 1):
