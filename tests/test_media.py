@@ -1,4 +1,5 @@
-"""Videos and HTML animations of a trained agent: real files, decoded back and counted."""
+"""Learning curves of real runs, read back through matplotlib; videos and HTML animations of a trained agent:
+real files, decoded back and counted."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ import base64
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
+import yaml
 from PIL import Image
 
 import deeprl
 from deeprl.errors import DeeprlError
-from tests.test_cli import cli_env
+from deeprl.media import MOVING_AVERAGE, env_threshold, plot_runs, runs_figure
+from tests.test_cli import PNG_SIGNATURE, cli_env
 
 FRAME_LIST = re.compile(r"const frames = (\[.*?\]);")
 EVERY = 4
@@ -100,3 +105,162 @@ def test_animate_rejects_bad_arguments(trained):
     agent, _ = trained
     with pytest.raises(DeeprlError, match="every and episodes must be >= 1"):
         deeprl.animate(agent, every=0)
+
+
+# ------------------------------------------------------------------------------------------ learning curves
+
+TINY = dict(steps=300, learning_starts=100, eval_every=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False,
+            progress=False)
+MEAN = f"{MOVING_AVERAGE}-episode mean"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two CartPole runs (seed 0 with the preset's lr, seed 1 with lr 0.0005) and one Acrobot run."""
+    root = tmp_path_factory.mktemp("curves")
+    deeprl.train("dqn", "CartPole-v1", seed=0, run_dir=root / "cartpole-0", **TINY)
+    deeprl.train("dqn", "CartPole-v1", seed=1, lr=0.0005, run_dir=root / "cartpole-1", **TINY)
+    deeprl.train("dqn", "Acrobot-v1", seed=0, max_episode_steps=100, run_dir=root / "acrobot-0", **TINY)
+    return root / "cartpole-0", root / "cartpole-1", root / "acrobot-0"
+
+
+def config(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "config.yaml").read_text())
+
+
+def copy_run(run_dir: Path, target: Path, **changes) -> Path:
+    """The run's config, metrics and summary in `target`, with config.yaml edited (a value of ... drops the key)."""
+    target.mkdir(parents=True)
+    for name in ("metrics.csv", "eval.json"):
+        shutil.copy(run_dir / name, target / name)
+    settings = {**config(run_dir), **changes}
+    (target / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in settings.items() if v is not ...},
+                                                       sort_keys=False))
+    return target
+
+
+def legend(axes) -> list[str]:
+    return [text.get_text() for text in axes.get_legend().get_texts()]
+
+
+def solved_lines(axes) -> list[float]:
+    return [line.get_ydata()[0] for line in axes.get_lines() if line.get_label().startswith("solved")]
+
+
+def curve_color(axes, label: str):
+    return next(line.get_color() for line in axes.get_lines() if line.get_label() == label)
+
+
+def preset_title(run_dir: Path) -> str:
+    """The algorithm and, once runs record it, the preset, as titles name them."""
+    return " · ".join(part for part in (config(run_dir)["algo"], config(run_dir).get("preset")) if part)
+
+
+def test_comparison_of_two_envs_labels_runs_by_what_differs(runs, tmp_path):
+    cartpole_0, _, acrobot = runs
+    figure = runs_figure(runs)
+    assert [axes.get_title() for axes in figure.axes] == ["CartPole-v1", "Acrobot-v1"]
+    assert figure.get_suptitle() == preset_title(cartpole_0)  # the shared algorithm, not "runs"
+    assert figure.get_supxlabel() == "environment steps"
+    cartpole, acrobot_axes = figure.axes
+    preset_lr = config(cartpole_0)["lr"]
+    assert legend(cartpole) == [f"seed 0 · lr={preset_lr:g}", "seed 1 · lr=0.0005", "greedy evaluation",
+                                "solved (475)"]
+    # the Acrobot run is alone in its subplot: its episodes are drawn faintly beside its mean, as for one run
+    assert legend(acrobot_axes) == ["episode return", f"seed 0 · lr={config(acrobot)['lr']:g}", "greedy evaluation",
+                                    "solved (-100)"]
+    assert solved_lines(cartpole) == [475.0]
+    assert solved_lines(acrobot_axes) == [-100.0]
+    # evaluation dots take their run's colour; the legend's marker is a gray stand-in for all of them
+    dots = [line for line in cartpole.get_lines() if line.get_marker() == "o" and line.get_linestyle() == "None"]
+    assert [line.get_color() for line in dots] == [curve_color(cartpole, text) for text in legend(cartpole)[:2]]
+    assert [len(line.get_xdata()) for line in dots] == [3, 3]
+    assert cartpole.get_legend().legend_handles[2].get_color() == "gray"
+    # what the command line calls: the same picture, written as a PNG
+    plot_runs(runs, tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(tmp_path / "compare.png") as image:
+        assert image.size == (900, 800)
+    assert [path.name for path in tmp_path.iterdir()] == ["compare.png"]  # no temporary file left
+
+
+def test_one_run_as_a_finished_run_draws_it(runs):
+    cartpole_0, _, _ = runs
+    (axes,) = runs_figure([cartpole_0]).axes
+    assert axes.get_title() == f"{preset_title(cartpole_0)} on CartPole-v1 (seed 0)"
+    assert legend(axes) == ["episode return", MEAN, "greedy evaluation", "solved (475)"]
+    # Run.finish passes its own threshold and title; they win over the recorded ones
+    (axes,) = runs_figure([cartpole_0], threshold=400, title="dqn on CartPole-v1 (seed 0)").axes
+    assert axes.get_title() == "dqn on CartPole-v1 (seed 0)"
+    assert solved_lines(axes) == [400.0]
+
+
+def test_runs_without_an_evaluation_or_any_episode_plot(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    interrupted = copy_run(cartpole_0, tmp_path / "interrupted", solve_threshold=300.0)
+    (interrupted / "eval.json").unlink()
+    just_started = copy_run(cartpole_0, tmp_path / "just-started", seed=1)
+    (just_started / "eval.json").unlink()
+    header = (cartpole_0 / "metrics.csv").read_text().splitlines(keepends=True)[0]
+    (just_started / "metrics.csv").write_text(header)
+    plot_runs([interrupted, just_started], tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == PNG_SIGNATURE
+    (axes,) = runs_figure([interrupted, just_started]).axes
+    # without eval.json the configured line is drawn (in its run's colour), else the env's own (shared: gray)
+    assert legend(axes) == ["seed 0 · solve_threshold=300", "greedy evaluation", "solved (300)", "solved (475)"]
+    assert solved_lines(axes) == [300.0, 475.0]
+    assert [line.get_color() for line in axes.get_lines() if line.get_label().startswith("solved")] == ["C0", "C1"]
+    (axes,) = runs_figure([just_started]).axes
+    assert legend(axes) == ["solved (475)"]
+    assert [line.get_label() for line in axes.get_lines()] == ["solved (475)"]
+
+
+def test_runs_identical_in_every_setting_are_told_apart_by_directory(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    first, second = copy_run(cartpole_0, tmp_path / "first"), copy_run(cartpole_0, tmp_path / "second")
+    (axes,) = runs_figure([first, second]).axes
+    assert legend(axes)[:2] == ["first", "second"]
+    assert axes.get_title() == f"{preset_title(cartpole_0)} on CartPole-v1 (seed 0)"
+    (axes,) = runs_figure([first, second, copy_run(cartpole_0, tmp_path / "third", seed=1)]).axes
+    assert legend(axes)[:3] == ["seed 0 · first", "seed 0 · second", "seed 1"]
+
+
+def test_labels_name_a_few_settings_then_count_the_rest(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    changed = dict(n_step=1, gamma=0.9, lr=0.01, batch_size=32, tau=0.5)  # in config order
+    base = copy_run(cartpole_0, tmp_path / "base")
+    many = copy_run(cartpole_0, tmp_path / "many", **changed)
+    labels = legend(runs_figure([base, many]).axes[0])[:2]
+    assert labels[1] == "n_step=1 · gamma=0.9 · lr=0.01 · +2 more"
+    # a run differing from another only in a setting the short labels leave out: every setting is named
+    last_only = copy_run(cartpole_0, tmp_path / "last-only", **{**changed, "tau": 1.0})
+    labels = legend(runs_figure([base, many, last_only]).axes[0])[:3]
+    assert labels[1:] == ["n_step=1 · gamma=0.9 · lr=0.01 · batch_size=32 · tau=0.5",
+                          "n_step=1 · gamma=0.9 · lr=0.01 · batch_size=32 · tau=1"]
+
+
+def test_settings_that_follow_from_the_preset_stay_out_of_labels(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    default = copy_run(cartpole_0, tmp_path / "default", preset="default")
+    tutorial = copy_run(cartpole_0, tmp_path / "tutorial", preset="tutorial", lr=0.0001, batch_size=64)
+    old = copy_run(cartpole_0, tmp_path / "old", preset=...)  # written before runs recorded their preset
+    (axes,) = runs_figure([default, tutorial, old]).axes
+    assert legend(axes)[:3] == ["default", "tutorial", "preset ?"]
+    assert axes.get_title() == "dqn on CartPole-v1 (seed 0)"
+    (axes,) = runs_figure([tutorial, copy_run(tutorial, tmp_path / "tutorial-2", seed=2, lr=0.0002)]).axes
+    assert legend(axes)[:2] == ["seed 0 · lr=0.0001", "seed 2 · lr=0.0002"]
+    assert axes.get_title() == "dqn · tutorial on CartPole-v1"
+
+
+def test_envs_without_a_registered_threshold_have_no_solve_line(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    assert env_threshold("CartPole-v1") == 475.0
+    assert env_threshold("my_pkg.envs:Warehouse") is None  # never imported to find out
+    assert env_threshold("NoSuchEnv-v9") is None
+    custom = copy_run(cartpole_0, tmp_path / "custom", env="my_pkg.envs:Warehouse")
+    unknown = copy_run(cartpole_0, tmp_path / "unknown", env="NoSuchEnv-v9", seed=1)
+    for run_dir in (custom, unknown):
+        (run_dir / "eval.json").unlink()
+    figure = runs_figure([custom, unknown])
+    assert [axes.get_title() for axes in figure.axes] == ["my_pkg.envs:Warehouse", "NoSuchEnv-v9"]
+    assert [solved_lines(axes) for axes in figure.axes] == [[], []]

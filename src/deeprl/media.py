@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+import yaml
 
 from deeprl.errors import DeeprlError
 from deeprl.files import atomic_write
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 MOVING_AVERAGE = 100  # episodes, as the tutorials plot it
+MAX_LABEL_SETTINGS = 3  # differing settings a legend label names before "+N more"
+UNKNOWN_PRESET = "preset ?"
+POINT_STYLES = (("eval", "o", 4), ("confirm", "x", 7))  # metrics kind, marker, size
+POINT_LEGEND = {"eval": "greedy evaluation", "confirm": "check on new episodes"}
 
 
 def read_metrics(path: str | Path) -> list[dict[str, str]]:
@@ -39,48 +50,208 @@ def moving_average(values: Sequence[float], window: int = MOVING_AVERAGE) -> np.
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
+@dataclass
+class PlottedRun:
+    """What a curve needs from a run directory: its metrics, what configured it and its solve line."""
+
+    path: Path
+    rows: list[dict[str, str]]
+    algo: str | None
+    preset: str | None
+    settings: dict[str, Any]
+    threshold: float | None
+
+    @property
+    def env(self) -> str | None:
+        return self.settings.get("env")
+
+
+def read_run(run_dir: str | Path, threshold: float | None = None) -> PlottedRun:
+    """A run directory's metrics and config (a directory with only metrics.csv plots too, unlabelled)."""
+    from deeprl.config import read_config_file
+
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir / "metrics.csv")
+    algo, settings, preset = None, {}, None
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file():
+        algo, settings = read_config_file(config_path)
+        # read from the raw mapping: older runs lack the key, and read_config_file may drop it from the settings
+        raw_preset = yaml.safe_load(config_path.read_text()).get("preset")
+        preset = raw_preset if isinstance(raw_preset, str) else None
+        settings.pop("preset", None)
+    if threshold is None:
+        threshold = run_threshold(run_dir, settings)
+    return PlottedRun(run_dir, rows, algo, preset, settings, threshold)
+
+
+def run_threshold(run_dir: Path, settings: dict[str, Any]) -> float | None:
+    """The run's solve line: as its eval.json recorded it, else as configured, else the env's own."""
+    eval_path = run_dir / "eval.json"
+    if eval_path.is_file():
+        recorded = json.loads(eval_path.read_text()).get("solve_threshold")
+        if recorded is not None:
+            return float(recorded)
+    if settings.get("solve_threshold") is not None:
+        return float(settings["solve_threshold"])
+    return env_threshold(settings.get("env"))
+
+
+def env_threshold(env_id: Any) -> float | None:
+    """The registered env's reward_threshold; None for custom "pkg.module:Class" ids and unknown ids."""
+    # a "module:Class" id would be imported by gym.spec: plotting must not run a user's module
+    if not isinstance(env_id, str) or ":" in env_id:
+        return None
+    try:
+        threshold = gym.spec(env_id).reward_threshold
+    except gym.error.Error:
+        return None
+    return None if threshold is None else float(threshold)
+
+
+def format_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def identity(run: PlottedRun) -> dict[str, str | None]:
+    """The fields a plot names runs by before their settings (the env names subplots, not labels)."""
+    seed = run.settings.get("seed")
+    return {
+        "algo": run.algo,
+        "preset": run.preset or (UNKNOWN_PRESET if run.algo else None),
+        "seed": None if seed is None else f"seed {seed}",
+    }
+
+
+def varying_settings(runs: Sequence[PlottedRun]) -> list[str]:
+    """Settings that differ between runs of the same algorithm, preset and env: those that
+    differ only across algorithms, presets or envs follow from them, so they would crowd the labels."""
+    groups: dict[tuple[Any, ...], list[PlottedRun]] = {}
+    for run in runs:
+        groups.setdefault((run.algo, run.preset, run.env), []).append(run)
+    names = dict.fromkeys(name for run in runs for name in run.settings if name not in ("env", "seed"))
+    return [
+        name for name in names
+        if any(
+            all(name in run.settings for run in group) and len({repr(run.settings[name]) for run in group}) > 1
+            for group in groups.values()
+        )
+    ]
+
+
+def run_labels(runs: Sequence[PlottedRun]) -> list[str]:
+    """One label per run naming what differs between the runs; runs of one env that differ in nothing else add
+    their directory's name. Runs of different envs may share a label: they are drawn in different subplots."""
+    identities = [identity(run) for run in runs]
+    fields = [field for field in ("algo", "preset", "seed") if len({ids[field] for ids in identities}) > 1]
+    settings = varying_settings(runs)
+
+    def label(index: int, shown: int) -> str:
+        run = runs[index]
+        parts = [identities[index][field] or f"{field} ?" for field in fields]
+        parts += [f"{name}={format_value(run.settings.get(name))}" for name in settings[:shown]]
+        if shown < len(settings):
+            parts.append(f"+{len(settings) - shown} more")
+        return " · ".join(parts)
+
+    def clashes(labels: list[str]) -> set[int]:
+        seen: dict[tuple[Any, str], list[int]] = {}
+        for index, text in enumerate(labels):
+            seen.setdefault((runs[index].env, text), []).append(index)
+        return {index for indices in seen.values() if len(indices) > 1 for index in indices}
+
+    # name more settings only when the first few leave two runs of one env with the same label
+    for shown in range(min(MAX_LABEL_SETTINGS, len(settings)), len(settings) + 1):
+        labels = [label(index, shown) for index in range(len(runs))]
+        if not clashes(labels):
+            return labels
+    clashing = clashes(labels)
+    return [" · ".join(filter(None, (text, runs[index].path.name))) if index in clashing else text
+            for index, text in enumerate(labels)]
+
+
+def common_title(runs: Sequence[PlottedRun], one_env: bool) -> str:
+    """What every run shares: algorithm and preset, the env when there is one, and the seed."""
+    def shared(values: list[Any]) -> Any:
+        return values[0] if len(set(values)) == 1 else None
+
+    who = " · ".join(value for value in (shared([run.algo for run in runs]), shared([run.preset for run in runs]))
+                     if value)
+    env = shared([run.env for run in runs]) if one_env else None
+    title = " on ".join(part for part in (who, env) if part)
+    seed = shared([run.settings.get("seed") for run in runs])
+    if seed is not None:
+        title = f"{title} (seed {seed})" if title else f"seed {seed}"
+    return title
+
+
+def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, title: str | None = None) -> Figure:
+    """Episode returns, their 100-episode moving average, evaluation means, solve checks and solve lines:
+    one subplot per env, runs labelled by what differs between them, what they share in the title.
+    An explicit `threshold` replaces every run's own solve line."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    runs = [read_run(run_dir, threshold) for run_dir in run_dirs]
+    labels = run_labels(runs)
+    colors = {text: f"C{index}" for index, text in enumerate(dict.fromkeys(labels))}
+    envs = list(dict.fromkeys(run.env for run in runs))
+    figure = Figure(figsize=(9, 5) if len(envs) == 1 else (9, 1 + 3.5 * len(envs)), layout="constrained")
+    heading = title if title is not None else common_title(runs, len(envs) == 1)
+    for env, axes in zip(envs, figure.subplots(len(envs), 1, squeeze=False)[:, 0], strict=True):
+        members = [index for index, run in enumerate(runs) if run.env == env]
+        alone = len(members) == 1
+        handles: list[Any] = []
+        markers_used: set[str] = set()
+        for index in members:
+            run, color = runs[index], colors[labels[index]]
+            train = [row for row in run.rows if row["kind"] == "train"]
+            if train:
+                steps = [int(row["step"]) for row in train]
+                returns = [float(row["return"]) for row in train]
+                if alone:
+                    handles += axes.plot(steps, returns, color=color, alpha=0.25, linewidth=0.8,
+                                         label="episode return")
+                handles += axes.plot(steps, moving_average(returns), color=color, linewidth=2,
+                                     label=labels[index] or f"{MOVING_AVERAGE}-episode mean")
+            for kind, marker, size in POINT_STYLES:
+                points = [(int(row["step"]), float(row["return"])) for row in run.rows if row["kind"] == kind]
+                if points:
+                    axes.plot(*zip(*points), marker, color=color, markersize=size)
+                    markers_used.add(kind)
+        # one legend entry per marker style; the dots' colours tie them to their runs' lines
+        marker_color = colors[labels[members[0]]] if alone else "gray"
+        handles += [Line2D([], [], linestyle="none", marker=marker, markersize=size, color=marker_color,
+                           label=POINT_LEGEND[kind])
+                    for kind, marker, size in POINT_STYLES if kind in markers_used]
+        lines = dict.fromkeys(runs[index].threshold for index in members if runs[index].threshold is not None)
+        for line in lines:
+            owners = [index for index in members if runs[index].threshold == line]
+            # a line shared by every run is gray; one that only some runs aim at takes their colour
+            color = "gray" if len(owners) == len(members) else colors[labels[owners[0]]]
+            handles.append(axes.axhline(line, color=color, linestyle="--", linewidth=1, label=f"solved ({line:g})"))
+        axes.set_ylabel("return" if alone else f"return ({MOVING_AVERAGE}-episode mean)")
+        axes.grid(alpha=0.3)
+        if handles:
+            axes.legend(handles=handles, loc="best", fontsize=8)
+        if len(envs) == 1:
+            axes.set_xlabel("environment steps")
+            axes.set_title(heading)
+        else:
+            axes.set_title(env or "unknown env")
+    if len(envs) > 1:
+        figure.supxlabel("environment steps")
+        if heading:
+            figure.suptitle(heading)
+    return figure
+
+
 def plot_runs(
-    run_dirs: Sequence[str | Path], output: str | Path, threshold: float | None = None, title: str | None = None
+    run_dirs: Sequence[str | Path], output: str | Path, *, threshold: float | None = None, title: str | None = None
 ) -> None:
-    """Episode returns (faint), their 100-episode moving average, evaluation means and solve checks, per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(9, 5))
-    single = len(run_dirs) == 1
-    for index, run_dir in enumerate(run_dirs):
-        run_dir = Path(run_dir)
-        rows = read_metrics(run_dir / "metrics.csv")
-        train = [row for row in rows if row["kind"] == "train"]
-        color = f"C{index}"
-        label = run_dir.name
-        if train:
-            steps = [int(row["step"]) for row in train]
-            returns = [float(row["return"]) for row in train]
-            if single:
-                axes.plot(steps, returns, color=color, alpha=0.25, linewidth=0.8, label="episode return")
-            axes.plot(
-                steps, moving_average(returns), color=color, linewidth=2,
-                label=f"{MOVING_AVERAGE}-episode mean" if single else label,
-            )
-        for kind, marker, size, legend in (("eval", "o", 4, "greedy evaluation"),
-                                           ("confirm", "x", 7, "check on new episodes")):
-            points = [(int(row["step"]), float(row["return"])) for row in rows if row["kind"] == kind]
-            if points:
-                axes.plot(*zip(*points), marker, color=color, markersize=size, label=legend if single else None)
-    if threshold is not None:
-        axes.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"solved ({threshold:g})")
-    axes.set_xlabel("environment steps")
-    axes.set_ylabel("return")
-    axes.set_title(title or (Path(run_dirs[0]).name if single else "runs"))
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize=8)
-    figure.tight_layout()
+    """runs_figure written to `output` as a PNG, atomically."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
+    runs_figure(run_dirs, threshold=threshold, title=title).savefig(buffer, format="png", dpi=100)
     atomic_write(output, lambda stream: stream.write(buffer.getvalue()))
 
 
