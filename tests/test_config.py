@@ -257,7 +257,7 @@ def test_read_config_file_errors(tmp_path):
 
 
 def test_describe_fields_covers_every_setting():
-    rows = {name: (type_name, default, doc) for name, type_name, default, doc in describe_fields(Config)}
+    rows = {name: (type_name, default, doc) for name, type_name, default, doc in describe_fields(Config())}
     assert set(rows) == {field.name for field in dataclasses.fields(Config)}
     assert rows["lr"] == ("float", 1e-3, "learning rate")
     assert rows["max_episode_steps"][0] == "int | None"

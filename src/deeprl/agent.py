@@ -49,14 +49,15 @@ def as_batch(obs: Any, space: gym.Space) -> tuple[np.ndarray, bool]:
     return (array[None] if single else array), single
 
 
-def save_policy(path: str | Path, algo: str, agent: Agent, env_spec: dict[str, Any]) -> None:
-    """`env_spec` ({"env": id, "max_episode_steps": ...}) lets eval and watch rebuild the env it knows."""
+def save_policy(path: str | Path, algo: str, agent: Agent, env_spec: dict[str, Any], step: int | None = None) -> None:
+    """`env_spec` ({"env": id, "max_episode_steps": ...}) lets eval and watch rebuild the env it knows;
+    `step` is the training step the policy comes from."""
     meta, tensors = agent.policy_data()
     blob = {
         "format": POLICY_FORMAT,
         "deeprl_version": __version__,
         "algo": algo,
-        "meta_json": json.dumps({**meta, "env_spec": env_spec}),
+        "meta_json": json.dumps({**meta, "env_spec": env_spec, "step": step}),
         "state_dict": tensors,
     }
     atomic_torch_save(blob, path)
@@ -102,4 +103,7 @@ def load(path: str | Path) -> Agent:
         raise DeeprlError(f"{policy_path} does not match its algorithm '{algo}': {error}") from None
     agent.env_spec = meta.get("env_spec", {})
     agent.policy_path = policy_path
+    agent.policy_step = meta.get("step")
+    # A policy file inside a run directory belongs to that run: make_env(agent.run_dir) rebuilds its env.
+    agent.run_dir = policy_path.parent if (policy_path.parent / "config.yaml").is_file() else None
     return agent

@@ -11,37 +11,41 @@ import torch
 from deeprl.agent import Agent
 from deeprl.algos import check_spaces, get_algorithm
 from deeprl.checkpoint import load_latest_checkpoint
-from deeprl.config import RunConfig, apply_settings, build_config, read_config_file, validate_fields
+from deeprl.config import RunConfig, apply_settings, build_config, read_config_record, validate_fields
 from deeprl.envs import env_options, reward_threshold, run_env_checker, spec_factory
 from deeprl.errors import DeeprlError
-from deeprl.run import Run, default_run_dir, prepare_run_dir
+from deeprl.run import Run, default_run_dir, prepare_run_dir, someone_watching
 
 
 def resolve_config(
     algo: str | None,
     env: str | None,
     *,
-    preset: str = "default",
+    preset: str | None = None,
     config_file: str | Path | None = None,
     settings: dict[str, Any] | None = None,
-) -> tuple[ModuleType, RunConfig]:
-    """The algorithm module and its validated config: from a config file, or defaults < preset < settings."""
+) -> tuple[ModuleType, RunConfig, str | None]:
+    """The algorithm module, its validated config and the preset it started from: from a config file
+    (which records its preset), or defaults < preset < settings."""
     settings = dict(settings or {})
     if config_file is not None:
-        file_algo, file_settings = read_config_file(config_file)
-        if algo is not None and algo != file_algo:
-            raise DeeprlError(f"{config_file} is a {file_algo} config, not {algo}")
-        module = get_algorithm(file_algo)
-        config = apply_settings(module.Config(), file_settings, str(config_file))
+        if preset is not None:
+            raise DeeprlError("--preset does not apply with --config: the file holds every setting (use --set)")
+        record = read_config_record(config_file)
+        if algo is not None and algo.lower() != record.algo.lower():
+            raise DeeprlError(f"{config_file} is a {record.algo} config, not {algo}")
+        module = get_algorithm(record.algo)
+        config = apply_settings(module.Config(), record.settings, str(config_file))
         if env is not None:
             settings["env"] = env
         config = apply_settings(config, settings, "--set")
         validate_fields(config)
-        return module, config
+        return module, config, record.preset
     if algo is None or env is None:
         raise DeeprlError("train needs an algorithm and an env (or --config FILE)")
     module = get_algorithm(algo)
-    return module, build_config(module.Config, env, preset, settings)
+    preset = preset or "default"
+    return module, build_config(module.Config, env, preset, settings), preset
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,47 +62,54 @@ def train(
     *,
     seed: int | None = None,
     steps: int | None = None,
-    preset: str = "default",
+    preset: str | None = None,
     config: str | Path | None = None,
     run_dir: str | Path | None = None,
     device: str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     resume: str | Path | None = None,
     **settings: Any,
 ) -> Agent:
     """Train `algo` on `env` and return the trained agent (its run directory is `agent.run_dir`).
 
-    `settings` are config fields (`lr=3e-4`, `hidden_sizes=(64, 64)`), applied over the preset.
+    `preset` picks tuned settings for the env (`deeprl list` shows them; default: "default"); `settings` are
+    config fields (`lr=3e-4`, `hidden_sizes=(64, 64)`), applied over the preset. `progress` shows training
+    progress; None shows it where someone is watching (a terminal or a notebook) and keeps logs quiet.
     `resume=RUN` continues an interrupted run from its newest intact checkpoint instead.
     """
     if resume is not None:
         return resume_run(resume, progress=progress)
     flags = {"seed": seed, "total_steps": steps, "device": device}
     settings.update({key: value for key, value in flags.items() if value is not None})
-    module, run_config = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
+    module, run_config, preset = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
     if run_dir is None:
-        run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed)
-    return _run(module, run_config, Path(run_dir), progress, checkpoint=None)
+        run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed, preset)
+    return _run(module, run_config, preset, Path(run_dir), progress, checkpoint=None)
 
 
-def resume_run(run_dir: str | Path, *, progress: bool = False) -> Agent:
+def resume_run(run_dir: str | Path, *, progress: bool | None = None) -> Agent:
     """Continue an interrupted run from its newest intact checkpoint, exactly as it would have gone on."""
     path = Path(run_dir)
     if not (path / "config.yaml").is_file():
         raise DeeprlError(f"{path} is not a run directory (no config.yaml)")
     if (path / "eval.json").is_file():
         raise DeeprlError(f"run {path} already finished (eval.json exists); nothing to resume")
-    module, run_config = resolve_config(None, None, config_file=path / "config.yaml")
+    module, run_config, preset = resolve_config(None, None, config_file=path / "config.yaml")
     checkpoint = load_latest_checkpoint(path, run_config.algo, run_config.env)
-    return _run(module, run_config, path, progress, checkpoint=checkpoint)
+    return _run(module, run_config, preset, path, progress, checkpoint=checkpoint)
 
 
 def _run(
-    module: ModuleType, run_config: RunConfig, path: Path, progress: bool, checkpoint: dict[str, Any] | None
+    module: ModuleType,
+    run_config: RunConfig,
+    preset: str | None,
+    path: Path,
+    progress: bool | None,
+    checkpoint: dict[str, Any] | None,
 ) -> Agent:
     torch_device = resolve_device(run_config.device)
     if run_config.check_env:
-        run_env_checker(run_config.env, run_config.max_episode_steps)
+        run_env_checker(env_options(run_config))
     make_run_env = spec_factory(env_options(run_config))
     train_env = make_run_env()
     try:
@@ -112,9 +123,9 @@ def _run(
             prepare_run_dir(path)
         torch.set_num_threads(run_config.torch_threads)
         run = Run(
-            path, run_config, module.METRIC_COLUMNS,
-            make_run_env,
-            threshold, show_progress=progress, resume_state=None if checkpoint is None else checkpoint["run"],
+            path, run_config, module.METRIC_COLUMNS, make_run_env, threshold, preset=preset,
+            show_progress=someone_watching() if progress is None else progress,
+            resume_state=None if checkpoint is None else checkpoint["run"],
         )
         try:
             agent = module.train(

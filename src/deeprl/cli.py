@@ -20,17 +20,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    from deeprl import __version__
+
     parser = Parser(prog="deeprl", description="Deep reinforcement learning for Gymnasium environments.")
+    parser.add_argument("--version", action="version", version=f"deeprl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train an agent; writes a run directory")
     train.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
     train.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
-    train.add_argument("--preset", default="default", help="preset name for this env (default: default)")
+    train.add_argument("--preset", help="preset name for this env (default: default; deeprl list shows them)")
     train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting; repeatable (deeprl list --settings ALGO shows them)")
     train.add_argument("--config", help="re-run from a run's config.yaml")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=int, help="random seed of the run (default 0)")
     train.add_argument("--steps", type=int, help="environment steps to train for")
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--run-dir", help="where to write the run (default: runs/ALGO-ENV-sSEED-TIME)")
@@ -64,7 +67,9 @@ def build_parser() -> Parser:
     plot.set_defaults(handler=cmd_plot)
 
     listing = commands.add_parser("list", help="algorithms, presets and envs")
-    listing.add_argument("--settings", metavar="ALGO", help="every setting of ALGO with default and meaning")
+    listing.add_argument("--settings", metavar="ALGO", help="every setting of ALGO with its value and meaning")
+    listing.add_argument("--env", help="with --settings: the values a run on ENV would use (its preset applied)")
+    listing.add_argument("--preset", help="with --settings and --env: the preset to apply (default: default)")
     listing.add_argument("--envs", action="store_true", help="registered Gymnasium env ids")
     listing.set_defaults(handler=cmd_list)
     return parser
@@ -76,14 +81,38 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
+# Settings that `deeprl train` takes as flags or arguments (not through --set), with the flag to use.
+RUN_ARGUMENTS = {
+    "env": "the ENV argument (deeprl train ALGO ENV)",
+    "algo": "the ALGO argument (deeprl train ALGO ENV)",
+    "steps": "--steps N (or --set total_steps=N)",
+    "preset": "--preset NAME",
+    "config": "--config FILE",
+    "run_dir": "--run-dir DIR",
+    "progress": "--quiet to hide progress",
+    "resume": "deeprl resume RUN",
+}
+# Settings that are also flags: either way works; both at once must agree.
+FLAG_SETTINGS = {"seed": "--seed", "total_steps": "--steps", "device": "--device"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from deeprl.api import train
     from deeprl.config import parse_set_args
 
     settings = parse_set_args(args.settings)
+    for name, use in RUN_ARGUMENTS.items():
+        if name in settings:
+            raise DeeprlError(f"'{name}' is not set with --set: use {use}")
+    flags = {"seed": args.seed, "total_steps": args.steps, "device": args.device}
+    for name, flag in FLAG_SETTINGS.items():
+        if flags[name] is not None and name in settings and str(flags[name]) != settings[name]:
+            raise DeeprlError(f"{flag} {flags[name]} and --set {name}={settings[name]} disagree; give one")
+        if flags[name] is not None:
+            settings[name] = flags[name]
     agent = train(
-        args.algo, args.env, seed=args.seed, steps=args.steps, preset=args.preset, config=args.config,
-        run_dir=args.run_dir, device=args.device, progress=not args.quiet, **settings,
+        args.algo, args.env, preset=args.preset, config=args.config, run_dir=args.run_dir,
+        progress=not args.quiet, **settings,
     )
     _print_summary(agent)
     return 0
@@ -97,6 +126,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _print_summary(agent) -> None:
+    from deeprl.run import timing_text
+
     summary = agent.summary
     final, best = summary["final"], summary["best"]
     episodes = final["episodes"]
@@ -109,6 +140,8 @@ def _print_summary(agent) -> None:
                   f"after {summary['solved_train_seconds']:.1f} s of training")
         else:
             print(f"not solved (threshold {summary['solve_threshold']:g})")
+    print(f"time: {summary['steps']} steps in {summary['train_seconds'] + summary['eval_seconds']:.1f} s, "
+          f"{timing_text(summary)}")
     run_dir = agent.run_dir
     print(f"run directory: {run_dir}")
     print(f"learning curve: {run_dir / 'curve.png'}")
@@ -131,6 +164,16 @@ def _agent_env(agent, override: str | None):
     return env_id, make
 
 
+def _note_unfinished_run(path: str, agent) -> None:
+    """Say so when the agent comes from a run that is still training or stopped early, and from which step."""
+    from deeprl.run import run_status
+
+    status = run_status(Path(path)) if Path(path).is_dir() else None
+    if status is not None:
+        which = "best policy so far" if agent.policy_path.name == "best_policy.pt" else "latest policy"
+        print(f"note: {status}; using its {which}, from step {agent.policy_step}")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from deeprl.agent import load
     from deeprl.evaluate import evaluate
@@ -138,6 +181,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     episodes = _positive("--episodes", args.episodes)
     agent = load(args.path)
     env_id, make = _agent_env(agent, args.env)
+    _note_unfinished_run(args.path, agent)
     result = evaluate(agent, make, episodes, seed=args.seed)
     last_seed = args.seed + episodes - 1
     print(f"{env_id}: mean return {result.mean:.2f} ± {result.std:.2f} over {episodes} episodes "
@@ -147,6 +191,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from deeprl.agent import load
+    from deeprl.files import check_writable
     from deeprl.media import VIDEO_SUFFIXES, play_frames, write_video
 
     episodes = _positive("--episodes", args.episodes)
@@ -159,14 +204,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if not args.video and os.environ.get("DISPLAY"):
         from deeprl.evaluate import evaluate
 
+        _note_unfinished_run(args.path, agent)
         result = evaluate(agent, lambda: make(render_mode="human"), episodes, seed=args.seed, parallel=1)
         print(f"{env_id}: returns {', '.join(f'{r:.1f}' for r in result.returns)}")
         return 0
     output = Path(args.video) if args.video else _default_video_path(Path(args.path))
+    check_writable(output, "video")
+    _note_unfinished_run(args.path, agent)
     frames, returns = play_frames(agent, make, episodes, seed=args.seed, every=every)
     write_video(frames, output, fps=fps)
     height, width = frames[0].shape[:2]
     print(f"{env_id}: returns {', '.join(f'{r:.1f}' for r in returns)}")
+    if not args.video:
+        print("no display here (DISPLAY is not set), so the episodes went to a video file instead of a window "
+              "(choose it with --video PATH: .mp4, .gif or .html)")
     print(f"video: {output} ({len(frames)} frames, {width}x{height})")
     return 0
 
@@ -178,8 +229,7 @@ def _default_video_path(path: Path) -> Path:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import json
-
+    from deeprl.files import check_writable
     from deeprl.media import plot_runs
 
     for run in args.runs:
@@ -188,29 +238,41 @@ def cmd_plot(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else (
         Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 else Path("runs.png")
     )
-    threshold = None
-    eval_file = Path(args.runs[0]) / "eval.json"
-    if eval_file.is_file():
-        threshold = json.loads(eval_file.read_text()).get("solve_threshold")
-    plot_runs(args.runs, output, threshold=threshold)
+    check_writable(output, "plot")
+    plot_runs(args.runs, output)
     print(f"plot: {output}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from deeprl.algos import ALGORITHMS, get_algorithm
-    from deeprl.config import describe_fields, load_presets
+    from deeprl.config import build_config, describe_fields, load_presets
 
     if args.settings:
         module = get_algorithm(args.settings)
-        for name, type_name, default, doc in describe_fields(module.Config):
-            print(f"{name:24} {type_name:18} {default!s:14} {doc}")
+        if args.env:
+            preset = args.preset or "default"
+            config = build_config(module.Config, args.env, preset)
+            print(f"# the settings a run of {config.algo} on {args.env} with preset '{preset}' uses")
+        else:
+            if args.preset:
+                raise DeeprlError("--preset needs --env: presets belong to an env")
+            config = module.Config()
+            print(f"# {config.algo}'s defaults; a preset for the env overrides many of them: "
+                  f"`deeprl list --settings {config.algo} --env ENV [--preset P]` shows what a run would use")
+        for name, type_name, value, doc in describe_fields(config):
+            shown = list(value) if isinstance(value, tuple) else value
+            print(f"{name:24} {type_name:18} {shown!s:14} {doc}")
         return 0
     if args.envs:
         import gymnasium as gym
 
         print("\n".join(sorted(gym.registry)))
         return 0
+    if args.env or args.preset:
+        raise DeeprlError("--env and --preset go with --settings ALGO")
+    print("algorithms, with the envs that have tuned presets (any other Gymnasium env trains with the defaults);")
+    print("tutorial presets reproduce the tutorials deeprl is built from (docs/tutorials/)")
     for name in ALGORITHMS:
         module = get_algorithm(name)
         spaces = ", ".join(space.__name__ for space in module.ACTION_SPACES)

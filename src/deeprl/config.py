@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import yaml
 
@@ -35,9 +35,10 @@ def knob(
     choices: tuple[str, ...] | None = None,
 ) -> Any:
     """A config field: default, one-line meaning, inclusive bounds `low`/`high`, exclusive bound `above`."""
-    return field(
-        default=default, metadata={"doc": doc, "low": low, "high": high, "above": above, "choices": choices}
-    )
+    metadata = {"doc": doc, "low": low, "high": high, "above": above, "choices": choices}
+    if isinstance(default, dict):  # a dataclass field cannot share one mutable default between instances
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -47,12 +48,16 @@ class RunConfig:
     algo: ClassVar[str] = ""
 
     env: str = knob("CartPole-v1", "Gymnasium env id, or package.module:ClassName for a custom env")
+    env_kwargs: dict[str, Any] = knob(  # noqa: RUF009 (knob makes a default_factory for a dict)
+        {}, "keyword arguments for the env's constructor, e.g. '{enable_wind: true}' (LunarLander)"
+    )
     seed: int = knob(0, "seeds Python, NumPy, torch, the env and its action space", low=0)
     total_steps: int = knob(100_000, "environment steps to train for", low=1)
     max_episode_steps: int | None = knob(None, "episode step limit (TimeLimit); None keeps the env's own", low=1)
-    reward: str = knob("env", "env's own reward, or tip_height (Acrobot: tip height - 1, seed 001)", choices=REWARDS)
-    observation: str = knob("state", "state vector, or CartPole's screen: screen_difference (seed 000), "
-                            "screen_frames (grayscale stack)", choices=OBSERVATIONS)
+    reward: str = knob("env", "env's own reward, or tip_height (Acrobot: tip height - 1, as the Acrobot lecture "
+                       "shapes it)", choices=REWARDS)
+    observation: str = knob("state", "state vector, or CartPole's screen: screen_difference (the pixel CartPole "
+                            "tutorial's), screen_frames (grayscale stack)", choices=OBSERVATIONS)
     screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
     frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
     device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
@@ -79,12 +84,12 @@ def config_fields(cls: type[RunConfig]) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def describe_fields(cls: type[RunConfig]) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, meaning) for every setting of a config class."""
-    hints = typing.get_type_hints(cls)
+def describe_fields(config: RunConfig) -> list[tuple[str, str, Any, str]]:
+    """(name, type, value, meaning) for every setting of a config."""
+    hints = typing.get_type_hints(type(config))
     return [
-        (f.name, _type_name(hints[f.name]), f.default, f.metadata.get("doc", ""))
-        for f in dataclasses.fields(cls)
+        (f.name, _type_name(hints[f.name]), getattr(config, f.name), f.metadata.get("doc", ""))
+        for f in dataclasses.fields(config)
     ]
 
 
@@ -150,6 +155,10 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise _invalid(name, value, "text")
+    if hint is dict or origin is dict:
+        if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+            return dict(value)
+        raise _invalid(name, value, "a mapping such as '{key: value}'")
     if origin is tuple:
         if isinstance(value, str):
             value = [part for part in value.replace("[", "").replace("]", "").split(",") if part.strip()]
@@ -248,17 +257,32 @@ def build_config(
 # ------------------------------------------------------------------------------------------ config files
 
 
-def config_to_dict(config: RunConfig) -> dict[str, Any]:
+def config_to_dict(config: RunConfig, preset: str | None = None) -> dict[str, Any]:
+    """The settings as plain data, after `algo` and the `preset` they started from (a record: re-running
+    the file applies its settings, not the preset again)."""
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    return {"algo": config.algo, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
+    record = {"algo": config.algo, **({"preset": preset} if preset is not None else {})}
+    return {**record, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
 
-def config_to_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+def config_to_yaml(config: RunConfig, preset: str | None = None) -> str:
+    return yaml.safe_dump(config_to_dict(config, preset), sort_keys=False)
+
+
+class ConfigFile(NamedTuple):
+    algo: str
+    preset: str | None  # None in a hand-written file that does not say
+    settings: dict[str, Any]
 
 
 def read_config_file(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """(algo, settings) from a `config.yaml` written by a run (or by hand)."""
+    """(algo, settings) of a `config.yaml` written by a run (or by hand)."""
+    record = read_config_record(path)
+    return record.algo, record.settings
+
+
+def read_config_record(path: str | Path) -> ConfigFile:
+    """The algorithm, preset and settings of a `config.yaml` written by a run (or by hand)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -271,4 +295,5 @@ def read_config_file(path: str | Path) -> tuple[str, dict[str, Any]]:
     if not isinstance(data, dict) or not isinstance(data.get("algo"), str):
         raise DeeprlError(f"config file {path} must be a mapping with an 'algo' key (a run's config.yaml)")
     settings = dict(data)
-    return settings.pop("algo"), settings
+    algo, preset = settings.pop("algo"), settings.pop("preset", None)
+    return ConfigFile(algo, None if preset is None else str(preset), settings)

@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import torch
 
+from deeprl.errors import DeeprlError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -20,6 +22,21 @@ def _umask() -> int:
 
 
 UMASK = _umask()
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Refuse an output file that cannot be written (a read-only or virtual file system, a file where a folder
+    should be) before any work is done: one line naming the path and the reason, nothing left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise DeeprlError(f"cannot write {what} {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise DeeprlError(f"cannot write {what} {path}: {error.strerror or error}") from None
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -29,11 +29,13 @@ from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted
 from deeprl.evaluate import EvalResult, evaluate
-from deeprl.files import atomic_write_json, atomic_write_text
+from deeprl.files import atomic_write_json, atomic_write_text, check_writable
 from deeprl.media import plot_runs
 
 BASE_COLUMNS = ("kind", "step", "episode", "return", "return_std", "length")
 TIME_COLUMN = "time_s"  # training wall-clock, evaluation excluded; the only column that varies between reruns
+# eval.json's wall-clock measurements: the only entries that vary between reruns of a seeded run
+TIMING_KEYS = ("train_seconds", "eval_seconds", "train_steps_per_second", "steps_per_second", "eval_fraction")
 
 # Evaluation episodes get seeds far from the training env's, and the final evaluation fresh ones again.
 PERIODIC_EVAL_SEED = 1_000_000
@@ -42,23 +44,53 @@ FINAL_EVAL_SEED = 2_000_000
 CONFIRM_EVAL_SEED = 1_000_000_000
 
 
-def default_run_dir(algo: str, env: str, seed: int) -> Path:
-    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "_", env)
+def default_run_dir(algo: str, env: str, seed: int, preset: str | None = None) -> Path:
+    """runs/ALGO-ENV[-PRESET]-sSEED-TIME; the preset is named unless it is `default`."""
+    named = [algo, env] + ([preset] if preset not in (None, "default") else [])
+    safe = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", part) for part in named)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{algo}-{safe_env}-s{seed}-{stamp}"
+    return Path("runs") / f"{safe}-s{seed}-{stamp}"
+
+
+def someone_watching() -> bool:
+    """Whether progress output has a reader: stderr is a terminal, or the code runs in a notebook."""
+    if sys.stderr.isatty():
+        return True
+    shell = sys.modules.get("IPython")
+    get_ipython = getattr(shell, "get_ipython", None)
+    return get_ipython is not None and get_ipython() is not None and "IPKernelApp" in get_ipython().config
 
 
 def prepare_run_dir(path: Path) -> Path:
-    """Create an empty run directory; refuse one that already holds a run."""
+    """Create an empty, writable run directory; refuse one that already holds a run."""
     if path.exists() and not path.is_dir():
         raise DeeprlError(f"run directory {path} is an existing file (choose another --run-dir)")
     if path.exists() and any(path.iterdir()):
         raise DeeprlError(f"run directory {path} already exists and is not empty (choose another --run-dir)")
+    created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DeeprlError(f"cannot create run directory {path}: {error.strerror}") from None
+        raise DeeprlError(f"cannot create run directory {path}: {error.strerror or error}") from None
+    try:
+        check_writable(path / "config.yaml", "into run directory")
+    except DeeprlError:
+        if created:
+            path.rmdir()
+        raise
     return path
+
+
+def run_status(path: Path) -> str | None:
+    """None for a finished run (or no run); otherwise what is happening to it, in words."""
+    if not (path / "config.yaml").is_file() or (path / "eval.json").is_file():
+        return None
+    owner = RunLock.owner_of(path)
+    if owner is not None and _alive(owner):
+        return f"run {path} is still training (process {owner})"
+    manifests = sorted((path / "checkpoints").glob("step-*.json"))
+    at_step = f" at step {int(manifests[-1].stem.split('-')[1])}" if manifests else ""
+    return f"run {path} stopped{at_step} before finishing (`deeprl resume {path}` continues it)"
 
 
 def _format(value: Any) -> str:
@@ -70,13 +102,14 @@ def _format(value: Any) -> str:
 
 
 class Progress:
-    """A progress bar on a terminal; a plain line per evaluation otherwise (logs, CI, notebooks)."""
+    """A progress bar where someone watches (a terminal, or a notebook's widget through tqdm.auto); a plain
+    line per evaluation otherwise (logs, CI)."""
 
     def __init__(self, total_steps: int, enabled: bool, initial: int = 0) -> None:
         self.enabled = enabled
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
+        if enabled and someone_watching():
+            from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total_steps, initial=initial, unit="step", dynamic_ncols=True, mininterval=0.5)
 
@@ -121,8 +154,13 @@ class RunLock:
         raise DeeprlError(f"cannot lock run directory {run_dir}")
 
     def _owner(self) -> int | None:
+        return self.owner_of(self.path.parent)
+
+    @staticmethod
+    def owner_of(run_dir: Path) -> int | None:
+        """The PID in RUN/.lock, if any."""
         try:
-            return int(self.path.read_text().strip())
+            return int((run_dir / ".lock").read_text().strip())
         except (OSError, ValueError):
             return None
 
@@ -151,6 +189,7 @@ class Run:
         extra_columns: Sequence[str],
         make_eval_env: Callable[..., gym.Env],
         threshold: float | None,
+        preset: str | None = None,
         show_progress: bool = True,
         resume_state: dict[str, Any] | None = None,
     ) -> None:
@@ -164,7 +203,7 @@ class Run:
         state = resume_state or {}
         metrics_path = path / "metrics.csv"
         if resume_state is None:
-            atomic_write_text(path / "config.yaml", config_to_yaml(config))
+            atomic_write_text(path / "config.yaml", config_to_yaml(config, preset))
             metrics_path.write_text(",".join(self.columns) + "\n")
         else:  # drop the rows written after the checkpoint (and a partial last line): they will be redone
             with open(metrics_path, "r+b") as metrics:
@@ -175,11 +214,13 @@ class Run:
         if config.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step drops events a resumed run is about to write again
-            self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"), purge_step=state.get("step"))
+            # A resumed run writes again what came after its checkpoint's step: purge_step hides those
+            # events (everything up to and including the checkpoint's step was flushed with it).
+            purge_step = None if resume_state is None else state["step"] + 1
+            self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"), purge_step=purge_step)
         self.progress = Progress(config.total_steps, show_progress, initial=state.get("step", 0))
-        self.started = time.perf_counter() - state.get("train_seconds", 0.0)
-        self.eval_seconds = 0.0
+        self.eval_seconds = state.get("eval_seconds", 0.0)
+        self.started = time.perf_counter() - state.get("train_seconds", 0.0) - self.eval_seconds
         self.recent_returns: deque[float] = deque(state.get("recent_returns", []), maxlen=100)
         self.best_mean = state.get("best_mean", -math.inf)
         self.best_step: int | None = state.get("best_step")
@@ -208,16 +249,20 @@ class Run:
         every = self.config.checkpoint_every
         return self.stop_requested or (every > 0 and step >= self.next_checkpoint)
 
-    def checkpoint(self, step: int, algo_state: dict[str, Any]) -> None:
-        """Save the whole training state; after a stop request, end the run (it can be resumed)."""
+    def checkpoint(self, step: int, algo_state: dict[str, Any], agent: Agent) -> None:
+        """Save the whole training state; after a stop request, also the current policy and the curve (so
+        eval, watch and plot work on the interrupted run), then end the run (it can be resumed)."""
         every = self.config.checkpoint_every
         if every > 0:
             self.next_checkpoint = (step // every + 1) * every
         self.metrics.flush()
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
         run_state = {
             "step": step,
             "metrics_bytes": self.metrics.tell(),
             "train_seconds": self.train_seconds(),
+            "eval_seconds": self.eval_seconds,
             "recent_returns": list(self.recent_returns),
             "best_mean": self.best_mean,
             "best_step": self.best_step,
@@ -229,6 +274,8 @@ class Run:
         save_checkpoint(self.path, step, {"run": run_state, "algo": algo_state}, self.config.algo, self.config.env)
         if self.stop_requested:
             self.close()
+            save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec, step)
+            self._plot(f"interrupted at step {step}")
             raise Interrupted(
                 f"interrupted at step {step}; checkpoint saved; continue with: deeprl resume {self.path}"
             )
@@ -245,6 +292,18 @@ class Run:
     def train_seconds(self) -> float:
         """Wall-clock spent training so far, evaluation time excluded."""
         return time.perf_counter() - self.started - self.eval_seconds
+
+    def timing(self, step: int) -> dict[str, float]:
+        """Where the wall-clock went: training steps/s, overall steps/s, and the share spent evaluating."""
+        train_seconds = max(self.train_seconds(), 1e-9)
+        wall_seconds = train_seconds + self.eval_seconds
+        return {
+            "train_seconds": round(train_seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "train_steps_per_second": round(step / train_seconds, 1),
+            "steps_per_second": round(step / wall_seconds, 1),
+            "eval_fraction": round(self.eval_seconds / wall_seconds, 4),
+        }
 
     def _write_row(self, values: dict[str, Any]) -> None:
         values[TIME_COLUMN] = round(self.train_seconds(), 3)
@@ -285,7 +344,7 @@ class Run:
         self.last_eval_step = step
         if score > self.best_mean:
             self.best_mean, self.best_step = score, step
-            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec)
+            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec, step)
         self.eval_seconds += time.perf_counter() - started
         self._write_eval_row("eval", step, episode, result)
         if confirmation is not None:
@@ -294,9 +353,13 @@ class Run:
         if newly_solved:
             self.solved_step, self.solved_time = step, self.train_seconds()
         recent = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+        timing = self.timing(step)
+        if self.tensorboard is not None:
+            for key in ("train_steps_per_second", "steps_per_second", "eval_fraction"):
+                self.tensorboard.add_scalar(f"time/{key}", timing[key], step)
         self.progress.message(
             f"step {step:>8} | episodes {episode:>6} | mean return (last 100) {recent:8.2f} | "
-            f"eval {result.mean:8.2f} ± {result.std:6.2f} | {step / max(self.train_seconds(), 1e-9):7.0f} steps/s"
+            f"eval {result.mean:8.2f} ± {result.std:6.2f} | {timing_text(timing)}"
             + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}")
             + (" | solved" if newly_solved else " | not confirmed" if reached else "")
         )
@@ -310,9 +373,9 @@ class Run:
         """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
         if self.last_eval_step != step:  # the final policy competes for "best" like every evaluated one
             self.evaluate(step, episode, agent)
-        train_seconds = self.train_seconds()
+        timing = self.timing(step)
         self.close()
-        save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec)
+        save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec, step)
         seed = FINAL_EVAL_SEED + 1000 * self.config.seed
         episodes = self.config.final_eval_episodes
         final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
@@ -323,7 +386,7 @@ class Run:
             "seed": self.config.seed,
             "steps": step,
             "episodes": episode,
-            "train_seconds": round(train_seconds, 3),
+            **timing,
             "solve_threshold": self.threshold,
             "solved": self.solved_step is not None,
             "solved_at_step": self.solved_step,
@@ -333,6 +396,15 @@ class Run:
             "final": final.to_dict(),
         }
         atomic_write_json(self.path / "eval.json", summary)
-        plot_runs([self.path], self.path / "curve.png", threshold=self.threshold,
-                  title=f"{self.config.algo} on {self.config.env} (seed {self.config.seed})")
+        self._plot()
         return summary
+
+    def _plot(self, note: str = "") -> None:
+        title = f"{self.config.algo} on {self.config.env} (seed {self.config.seed}{', ' + note if note else ''})"
+        plot_runs([self.path], self.path / "curve.png", threshold=self.threshold, title=title)
+
+
+def timing_text(timing: dict[str, float]) -> str:
+    """'4100 training steps/s, evaluating 83% of the time: 690 steps/s'."""
+    return (f"{timing['train_steps_per_second']:.0f} training steps/s, evaluating "
+            f"{100 * timing['eval_fraction']:.0f}% of the time: {timing['steps_per_second']:.0f} steps/s")

@@ -18,9 +18,10 @@ ALGORITHMS = {
 
 
 def get_algorithm(name: str) -> ModuleType:
-    if name not in ALGORITHMS:
+    """The algorithm's module; names are case-insensitive (DQN, dqn)."""
+    if name.lower() not in ALGORITHMS:
         raise DeeprlError(f"unknown algorithm '{name}' (available: {', '.join(ALGORITHMS)})")
-    return importlib.import_module(ALGORITHMS[name])
+    return importlib.import_module(ALGORITHMS[name.lower()])
 
 
 def algorithms_for(action_space: gym.Space) -> list[str]:

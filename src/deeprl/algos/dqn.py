@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -50,7 +51,7 @@ class Config(RunConfig):
     conv_channels: tuple[int, ...] = knob((), "CNN channels per layer for image observations; (): no CNN", low=1)
     conv_kernels: tuple[int, ...] = knob((5, 5, 5), "CNN kernel size per layer", low=1)
     conv_strides: tuple[int, ...] = knob((2, 2, 2), "CNN stride per layer", low=1)
-    batch_norm: bool = knob(True, "BatchNorm after each convolution (seed 000)")
+    batch_norm: bool = knob(True, "BatchNorm after each convolution (as the pixel CartPole tutorial does)")
     # learning
     double_q: bool = knob(True, "Double DQN: the online net picks a*, the target net values it")
     n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
@@ -60,14 +61,15 @@ class Config(RunConfig):
     optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
     loss: str = knob("huber", "huber (smooth L1) or mse on the TD error", choices=("huber", "mse"))
     max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
-    grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (seed 000: 1)", above=0.0)
+    grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (pixel CartPole tutorial: 1)",
+                                         above=0.0)
     buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
     checkpoint_replay: bool = knob(True, "checkpoints hold the replay memory (resume is exact); false keeps them "
                                    "small, and a resumed run refills the memory for learning_starts steps")
     batch_size: int = knob(64, "transitions per gradient step", low=1)
     learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
     train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
-    train_freq_unit: str = knob("steps", "unit of train_freq (seed 001 trains once per episode)",
+    train_freq_unit: str = knob("steps", "unit of train_freq (the Acrobot lecture trains once per episode)",
                                 choices=("steps", "episodes"))
     gradient_steps: int = knob(1, "gradient steps per round", low=1)
     target_update_interval: int = knob(500, "steps (or episodes) between target-network updates", low=1)
@@ -127,7 +129,7 @@ class QAgent:
         self.device = next(q_net.parameters()).device
         self.numpy_q_values = q_net.numpy_forward()  # fast path for acting on the CPU
         self.rng = np.random.default_rng()
-        self.run_dir = None  # set by deeprl.train
+        self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
         self.summary: dict[str, Any] | None = None
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
@@ -352,7 +354,7 @@ def train(
                 break
         if episode_ended and run.checkpoint_due(step):
             check_finite(learner.q_net, step)
-            run.checkpoint(step, training_state())
+            run.checkpoint(step, training_state(), agent)
 
     agent.summary = run.finish(step, episode, agent)
     return agent

@@ -24,7 +24,7 @@ def is_entry_point(env_id: str) -> bool:
 
 # How a run shapes its env beyond the id; these are RunConfig fields, saved with every policy as its
 # `env_spec` so that `deeprl.make_env(run_dir)`, eval and watch rebuild exactly the env it learnt in.
-ENV_OPTIONS = ("max_episode_steps", "reward", "observation", "screen_height", "frame_stack")
+ENV_OPTIONS = ("env_kwargs", "max_episode_steps", "reward", "observation", "screen_height", "frame_stack")
 REWARDS = ("env", "tip_height")
 OBSERVATIONS = ("state", "screen_difference", "screen_frames")
 
@@ -37,6 +37,7 @@ def env_options(config: Any) -> dict[str, Any]:
 def make_env(
     env_id: str | os.PathLike,
     *,
+    env_kwargs: dict[str, Any] | None = None,
     max_episode_steps: int | None = None,
     reward: str = "env",
     observation: str = "state",
@@ -47,13 +48,17 @@ def make_env(
     """One environment: a registered id, a `package.module:Class`, or a run directory (the env that run
     trained on, wrappers included).
 
-    `max_episode_steps` replaces (or adds) the TimeLimit, as seed 001 does for Acrobot; `reward`
-    "tip_height" is seed 001's shaped Acrobot reward; `observation` "screen_difference" / "screen_frames"
-    shows CartPole as pictures (seed 000) `screen_height` pixels high.
+    `env_kwargs` go to the env's constructor (`gym.make(id, **env_kwargs)`); `max_episode_steps` replaces
+    (or adds) the TimeLimit, as the Acrobot lecture does; `reward` "tip_height" is that lecture's shaped
+    Acrobot reward; `observation` "screen_difference" / "screen_frames" shows CartPole as pictures (as the
+    pixel CartPole tutorial learns from) `screen_height` pixels high. A Discrete observation (FrozenLake's
+    square, Taxi's state) becomes a one-hot vector, so every algorithm can read it.
     """
     if os.path.isdir(env_id):
         return spec_factory(run_env_spec(env_id))(render_mode=render_mode)
-    env = _make_base(str(env_id), max_episode_steps, render_mode)
+    env = _make_base(str(env_id), dict(env_kwargs or {}), max_episode_steps, render_mode)
+    if isinstance(env.observation_space, gym.spaces.Discrete):
+        env = OneHotObservation(env)
     if reward == "tip_height":
         env = TipHeightReward(env)
     elif reward != "env":
@@ -77,14 +82,31 @@ def run_env_spec(run_dir: str | os.PathLike) -> dict[str, Any]:
     return {"env": settings["env"], **{name: settings[name] for name in ENV_OPTIONS if name in settings}}
 
 
-def _make_base(env_id: str, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
+class OneHotObservation(gym.ObservationWrapper):
+    """A Discrete observation k (of n) as the float32 vector with a 1 at k - start: networks read vectors."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        self.start, self.size = int(space.start), int(space.n)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(self.size,), dtype=np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        encoded = np.zeros(self.size, dtype=np.float32)
+        encoded[int(observation) - self.start] = 1.0
+        return encoded
+
+
+def _make_base(
+    env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None, render_mode: str | None
+) -> gym.Env:
     if render_mode is not None and not os.environ.get("DISPLAY"):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen without a display
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     if is_entry_point(env_id):
-        return _make_custom(env_id, max_episode_steps, render_mode)
-    kwargs: dict[str, Any] = {}
+        return _make_custom(env_id, env_kwargs, max_episode_steps, render_mode)
+    kwargs = dict(env_kwargs)
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     if render_mode is not None:
@@ -95,6 +117,10 @@ def _make_base(env_id: str, max_episode_steps: int | None, render_mode: str | No
         raise DeeprlError(f"environment '{env_id}' needs a missing dependency: {error}") from None
     except gym.error.Error as error:
         raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})") from None
+    except TypeError as error:  # a keyword argument the env's constructor does not take
+        if not env_kwargs:
+            raise
+        raise DeeprlError(f"environment '{env_id}' does not accept env_kwargs {env_kwargs}: {error}") from None
 
 
 def _suggest(env_id: str) -> str:
@@ -102,7 +128,9 @@ def _suggest(env_id: str) -> str:
     return f"; did you mean '{close[0]}'?" if close else "; `deeprl list --envs` shows the registered ids"
 
 
-def _make_custom(entry_point: str, max_episode_steps: int | None, render_mode: str | None) -> gym.Env:
+def _make_custom(
+    entry_point: str, env_kwargs: dict[str, Any], max_episode_steps: int | None, render_mode: str | None
+) -> gym.Env:
     module_name, _, attribute = entry_point.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -112,7 +140,7 @@ def _make_custom(entry_point: str, max_episode_steps: int | None, render_mode: s
     if not callable(factory):
         raise DeeprlError(f"'{module_name}' has no class or function '{attribute}' (env '{entry_point}')")
     try:
-        env = factory(render_mode=render_mode) if render_mode is not None else factory()
+        env = factory(**env_kwargs, render_mode=render_mode) if render_mode is not None else factory(**env_kwargs)
     except Exception as error:
         raise DeeprlError(f"creating env '{entry_point}' failed: {type(error).__name__}: {error}") from None
     if not isinstance(env, gym.Env):
@@ -180,11 +208,13 @@ def _env_name(env: gym.Env) -> str:
     return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
 
-def run_env_checker(env_id: str, max_episode_steps: int | None = None) -> None:
-    """Gymnasium's env checker on a fresh instance (`--set check_env=true`); a failure is one line."""
+def run_env_checker(spec: dict[str, Any]) -> None:
+    """Gymnasium's env checker on a fresh instance of a run's env (`--set check_env=true`); a failure is one
+    line. The checker sees the env as the user built it, before deeprl's observation wrappers."""
     from gymnasium.utils.env_checker import check_env
 
-    env = make_env(env_id, max_episode_steps=max_episode_steps)
+    env_id = spec["env"]
+    env = _make_base(env_id, dict(spec.get("env_kwargs") or {}), spec.get("max_episode_steps"), None)
     try:
         check_env(env.unwrapped, skip_render_check=True)
     except Exception as error:
