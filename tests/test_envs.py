@@ -1,18 +1,21 @@
-"""Making environments: registered ids, custom entry points, episode limits, vector envs, spaces, seeding."""
+"""deeprl's env making: limits it sets, wrappers it adds, options it passes on, errors it reports, the seeding
+of vector envs and of everything random, and the JSON description of spaces."""
 
 from __future__ import annotations
 
 import json
-import warnings
+import random
+import re
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.utils.env_checker import check_env
 
 from deeprl.envs import (
     ObservationCheck,
+    OneHotObservation,
     env_factory,
     make_env,
     make_vec_env,
@@ -25,74 +28,113 @@ from deeprl.errors import DeeprlError
 from tests.custom_envs import Corridor
 
 
-def test_registered_env():
+def wrappers(env: gym.Env) -> list[type]:
+    """The classes from the outermost wrapper down to the base env."""
+    chain = [type(env)]
+    while isinstance(env, gym.Wrapper):
+        env = env.env
+        chain.append(type(env))
+    return chain
+
+
+def time_limits(env: gym.Env) -> list[int]:
+    limits = []
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            limits.append(env._max_episode_steps)
+        env = env.env
+    return limits
+
+
+def test_reward_threshold_is_the_env_specs():
     env = make_env("CartPole-v1")
-    try:
-        assert env.spec.id == "CartPole-v1"
-        assert env.spec.max_episode_steps == 500
-        obs, _ = env.reset(seed=0)
-        assert obs.shape == (4,)
-        assert env.action_space == gym.spaces.Discrete(2)
-        assert reward_threshold(env) == 475.0
-    finally:
-        env.close()
+    assert reward_threshold(env) == 475.0
+    assert reward_threshold(make_env("tests.custom_envs:Corridor")) is None  # no spec, no threshold
 
 
-def test_max_episode_steps_override_lets_episodes_run_longer():
-    env = make_env("Acrobot-v1", max_episode_steps=1000)
-    try:
-        assert env.spec.max_episode_steps == 1000
+@pytest.mark.parametrize(("limit", "expected"), [(None, [500]), (3, [3]), (1000, [1000])])
+def test_max_episode_steps_replaces_the_registered_limit(limit, expected):
+    env = make_env("CartPole-v1", max_episode_steps=limit)
+    assert time_limits(env) == expected  # one limit, never the env's own one around a new one
+    if limit == 3:  # CartPole cannot fall in 3 steps: the episode ends by truncation
         env.reset(seed=0)
-        env.action_space.seed(0)
-        length, done = 0, False
-        truncated = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            length += 1
-            done = terminated or truncated
-        assert length > 500  # Acrobot's own limit is 500
-        assert length <= 1000
-        assert truncated == (length == 1000)
-    finally:
-        env.close()
+        assert [env.step(step % 2)[3] for step in range(3)] == [False, False, True]
 
 
-def test_default_limit_is_kept_without_override():
-    env = make_env("Acrobot-v1")
-    try:
-        assert env.spec.max_episode_steps == 500
-    finally:
-        env.close()
-
-
-def test_custom_env_entry_point():
-    env = make_env("tests.custom_envs:Corridor")
-    assert isinstance(env, ObservationCheck)  # user code: its observations are checked against its space
-    assert isinstance(env.env, Corridor)
-    obs, _ = env.reset(seed=0)
-    np.testing.assert_array_equal(obs, [0.0])
-    for step in range(1, 6):
-        obs, reward, terminated, truncated, _ = env.step(1)
-        assert (reward, truncated) == (-1.0, False)
-        assert terminated == (step == 5)
-    np.testing.assert_array_equal(obs, [5.0])
-
-
-def test_custom_env_gets_time_limit():
-    env = make_env("tests.custom_envs:Corridor", max_episode_steps=7)
-    assert isinstance(env.env, gym.wrappers.TimeLimit)
-    assert isinstance(env.unwrapped, Corridor)
-    env.reset(seed=0)
-    results = [env.step(0) for _ in range(7)]  # standing still never terminates
+def test_custom_env_is_checked_and_limited_only_on_request():
+    plain = make_env("tests.custom_envs:Corridor")
+    assert wrappers(plain) == [ObservationCheck, Corridor]  # user code: its observations are checked
+    limited = make_env("tests.custom_envs:Corridor", max_episode_steps=7)
+    assert wrappers(limited) == [ObservationCheck, gym.wrappers.TimeLimit, Corridor]
+    assert time_limits(limited) == [7]
+    limited.reset(seed=0)
+    results = [limited.step(0) for _ in range(7)]  # standing still never terminates: only the limit ends it
     assert [truncated for *_, truncated, _ in results] == [False] * 6 + [True]
-    assert not any(terminated for _, _, terminated, _, _ in results)
 
 
-def test_custom_env_render_mode_is_passed():
-    env = make_env("tests.custom_envs:Corridor", render_mode="rgb_array")
-    env.reset(seed=0)
-    assert env.render_mode == "rgb_array"
-    assert env.render().shape == (8, 48, 3)
+@pytest.mark.parametrize(
+    ("env_id", "where"), [("tests.custom_envs:WrongShape", "reset()"), ("tests.custom_envs:EscapesBounds", "step()")]
+)
+def test_custom_env_observations_outside_their_space_are_refused(env_id, where):
+    env = make_env(env_id)
+    with pytest.raises(DeeprlError, match=rf"env '{env_id}' {re.escape(where)} returned an observation outside"):
+        env.reset(seed=0)
+        for _ in range(5):
+            env.step(1)
+
+
+def test_render_mode_and_env_kwargs_reach_the_constructor():
+    env = make_env("tests.custom_envs:Corridor", env_kwargs={"length": 3}, render_mode="rgb_array")
+    assert (env.unwrapped.length, env.unwrapped.render_mode) == (3, "rgb_array")
+    assert env.observation_space == gym.spaces.Box(0.0, 3.0, shape=(1,), dtype=np.float32)
+    assert make_env("tests.custom_envs:Corridor").unwrapped.render_mode is None
+    registered = make_env("FrozenLake-v1", env_kwargs={"is_slippery": False}, render_mode="rgb_array")
+    assert registered.unwrapped.render_mode == "rgb_array"
+    assert registered.spec.kwargs["is_slippery"] is False
+
+
+def test_env_kwargs_the_constructor_does_not_take_are_refused():
+    with pytest.raises(DeeprlError, match=r"environment 'CartPole-v1' does not accept env_kwargs \{'wind': 3\}"):
+        make_env("CartPole-v1", env_kwargs={"wind": 3})
+    with pytest.raises(DeeprlError, match=r"creating env 'tests\.custom_envs:Corridor' failed: TypeError"):
+        make_env("tests.custom_envs:Corridor", env_kwargs={"wind": 3})
+
+
+class Dial(gym.Env):
+    """Observations are integers from -2 to 2 (a Discrete space that does not start at 0)."""
+
+    observation_space = gym.spaces.Discrete(5, start=-2)
+    action_space = gym.spaces.Discrete(2)
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position = -2
+        return self.position, {}
+
+    def step(self, action):
+        self.position = min(self.position + int(action), 2)
+        return self.position, 0.0, self.position == 2, False, {}
+
+
+def test_discrete_observations_become_one_hot_vectors():
+    env = make_env("FrozenLake-v1", env_kwargs={"is_slippery": False})
+    assert isinstance(env, OneHotObservation)
+    assert env.observation_space == gym.spaces.Box(0.0, 1.0, shape=(16,), dtype=np.float32)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, np.eye(16, dtype=np.float32)[0])
+    obs, *_ = env.step(2)  # right: from square 0 to square 1
+    assert obs.dtype == np.float32
+    np.testing.assert_array_equal(obs, np.eye(16, dtype=np.float32)[1])
+
+    dial = make_env("tests.test_envs:Dial")
+    assert wrappers(dial) == [OneHotObservation, ObservationCheck, Dial]
+    assert dial.observation_space.shape == (5,)
+    obs, _ = dial.reset(seed=0)
+    np.testing.assert_array_equal(obs, [1, 0, 0, 0, 0])  # -2, the space's start, is the first entry
+    obs, *_ = dial.step(1)
+    np.testing.assert_array_equal(obs, [0, 1, 0, 0, 0])
+    assert not isinstance(make_env("CartPole-v1"), OneHotObservation)  # vectors stay as they are
 
 
 @pytest.mark.parametrize(
@@ -113,47 +155,44 @@ def test_bad_env_ids(env_id, message):
     assert message in str(caught.value)
 
 
-def test_env_factory_makes_fresh_copies():
+def test_env_factory_makes_fresh_copies_with_its_options():
     make = env_factory("tests.custom_envs:Corridor", max_episode_steps=3)
     first, second = make(), make()
-    assert first is not second
     assert first.unwrapped is not second.unwrapped
     first.reset(seed=0)
-    assert [first.step(0)[3] for _ in range(3)] == [False, False, True]
-    assert make(render_mode="rgb_array").render_mode == "rgb_array"
+    first.step(1)
+    assert (first.unwrapped.position, second.unwrapped.position) == (1, 0)
+    assert time_limits(first) == time_limits(second) == [3]
+    assert make(render_mode="rgb_array").unwrapped.render_mode == "rgb_array"
 
 
-def test_make_vec_env():
-    vec_env = make_vec_env("CartPole-v1", 3, seed=0)
+def play(vec_env: gym.vector.VectorEnv, steps: int) -> list[np.ndarray]:
+    """Observations along `steps` steps of actions drawn from the vector env's own (seeded) action space."""
+    observations = []
+    for _ in range(steps):
+        obs, *_ = vec_env.step(vec_env.action_space.sample())
+        observations.append(obs)
+    return observations
+
+
+def test_make_vec_env_seeds_the_copies_and_their_actions():
+    first, again, other = (make_vec_env("CartPole-v1", 3, seed=seed) for seed in (5, 5, 6))
     try:
-        assert vec_env.num_envs == 3
-        obs, _ = vec_env.reset(seed=0)
-        assert obs.shape == (3, 4)
-        obs, rewards, terminated, truncated, _ = vec_env.step(np.array([0, 1, 0]))
-        assert obs.shape == (3, 4)
-        np.testing.assert_array_equal(rewards, [1.0, 1.0, 1.0])
-        assert terminated.shape == truncated.shape == (3,)
+        assert first.num_envs == 3
+        np.testing.assert_array_equal(play(first, 40), play(again, 40))  # resets (with autoreset) and actions
+        assert not np.array_equal(play(first, 5), play(other, 5))
+    finally:
+        for vec_env in (first, again, other):
+            vec_env.close()
+
+
+def test_make_vec_env_passes_options_to_every_copy():
+    vec_env = make_vec_env("tests.custom_envs:Corridor", 2, seed=1, max_episode_steps=4, env_kwargs={"length": 9})
+    try:
+        assert [env.unwrapped.length for env in vec_env.envs] == [9, 9]
+        assert [time_limits(env) for env in vec_env.envs] == [[4], [4]]
     finally:
         vec_env.close()
-
-
-def test_make_vec_env_with_custom_env_and_limit():
-    vec_env = make_vec_env("tests.custom_envs:Corridor", 2, seed=1, max_episode_steps=4)
-    try:
-        vec_env.reset(seed=1)
-        for _ in range(3):
-            _, _, _, truncated, _ = vec_env.step(np.array([0, 0]))
-            assert not truncated.any()
-        _, _, _, truncated, _ = vec_env.step(np.array([0, 0]))
-        np.testing.assert_array_equal(truncated, [True, True])
-    finally:
-        vec_env.close()
-
-
-def test_custom_env_passes_gymnasium_check_env():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(Corridor(), skip_render_check=True)  # rendering is tested above
 
 
 @pytest.mark.parametrize(
@@ -171,15 +210,7 @@ def test_space_round_trip_through_json(space):
     restored = space_from_dict(data)
     assert restored == space
     assert type(restored) is type(space)
-
-
-def test_cartpole_space_round_trip():
-    env = make_env("CartPole-v1")
-    try:
-        for space in (env.observation_space, env.action_space):
-            assert space_from_dict(json.loads(json.dumps(space_to_dict(space)))) == space
-    finally:
-        env.close()
+    assert restored.dtype == space.dtype
 
 
 def test_unsupported_space():
@@ -189,13 +220,13 @@ def test_unsupported_space():
         space_from_dict({"type": "Tuple"})
 
 
-def test_seed_everything_is_reproducible():
-    first = seed_everything(123)
-    draws_first = (first.random(3), np.random.rand(2), torch.rand(2))
-    second = seed_everything(123)
-    draws_second = (second.random(3), np.random.rand(2), torch.rand(2))
-    np.testing.assert_array_equal(draws_first[0], draws_second[0])
-    np.testing.assert_array_equal(draws_first[1], draws_second[1])
-    assert torch.equal(draws_first[2], draws_second[2])
-    other = seed_everything(124)
-    assert not np.array_equal(other.random(3), draws_first[0])
+def draws(generator: np.random.Generator) -> tuple:
+    return generator.random(3).tolist(), random.random(), np.random.rand(2).tolist(), torch.rand(2).tolist()
+
+
+def test_seed_everything_seeds_python_numpy_and_torch():
+    first = draws(seed_everything(123))
+    assert first == draws(seed_everything(123))
+    assert first[0] == np.random.default_rng(123).random(3).tolist()  # the returned generator is default_rng(seed)
+    other = draws(seed_everything(124))
+    assert all(mine != theirs for mine, theirs in zip(first, other))  # each source follows the seed
