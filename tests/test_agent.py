@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -17,7 +18,8 @@ import deeprl
 from deeprl.agent import as_batch
 from deeprl.config import load_presets, read_config_file
 from deeprl.errors import DeeprlError
-from deeprl.run import TIMING_KEYS
+from deeprl.run import FINAL_EVAL_SEED, TIMING_KEYS
+from tests.tensorboard_events import tensorboard_scalars
 
 TINY = {
     "seed": 0,
@@ -105,7 +107,28 @@ def test_metrics_csv(trained):
     assert previous_step <= 600
     assert train[0]["loss"] == ""  # the first episode ends before learning starts at step 100
     assert float(train[-1]["loss"]) >= 0
-    assert 0.0 <= float(train[-1]["epsilon"]) <= 1.0
+    _, settings = read_config_file(run_dir / "config.yaml")
+    start, end, decay = settings["epsilon_start"], settings["epsilon_end"], settings["epsilon_decay_steps"]
+    assert settings["epsilon_schedule"] == "linear" and decay > 600
+    for row in train:  # epsilon as it was at the episode's last step
+        assert float(row["epsilon"]) == pytest.approx(start + (end - start) * int(row["step"]) / decay, rel=1e-5)
+
+
+def test_tensorboard_scalars_are_the_metrics_rows(trained):
+    """Every number of every metrics.csv row is a TensorBoard scalar KIND/COLUMN at the row's step."""
+    _, run_dir = trained
+    expected: dict[str, list[tuple[int, float]]] = {}
+    for row in read_rows(run_dir / "metrics.csv"):
+        for column, value in row.items():
+            if column not in ("kind", "step", "episode", "time_s") and value != "":
+                expected.setdefault(f"{row['kind']}/{column}", []).append((int(row["step"]), float(value)))
+    scalars = tensorboard_scalars(run_dir)
+    assert sorted(scalars) == sorted(expected)
+    assert {"train/return", "train/loss", "train/epsilon", "eval/return"} <= set(expected)
+    for tag, points in expected.items():
+        assert [step for step, _ in scalars[tag]] == [step for step, _ in points], tag
+        # metrics.csv keeps 6 significant digits, TensorBoard a float32
+        assert [value for _, value in scalars[tag]] == pytest.approx([value for _, value in points], rel=1e-5), tag
 
 
 def test_eval_json(trained):
@@ -114,11 +137,17 @@ def test_eval_json(trained):
     assert summary == agent.summary
     assert (summary["algo"], summary["env"], summary["seed"], summary["steps"]) == ("dqn", "CartPole-v1", 0, 600)
     assert summary["solve_threshold"] == 475.0
-    assert summary["best_policy_step"] in (300, 600)
-    for which in ("best", "final"):
+    evaluations = [(int(row["step"]), float(row["return"])) for row in read_rows(run_dir / "metrics.csv")
+                   if row["kind"] == "eval"]
+    best = max(evaluations, key=lambda evaluation: evaluation[1])  # the first of equal scores stays
+    assert summary["best_policy_step"] == best[0]
+    # both policies are scored on the same new episodes, seeded FINAL_EVAL_SEED + 1000 * seed
+    for which, policy in (("best", "best_policy.pt"), ("final", "policy.pt")):
         result = summary[which]
+        replayed = deeprl.evaluate(deeprl.load(run_dir / policy), "CartPole-v1", episodes=2,
+                                   seed=FINAL_EVAL_SEED + 1000 * summary["seed"])
+        assert result["returns"] == replayed.returns.tolist()
         assert result["episodes"] == 2
-        assert len(result["returns"]) == 2
         assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
 
 
@@ -129,7 +158,7 @@ def test_loaded_policies_act_like_the_trained_agent(trained, observations):
     best_dir = deeprl.load(run_dir)
     assert best_dir.policy_path == run_dir / "best_policy.pt"
     assert best_dir.env_spec == {
-        "env": "CartPole-v1", "max_episode_steps": None, "reward": "env", "observation": "state",
+        "env": "CartPole-v1", "env_kwargs": {}, "max_episode_steps": None, "reward": "env", "observation": "state",
         "screen_height": 40, "frame_stack": 2,
     }
     assert agent.env_spec == best_dir.env_spec
@@ -258,11 +287,12 @@ class Exploit:
         return (open, (self.marker, "w"))
 
 
-def test_exploit_works_with_plain_unpickling(tmp_path):
-    """The payload is real: unpickling it without protection does create the marker."""
-    marker = tmp_path / "marker"
-    pickle.loads(pickle.dumps(Exploit(str(marker)))).close()
+def assert_payload_runs_when_loaded_unsafely(path, marker) -> None:
+    """The file is really dangerous (so refusing it safely means something): an unsafe load runs its payload."""
+    with contextlib.suppress(Exception):  # the payload runs while unpickling, before anything can fail
+        torch.load(path, weights_only=False)
     assert marker.exists()
+    marker.unlink()
 
 
 @pytest.mark.parametrize("writer", ["pickle", "torch.save", "torch.save legacy", "inside a policy"])
@@ -280,6 +310,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, writer):
         path.write_bytes(buffer.getvalue())
     else:
         torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": "{}", "state_dict": payload}, path)
+    assert_payload_runs_when_loaded_unsafely(path, marker)
     with pytest.raises(DeeprlError, match="not a readable deeprl model file"):
         deeprl.load(path)
     assert not marker.exists()
@@ -360,22 +391,30 @@ def test_custom_env_end_to_end(tmp_path):
     np.testing.assert_array_equal(result.returns, -result.lengths)
 
 
-def test_env_with_discrete_observations_is_refused_or_trained(tmp_path):
-    """FrozenLake's observations are integers (a Discrete space): refuse it cleanly or handle it, never crash."""
+def test_env_with_discrete_observations_learns_from_one_hot_vectors(tmp_path):
+    """FrozenLake's observations are squares 0-15 (a Discrete space): the agent reads them as one-hot vectors,
+    and its policy file says so, so loading and evaluating it rebuild the same encoding."""
     run_dir = tmp_path / "run"
-    try:
-        agent = deeprl.train(
-            "dqn", "FrozenLake-v1", steps=200, learning_starts=50, eval_every=100, eval_episodes=2,
-            final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=run_dir,
-        )
-    except DeeprlError as error:
-        assert "FrozenLake-v1" in str(error)
-        assert not run_dir.exists()  # refused at the boundary, before writing anything
-    else:
-        env = gym.make("FrozenLake-v1")
-        obs, _ = env.reset(seed=0)
-        assert env.action_space.contains(agent.act(obs))
-        assert env.action_space.contains(deeprl.load(run_dir).act(obs))
+    agent = deeprl.train(
+        "dqn", "FrozenLake-v1", steps=300, learning_starts=50, eval_every=150, eval_episodes=2,
+        final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=run_dir,
+    )
+    one_hot = gym.spaces.Box(0.0, 1.0, shape=(16,), dtype=np.float32)
+    loaded = deeprl.load(run_dir / "policy.pt")
+    assert agent.observation_space == loaded.observation_space == one_hot
+    assert json.loads(torch.load(run_dir / "policy.pt", weights_only=True)["meta_json"])["network"]["obs_dim"] == 16
+    squares = np.eye(16, dtype=np.float32)
+    with torch.no_grad():
+        expected = agent.q_net(torch.from_numpy(squares)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(loaded.act(squares), expected)
+    env = deeprl.make_env(run_dir)  # the run's env: squares come as one-hot vectors
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, squares[0])
+    assert loaded.act(obs) == expected[0]
+    with pytest.raises(DeeprlError, match="does not fit"):  # a bare square number is not what it learnt from
+        loaded.act(0)
+    result = deeprl.evaluate(loaded, run_dir, episodes=2, seed=0)
+    assert set(result.returns) <= {0.0, 1.0}
 
 
 def test_evaluation_of_an_endless_episode_stops_with_an_error():
