@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import deeprl
-from deeprl.media import plot_runs
+from deeprl.media import plot_runs, runs_figure
 from deeprl.run import CONFIRM_EVAL_SEED, PERIODIC_EVAL_SEED
 
 LINES = (300, 260, 220, 340, 180)
@@ -99,15 +99,33 @@ def test_without_the_check_the_first_crossing_solves_and_training_is_the_same(ch
     assert without_time == expected  # the checks played their episodes without touching training
 
 
+def drawn(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], list[str], list[float]]:
+    """What the run's curve shows: its points by marker, its legend, and its horizontal lines' heights."""
+    (axes,) = runs_figure([run_dir]).axes
+    points = {line.get_marker(): [(float(x), float(y)) for x, y in zip(line.get_xdata(), line.get_ydata())]
+              for line in axes.get_lines() if line.get_linestyle() == "None"}
+    levels = [float(line.get_ydata()[0]) for line in axes.get_lines() if line.get_linestyle() == "--"]
+    return points, [text.get_text() for text in axes.get_legend().get_texts()], levels
+
+
 def test_the_curve_marks_the_checks(checked, tmp_path):
-    run_dir, _ = checked
-    plain = tmp_path / "plain"
+    run_dir, line = checked
+    points, legend, levels = drawn(run_dir)
+    assert points == {"o": sorted(means(run_dir, "eval").items()), "x": sorted(means(run_dir, "confirm").items())}
+    assert {"greedy evaluation", "check on new episodes", f"solved ({line:g})"} <= set(legend)
+    assert levels == [line]  # the run's own solving line, as eval.json recorded it
+
+    plain = tmp_path / "plain"  # the same run without checks draws no crosses
     plain.mkdir()
-    lines = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
-    (plain / "metrics.csv").write_text("".join(line for line in lines if not line.startswith("confirm,")))
-    plot_runs([run_dir], tmp_path / "checked.png", title="t")
-    plot_runs([plain], tmp_path / "plain.png", title="t")
-    assert (tmp_path / "checked.png").read_bytes() != (tmp_path / "plain.png").read_bytes()
+    for name in ("config.yaml", "eval.json"):
+        (plain / name).write_text((run_dir / name).read_text())
+    text = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
+    (plain / "metrics.csv").write_text("".join(row for row in text if not row.startswith("confirm,")))
+    points, legend, _ = drawn(plain)
+    assert points == {"o": sorted(means(run_dir, "eval").items())}
+    assert "check on new episodes" not in legend
+    plot_runs([run_dir], tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_command_line_reports_each_check(checked, tmp_path):
