@@ -49,7 +49,12 @@ def default_run_dir(algo: str, env: str, seed: int, preset: str | None = None) -
     named = [algo, env] + ([preset] if preset not in (None, "default") else [])
     safe = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", part) for part in named)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{safe}-s{seed}-{stamp}"
+    path = Path("runs") / f"{safe}-s{seed}-{stamp}"
+    copy = 1
+    while path.exists():  # a second run of the same seed within the same second
+        copy += 1
+        path = Path("runs") / f"{safe}-s{seed}-{stamp}-{copy}"
+    return path
 
 
 def someone_watching() -> bool:
@@ -379,7 +384,10 @@ class Run:
         seed = FINAL_EVAL_SEED + 1000 * self.config.seed
         episodes = self.config.final_eval_episodes
         final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
-        best = evaluate(load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed)
+        # the best policy is the final one when the last evaluation ranked highest: same weights, same episodes
+        best = final if self.best_step == step else evaluate(
+            load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed
+        )
         summary = {
             "algo": self.config.algo,
             "env": self.config.env,

@@ -7,6 +7,7 @@ import difflib
 import importlib
 import os
 import random
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -132,6 +133,9 @@ def _make_custom(
     entry_point: str, env_kwargs: dict[str, Any], max_episode_steps: int | None, render_mode: str | None
 ) -> gym.Env:
     module_name, _, attribute = entry_point.partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # `python -m` finds packages in the current directory; the `deeprl` command should too
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # any failure while importing user code is a user-facing error
