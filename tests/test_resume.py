@@ -1,14 +1,24 @@
-"""Checkpoints and exact resume: real `deeprl train` processes are killed and resumed, and must end with
-the same weights (bit for bit) and the same metrics.csv (wall-clock column aside) as an uninterrupted run."""
+"""Checkpoints and exact resume: real `deeprl train` processes are killed and resumed, and must end with the
+same weights (bit for bit), the same metrics.csv and eval.json (wall-clock aside) and the same TensorBoard
+scalars as an uninterrupted run.
+
+Every kill is placed by an event, never by a delay: the trainer is frozen with SIGSTOP once what the test
+waits for has happened (a checkpoint's manifest appeared, metrics.csv grew past the newest checkpoint), or
+freezes itself in the middle of writing a file (tests/pausing_trainer.py), and only then SIGKILLed.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,12 +26,25 @@ import torch
 import deeprl
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.errors import DeeprlError
+from deeprl.run import TIMING_KEYS
+from tests.tensorboard_events import tensorboard_scalars
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSING_TRAINER = ROOT / "tests" / "pausing_trainer.py"
+STEPS = 2000
+CHECKPOINT_EVERY = 400  # checkpoints come at the first episode end at or after each multiple
 TRAIN_ARGS = [
-    "--seed", "0", "--steps", "3000", "--quiet",
-    "--set", "checkpoint_every=400", "--set", "eval_every=1000", "--set", "learning_starts=200",
-    "--set", "eval_episodes=3", "--set", "final_eval_episodes=3", "--set", "tensorboard=false",
+    "--seed", "0", "--steps", str(STEPS), "--quiet", "--set", f"checkpoint_every={CHECKPOINT_EVERY}",
+    "--set", "eval_every=1000", "--set", "learning_starts=200", "--set", "train_freq=2",  # halves the updates' time
+    "--set", "eval_episodes=3", "--set", "final_eval_episodes=3", "--set", "tensorboard=true",
+]
+PICTURE_ARGS = [
+    "--seed", "1", "--steps", "900", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
+    "--set", "conv_channels=4,8", "--set", "conv_kernels=3,3", "--set", "hidden_sizes=16",
+    "--set", "max_episode_steps=40",  # truncations put final pictures aside in the replay
+    "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "buffer_size=700",
+    "--set", "checkpoint_every=300", "--set", "eval_every=450", "--set", "eval_episodes=2",
+    "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
 ]
 
 
@@ -33,11 +56,42 @@ def environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
 
-def start_training(run_dir: Path, *extra_args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS, *extra_args),
-        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+class Trainer:
+    """A `deeprl train` process (through tests/pausing_trainer.py when `pause_at` is given), its stderr in a file."""
+
+    def __init__(self, run_dir: Path, args: list[str], pause_at: tuple[str, int] | None = None) -> None:
+        self.run_dir = run_dir
+        self.log = run_dir.with_name(run_dir.name + ".stderr")
+        train = ["train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *args]
+        if pause_at is None:
+            command = deeprl_command(*train)
+        else:
+            pattern, occurrence = pause_at
+            command = [sys.executable, str(PAUSING_TRAINER), pattern, str(occurrence), *train]
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=log)
+
+    def state(self) -> str:
+        """The process state letter from /proc: R running, S sleeping, T stopped, Z exited."""
+        return Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 180
+        while not condition():
+            assert self.process.poll() is None, f"training ended before {what}: {self.log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"waited 180 s for {what}"
+            time.sleep(0.02)
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+        self.wait_for(lambda: self.state() == "T", "it stopped")
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def stderr(self) -> str:
+        return self.log.read_text()
 
 
 def resume(run_dir: Path) -> subprocess.CompletedProcess:
@@ -54,33 +108,49 @@ def newest_step(run_dir: Path) -> int:
     return int(found[-1].stem.split("-")[1]) if found else -1
 
 
-def wait_for_checkpoints(process: subprocess.Popen, run_dir: Path, count: int) -> None:
-    """Wait until the `count`-th checkpoint (one every 400 steps, at an episode end) has been written."""
-    deadline = time.monotonic() + 120
-    while newest_step(run_dir) < 400 * count:
-        assert process.poll() is None, "training ended before the expected checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
+def metrics_size(run_dir: Path) -> int:
+    path = run_dir / "metrics.csv"
+    return path.stat().st_size if path.is_file() else 0
 
 
-def killed_run(tmp_path: Path, checkpoints_before_kill: int, extra_delay: float = 0.0) -> Path:
-    """A training process SIGKILLed after its n-th checkpoint (plus a delay): its run directory."""
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
-    wait_for_checkpoints(process, run_dir, checkpoints_before_kill)
-    time.sleep(extra_delay)
-    process.kill()
-    process.wait()
-    return run_dir
+def stop_after_checkpoint(trainer: Trainer, step: int) -> None:
+    """Freeze the trainer once a checkpoint at `step` or later is complete (its manifest is written last)."""
+    trainer.wait_for(lambda: newest_step(trainer.run_dir) >= step, f"a checkpoint at step {step} or later")
+    trainer.freeze()
+
+
+def stop_with_rows_past_checkpoint(trainer: Trainer, step: int) -> dict[str, Any]:
+    """Freeze the trainer when metrics.csv holds rows written after its newest checkpoint (at `step` or later),
+    which a resumed run must drop and write again; the newest checkpoint's run state."""
+    stop_after_checkpoint(trainer, step)
+    while True:  # checked while frozen: the files cannot change under the check
+        state = load_latest_checkpoint(trainer.run_dir, "dqn", "CartPole-v1")["run"]
+        size = metrics_size(trainer.run_dir)
+        if size > state["metrics_bytes"]:
+            return state
+        trainer.process.send_signal(signal.SIGCONT)
+        trainer.wait_for(lambda old=size: metrics_size(trainer.run_dir) > old, "a row after the checkpoint")
+        trainer.freeze()
+
+
+def stop_in_write(trainer: Trainer) -> None:
+    """Wait until the pausing trainer has stopped itself halfway through the write it was told to pause."""
+    trainer.wait_for(lambda: trainer.state() == "T", "the paused write")
 
 
 def metrics_without_time(run_dir: Path) -> list[str]:
     lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0].endswith(",time_s")
     return [line.rsplit(",", 1)[0] for line in lines]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
+
+
+def summary_without_timing(run_dir: Path) -> dict[str, Any]:
+    summary = json.loads((run_dir / "eval.json").read_text())
+    return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
 
 
 def assert_same_run(run_dir: Path, reference: Path) -> None:
@@ -89,6 +159,23 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
         expected, actual = weights(reference / name), weights(run_dir / name)
         assert expected.keys() == actual.keys()
         assert all(torch.equal(expected[key], actual[key]) for key in expected), name
+    assert summary_without_timing(run_dir) == summary_without_timing(reference)
+    # TensorBoard as it shows the runs: a resumed run's purge hides what the killed process wrote after its
+    # checkpoint; every (tag, step, value), the checkpoint step's included, must be the uninterrupted run's.
+    scalars, expected_scalars = tensorboard_scalars(run_dir), tensorboard_scalars(reference)
+    assert {"train/return", "train/loss", "eval/return"} <= set(expected_scalars)
+    assert scalars.keys() == expected_scalars.keys()
+    for tag, expected_points in expected_scalars.items():
+        assert scalars[tag] == expected_points, tag
+
+
+def assert_resumes_identically(run_dir: Path, reference: Path) -> subprocess.CompletedProcess:
+    assert not (run_dir / "eval.json").exists()
+    result = resume(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, reference)
+    assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -99,59 +186,77 @@ def reference(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize(("checkpoints_before_kill", "extra_delay"), [(1, 0.0), (2, 0.3), (4, 0.1), (5, 0.25)])
-def test_sigkill_then_resume_is_identical(tmp_path, reference, checkpoints_before_kill, extra_delay):
-    run_dir = killed_run(tmp_path, checkpoints_before_kill, extra_delay)
-    assert not (run_dir / "eval.json").exists()
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference)
-    assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
+def test_sigkill_right_after_a_checkpoint(tmp_path, reference):
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS)
+    stop_after_checkpoint(trainer, CHECKPOINT_EVERY)
+    trainer.kill()
+    assert_resumes_identically(trainer.run_dir, reference)
 
 
-def test_sigkill_while_a_checkpoint_file_is_being_written(tmp_path, reference):
-    """Kill the moment a checkpoint's temporary file appears: the half-written file is never used."""
-    run_dir = tmp_path / "run"
-    folder = run_dir / "checkpoints"
-    process = start_training(run_dir)
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None and time.monotonic() < deadline, "no checkpoint write was caught"
-        names = os.listdir(folder) if folder.is_dir() else []
-        if newest_step(run_dir) >= 400 and any(name.startswith(".step-") for name in names):
-            process.kill()
-            break
-    process.wait()
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference)
+def test_sigkill_with_rows_written_after_the_checkpoint(tmp_path, reference):
+    """metrics.csv and TensorBoard already hold episodes after the checkpoint: they are dropped and redone."""
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS)
+    state = stop_with_rows_past_checkpoint(trainer, 2 * CHECKPOINT_EVERY)
+    trainer.kill()
+    rows_after = metrics_without_time(trainer.run_dir)
+    assert int(rows_after[-1].split(",")[1]) > state["step"]  # the last row is past the checkpoint
+    assert_resumes_identically(trainer.run_dir, reference)
 
 
-def test_kill_during_checkpoint_write_falls_back(tmp_path, reference):
-    """A checkpoint whose write was cut short (truncated data, stale manifest) is skipped with one line."""
-    run_dir = killed_run(tmp_path, 3)
-    newest = checkpoints(run_dir)[-1].with_suffix(".pt")
+def test_sigkill_while_a_checkpoint_is_being_written(tmp_path, reference):
+    """Killed with the third checkpoint's data half on disk: the half-written file is never used, and the run
+    goes on from the second checkpoint."""
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS, pause_at=("step-*.pt", 3))
+    stop_in_write(trainer)
+    trainer.kill()
+    folder = trainer.run_dir / "checkpoints"
+    (partial,) = folder.glob(".step-*.pt.*.tmp")
+    partial_step = int(partial.name.split(".")[1].split("-")[1])
+    assert partial.stat().st_size > 0
+    assert [path.stem for path in checkpoints(trainer.run_dir)] == [
+        path.stem for path in sorted(folder.glob("step-*.pt"))
+    ]  # two complete checkpoints, both older than the partial one
+    assert len(checkpoints(trainer.run_dir)) == 2 and newest_step(trainer.run_dir) < partial_step
+    result = assert_resumes_identically(trainer.run_dir, reference)
+    assert "warning" not in result.stderr  # nothing was damaged: the partial file never became a checkpoint
+
+
+def test_sigkill_while_the_final_policy_is_being_written(tmp_path, reference):
+    """Killed at the very end (training and its last evaluation done, policy.pt half written): the run resumes
+    from its last checkpoint and ends as if never stopped."""
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS, pause_at=("policy.pt", 1))
+    stop_in_write(trainer)
+    trainer.kill()
+    assert list(trainer.run_dir.glob(".policy.pt.*.tmp")) and not (trainer.run_dir / "policy.pt").exists()
+    last_row = metrics_without_time(trainer.run_dir)[-1].split(",")
+    assert (last_row[0], int(last_row[1])) == ("eval", STEPS)  # everything but the files at the end was written
+    assert newest_step(trainer.run_dir) >= STEPS - CHECKPOINT_EVERY
+    assert_resumes_identically(trainer.run_dir, reference)
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_with_one_line(tmp_path, reference):
+    """A checkpoint whose data does not match its manifest (truncated on disk) is skipped, said in one line."""
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS)
+    stop_after_checkpoint(trainer, 3 * CHECKPOINT_EVERY)
+    trainer.kill()
+    newest = checkpoints(trainer.run_dir)[-1].with_suffix(".pt")
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
+    result = assert_resumes_identically(trainer.run_dir, reference)
     warnings = [line for line in result.stderr.splitlines() if "checksum mismatch" in line]
     assert len(warnings) == 1 and newest.name in warnings[0]
-    assert_same_run(run_dir, reference)
 
 
 def test_sigint_checkpoints_and_exits_130(tmp_path, reference):
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
-    wait_for_checkpoints(process, run_dir, 1)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS)
+    trainer.wait_for(lambda: newest_step(trainer.run_dir) >= CHECKPOINT_EVERY, "the first checkpoint")
+    trainer.process.send_signal(signal.SIGINT)
+    assert trainer.process.wait(timeout=120) == 130
+    stderr = trainer.stderr()
     assert "deeprl resume" in stderr and "Traceback" not in stderr
-    state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")
-    assert state["algo"]["step"] == newest_step(run_dir)
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference)
+    state = load_latest_checkpoint(trainer.run_dir, "dqn", "CartPole-v1")
+    assert state["algo"]["step"] == newest_step(trainer.run_dir)
+    assert deeprl.load(trainer.run_dir / "policy.pt").policy_step == state["algo"]["step"]  # usable meanwhile
+    assert_resumes_identically(trainer.run_dir, reference)
 
 
 def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
@@ -173,40 +278,36 @@ def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
         deeprl.train(resume=empty)
 
 
-def test_checkpoint_of_another_env_is_refused(tmp_path, reference):
-    run_dir = killed_run(tmp_path, 1)
+def test_checkpoint_of_another_env_is_refused(reference):
+    assert len(checkpoints(reference)) == 2  # a finished run keeps its newest two
     with pytest.raises(DeeprlError, match=r"no intact checkpoint.*belongs to dqn on CartPole-v1"):
-        load_latest_checkpoint(run_dir, "dqn", "Acrobot-v1")
+        load_latest_checkpoint(reference, "dqn", "Acrobot-v1")
 
 
-def test_a_run_in_use_is_not_resumed_twice(tmp_path):
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir)
+def test_a_run_in_use_is_not_resumed_twice(tmp_path, reference):
+    trainer = Trainer(tmp_path / "run", TRAIN_ARGS)
+    run_dir = trainer.run_dir
     try:
-        wait_for_checkpoints(process, run_dir, 1)
         # Frozen, the trainer cannot finish (and remove its lock) while the second process starts up.
-        process.send_signal(signal.SIGSTOP)
+        stop_after_checkpoint(trainer, CHECKPOINT_EVERY)
         result = resume(run_dir)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [
-            f"deeprl: error: run directory {run_dir} is in use by process {process.pid} "
+            f"deeprl: error: run directory {run_dir} is in use by process {trainer.process.pid} "
             f"(remove {run_dir / '.lock'} if it is not deeprl)"
         ]
     finally:
-        process.kill()
-        process.wait()
-    assert (run_dir / ".lock").read_text().strip() == str(process.pid)  # left behind by the killed process
-    result = resume(run_dir)  # the stale lock is taken over
-    assert result.returncode == 0, result.stderr
+        trainer.kill()
+    assert (run_dir / ".lock").read_text().strip() == str(trainer.process.pid)  # left behind by the killed process
+    assert_resumes_identically(run_dir, reference)  # the stale lock is taken over
     assert not (run_dir / ".lock").exists()
 
 
 def test_checkpoints_without_the_replay_memory_refill_it_after_resume(tmp_path, reference):
-    run_dir = tmp_path / "run"
-    process = start_training(run_dir, "--set", "checkpoint_replay=false")
-    wait_for_checkpoints(process, run_dir, 1)  # near step 400 episodes are short: several end while refilling
-    process.kill()
-    process.wait()
+    trainer = Trainer(tmp_path / "run", [*TRAIN_ARGS, "--set", "checkpoint_replay=false"])
+    run_dir = trainer.run_dir
+    stop_after_checkpoint(trainer, CHECKPOINT_EVERY)  # near step 400 episodes are short: several end while refilling
+    trainer.kill()
     resumed_from = newest_step(run_dir)
     state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")
     assert state["algo"]["replay"] is None and state["algo"]["step"] == resumed_from
@@ -225,10 +326,21 @@ def test_checkpoints_without_the_replay_memory_refill_it_after_resume(tmp_path, 
     assert [row for row in rows if row.startswith("train,")][: len(before)] == [
         row for row in reference_rows if row.startswith("train,")
     ][: len(before)]  # the same run up to the checkpoint
-    # learning_starts is 200: episodes that end before the memory holds 200 new steps have no loss
-    assert all((row["loss"] == "") == (int(row["step"]) <= resumed_from + 200) for row in after)
+    # learning_starts is 200: an episode has a loss when it had a gradient round (every 2nd step) after the
+    # memory held 200 new steps again
+    refilled, previous_end = resumed_from + 200, resumed_from
+    for row in after:
+        end = int(row["step"])
+        learnt = any(step % 2 == 0 for step in range(max(previous_end, refilled) + 1, end + 1))
+        assert (row["loss"] != "") == learnt, row
+        previous_end = end
     assert {row["loss"] == "" for row in after} == {True, False}  # both kinds of episode are there
     assert (run_dir / "eval.json").is_file()
+    # TensorBoard follows the run it belongs to: the resumed losses, not the killed process's
+    losses = dict(tensorboard_scalars(run_dir)["train/loss"])
+    assert sorted(losses) == [int(row["step"]) for row in train if row["loss"] != ""]
+    assert all(losses[int(row["step"])] == pytest.approx(float(row["loss"]), rel=1e-5)
+               for row in train if row["loss"] != "")
 
 
 class Exploit:
@@ -242,21 +354,16 @@ class Exploit:
 
 
 def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
-    import hashlib
-    import json
-    import pickle
-
     marker = tmp_path / "pwned"
-    pickle.loads(pickle.dumps(Exploit(str(marker)))).close()  # the payload is real
-    assert marker.exists()
-    marker.unlink()
-
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text((reference / "config.yaml").read_text())
     checkpoint = run_dir / "checkpoints" / "step-000000000400.pt"
     checkpoint.parent.mkdir()
     torch.save({"run": Exploit(str(marker)), "algo": {}}, checkpoint)  # a valid checksum: only the content is bad
+    torch.load(checkpoint, weights_only=False)["run"].close()  # really dangerous: an unsafe load runs the payload
+    assert marker.exists()
+    marker.unlink()
     data = checkpoint.read_bytes()
     checkpoint.with_suffix(".json").write_text(json.dumps({
         "format": "deeprl-checkpoint", "deeprl_version": "0.1.0", "algo": "dqn", "env": "CartPole-v1",
@@ -271,29 +378,12 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
 
 def test_picture_run_resumes_identically(tmp_path):
     """Screen observations, a BatchNorm CNN and the replay that stores pictures once survive a SIGKILL too:
-    the resumed run ends with the same weights (BatchNorm statistics included) and metrics."""
-    picture_args = [
-        "--seed", "1", "--steps", "900", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
-        "--set", "conv_channels=4,8", "--set", "conv_kernels=3,3", "--set", "hidden_sizes=16",
-        "--set", "max_episode_steps=40",  # truncations put final pictures aside in the replay
-        "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "buffer_size=700",
-        "--set", "checkpoint_every=300", "--set", "eval_every=450", "--set", "eval_episodes=2",
-        "--set", "final_eval_episodes=2", "--set", "tensorboard=false",
-    ]
-    reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
-    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(reference_dir), *picture_args),
+    the resumed run ends with the same weights (BatchNorm statistics included), metrics and scalars."""
+    reference_dir = tmp_path / "reference"
+    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(reference_dir), *PICTURE_ARGS),
                    env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
-    process = subprocess.Popen(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *picture_args),
-                               env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while newest_step(run_dir) < 600:
-        assert process.poll() is None, "training ended before the second checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    assert not (run_dir / "eval.json").exists()
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference_dir)
-    assert any("running_mean" in key for key in weights(run_dir / "policy.pt"))
+    trainer = Trainer(tmp_path / "run", PICTURE_ARGS)
+    stop_after_checkpoint(trainer, 600)
+    trainer.kill()
+    assert_resumes_identically(trainer.run_dir, reference_dir)
+    assert any("running_mean" in key for key in weights(trainer.run_dir / "policy.pt"))
