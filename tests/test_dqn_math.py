@@ -1,4 +1,4 @@
-"""DQN's math: TD targets, the dueling head, target-network updates, one gradient step."""
+"""DQN's math: TD targets, the dueling head, target-network updates, one gradient step and its clipping."""
 
 from __future__ import annotations
 
@@ -203,3 +203,59 @@ def test_set_lr():
     learner = DQNLearner(Config(lr=1e-3), network(), torch.device("cpu"))
     learner.set_lr(2.5e-4)
     assert [group["lr"] for group in learner.optimizer.param_groups] == [2.5e-4]
+
+
+def small_batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    replay = ReplayBuffer(16, (3,), np.dtype(np.float32))
+    for index in range(8):
+        obs, next_obs = rng.normal(size=3).astype(np.float32), rng.normal(size=3).astype(np.float32)
+        replay.add(obs, index % 2, 10.0 * rng.normal(), next_obs, terminated=index == 7, truncated=False)
+    return replay.batch_at(np.arange(8), n_step=1, gamma=0.9)
+
+
+def gradients_at_step(config: Config) -> tuple[list[torch.Tensor], float, float]:
+    """The gradients the optimiser steps with in one update, that update's loss, and the loss by hand."""
+    torch.manual_seed(0)
+    learner = DQNLearner(config, network(), torch.device("cpu"))
+    batch = small_batch()
+    with torch.no_grad():
+        q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        target = batch.returns + batch.discounts * learner.target_net(batch.next_obs).max(1).values
+        by_hand = (torch.nn.functional.mse_loss if config.loss == "mse" else torch.nn.functional.smooth_l1_loss)(
+            q_taken, target).item()
+    seen: list[torch.Tensor] = []
+    step = learner.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        seen.extend(parameter.grad.clone() for parameter in learner.parameters)
+        return step(*args, **kwargs)
+
+    learner.optimizer.step = recording_step
+    loss = learner.update(batch)
+    return seen, loss, by_hand
+
+
+def global_norm(gradients: list[torch.Tensor]) -> float:
+    return float(torch.sqrt(sum((gradient**2).sum() for gradient in gradients)))
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_update_clips_gradients_before_the_step(loss):
+    base = {"double_q": False, "loss": loss}
+    free, free_loss, by_hand = gradients_at_step(Config(max_grad_norm=None, **base))
+    assert free_loss == pytest.approx(by_hand, rel=1e-6)  # the loss the update reports is the TD loss
+    assert global_norm(free) > 0.2  # large rewards: the clips below bind
+    clipped, _, _ = gradients_at_step(Config(max_grad_norm=0.1, **base))
+    assert global_norm(clipped) == pytest.approx(0.1, rel=1e-4)
+    for before, after in zip(free, clipped):  # rescaled, not reshaped
+        torch.testing.assert_close(after, before * 0.1 / global_norm(free), rtol=1e-4, atol=1e-7)
+    clamped, _, _ = gradients_at_step(Config(max_grad_norm=None, grad_clip_value=0.01, **base))
+    for before, after in zip(free, clamped):
+        torch.testing.assert_close(after, before.clamp(-0.01, 0.01))
+    # both: each element clamped first, then the whole rescaled to the norm
+    both, _, _ = gradients_at_step(Config(max_grad_norm=0.02, grad_clip_value=0.01, **base))
+    clamped_norm = global_norm([gradient.clamp(-0.01, 0.01) for gradient in free])
+    assert clamped_norm > 0.02
+    for before, after in zip(free, both):
+        torch.testing.assert_close(after, before.clamp(-0.01, 0.01) * 0.02 / clamped_norm, rtol=1e-4, atol=1e-7)
