@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -166,6 +167,65 @@ def test_list_settings(tmp_path):
     assert re.search(r"^hidden_sizes\s", result.stdout, re.MULTILINE)
 
 
+def test_list_settings_shows_what_a_run_would_use(tmp_path):
+    defaults = deeprl_cli("list", "--settings", "dqn", cwd=tmp_path)
+    assert defaults.stdout.splitlines()[0].startswith("# dqn's defaults; a preset for the env overrides many")
+    assert re.search(r"^total_steps\s+int\s+100000\s", defaults.stdout, re.MULTILINE)
+    resolved = deeprl_cli("list", "--settings", "dqn", "--env", "CartPole-v1", cwd=tmp_path)
+    assert resolved.returncode == 0, resolved.stderr
+    assert resolved.stdout.splitlines()[0] == "# the settings a run of dqn on CartPole-v1 with preset 'default' uses"
+    assert re.search(r"^total_steps\s+int\s+30000\s", resolved.stdout, re.MULTILINE)
+    assert re.search(r"^hidden_sizes\s+tuple\[int, ...\]\s+\[64, 64\]\s", resolved.stdout, re.MULTILINE)
+    tutorial = deeprl_cli("list", "--settings", "DQN", "--env", "CartPole-v1", "--preset", "tutorial", cwd=tmp_path)
+    assert re.search(r"^lr\s+float\s+0\.01\s", tutorial.stdout, re.MULTILINE)
+    assert re.search(r"^optimizer\s+str\s+rmsprop\s", tutorial.stdout, re.MULTILINE)
+    assert "seed 00" not in defaults.stdout  # the tutorials are named in words, not by their file numbers
+
+
+def test_version(tmp_path):
+    result = deeprl_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"deeprl {deeprl.__version__}"
+
+
+def test_run_level_settings_through_set_any_case_and_the_preset_in_the_name(tmp_path):
+    result = deeprl_cli(
+        "train", "DQN", "CartPole-v1", "--preset", "tutorial", "--set", "seed=3", "--set", "device=cpu",
+        "--set", "total_steps=300", "--quiet", *TINY_SETTINGS, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert re.fullmatch(r"dqn-CartPole-v1-tutorial-s3-\d{8}-\d{6}", run_dir.name)
+    config = (run_dir / "config.yaml").read_text().splitlines()
+    assert config[:2] == ["algo: dqn", "preset: tutorial"]
+    assert {"seed: 3", "device: cpu", "total_steps: 300", "optimizer: rmsprop"} <= set(config)
+    assert json.loads((run_dir / "eval.json").read_text())["steps"] == 300
+
+
+def test_summary_and_eval_json_say_where_the_time_went(trained_run):
+    result, run_dir = trained_run
+    summary = json.loads((run_dir / "eval.json").read_text())
+    train_s, eval_s = summary["train_seconds"], summary["eval_seconds"]
+    assert train_s > 0 and eval_s > 0
+    assert summary["train_steps_per_second"] == pytest.approx(400 / train_s, rel=0.01)
+    assert summary["steps_per_second"] == pytest.approx(400 / (train_s + eval_s), rel=0.01)
+    assert summary["eval_fraction"] == pytest.approx(eval_s / (train_s + eval_s), abs=1e-3)
+    assert (f"time: 400 steps in {train_s + eval_s:.1f} s, {summary['train_steps_per_second']:.0f} training "
+            f"steps/s, evaluating {100 * summary['eval_fraction']:.0f}% of the time: "
+            f"{summary['steps_per_second']:.0f} steps/s") in result.stdout
+
+
+def test_watch_without_a_display_says_where_the_video_went(trained_run, tmp_path):
+    _, run_dir = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    result = deeprl_cli("watch", copy, cwd=tmp_path)  # cli_env() removes DISPLAY
+    assert result.returncode == 0, result.stderr
+    assert "no display here (DISPLAY is not set), so the episodes went to a video file" in result.stdout
+    assert f"video: {copy / 'videos' / 'watch.mp4'} (" in result.stdout
+    assert (copy / "videos" / "watch.mp4").stat().st_size > 0
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 BAD_TRAIN = ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "50")
@@ -250,6 +310,40 @@ MORE_BAD_INPUTS = [
     ("watch-missing", ("watch", "nowhere", "--video", "out.gif"), {}, "no such run directory or model file"),
     ("plot-one-of-two-not-a-run", ("plot", "{run}", "."), {}, ". is not a run directory"),
     ("list-unknown-algorithm", ("list", "--settings", "ppo9"), {}, "unknown algorithm 'ppo9'"),
+    ("list-preset-without-env", ("list", "--settings", "dqn", "--preset", "tutorial"), {},
+     "--preset needs --env: presets belong to an env"),
+    ("list-unknown-preset", ("list", "--settings", "dqn", "--env", "CartPole-v1", "--preset", "nope"), {},
+     "unknown preset 'nope' for dqn on CartPole-v1"),
+    # run-level settings through --set: either they work (seed, device, total_steps) or the flag is named
+    ("set-seed-against-flag", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "2", "--set", "seed=3"),
+     {}, "--seed 2 and --set seed=3 disagree; give one"),
+    ("set-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "steps=100"), {},
+     "'steps' is not set with --set: use --steps N (or --set total_steps=N)"),
+    ("set-env", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env=Acrobot-v1"), {},
+     "'env' is not set with --set: use the ENV argument"),
+    ("set-preset", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "preset=tutorial"), {},
+     "'preset' is not set with --set: use --preset NAME"),
+    ("set-config", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "config=c.yaml"), {},
+     "'config' is not set with --set: use --config FILE"),
+    ("preset-with-config", ("train", "--config", "c.yaml", "--preset", "tutorial", "--run-dir", "x"),
+     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"}, "--preset does not apply with --config"),
+    ("env-kwargs-unknown", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs={wind: 3}"), {},
+     "environment 'CartPole-v1' does not accept env_kwargs {'wind': 3}"),
+    ("env-kwargs-not-a-mapping", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs=3"), {},
+     "invalid value for env_kwargs: 3 (expected a mapping such as '{key: value}')"),
+    # outputs that cannot be written: a virtual file system, a file where a folder should be
+    ("watch-video-unwritable", ("watch", "{run}", "--video", "/proc/deeprl/out.mp4"), {},
+     "cannot write video /proc/deeprl/out.mp4: "),
+    ("watch-gif-under-a-file", ("watch", "{run}", "--video", "blocker/out.gif"), {"blocker": b"x"},
+     "cannot write video blocker/out.gif: blocker is a file, not a folder"),
+    ("plot-output-unwritable", ("plot", "{run}", "-o", "/proc/deeprl/curve.png"), {},
+     "cannot write plot /proc/deeprl/curve.png: "),
+    ("plot-output-under-a-file", ("plot", "{run}", "-o", "blocker/curve.png"), {"blocker": b"x"},
+     "cannot write plot blocker/curve.png: blocker is a file, not a folder"),
+    ("run-dir-unwritable", ("train", "dqn", "CartPole-v1", "--run-dir", "/proc/deeprl/run"), {},
+     "cannot create run directory /proc/deeprl/run: "),
+    ("run-dir-under-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "blocker/run"), {"blocker": b"x"},
+     "cannot create run directory blocker/run: blocker is a file, not a folder"),
 ]
 
 

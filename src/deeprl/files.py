@@ -24,12 +24,23 @@ def _umask() -> int:
 UMASK = _umask()
 
 
+def file_in_the_way(folder: Path) -> Path | None:
+    """The existing file (not a folder) that `folder` or one of its parents would have to be, if any."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
 def check_writable(path: str | Path, what: str) -> None:
     """Refuse an output file that cannot be written (a read-only or virtual file system, a file where a folder
     should be) before any work is done: one line naming the path and the reason, nothing left behind."""
     path = Path(path)
     if path.is_dir():
         raise DeeprlError(f"cannot write {what} {path}: it is a directory")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise DeeprlError(f"cannot write {what} {path}: {blocker} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")

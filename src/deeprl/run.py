@@ -29,7 +29,7 @@ from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted
 from deeprl.evaluate import EvalResult, evaluate
-from deeprl.files import atomic_write_json, atomic_write_text, check_writable
+from deeprl.files import atomic_write_json, atomic_write_text, check_writable, file_in_the_way
 from deeprl.media import plot_runs
 
 BASE_COLUMNS = ("kind", "step", "episode", "return", "return_std", "length")
@@ -72,6 +72,9 @@ def prepare_run_dir(path: Path) -> Path:
         raise DeeprlError(f"run directory {path} is an existing file (choose another --run-dir)")
     if path.exists() and any(path.iterdir()):
         raise DeeprlError(f"run directory {path} already exists and is not empty (choose another --run-dir)")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise DeeprlError(f"cannot create run directory {path}: {blocker} is a file, not a folder")
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
