@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def environment() -> dict[str, str]:
 
 
 def deeprl_command(line: str) -> list[str]:
-    return [sys.executable, "-m", "deeprl", *line.split()[1:]]
+    return [sys.executable, "-m", "deeprl", *shlex.split(line)[1:]]
 
 
 def test_readme_python_blocks_run_as_written(tmp_path):
@@ -124,7 +125,7 @@ def test_readme_using_it_lines_run(tmp_path):
     assert (run_named("dqn-CartPole-v1-s3") / "eval.json").is_file()  # resumed and finished
     names = sorted(path.name.rsplit("-s", 1)[0] for path in runs.iterdir())
     assert "dqn-Acrobot-v1-tutorial-shaped" in names and "dqn-CartPole-v0-pixels" in names
-    assert "dqn-my_pkg.envs_Warehouse" in names
+    assert "dqn-my_pkg.envs_Warehouse" in names and "dqn-FrozenLake-v1" in names
 
 
 @pytest.mark.parametrize("flag", ["--steps", "--set"])

@@ -43,6 +43,10 @@ def check_writable(path: str | Path, what: str) -> None:
         raise DeeprlError(f"cannot write {what} {path}: {blocker} is a file, not a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or error
+        raise DeeprlError(f"cannot write {what} {path}: its folder cannot be created ({reason})") from None
+    try:
         handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
         os.close(handle)
         os.unlink(probe)
