@@ -39,11 +39,12 @@ TRAIN_ARGS = [
     "--set", "eval_episodes=3", "--set", "final_eval_episodes=3", "--set", "tensorboard=true",
 ]
 PICTURE_ARGS = [
-    "--seed", "1", "--steps", "900", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
+    "--seed", "1", "--steps", "600", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
     "--set", "conv_channels=4,8", "--set", "conv_kernels=3,3", "--set", "hidden_sizes=16",
     "--set", "max_episode_steps=40",  # truncations put final pictures aside in the replay
-    "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "buffer_size=700",
-    "--set", "checkpoint_every=300", "--set", "eval_every=450", "--set", "eval_episodes=2",
+    "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "train_freq=4",  # CNN updates are slow
+    "--set", "buffer_size=300",  # full before the kill: resume restores a wrapped-around memory
+    "--set", "checkpoint_every=200", "--set", "eval_every=300", "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
 ]
 
@@ -383,7 +384,7 @@ def test_picture_run_resumes_identically(tmp_path):
     subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(reference_dir), *PICTURE_ARGS),
                    env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
     trainer = Trainer(tmp_path / "run", PICTURE_ARGS)
-    stop_after_checkpoint(trainer, 600)
+    stop_after_checkpoint(trainer, 400)
     trainer.kill()
     assert_resumes_identically(trainer.run_dir, reference_dir)
     assert any("running_mean" in key for key in weights(trainer.run_dir / "policy.pt"))
