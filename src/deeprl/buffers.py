@@ -1,4 +1,5 @@
-"""Experience storage: a preallocated ring of transitions with uniform and n-step sampling.
+"""Experience storage: a preallocated ring of transitions with uniform and n-step sampling (off-policy),
+a rollout of n_steps x n_envs with GAE advantages (on-policy), and discounted returns of an episode.
 
 Transitions live in NumPy arrays allocated once; adding one is a handful of slice writes and sampling
 is fancy indexing, so the hot loop creates no Python object per transition.
@@ -6,7 +7,9 @@ is fancy indexing, so the hot loop creates no Python object per transition.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -165,3 +168,126 @@ class ReplayBuffer:
             discounts=tensor(discounts),
             indices=indices,
         )
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float | np.ndarray = 0.0) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1} along axis 0 (time), with G_T = `bootstrap`: 0 after a true terminal,
+    V(final observation) after a time-limit cut. Trailing axes (e.g. envs) are independent episodes."""
+    rewards = np.asarray(rewards, dtype=np.float32)
+    returns = np.empty_like(rewards)
+    running = np.asarray(bootstrap, dtype=np.float32)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+class RolloutBatch(NamedTuple):
+    """A minibatch of flattened rollout samples for a policy-gradient update."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    old_log_probs: torch.Tensor
+    old_values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+class RolloutBuffer:
+    """One on-policy rollout: n_steps steps of n_envs vectorised envs, in arrays of shape (n_steps, n_envs, ...).
+
+    `truncated_values` holds V(final observation) for envs cut by a time limit at that step (0 elsewhere):
+    with autoreset the next stored observation already belongs to a new episode, so the bootstrap value
+    of a truncated episode has to be stored with the step that ended it.
+    """
+
+    def __init__(
+        self,
+        n_steps: int,
+        n_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: np.dtype,
+        action_shape: tuple[int, ...] = (),
+        action_dtype: type = np.int64,
+    ) -> None:
+        self.n_steps, self.n_envs = n_steps, n_envs
+        steps = (n_steps, n_envs)
+        self.obs = np.zeros((*steps, *obs_shape), dtype=obs_dtype)
+        self.actions = np.zeros((*steps, *action_shape), dtype=action_dtype)
+        self.log_probs = np.zeros(steps, dtype=np.float32)
+        self.values = np.zeros(steps, dtype=np.float32)
+        self.rewards = np.zeros(steps, dtype=np.float32)
+        self.terminated = np.zeros(steps, dtype=np.bool_)
+        self.truncated = np.zeros(steps, dtype=np.bool_)
+        self.truncated_values = np.zeros(steps, dtype=np.float32)
+        self.advantages = np.zeros(steps, dtype=np.float32)
+        self.returns = np.zeros(steps, dtype=np.float32)
+        self.position = 0  # next step to write
+
+    @property
+    def full(self) -> bool:
+        return self.position == self.n_steps
+
+    def reset(self) -> None:
+        """Start a new rollout; every array is overwritten by the next n_steps adds."""
+        self.position = 0
+
+    def add(self, obs, actions, log_probs, values, rewards, terminated, truncated, truncated_values) -> None:
+        """One step of all envs: each argument has the envs along its first axis."""
+        if self.full:
+            raise ValueError(f"the rollout already holds its {self.n_steps} steps; reset() it before adding")
+        step = self.position
+        self.obs[step] = obs
+        self.actions[step] = actions
+        self.log_probs[step] = log_probs
+        self.values[step] = values
+        self.rewards[step] = rewards
+        self.terminated[step] = terminated
+        self.truncated[step] = truncated
+        self.truncated_values[step] = truncated_values
+        self.position = step + 1
+
+    def compute_advantages(self, last_values: np.ndarray, gamma: float, gae_lambda: float) -> None:
+        """GAE(lambda) advantages and returns (advantages + values) of the full rollout; `last_values` is
+        V of the observations that follow the last step. gae_lambda=1 gives n-step Monte-Carlo returns
+        with bootstrap, gae_lambda=0 the one-step TD errors."""
+        if not self.full:
+            raise ValueError(f"the rollout holds {self.position} of its {self.n_steps} steps")
+        done = self.terminated | self.truncated
+        advantage = np.zeros(self.n_envs, dtype=np.float32)
+        next_values = np.asarray(last_values, dtype=np.float32)
+        for t in range(self.n_steps - 1, -1, -1):
+            # a terminal has no future value (and wins over a truncation on the same step); a truncated
+            # episode bootstraps from its final observation, whose value was stored with the step
+            bootstrap = np.where(self.truncated[t], self.truncated_values[t], next_values)
+            bootstrap = np.where(self.terminated[t], 0.0, bootstrap)
+            delta = self.rewards[t] + gamma * bootstrap - self.values[t]
+            # the next step's advantage belongs to another episode after a done
+            advantage = delta + gamma * gae_lambda * ~done[t] * advantage
+            self.advantages[t] = advantage
+            next_values = self.values[t]
+        self.returns[...] = self.advantages + self.values
+
+    def minibatches(
+        self, batch_size: int, rng: np.random.Generator, device: torch.device | str = "cpu"
+    ) -> Iterator[RolloutBatch]:
+        """Every sample exactly once, in random minibatches of `batch_size` (the last one smaller when it
+        does not divide n_steps * n_envs). A batch_size covering the whole rollout yields it as one batch
+        in storage order, sharing memory with the buffer on the CPU (rng untouched): one full-batch
+        gradient does not depend on the order."""
+        total = self.n_steps * self.n_envs
+        arrays = [
+            array.reshape(total, *array.shape[2:])
+            for array in (self.obs, self.actions, self.log_probs, self.values, self.advantages, self.returns)
+        ]
+
+        def tensors(chosen: list[np.ndarray]) -> RolloutBatch:
+            return RolloutBatch(*(torch.from_numpy(array).to(device, non_blocking=True) for array in chosen))
+
+        if batch_size >= total:
+            yield tensors(arrays)
+            return
+        order = rng.permutation(total)
+        for start in range(0, total, batch_size):
+            indices = order[start:start + batch_size]
+            yield tensors([array[indices] for array in arrays])

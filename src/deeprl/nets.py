@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from deeprl.errors import DeeprlError
 
@@ -153,3 +154,109 @@ class QNetwork(nn.Module):
         features = self.trunk(obs)
         advantage = self.advantage_head(features)
         return self.value_head(features) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def orthogonal_init_(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights scaled by `gain` and zero biases for every Linear layer in `module`."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
+
+
+class ActorCritic(nn.Module):
+    """A stochastic policy (Categorical logits for Discrete actions, a Gaussian with a state-independent
+    learnable `log_std` for Box actions) with an optional state-value head.
+
+    `action` is {"type": "Discrete", "n": N} or {"type": "Box", "dim": D}. `value` is "separate" (its own
+    MLP of the same widths), "shared" (a head on the policy's trunk) or "none" (no learned baseline).
+    Every argument is JSON-able, so a policy file rebuilds the network from them. Actions are returned
+    raw, never clipped: log-probabilities must be those of the sample the policy drew.
+    """
+
+    VALUE_KINDS = ("separate", "shared", "none")
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action: dict[str, Any],
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        value: str = "separate",
+        log_std_init: float = 0.0,
+        orthogonal_init: bool = True,
+    ) -> None:
+        super().__init__()
+        if action.get("type") == "Discrete":
+            self.discrete, action_dim = True, int(action["n"])
+        elif action.get("type") == "Box":
+            self.discrete, action_dim = False, int(action["dim"])
+        else:
+            raise ValueError(f'action must be {{"type": "Discrete", "n": N}} or {{"type": "Box", "dim": D}}, '
+                             f"not {action!r}")
+        if value not in self.VALUE_KINDS:
+            raise ValueError(f"value must be one of {', '.join(self.VALUE_KINDS)}, not {value!r}")
+        features = hidden_sizes[-1] if hidden_sizes else obs_dim
+        self.trunk = mlp([obs_dim, *hidden_sizes], activation, activate_last=True)
+        self.policy_head = nn.Linear(features, action_dim)
+        self.log_std = None if self.discrete else nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+        self.value_trunk = (
+            mlp([obs_dim, *hidden_sizes], activation, activate_last=True) if value == "separate" else None
+        )
+        self.value_head = None if value == "none" else nn.Linear(features, 1)
+        if orthogonal_init:  # the usual PPO choice: sqrt(2) for hidden layers, near-uniform initial policy, unit value
+            orthogonal_init_(self.trunk, np.sqrt(2))
+            orthogonal_init_(self.policy_head, 0.01)
+            if self.value_trunk is not None:
+                orthogonal_init_(self.value_trunk, np.sqrt(2))
+            if self.value_head is not None:
+                orthogonal_init_(self.value_head, 1.0)
+
+    def _distribution_of(self, policy_out: torch.Tensor) -> Distribution:
+        if self.discrete:
+            return Categorical(logits=policy_out)
+        # Independent makes log_prob and entropy sum over the action dimensions
+        return Independent(Normal(policy_out, self.log_std.exp()), 1)
+
+    def _value_of(self, obs: torch.Tensor, policy_features: torch.Tensor) -> torch.Tensor | None:
+        if self.value_head is None:
+            return None
+        features = policy_features if self.value_trunk is None else self.value_trunk(obs)
+        return self.value_head(features).squeeze(-1)
+
+    def forward(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor | None]:
+        """The action distribution and the state values (batch,), or None without a value head; a shared
+        trunk runs once for both."""
+        features = self.trunk(obs)
+        return self._distribution_of(self.policy_head(features)), self._value_of(obs, features)
+
+    def distribution(self, obs: torch.Tensor) -> Distribution:
+        return self._distribution_of(self.policy_head(self.trunk(obs)))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(obs) of shape (batch,)."""
+        if self.value_head is None:
+            raise ValueError("this ActorCritic was built with value='none' and has no value head")
+        features = self.trunk(obs) if self.value_trunk is None else self.value_trunk(obs)
+        return self.value_head(features).squeeze(-1)
+
+    def act(
+        self, obs: torch.Tensor, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(raw actions, their log-probabilities, values or None); deterministic acts on the mode (the
+        most likely action, or the Gaussian's mean). Call it under torch.inference_mode when acting."""
+        distribution, values = self(obs)
+        actions = distribution.mode if deterministic else distribution.sample()
+        return actions, distribution.log_prob(actions), values
+
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(log-probabilities of `actions`, entropies, values or None) under the current parameters."""
+        distribution, values = self(obs)
+        return distribution.log_prob(actions), distribution.entropy(), values
+
+    def numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Logits (Discrete) or means (Box) of a (batch, obs_dim) float32 array in NumPy, or None if this
+        net cannot do that."""
+        return numpy_sequential(nn.Sequential(*self.trunk, self.policy_head))
