@@ -220,6 +220,7 @@ def test_sigkill_while_a_checkpoint_is_being_written(tmp_path, reference):
     assert len(checkpoints(trainer.run_dir)) == 2 and newest_step(trainer.run_dir) < partial_step
     result = assert_resumes_identically(trainer.run_dir, reference)
     assert "warning" not in result.stderr  # nothing was damaged: the partial file never became a checkpoint
+    assert not partial.exists()  # the resumed run removed the killed writer's temporary file
 
 
 def test_sigkill_while_the_final_policy_is_being_written(tmp_path, reference):
@@ -228,11 +229,13 @@ def test_sigkill_while_the_final_policy_is_being_written(tmp_path, reference):
     trainer = Trainer(tmp_path / "run", TRAIN_ARGS, pause_at=("policy.pt", 1))
     stop_in_write(trainer)
     trainer.kill()
-    assert list(trainer.run_dir.glob(".policy.pt.*.tmp")) and not (trainer.run_dir / "policy.pt").exists()
+    (partial,) = trainer.run_dir.glob(".policy.pt.*.tmp")
+    assert not (trainer.run_dir / "policy.pt").exists()
     last_row = metrics_without_time(trainer.run_dir)[-1].split(",")
     assert (last_row[0], int(last_row[1])) == ("eval", STEPS)  # everything but the files at the end was written
     assert newest_step(trainer.run_dir) >= STEPS - CHECKPOINT_EVERY
     assert_resumes_identically(trainer.run_dir, reference)
+    assert not partial.exists()
 
 
 def test_a_damaged_newest_checkpoint_is_skipped_with_one_line(tmp_path, reference):

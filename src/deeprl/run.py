@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, load, save_policy
-from deeprl.checkpoint import save_checkpoint
+from deeprl.checkpoint import checkpoint_dir, save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted
@@ -216,6 +216,11 @@ class Run:
         else:  # drop the rows written after the checkpoint (and a partial last line): they will be redone
             with open(metrics_path, "r+b") as metrics:
                 metrics.truncate(state["metrics_bytes"])
+            # a process killed while writing a file atomically leaves its temporary file (a checkpoint's can
+            # be 0.6 GB); this run holds the lock now, so no one else is writing them
+            for folder in (path, checkpoint_dir(path)):
+                for temporary in folder.glob(".*.tmp"):
+                    temporary.unlink(missing_ok=True)
         # Open for the whole run, line-buffered: a crash loses at most the row being written.
         self.metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
         self.tensorboard = None
