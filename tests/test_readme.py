@@ -105,7 +105,7 @@ def test_readme_using_it_lines_run(tmp_path):
     first, *rest = lines
     # The first line's run is interrupted (Ctrl-C) once it has evaluated, so that the `resume` line has a run
     # to continue; the lines after it use the resumed, finished run.
-    trainer = subprocess.Popen(deeprl_command(first), cwd=tmp_path, env={**environment(), "DEEPRL_MAX_STEPS": "3000"},
+    trainer = subprocess.Popen(deeprl_command(first), cwd=tmp_path, env={**environment(), "DEEPRL_MAX_STEPS": "2000"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert trainer.stdout.readline().startswith("step ")  # the first evaluation's progress line
     trainer.send_signal(signal.SIGINT)
