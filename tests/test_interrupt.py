@@ -64,7 +64,9 @@ def test_ctrl_c_leaves_a_run_that_can_be_read_and_resumed_exactly(tmp_path):
 
     stopped_at = int(next((run_dir / "checkpoints").glob("step-*.json")).stem.split("-")[1])
     assert not (run_dir / "eval.json").exists()
-    assert deeprl.load(run_dir / "policy.pt").policy_step == stopped_at
+    current = deeprl.load(run_dir / "policy.pt")
+    assert current.policy_step == stopped_at
+    assert current.run_dir == run_dir  # a model file inside a run directory knows its run
     best = deeprl.load(run_dir)
     assert best.policy_path.name == "best_policy.pt" and best.policy_step in eval_steps(run_dir)
     assert (run_dir / "curve.png").stat().st_size > 0
