@@ -14,6 +14,7 @@ from deeprl.errors import DeeprlError
 
 ALGORITHMS = {
     "dqn": "deeprl.algos.dqn",
+    "reinforce": "deeprl.algos.reinforce",
 }
 
 
