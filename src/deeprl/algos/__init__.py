@@ -15,6 +15,7 @@ from deeprl.errors import DeeprlError
 ALGORITHMS = {
     "dqn": "deeprl.algos.dqn",
     "reinforce": "deeprl.algos.reinforce",
+    "actor-critic": "deeprl.algos.actor_critic",
 }
 
 
