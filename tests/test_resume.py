@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -396,3 +397,17 @@ def test_picture_run_resumes_identically(tmp_path):
     trainer.kill()
     assert_resumes_identically(trainer.run_dir, reference_dir)
     assert any("running_mean" in key for key in weights(trainer.run_dir / "policy.pt"))
+
+
+def test_checkpoints_of_an_older_layout_are_refused(tmp_path, reference):
+    """Checkpoints from before env copies were replayed on resume cannot continue a run: said in one line."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    (run_dir / "eval.json").unlink()
+    for manifest_path in checkpoints(run_dir):
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["layout"]  # as deeprl wrote them before layout 2
+        manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(DeeprlError, match=r"has no intact checkpoint to resume from \(checkpoint step-\d+\.pt comes "
+                                          r"from an older deeprl \(layout 1\) and cannot be resumed by this one"):
+        deeprl.train(resume=run_dir)
