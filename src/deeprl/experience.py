@@ -47,6 +47,7 @@ class EnvRunner:
         self.run = run
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
+        self.box_actions = isinstance(self.action_space, gym.spaces.Box)
         self.episode_returns = np.zeros(n_envs)
         self.episode_lengths = np.zeros(n_envs, dtype=np.int64)
         self.episodes = 0  # finished episodes, all copies together
@@ -118,7 +119,9 @@ class EnvRunner:
                 obs, _ = env.reset()
             total, length = 0.0, 0
             for action in actions:
-                obs, reward, terminated, truncated, _ = env.step(action)
+                # a Box action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
+                sent = np.asarray(action, dtype=self.action_space.dtype) if self.box_actions else action
+                obs, reward, terminated, truncated, _ = env.step(sent)
                 total, length = total + float(reward), length + 1
                 if terminated or truncated:
                     raise DeeprlError(f"env copy {index} ended its episode while replaying it for resume; "
