@@ -1,5 +1,6 @@
 """The agent every policy-gradient algorithm returns and `deeprl.load` rebuilds: a policy network (categorical for
-Discrete actions, Gaussian for Box) that acts on observations as the env returns them."""
+Discrete actions, Gaussian for Box) that acts on observations as the env returns them, normalising them first with
+the statistics it carries when it was trained on normalised observations."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from deeprl.agent import as_batch
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.nets import ActorCritic
+from deeprl.normalization import ObservationNormalizer
 
 
 def action_description(space: gym.Space) -> dict[str, Any]:
@@ -25,12 +27,17 @@ def action_description(space: gym.Space) -> dict[str, Any]:
 class PolicyAgent:
     """Acts with a policy network: the most likely action (Discrete) or the mean (Box) when deterministic, a
     sample otherwise. Box actions are clipped to the env's bounds only here, where they leave for the env; the
-    learner keeps the raw samples it computed log-probabilities for."""
+    learner keeps the raw samples it computed log-probabilities for.
+
+    With `obs_normalizer` the network sees normalised observations; the agent holds the live statistics, so a
+    policy file saved at any step carries the statistics of that step."""
 
     def __init__(
-        self, policy: ActorCritic, observation_space: gym.Space, action_space: gym.Space, network: dict[str, Any]
+        self, policy: ActorCritic, observation_space: gym.Space, action_space: gym.Space, network: dict[str, Any],
+        obs_normalizer: ObservationNormalizer | None = None,
     ) -> None:
         self.policy = policy
+        self.obs_normalizer = obs_normalizer
         self.observation_space = observation_space
         self.action_space = action_space
         self.network = network
@@ -45,9 +52,14 @@ class PolicyAgent:
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
         self.summary: dict[str, Any] | None = None
 
+    def network_input(self, obs: np.ndarray) -> np.ndarray:
+        """A batch of observations as the env returns them -> as the network takes them."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
     def raw_act(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Actions for a batch of observations as the network gives them (indices from 0; unclipped). Samples
-        are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch for one observation."""
+        """Actions for a batch of network inputs (see `network_input`) as the network gives them (indices from 0;
+        unclipped). Samples are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch
+        for one observation."""
         if self.numpy_policy is None:
             with torch.inference_mode():
                 actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic=deterministic)
@@ -73,7 +85,7 @@ class PolicyAgent:
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         batch, single = as_batch(obs, self.observation_space)
-        actions = self.to_env(self.raw_act(batch, deterministic))
+        actions = self.to_env(self.raw_act(self.network_input(batch), deterministic))
         if single:
             return int(actions[0]) if self.discrete else actions[0]
         return actions
@@ -84,6 +96,8 @@ class PolicyAgent:
             "action_space": space_to_dict(self.action_space),
             "network": self.network,
         }
+        if self.obs_normalizer is not None:
+            meta["obs_normalization"] = self.obs_normalizer.state_dict()
         return meta, {name: tensor.detach().cpu() for name, tensor in self.policy.state_dict().items()}
 
 
@@ -91,6 +105,8 @@ def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) ->
     policy = ActorCritic(**meta["network"])
     policy.load_state_dict(tensors)
     policy.eval()
+    normalization = meta.get("obs_normalization")
     return PolicyAgent(
-        policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"]
+        policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"],
+        obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
     )
