@@ -7,8 +7,9 @@ gives advantages and returns, the algorithm's `update` learns from them, and a m
 
 Optionally the network sees normalised observations (the agent carries the running statistics, so its policy
 files do too) and rewards scaled by the running std of the discounted return (training only: the statistics go
-in checkpoints). Evaluations fire on step boundaries, checkpoints at rollout boundaries (the runner rebuilds its
-env copies mid-episode, so nothing of a half-collected rollout needs saving).
+in checkpoints). Evaluations fire on step boundaries; checkpoints come at rollout boundaries, so no half-collected
+rollout needs saving (the runner rebuilds its env copies mid-episode). When total_steps ends inside a rollout, that
+partial rollout is not learnt from.
 """
 
 from __future__ import annotations
