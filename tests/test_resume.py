@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,10 +61,13 @@ def environment() -> dict[str, str]:
 class Trainer:
     """A `deeprl train` process (through tests/pausing_trainer.py when `pause_at` is given), its stderr in a file."""
 
-    def __init__(self, run_dir: Path, args: list[str], pause_at: tuple[str, int] | None = None) -> None:
-        self.run_dir = run_dir
+    def __init__(
+        self, run_dir: Path, args: list[str], pause_at: tuple[str, int] | None = None, algo: str = "dqn",
+        env: str = "CartPole-v1",
+    ) -> None:
+        self.run_dir, self.algo, self.env = run_dir, algo, env
         self.log = run_dir.with_name(run_dir.name + ".stderr")
-        train = ["train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *args]
+        train = ["train", algo, env, "--run-dir", str(run_dir), *args]
         if pause_at is None:
             command = deeprl_command(*train)
         else:
@@ -125,7 +129,7 @@ def stop_with_rows_past_checkpoint(trainer: Trainer, step: int) -> dict[str, Any
     which a resumed run must drop and write again; the newest checkpoint's run state."""
     stop_after_checkpoint(trainer, step)
     while True:  # checked while frozen: the files cannot change under the check
-        state = load_latest_checkpoint(trainer.run_dir, "dqn", "CartPole-v1")["run"]
+        state = load_latest_checkpoint(trainer.run_dir, trainer.algo, trainer.env)["run"]
         size = metrics_size(trainer.run_dir)
         if size > state["metrics_bytes"]:
             return state
@@ -154,7 +158,9 @@ def summary_without_timing(run_dir: Path) -> dict[str, Any]:
     return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
 
 
-def assert_same_run(run_dir: Path, reference: Path) -> None:
+def assert_same_run(
+    run_dir: Path, reference: Path, tags: tuple[str, ...] = ("train/return", "train/loss", "eval/return")
+) -> None:
     assert metrics_without_time(run_dir) == metrics_without_time(reference)
     for name in ("policy.pt", "best_policy.pt"):
         expected, actual = weights(reference / name), weights(run_dir / name)
@@ -164,17 +170,17 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     # TensorBoard as it shows the runs: a resumed run's purge hides what the killed process wrote after its
     # checkpoint; every (tag, step, value), the checkpoint step's included, must be the uninterrupted run's.
     scalars, expected_scalars = tensorboard_scalars(run_dir), tensorboard_scalars(reference)
-    assert {"train/return", "train/loss", "eval/return"} <= set(expected_scalars)
+    assert set(tags) <= set(expected_scalars)
     assert scalars.keys() == expected_scalars.keys()
     for tag, expected_points in expected_scalars.items():
         assert scalars[tag] == expected_points, tag
 
 
-def assert_resumes_identically(run_dir: Path, reference: Path) -> subprocess.CompletedProcess:
+def assert_resumes_identically(run_dir: Path, reference: Path, **same_run: Any) -> subprocess.CompletedProcess:
     assert not (run_dir / "eval.json").exists()
     result = resume(run_dir)
     assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference)
+    assert_same_run(run_dir, reference, **same_run)
     assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
     return result
 
@@ -391,3 +397,17 @@ def test_picture_run_resumes_identically(tmp_path):
     trainer.kill()
     assert_resumes_identically(trainer.run_dir, reference_dir)
     assert any("running_mean" in key for key in weights(trainer.run_dir / "policy.pt"))
+
+
+def test_checkpoints_of_an_older_layout_are_refused(tmp_path, reference):
+    """Checkpoints from before env copies were replayed on resume cannot continue a run: said in one line."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    (run_dir / "eval.json").unlink()
+    for manifest_path in checkpoints(run_dir):
+        manifest = json.loads(manifest_path.read_text())
+        del manifest["layout"]  # as deeprl wrote them before layout 2
+        manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(DeeprlError, match=r"has no intact checkpoint to resume from \(checkpoint step-\d+\.pt comes "
+                                          r"from an older deeprl \(layout 1\) and cannot be resumed by this one"):
+        deeprl.train(resume=run_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from pathlib import Path
 from types import ModuleType
@@ -147,6 +148,9 @@ def _run(
         if checkpoint is None:
             prepare_run_dir(path)
         torch.set_num_threads(run_config.torch_threads)
+        # Building a torch optimiser imports torch._dynamo on first use (3-5 s here): import it before the run's
+        # clock starts, so that time to solve measures training.
+        importlib.import_module("torch._dynamo")
         # NumPy's BLAS acts for small nets (nets.numpy_sequential); its default thread pool was 2.3x slower
         # here on a loaded 2-core machine (Acrobot tutorial preset, 512-wide layers).
         blas_threads = threadpool_limits(run_config.torch_threads, user_api="blas")
@@ -157,7 +161,7 @@ def _run(
         )
         try:
             agent = module.train(
-                run_config, train_env, run, torch_device, resume=None if checkpoint is None else checkpoint["algo"]
+                run_config, make_run_env, run, torch_device, resume=None if checkpoint is None else checkpoint["algo"]
             )
         finally:
             run.close()

@@ -16,7 +16,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -25,6 +24,8 @@ from deeprl.errors import DeeprlError, warn
 from deeprl.files import atomic_write, atomic_write_json
 
 CHECKPOINT_FORMAT = "deeprl-checkpoint"
+# The layout of the saved state; 2: envs rebuilt by replaying their episodes (EnvRunner). Older ones cannot resume.
+CHECKPOINT_LAYOUT = 2
 KEEP = 2
 
 
@@ -41,7 +42,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], algo: str, 
     atomic_write(path, lambda stream: stream.write(data))
     atomic_write_json(path.with_suffix(".json"), {
         "format": CHECKPOINT_FORMAT, "deeprl_version": __version__, "algo": algo, "env": env,
-        "step": step, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+        "step": step, "layout": CHECKPOINT_LAYOUT, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
     })
     for old in sorted(folder.glob("step-*.json"))[:-KEEP]:
         old.unlink(missing_ok=True)
@@ -78,6 +79,9 @@ def _check(manifest_path: Path, algo: str, env: str) -> dict[str, Any] | str:
         return f"{manifest_path.name} is not a deeprl checkpoint manifest"
     if manifest.get("algo") != algo or manifest.get("env") != env:
         return f"checkpoint {name} belongs to {manifest.get('algo')} on {manifest.get('env')}, not {algo} on {env}"
+    if manifest.get("layout", 1) != CHECKPOINT_LAYOUT:
+        layout = manifest.get("layout", 1)
+        return f"checkpoint {name} comes from an older deeprl (layout {layout}) and cannot be resumed by this one"
     if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
         return f"checkpoint {name} is corrupt or truncated (checksum mismatch)"
     try:
@@ -89,23 +93,20 @@ def _check(manifest_path: Path, algo: str, env: str) -> dict[str, Any] | str:
 # ------------------------------------------------------------------------------------------- RNG states
 
 
-def rng_states(rng: np.random.Generator, env: gym.Env) -> dict[str, Any]:
-    """Every random state a training loop touches, as plain data (NumPy arrays are not weights-only)."""
+def process_rng_states(rng: np.random.Generator) -> dict[str, Any]:
+    """The training loop's random states as plain data (NumPy arrays are not weights-only): its NumPy Generator,
+    Python's `random` and torch's. The envs' own generators are kept by `EnvRunner.state_dict`."""
     return {
         "generator": rng.bit_generator.state,
         "python": random.getstate(),
         "torch": torch.get_rng_state(),
-        "env": env.unwrapped.np_random.bit_generator.state,
-        "action_space": env.action_space.np_random.bit_generator.state,
     }
 
 
-def restore_rng_states(states: dict[str, Any], rng: np.random.Generator, env: gym.Env) -> None:
+def restore_process_rng_states(states: dict[str, Any], rng: np.random.Generator) -> None:
     rng.bit_generator.state = states["generator"]
     random.setstate(_as_tuple(states["python"]))
     torch.set_rng_state(states["torch"])
-    env.unwrapped.np_random.bit_generator.state = states["env"]
-    env.action_space.np_random.bit_generator.state = states["action_space"]
 
 
 def _as_tuple(value: Any) -> Any:

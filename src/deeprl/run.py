@@ -333,8 +333,15 @@ class Run:
         )
         self.progress.advance(length, float(np.mean(self.recent_returns)))
 
-    def evaluate_due(self, step: int) -> bool:
-        return step % self.config.eval_every == 0
+    def log_update(self, step: int, episode: int, **values: Any) -> None:
+        """A metrics row (and TensorBoard scalars) for one learning update: losses, entropy and the like."""
+        self._write_row({"kind": "update", "step": step, "episode": episode, **values})
+
+    def evaluate_due(self, previous_step: int, step: int) -> bool:
+        """Whether the steps after `previous_step` up to `step` crossed a multiple of eval_every (a vectorised
+        rollout advances many steps at once)."""
+        every = self.config.eval_every
+        return step // every > previous_step // every
 
     def evaluate(self, step: int, episode: int, agent: Agent) -> bool:
         """Greedy evaluation; keeps the best policy; True when training should stop (solved)."""

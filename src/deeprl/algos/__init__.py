@@ -14,6 +14,10 @@ from deeprl.errors import DeeprlError
 
 ALGORITHMS = {
     "dqn": "deeprl.algos.dqn",
+    "reinforce": "deeprl.algos.reinforce",
+    "a2c": "deeprl.algos.a2c",
+    "ppo": "deeprl.algos.ppo",
+    "actor-critic": "deeprl.algos.actor_critic",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,10 +27,11 @@ import torch.nn.functional as F
 
 from deeprl.agent import as_batch, observation_dtype
 from deeprl.buffers import ReplayBuffer, TransitionBatch
-from deeprl.checkpoint import restore_rng_states, rng_states
+from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything, space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError, warn
+from deeprl.experience import EnvRunner
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
 from deeprl.nets import ACTIVATIONS, QNetwork, check_finite
 from deeprl.run import Run
@@ -245,12 +247,13 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
 
 
 def train(
-    config: Config, env: gym.Env, run: Run, device: torch.device, resume: dict[str, Any] | None = None
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
 ) -> QAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
     rng = seed_everything(config.seed)
-    env.action_space.seed(config.seed)
-    obs_space, action_space = env.observation_space, env.action_space
+    runner = EnvRunner(make_env, 1, config.seed, run)
+    obs_space, action_space = runner.observation_space, runner.action_space
     network = {
         "obs_dim": int(np.prod(obs_space.shape)),
         "n_actions": int(action_space.n),
@@ -291,70 +294,63 @@ def train(
             "optimizer": learner.optimizer.state_dict(),
             "replay": replay.state_dict() if config.checkpoint_replay else None,
             "step": step,
-            "episode": episode,
-            "rng": rng_before_reset,
+            "runner": runner.state_dict(),
+            "rng": process_rng_states(rng),
         }
 
-    episode, episode_return, episode_length = 0, 0.0, 0
     episode_losses: list[float] = []
     first_step = 1
     learning_starts = config.learning_starts
-    if resume is None:
-        obs, _ = env.reset(seed=config.seed)
-    else:
+    if resume is not None:
         learner.q_net.load_state_dict(resume["q_net"])
         learner.target_net.load_state_dict(resume["target_net"])
         learner.optimizer.load_state_dict(resume["optimizer"])
-        restore_rng_states(resume["rng"], rng, env)
-        first_step, episode = resume["step"] + 1, resume["episode"]
+        restore_process_rng_states(resume["rng"], rng)
+        runner.load_state_dict(resume["runner"])
+        first_step = resume["step"] + 1
         if resume["replay"] is not None:
             replay.load_state_dict(resume["replay"])
         else:  # an empty memory: gather learning_starts fresh steps again before learning from it
             learning_starts = resume["step"] + config.learning_starts
             warn(f"the checkpoint at step {resume['step']} holds no replay memory (checkpoint_replay: false); "
                  f"it refills until step {learning_starts}, so this run will differ from an uninterrupted one")
-        obs, _ = env.reset()  # checkpoints are taken at episode ends, with the RNGs as they were before reset
     step = first_step - 1
-    for step in range(first_step, config.total_steps + 1):
-        exploration = epsilon.value(step, episode)
-        explore = rng.random() < exploration
-        action = int(rng.integers(action_space.n)) if explore else agent.act(obs) - first_action
-        next_obs, reward, terminated, truncated, _ = env.step(action + first_action)
-        replay.add(obs, action, float(reward), next_obs, terminated, truncated)
-        obs = next_obs
-        episode_return += float(reward)
-        episode_length += 1
+    try:
+        for step in range(first_step, config.total_steps + 1):
+            exploration = epsilon.value(step, runner.episodes)
+            explore = rng.random() < exploration
+            obs = runner.obs[0]
+            action = int(rng.integers(action_space.n)) if explore else agent.act(obs) - first_action
+            result = runner.step(np.array([action + first_action]), step)
+            terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
+            replay.add(obs, action, float(result.rewards[0]), result.next_obs[0], terminated, truncated)
 
-        learning = step > learning_starts
-        if config.lr_end is not None:
-            learner.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
-        if learning and train_every_step and step % config.train_freq == 0:
-            gradient_round()
-        if target_every_step and step % config.target_update_interval == 0:
-            learner.update_target()
-
-        episode_ended = terminated or truncated
-        if episode_ended:
-            episode += 1
-            if learning and not train_every_step and episode % config.train_freq == 0:
+            learning = step > learning_starts
+            if config.lr_end is not None:
+                learner.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
+            if learning and train_every_step and step % config.train_freq == 0:
                 gradient_round()
-            run.end_episode(
-                step, episode, episode_return, episode_length, epsilon=exploration,
-                loss=float(np.mean(episode_losses)) if episode_losses else None,
-            )
-            if not target_every_step and episode % config.target_update_interval == 0:
+            if target_every_step and step % config.target_update_interval == 0:
                 learner.update_target()
-            rng_before_reset = rng_states(rng, env)
-            obs, _ = env.reset()
-            episode_return, episode_length, episode_losses = 0.0, 0, []
 
-        if run.evaluate_due(step):
-            check_finite(learner.q_net, step)
-            if run.evaluate(step, episode, agent):
-                break
-        if episode_ended and run.checkpoint_due(step):
-            check_finite(learner.q_net, step)
-            run.checkpoint(step, training_state(), agent)
+            episode_ended = terminated or truncated
+            if episode_ended:
+                if learning and not train_every_step and runner.episodes % config.train_freq == 0:
+                    gradient_round()
+                runner.report(result, epsilon=exploration,
+                              loss=float(np.mean(episode_losses)) if episode_losses else None)
+                if not target_every_step and runner.episodes % config.target_update_interval == 0:
+                    learner.update_target()
+                episode_losses = []
 
-    agent.summary = run.finish(step, episode, agent)
+            if run.evaluate_due(step - 1, step):
+                check_finite(learner.q_net, step)
+                if run.evaluate(step, runner.episodes, agent):
+                    break
+            if episode_ended and run.checkpoint_due(step):
+                check_finite(learner.q_net, step)
+                run.checkpoint(step, training_state(), agent)
+        agent.summary = run.finish(step, runner.episodes, agent)
+    finally:
+        runner.close()
     return agent

@@ -1,0 +1,192 @@
+"""The actor-critic family: a policy (the actor) pushed by a learnt critic instead of whole-episode returns.
+
+After every `n_steps` steps of each env copy, the actor's loss is -log pi(a|s) * weight, with the weight from
+the critic (`critic`):
+
+- `q`: Q(s, a). The critic learns Q by a SARSA-style target y = r + gamma * sum_a' pi(a'|s') Q(s', a')
+  (the next action's value averaged over the policy: expected SARSA).
+- `advantage`: Q(s, a) - V(s), with Q learnt as above and V by y = r + gamma * V(s').
+- `td`: the TD error delta = r + gamma * V(s') - V(s), an estimate of the advantage from V alone.
+
+Targets do not bootstrap after a true terminal state; a copy cut by a time limit bootstraps from its final
+observation (the step's next_obs). Weights and targets are held fixed (detached) in the actor's loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeprl.checkpoint import process_rng_states, restore_process_rng_states
+from deeprl.config import RunConfig, knob
+from deeprl.envs import seed_everything
+from deeprl.errors import DeeprlError
+from deeprl.experience import EnvRunner, Step
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, mlp
+from deeprl.policies import PolicyAgent, action_description, load_policy_agent
+from deeprl.run import Run
+
+OBSERVATION_SPACES = (gym.spaces.Box,)
+ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
+METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy")
+CRITICS = ("q", "advantage", "td")
+load_policy = load_policy_agent
+
+
+@dataclass
+class Config(RunConfig):
+    algo: ClassVar[str] = "actor-critic"
+
+    critic: str = knob("td", "what weighs the actor's log-probabilities: q (Q(s,a)), advantage (Q - V) or td "
+                       "(the TD error)", choices=CRITICS)
+    hidden_sizes: tuple[int, ...] = knob((64, 64), "hidden layer widths of the actor (and critic) MLP", low=1)
+    activation: str = knob("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    shared_trunk: bool = knob(False, "actor and critic heads on one trunk (the tutorial) or separate networks")
+    orthogonal_init: bool = knob(True, "orthogonal initial weights (false: PyTorch's defaults, as the tutorial)")
+    n_steps: int = knob(5, "steps per env copy between updates", low=1)
+    n_envs: int = knob(1, "env copies stepped together", low=1)
+    gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
+    lr: float = knob(7e-4, "learning rate (actor and critic, one optimiser)", above=0.0)
+    reward_scale: float = knob(1.0, "rewards are multiplied by this before learning (the tutorial: 0.01)", above=0.0)
+    value_loss: str = knob("mse", "critic loss: mse or smooth_l1 (Huber, the tutorial's)",
+                           choices=("mse", "smooth_l1"))
+    value_coef: float = knob(0.5, "weight of the critic's loss", above=0.0)
+    entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
+    max_grad_norm: float | None = knob(0.5, "clip the gradient's global norm; None: no clipping", above=0.0)
+
+
+def check_setup(config: Config, env: gym.Env) -> None:
+    """Q critics value each discrete action: they need a Discrete action space."""
+    if config.critic in ("q", "advantage") and not isinstance(env.action_space, gym.spaces.Discrete):
+        raise DeeprlError(f"critic={config.critic} learns Q(s, a) for each discrete action; {config.env} has "
+                          f"{env.action_space}: use critic=td")
+
+
+class QHead(nn.Module):
+    """Q(s, .) for every discrete action: a head on the actor's trunk, or a network of its own."""
+
+    def __init__(self, policy: ActorCritic, obs_dim: int, n_actions: int, config: Config) -> None:
+        super().__init__()
+        self.policy_trunk = policy.trunk if config.shared_trunk else None
+        sizes = list(config.hidden_sizes)
+        if self.policy_trunk is None:
+            self.net = mlp([obs_dim, *sizes, n_actions], config.activation)
+        else:
+            self.net = nn.Linear(sizes[-1] if sizes else obs_dim, n_actions)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs if self.policy_trunk is None else self.policy_trunk(obs))
+
+
+def train(
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
+) -> PolicyAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    rng = seed_everything(config.seed)
+    runner = EnvRunner(make_env, config.n_envs, config.seed, run)
+    obs_space, action_space = runner.observation_space, runner.action_space
+    uses_value, uses_q = config.critic in ("td", "advantage"), config.critic in ("q", "advantage")
+    network = {
+        "obs_dim": int(np.prod(obs_space.shape)),
+        "action": action_description(action_space),
+        "hidden_sizes": list(config.hidden_sizes),
+        "activation": config.activation,
+        "value": ("shared" if config.shared_trunk else "separate") if uses_value else "none",
+        "orthogonal_init": config.orthogonal_init,
+    }
+    policy = ActorCritic(**network).to(device)
+    q_head = QHead(policy, network["obs_dim"], int(action_space.n), config).to(device) if uses_q else None
+    agent = PolicyAgent(policy, obs_space, action_space, network)
+    parameters = list({id(p): p for module in (policy, q_head) if module is not None
+                       for p in module.parameters()}.values())  # a shared trunk is listed once
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    value_loss_fn = F.smooth_l1_loss if config.value_loss == "smooth_l1" else F.mse_loss
+    step = 0
+    if resume is not None:
+        policy.load_state_dict(resume["policy"])
+        if q_head is not None:
+            q_head.load_state_dict(resume["q_head"])
+        optimizer.load_state_dict(resume["optimizer"])
+        restore_process_rng_states(resume["rng"], rng)
+        runner.load_state_dict(resume["runner"])
+        step = resume["step"]
+
+    def update(rollout: list[Step], raw_actions: list[np.ndarray]) -> None:
+        def stacked(name: str) -> torch.Tensor:
+            return torch.from_numpy(np.concatenate([getattr(result, name) for result in rollout])).to(device)
+
+        obs, next_obs = stacked("obs").float(), stacked("next_obs").float()
+        actions = torch.from_numpy(np.concatenate(raw_actions)).to(device)
+        rewards = stacked("rewards").float() * config.reward_scale
+        continues = 1.0 - stacked("terminated").float()  # a time-limit cut still bootstraps from next_obs
+        distribution, values = policy(obs)
+        log_probs, entropy = distribution.log_prob(actions), distribution.entropy()
+        critic_loss = torch.zeros((), device=device)
+        with torch.no_grad():
+            next_distribution, next_values = policy(next_obs)
+        if uses_q:
+            q_taken = q_head(obs).gather(1, actions.long().unsqueeze(1)).squeeze(1)
+            with torch.no_grad():
+                next_q = (next_distribution.probs * q_head(next_obs)).sum(dim=1)
+            critic_loss = critic_loss + value_loss_fn(q_taken, rewards + config.gamma * continues * next_q)
+        if uses_value:
+            value_target = rewards + config.gamma * continues * next_values
+            critic_loss = critic_loss + value_loss_fn(values, value_target)
+        if config.critic == "q":
+            weights = q_taken.detach()
+        elif config.critic == "advantage":
+            weights = (q_taken - values).detach()
+        else:
+            weights = (value_target - values).detach()
+        policy_loss = -(log_probs * weights).mean()
+        loss = policy_loss - config.entropy_coef * entropy.mean() + config.value_coef * critic_loss
+        if not torch.isfinite(loss):
+            raise DeeprlError(f"the loss became {loss.item()} at step {step}; try a lower lr or reward_scale")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        optimizer.step()
+        run.log_update(step, runner.episodes, policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
+                       entropy=entropy.mean().item())
+
+    try:
+        while step < config.total_steps:
+            previous_step = step
+            rollout, raw_actions = [], []
+            for _ in range(config.n_steps):
+                step += config.n_envs
+                raw = agent.raw_act(runner.obs.astype(np.float32, copy=False), deterministic=False, rng=rng)
+                result = runner.step(agent.to_env(raw), step)
+                runner.report(result)
+                rollout.append(result)
+                raw_actions.append(raw)
+                if step >= config.total_steps:
+                    break
+            update(rollout, raw_actions)
+            if run.evaluate_due(previous_step, step):
+                check_finite(policy, step)
+                if run.evaluate(step, runner.episodes, agent):
+                    break
+            if run.checkpoint_due(step):  # between rollouts: nothing is pending
+                check_finite(policy, step)
+                run.checkpoint(step, {
+                    "policy": policy.state_dict(),
+                    "q_head": None if q_head is None else q_head.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": process_rng_states(rng),
+                    "runner": runner.state_dict(),
+                    "step": step,
+                }, agent)
+        agent.summary = run.finish(step, runner.episodes, agent)
+    finally:
+        runner.close()
+    return agent

@@ -1,0 +1,145 @@
+"""Collecting experience: N copies of a run's env stepped together, their episodes counted and reported to the
+run, and the state that lets a run resume exactly at any step.
+
+The copies live in Gymnasium's SyncVectorEnv with autoreset *disabled*: a step returns each copy's real next
+observation (the final one when its episode ended, never a reset observation with reward 0), and deeprl then
+resets the copies that finished. Before each reset it records the copy's RNG state, and it keeps the actions
+taken since; a checkpoint holds both, and a resumed run restores the RNG, resets and replays the actions, so
+every copy is back in the middle of its episode exactly where it was (deterministic envs, as Gymnasium's are).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.errors import DeeprlError
+from deeprl.run import Run
+
+
+@dataclass
+class Step:
+    """One step of every copy: what to learn from. `next_obs` holds the final observation of a copy whose
+    episode ended (`terminated` or `truncated`); `EnvRunner.obs` already holds its next episode's first one."""
+
+    step: int
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    # the episodes that ended here, in copy order: (episode number, return, length)
+    ended: list[tuple[int, float, int]]
+
+
+class EnvRunner:
+    def __init__(self, make_env: Callable[..., gym.Env], n_envs: int, seed: int, run: Run) -> None:
+        self.envs = gym.vector.SyncVectorEnv(
+            [make_env for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.DISABLED
+        )
+        self.n_envs = n_envs
+        self.seed = seed
+        self.run = run
+        self.observation_space = self.envs.single_observation_space
+        self.action_space = self.envs.single_action_space
+        self.box_actions = isinstance(self.action_space, gym.spaces.Box)
+        self.episode_returns = np.zeros(n_envs)
+        self.episode_lengths = np.zeros(n_envs, dtype=np.int64)
+        self.episodes = 0  # finished episodes, all copies together
+        # how each copy's current episode began (a reset seed, or the RNG state before an unseeded reset) and the
+        # actions taken in it since: enough to rebuild the copy exactly on resume
+        self.episode_starts: list[dict[str, Any]] = [{"seed": seed + index} for index in range(n_envs)]
+        self.episode_actions: list[list[Any]] = [[] for _ in range(n_envs)]
+        self.obs, _ = self.envs.reset(seed=[seed + index for index in range(n_envs)])
+        self.envs.action_space.seed(seed)
+
+    def step(self, actions: np.ndarray, step: int) -> Step:
+        """Step every copy with `actions` (one per copy, as the env takes them) as training step `step`; the
+        copies whose episode ended are reset (their episodes are reported with `report`)."""
+        obs = self.obs
+        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+        self.episode_returns += rewards
+        self.episode_lengths += 1
+        for index in range(self.n_envs):
+            self.episode_actions[index].append(_plain(actions[index]))
+        finished = np.flatnonzero(terminated | truncated).tolist()
+        self.obs = next_obs
+        ended = []
+        for index in finished:
+            self.episodes += 1
+            ended.append((self.episodes, float(self.episode_returns[index]), int(self.episode_lengths[index])))
+        if finished:
+            self._reset(finished)
+        return Step(step, obs, actions, rewards, next_obs, terminated, truncated, ended)
+
+    def report(self, result: Step, **extra: Any) -> None:
+        """Write a metrics row per episode that ended in `result` (with the algorithm's `extra` columns)."""
+        for episode, episodic_return, length in result.ended:
+            self.run.end_episode(result.step, episode, episodic_return, length, **extra)
+
+    def _reset(self, copies: list[int]) -> None:
+        for index in copies:
+            self.episode_starts[index] = {"rng": self._env(index).np_random.bit_generator.state}
+            self.episode_actions[index] = []
+            self.episode_returns[index], self.episode_lengths[index] = 0.0, 0
+        mask = np.zeros(self.n_envs, dtype=np.bool_)
+        mask[copies] = True
+        reset_obs, _ = self.envs.reset(options={"reset_mask": mask})
+        self.obs = np.where(mask.reshape(-1, *([1] * (reset_obs.ndim - 1))), reset_obs, self.obs)
+
+    def _env(self, index: int) -> gym.Env:
+        return self.envs.envs[index].unwrapped
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain data (loads with weights_only=True): each copy's episode start, actions since, and counters."""
+        return {
+            "episode_starts": self.episode_starts,
+            "episode_actions": self.episode_actions,
+            "episodes": self.episodes,
+            "obs": self.obs.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Rebuild every copy mid-episode: restore how its episode began, reset, replay its actions."""
+        self.episodes = int(state["episodes"])
+        self.episode_starts = [dict(start) for start in state["episode_starts"]]
+        self.episode_actions = [list(actions) for actions in state["episode_actions"]]
+        observations = []
+        for index, (start, actions) in enumerate(zip(self.episode_starts, self.episode_actions)):
+            env = self.envs.envs[index]
+            if "seed" in start:
+                obs, _ = env.reset(seed=start["seed"])
+            else:
+                env.unwrapped.np_random.bit_generator.state = start["rng"]
+                obs, _ = env.reset()
+            total, length = 0.0, 0
+            for action in actions:
+                # a Box action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
+                sent = np.asarray(action, dtype=self.action_space.dtype) if self.box_actions else action
+                obs, reward, terminated, truncated, _ = env.step(sent)
+                total, length = total + float(reward), length + 1
+                if terminated or truncated:
+                    raise DeeprlError(f"env copy {index} ended its episode while replaying it for resume; "
+                                      "the env is not deterministic, so this run cannot resume exactly")
+            self.episode_returns[index], self.episode_lengths[index] = total, length
+            observations.append(obs)
+        self.obs = np.stack(observations).astype(self.obs.dtype)
+        if not np.array_equal(self.obs, np.asarray(state["obs"], dtype=self.obs.dtype)):
+            raise DeeprlError("replaying the checkpoint's episodes did not reach the same observations; "
+                              "the env is not deterministic, so this run cannot resume exactly")
+        # the vector env's own bookkeeping: every copy is mid-episode again
+        self.envs._autoreset_envs[:] = False
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _plain(action: Any) -> Any:
+    """An action as plain data for a checkpoint (an int, or a list of floats)."""
+    array = np.asarray(action)
+    return array.item() if array.ndim == 0 else array.tolist()

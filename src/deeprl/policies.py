@@ -1,0 +1,112 @@
+"""The agent every policy-gradient algorithm returns and `deeprl.load` rebuilds: a policy network (categorical for
+Discrete actions, Gaussian for Box) that acts on observations as the env returns them, normalising them first with
+the statistics it carries when it was trained on normalised observations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.agent import as_batch
+from deeprl.envs import space_from_dict, space_to_dict
+from deeprl.nets import ActorCritic
+from deeprl.normalization import ObservationNormalizer
+
+
+def action_description(space: gym.Space) -> dict[str, Any]:
+    """What ActorCritic needs to know of an action space (JSON-able)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n)}
+    return {"type": "Box", "dim": int(np.prod(space.shape))}
+
+
+class PolicyAgent:
+    """Acts with a policy network: the most likely action (Discrete) or the mean (Box) when deterministic, a
+    sample otherwise. Box actions are clipped to the env's bounds only here, where they leave for the env; the
+    learner keeps the raw samples it computed log-probabilities for.
+
+    With `obs_normalizer` the network sees normalised observations; the agent holds the live statistics, so a
+    policy file saved at any step carries the statistics of that step."""
+
+    def __init__(
+        self, policy: ActorCritic, observation_space: gym.Space, action_space: gym.Space, network: dict[str, Any],
+        obs_normalizer: ObservationNormalizer | None = None,
+    ) -> None:
+        self.policy = policy
+        self.obs_normalizer = obs_normalizer
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.network = network
+        self.device = next(policy.parameters()).device
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.numpy_policy = policy.numpy_policy()  # fast path for acting on the CPU
+        # a view of the live log std (in-place optimiser steps show up at once), for NumPy sampling
+        self.numpy_log_std = None if policy.log_std is None or self.numpy_policy is None else (
+            policy.log_std.detach().numpy()
+        )
+        self.rng = np.random.default_rng()
+        self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
+        self.summary: dict[str, Any] | None = None
+
+    def network_input(self, obs: np.ndarray) -> np.ndarray:
+        """A batch of observations as the env returns them -> as the network takes them."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
+    def raw_act(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Actions for a batch of network inputs (see `network_input`) as the network gives them (indices from 0;
+        unclipped). Samples are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch
+        for one observation."""
+        if self.numpy_policy is None:
+            with torch.inference_mode():
+                actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic=deterministic)
+            return actions.cpu().numpy()
+        output = self.numpy_policy(obs.reshape(len(obs), -1))
+        if deterministic:
+            return output.argmax(axis=1) if self.discrete else output.astype(np.float32)
+        rng = self.rng if rng is None else rng
+        if self.discrete:  # inverse-CDF sampling from the softmax of the logits
+            probabilities = np.exp(output - output.max(axis=1, keepdims=True))
+            cumulative = np.cumsum(probabilities, axis=1)
+            draws = rng.random((len(output), 1)) * cumulative[:, -1:]
+            return np.minimum((draws >= cumulative).sum(axis=1), output.shape[1] - 1)
+        std = np.exp(self.numpy_log_std)
+        return (output + std * rng.standard_normal(output.shape)).astype(np.float32)
+
+    def to_env(self, raw_actions: np.ndarray) -> np.ndarray:
+        """Network actions as the env takes them: Discrete shifted by the space's start, Box clipped to bounds."""
+        if self.discrete:
+            return raw_actions + self.action_space.start
+        shaped = raw_actions.reshape(len(raw_actions), *self.action_space.shape)
+        return np.clip(shaped, self.action_space.low, self.action_space.high)
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        batch, single = as_batch(obs, self.observation_space)
+        actions = self.to_env(self.raw_act(self.network_input(batch), deterministic))
+        if single:
+            return int(actions[0]) if self.discrete else actions[0]
+        return actions
+
+    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        meta = {
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "network": self.network,
+        }
+        if self.obs_normalizer is not None:
+            meta["obs_normalization"] = self.obs_normalizer.state_dict()
+        return meta, {name: tensor.detach().cpu() for name, tensor in self.policy.state_dict().items()}
+
+
+def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
+    policy = ActorCritic(**meta["network"])
+    policy.load_state_dict(tensors)
+    policy.eval()
+    normalization = meta.get("obs_normalization")
+    return PolicyAgent(
+        policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"],
+        obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
+    )
