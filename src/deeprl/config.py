@@ -72,7 +72,8 @@ class RunConfig:
                                        "evaluation counts as solved; 0: no second check", low=0)
     tensorboard: bool = knob(True, "write TensorBoard scalars to the run directory")
     check_env: bool = knob(False, "run Gymnasium's env checker on the env before training")
-    checkpoint_every: int = knob(10_000, "env steps between full checkpoints (at the next episode end); 0: none",
+    checkpoint_every: int = knob(10_000, "env steps between full checkpoints (taken at the next episode end, or "
+                                 "rollout end for actor-critics, A2C and PPO); 0: none",
                                  low=0)
 
     def validate(self) -> None:
