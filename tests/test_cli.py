@@ -233,7 +233,7 @@ BAD_TRAIN = ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "50")
 # (id, arguments, files to create first, text the one-line message must contain); "{run}" is the trained run
 BAD_INPUTS = [
     ("unknown-algorithm", ("train", "foo", "CartPole-v1", "--run-dir", "x"), {},
-     "unknown algorithm 'foo' (available: dqn)"),
+     "unknown algorithm 'foo' (available: dqn, reinforce, a2c, ppo, actor-critic)"),
     ("unknown-env", ("train", "dqn", "CartPol-v1", "--run-dir", "x"), {}, "did you mean 'CartPole-v1'"),
     ("unimportable-module", ("train", "dqn", "no_such_module_xyz:Env", "--run-dir", "x"), {},
      "cannot import 'no_such_module_xyz'"),
