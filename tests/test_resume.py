@@ -25,7 +25,7 @@ import pytest
 import torch
 
 import deeprl
-from deeprl.checkpoint import load_latest_checkpoint
+from deeprl.checkpoint import CHECKPOINT_LAYOUT, load_latest_checkpoint
 from deeprl.errors import DeeprlError
 from deeprl.run import TIMING_KEYS
 from tests.tensorboard_events import tensorboard_scalars
@@ -377,7 +377,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
     data = checkpoint.read_bytes()
     checkpoint.with_suffix(".json").write_text(json.dumps({
         "format": "deeprl-checkpoint", "deeprl_version": "0.1.0", "algo": "dqn", "env": "CartPole-v1",
-        "step": 400, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+        "step": 400, "layout": CHECKPOINT_LAYOUT, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
     }))
     result = resume(run_dir)
     assert result.returncode == 2
