@@ -178,3 +178,26 @@ def test_sigkill_resumes_exactly_with_normalisation(tmp_path):
     assert_resumes_identically(trainer.run_dir, reference, tags=(
         "train/return", "update/policy_loss", "update/value_loss", "update/approx_kl", "update/clip_fraction",
         "update/explained_variance", "eval/return"))
+
+
+A2C_ARGS = [
+    "--seed", "4", "--steps", "2400", "--quiet", "--set", "n_envs=3", "--set", "checkpoint_every=600",
+    "--set", "eval_every=1200", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2",
+    "--set", "normalize_observations=true", "--set", "tensorboard=true",
+]
+
+
+def test_a2c_sigkill_resumes_exactly(tmp_path):
+    """A2C on CartPole with three copies killed mid-episode: the reference runs beside the killed trainer."""
+    reference = tmp_path / "reference"
+    uninterrupted = subprocess.Popen(
+        deeprl_command("train", "a2c", "CartPole-v1", "--run-dir", str(reference), *A2C_ARGS),
+        env=environment(), stdout=subprocess.DEVNULL,
+    )
+    trainer = Trainer(tmp_path / "run", A2C_ARGS, algo="a2c")
+    state = stop_with_rows_past_checkpoint(trainer, 1200)
+    trainer.kill()
+    assert uninterrupted.wait(timeout=300) == 0
+    assert state["step"] >= 1200
+    assert_resumes_identically(trainer.run_dir, reference, tags=(
+        "train/return", "update/policy_loss", "update/value_loss", "update/explained_variance", "eval/return"))
