@@ -30,7 +30,7 @@ from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite
 from deeprl.normalization import ObservationNormalizer, RewardScaler
-from deeprl.policies import PolicyAgent, action_description
+from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
@@ -155,15 +155,7 @@ def train(
     rng = seed_everything(config.seed)
     runner = EnvRunner(make_env, config.n_envs, config.seed, run)
     obs_space, action_space = runner.observation_space, runner.action_space
-    network = {
-        "obs_dim": int(np.prod(obs_space.shape)),
-        "action": action_description(action_space),
-        "hidden_sizes": list(config.hidden_sizes),
-        "activation": config.activation,
-        "value": config.value_network,
-        "log_std_init": config.log_std_init,
-        "orthogonal_init": config.orthogonal_init,
-    }
+    network = policy_network(obs_space, action_space, config, config.value_network, config.log_std_init)
     policy = ActorCritic(**network).to(device)
     obs_normalizer = ObservationNormalizer(obs_space.shape) if config.normalize_observations else None
     reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None

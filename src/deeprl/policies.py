@@ -24,6 +24,22 @@ def action_description(space: gym.Space) -> dict[str, Any]:
     return {"type": "Box", "dim": int(np.prod(space.shape))}
 
 
+def policy_network(
+    obs_space: gym.Space, action_space: gym.Space, config: Any, value: str, log_std_init: float = 0.0
+) -> dict[str, Any]:
+    """ActorCritic's arguments for a run's spaces and its config's network settings (JSON-able: a policy file
+    rebuilds the network from them); `value` is its value head: separate, shared or none."""
+    return {
+        "obs_dim": int(np.prod(obs_space.shape)),
+        "action": action_description(action_space),
+        "hidden_sizes": list(config.hidden_sizes),
+        "activation": config.activation,
+        "value": value,
+        "log_std_init": log_std_init,
+        "orthogonal_init": config.orthogonal_init,
+    }
+
+
 class PolicyAgent:
     """Acts with a policy network: the most likely action (Discrete) or the mean (Box) when deterministic, a
     sample otherwise. Box actions are clipped to the env's bounds only here, where they leave for the env; the

@@ -30,7 +30,7 @@ from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Step
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, mlp
-from deeprl.policies import PolicyAgent, action_description, load_policy_agent
+from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
@@ -94,14 +94,8 @@ def train(
     runner = EnvRunner(make_env, config.n_envs, config.seed, run)
     obs_space, action_space = runner.observation_space, runner.action_space
     uses_value, uses_q = config.critic in ("td", "advantage"), config.critic in ("q", "advantage")
-    network = {
-        "obs_dim": int(np.prod(obs_space.shape)),
-        "action": action_description(action_space),
-        "hidden_sizes": list(config.hidden_sizes),
-        "activation": config.activation,
-        "value": ("shared" if config.shared_trunk else "separate") if uses_value else "none",
-        "orthogonal_init": config.orthogonal_init,
-    }
+    value = ("shared" if config.shared_trunk else "separate") if uses_value else "none"
+    network = policy_network(obs_space, action_space, config, value)
     policy = ActorCritic(**network).to(device)
     q_head = QHead(policy, network["obs_dim"], int(action_space.n), config).to(device) if uses_q else None
     agent = PolicyAgent(policy, obs_space, action_space, network)

@@ -29,7 +29,7 @@ from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite
-from deeprl.policies import PolicyAgent, action_description, load_policy_agent
+from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
@@ -91,14 +91,7 @@ def train(
     rng = seed_everything(config.seed)
     runner = EnvRunner(make_env, config.n_envs, config.seed, run)
     obs_space, action_space = runner.observation_space, runner.action_space
-    network = {
-        "obs_dim": int(np.prod(obs_space.shape)),
-        "action": action_description(action_space),
-        "hidden_sizes": list(config.hidden_sizes),
-        "activation": config.activation,
-        "value": "separate" if config.baseline == "value" else "none",
-        "orthogonal_init": config.orthogonal_init,
-    }
+    network = policy_network(obs_space, action_space, config, "separate" if config.baseline == "value" else "none")
     policy = ActorCritic(**network).to(device)
     agent = PolicyAgent(policy, obs_space, action_space, network)
     value_parameters = [p for name, p in policy.named_parameters() if name.startswith("value_")]
