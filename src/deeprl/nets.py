@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -260,3 +261,164 @@ class ActorCritic(nn.Module):
         """Logits (Discrete) or means (Box) of a (batch, obs_dim) float32 array in NumPy, or None if this
         net cannot do that."""
         return numpy_sequential(nn.Sequential(*self.trunk, self.policy_head))
+
+
+# ------------------------------------------------------------------------------- continuous control (DDPG/TD3/SAC)
+
+INITS = ("default", "fan_in")
+
+
+def _check_init(init: str) -> None:
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+
+
+def fan_in_init_(module: nn.Module, final_layer_bound: float = 3e-3) -> None:
+    """The DDPG paper's initialisation: every Linear layer's weight and bias uniform in ±1/sqrt(fan_in), except
+    the last Linear of `module` (the output layer), uniform in ±`final_layer_bound`, so initial actions and
+    Q-values are near zero."""
+    layers = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
+    for index, layer in enumerate(layers):
+        bound = final_layer_bound if index == len(layers) - 1 else 1.0 / math.sqrt(layer.in_features)
+        nn.init.uniform_(layer.weight, -bound, bound)
+        nn.init.uniform_(layer.bias, -bound, bound)
+
+
+class DeterministicActor(nn.Module):
+    """μ(s) in [-1, 1] per action dimension (a tanh output; `deeprl.policies.scale_action` maps it to the Box).
+    `init` is "default" (PyTorch's) or "fan_in" (`fan_in_init_`, the DDPG paper's)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        init: str = "default",
+    ) -> None:
+        super().__init__()
+        _check_init(init)
+        # tanh as a layer of the Sequential, so numpy_sequential covers the whole forward pass
+        self.body = nn.Sequential(*mlp([obs_dim, *hidden_sizes, action_dim], activation), nn.Tanh())
+        if init == "fan_in":
+            fan_in_init_(self.body)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.body(obs.flatten(start_dim=1))
+
+    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Actions in [-1, 1] of a (batch, obs_dim) float32 array in NumPy, or None if this net cannot do that."""
+        return numpy_sequential(self.body)
+
+
+class QCritic(nn.Module):
+    """Q(s, a) of shape (batch,) for continuous actions.
+
+    `action_layer` is where the action joins: 0 concatenates it with the observation at the input (TD3, SAC); 1
+    passes the observation through the first hidden layer alone and concatenates the action to its output (the
+    DDPG paper). `init` is "default" or "fan_in" (see `fan_in_init_`)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        action_layer: int = 0,
+        init: str = "default",
+    ) -> None:
+        super().__init__()
+        _check_init(init)
+        if not 0 <= action_layer <= len(hidden_sizes):
+            raise ValueError(f"action_layer {action_layer} needs at least that many hidden layers, "
+                             f"not hidden_sizes {list(hidden_sizes)}")
+        # the layers before the action joins (none, an identity, when action_layer is 0), then those after;
+        # registered in this order, so the output layer is the last Linear (what fan_in_init_ takes as final)
+        self.obs_layers = mlp([obs_dim, *hidden_sizes[:action_layer]], activation, activate_last=True)
+        obs_features = hidden_sizes[action_layer - 1] if action_layer else obs_dim
+        self.q_layers = mlp([obs_features + action_dim, *hidden_sizes[action_layer:], 1], activation)
+        if init == "fan_in":
+            fan_in_init_(self)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        features = self.obs_layers(obs.flatten(start_dim=1))
+        return self.q_layers(torch.cat([features, actions.flatten(start_dim=1)], dim=1)).squeeze(-1)
+
+
+def squashed_log_prob(
+    gaussian_log_prob: torch.Tensor, pre_tanh: torch.Tensor, action_scale: torch.Tensor | float = 1.0
+) -> torch.Tensor:
+    """log π(a) of a = action_scale·tanh(u) + bias, from log N(u) (already summed over the action dimensions,
+    shape (batch,)) and u (batch, action_dim): log N(u) − Σ log(1 − tanh(u)²) − Σ log|action_scale|.
+
+    log(1 − tanh(u)²) is computed as 2(log 2 − u − softplus(−2u)): exact and finite for any u, where the
+    textbook form rounds to log(0) once |u| passes ~9 in float32 (and an ε there biases the density)."""
+    log_one_minus_tanh_squared = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
+    log_prob = gaussian_log_prob - log_one_minus_tanh_squared.sum(dim=-1)
+    if isinstance(action_scale, torch.Tensor):
+        return log_prob - action_scale.abs().log().expand_as(pre_tanh).sum(dim=-1)
+    if action_scale != 1.0:
+        log_prob = log_prob - pre_tanh.shape[-1] * math.log(abs(action_scale))
+    return log_prob
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC's policy: u ~ N(mean(s), std(s)) with a state-dependent std, squashed to a = tanh(u) in (-1, 1).
+
+    The MLP trunk feeds a mean head and a log-std head; the log std is clamped to [log_std_min, log_std_max]
+    (SB3's [-20, 2]) so the std neither collapses to 0 nor explodes."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        if log_std_min > log_std_max:
+            raise ValueError(f"log_std_min {log_std_min} exceeds log_std_max {log_std_max}")
+        self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
+        features = hidden_sizes[-1] if hidden_sizes else obs_dim
+        self.trunk = mlp([obs_dim, *hidden_sizes], activation, activate_last=True)
+        self.mean_head = nn.Linear(features, action_dim)
+        self.log_std_head = nn.Linear(features, action_dim)
+
+    def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(obs.flatten(start_dim=1))
+        log_std = self.log_std_head(features).clamp(self.log_std_min, self.log_std_max)
+        return self.mean_head(features), log_std
+
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(unit actions tanh(u) of shape (batch, action_dim), their log-densities (batch,)). u = mean + std·ε is
+        reparameterised, so gradients flow through both; deterministic takes u = mean (ε = 0)."""
+        mean, log_std = self.mean_and_log_std(obs)
+        if deterministic:
+            standard_noise = torch.zeros_like(mean)
+        else:
+            standard_noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        pre_tanh = mean + log_std.exp() * standard_noise
+        # log N(u; mean, std) written with ε = (u − mean)/std: the same value and gradient, without a division
+        gaussian_log_prob = (-0.5 * standard_noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)).sum(dim=-1)
+        return torch.tanh(pre_tanh), squashed_log_prob(gaussian_log_prob, pre_tanh)
+
+    def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Deterministic actions tanh(mean) of a (batch, obs_dim) float32 array in NumPy, or None if this net
+        cannot do that."""
+        return numpy_sequential(nn.Sequential(*self.trunk, self.mean_head, nn.Tanh()))
+
+
+@torch.no_grad()
+def soft_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Polyak averaging of a target network: parameters ← (1 − τ)·target + τ·online; buffers (BatchNorm's
+    running statistics) copied, since they are not learnt by gradient and averaging a step count is meaningless."""
+    target_parameters, online_parameters = list(target.parameters()), list(online.parameters())
+    if len(target_parameters) != len(online_parameters):
+        raise ValueError("target and online networks differ in their parameters")
+    torch._foreach_lerp_(target_parameters, online_parameters, tau)
+    for target_buffer, online_buffer in zip(target.buffers(), online.buffers(), strict=True):
+        target_buffer.copy_(online_buffer)

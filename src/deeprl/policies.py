@@ -24,6 +24,16 @@ def action_description(space: gym.Space) -> dict[str, Any]:
     return {"type": "Box", "dim": int(np.prod(space.shape))}
 
 
+def scale_action(unit_actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Actions in [-1, 1] (a tanh output) -> the Box [low, high], per dimension (bounds must be finite)."""
+    return low + (unit_actions + 1.0) * (high - low) / 2.0
+
+
+def unscale_action(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The inverse of `scale_action`: actions in the Box [low, high] -> [-1, 1]."""
+    return 2.0 * (actions - low) / (high - low) - 1.0
+
+
 def policy_network(
     obs_space: gym.Space, action_space: gym.Space, config: Any, value: str, log_std_init: float = 0.0
 ) -> dict[str, Any]:
