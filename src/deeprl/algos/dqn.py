@@ -14,7 +14,6 @@ optimiser choices the seed tutorials use.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,25 +24,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agent import as_batch, observation_dtype
-from deeprl.buffers import ReplayBuffer, TransitionBatch
-from deeprl.checkpoint import process_rng_states, restore_process_rng_states
-from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything, space_from_dict, space_to_dict
-from deeprl.errors import DeeprlError, warn
-from deeprl.experience import EnvRunner
+from deeprl import offpolicy
+from deeprl.agent import as_batch
+from deeprl.buffers import TransitionBatch
+from deeprl.config import knob
+from deeprl.envs import space_from_dict, space_to_dict
+from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
 from deeprl.nets import ACTIVATIONS, QNetwork, check_finite
+from deeprl.offpolicy import OffPolicyConfig
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
-IMAGE_RANK = 3  # (channels, height, width) observations can go through a CNN
+IMAGE_RANK = offpolicy.IMAGE_RANK  # (channels, height, width) observations can go through a CNN
 ACTION_SPACES = (gym.spaces.Discrete,)
 METRIC_COLUMNS = ("epsilon", "loss")
 
 
 @dataclass
-class Config(RunConfig):
+class Config(OffPolicyConfig):
     algo: ClassVar[str] = "dqn"
 
     # network
@@ -54,28 +53,16 @@ class Config(RunConfig):
     conv_kernels: tuple[int, ...] = knob((5, 5, 5), "CNN kernel size per layer", low=1)
     conv_strides: tuple[int, ...] = knob((2, 2, 2), "CNN stride per layer", low=1)
     batch_norm: bool = knob(True, "BatchNorm after each convolution (as the pixel CartPole tutorial does)")
-    # learning
+    # learning (the replay, batch and training-frequency knobs are OffPolicyConfig's)
     double_q: bool = knob(True, "Double DQN: the online net picks a*, the target net values it")
-    n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
-    gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
-    lr: float = knob(1e-3, "learning rate", above=0.0)
-    lr_end: float | None = knob(None, "anneal lr linearly to this by total_steps; None: constant", low=0.0)
     optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
     loss: str = knob("huber", "huber (smooth L1) or mse on the TD error", choices=("huber", "mse"))
     max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
     grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (pixel CartPole tutorial: 1)",
                                          above=0.0)
-    buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
-    checkpoint_replay: bool = knob(True, "checkpoints hold the replay memory (resume is exact); false keeps them "
-                                   "small, and a resumed run refills the memory for learning_starts steps")
-    batch_size: int = knob(64, "transitions per gradient step", low=1)
-    learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
-    train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
-    train_freq_unit: str = knob("steps", "unit of train_freq (the Acrobot lecture trains once per episode)",
-                                choices=("steps", "episodes"))
-    gradient_steps: int = knob(1, "gradient steps per round", low=1)
     target_update_interval: int = knob(500, "steps (or episodes) between target-network updates", low=1)
-    target_update_unit: str = knob("steps", "unit of target_update_interval", choices=("steps", "episodes"))
+    target_update_unit: str = knob("steps", "unit of target_update_interval (the Acrobot lecture: episodes)",
+                                   choices=("steps", "episodes"))
     tau: float = knob(1.0, "target update weight: 1 copies, <1 blends (soft update)", above=0.0, high=1.0)
     # exploration
     epsilon_schedule: str = knob("linear", "linear, exponential, episodic or constant", choices=EPSILON_SCHEDULES)
@@ -86,10 +73,6 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.batch_size > self.buffer_size:
-            raise DeeprlError(
-                f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})"
-            )
         layers = len(self.conv_channels)
         if layers and (len(self.conv_kernels) < layers or len(self.conv_strides) < layers):
             raise DeeprlError(
@@ -246,111 +229,72 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
     }
 
 
+class DQN:
+    """Epsilon-greedy acting and the Q-learning step, as the shared off-policy loop (deeprl.offpolicy) drives them."""
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Discrete,
+                 device: torch.device) -> None:
+        self.config = config
+        self.network = {
+            "obs_dim": int(np.prod(obs_space.shape)),
+            "n_actions": int(action_space.n),
+            "hidden_sizes": list(config.hidden_sizes),
+            "activation": config.activation,
+            "dueling": config.dueling,
+            "encoder": image_encoder(config, obs_space),
+        }
+        self.learner = DQNLearner(config, self.network, device)
+        self.agent = QAgent(self.learner.q_net, obs_space, action_space, self.network, epsilon=config.epsilon_end)
+        self.epsilon = EpsilonSchedule(
+            config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
+            config.epsilon_decay_steps, config.epsilon_decay_factor,
+        )
+        self.n_actions = int(action_space.n)
+        self.first_action = int(action_space.start)  # the replay stores 0..n-1; the env may number from `start`
+
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        epsilon = self.epsilon.value(step, episodes)
+        if rng.random() < epsilon:
+            action = int(rng.integers(self.n_actions))
+        else:
+            action = self.agent.act(obs[0]) - self.first_action
+        return np.array([action + self.first_action]), np.array([action]), {"epsilon": epsilon}
+
+    def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
+        return {"loss": self.learner.update(batch)}
+
+    def after_step(self, step: int) -> None:
+        if self.config.target_update_unit == "steps" and step % self.config.target_update_interval == 0:
+            self.learner.update_target()
+
+    def after_episode(self, episodes: int) -> None:
+        if self.config.target_update_unit == "episodes" and episodes % self.config.target_update_interval == 0:
+            self.learner.update_target()
+
+    def set_lr(self, lr: float) -> None:
+        self.learner.set_lr(lr)
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.learner.q_net, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q_net": self.learner.q_net.state_dict(),
+            "target_net": self.learner.target_net.state_dict(),
+            "optimizer": self.learner.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.q_net.load_state_dict(state["q_net"])
+        self.learner.target_net.load_state_dict(state["target_net"])
+        self.learner.optimizer.load_state_dict(state["optimizer"])
+
+
 def train(
     config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> QAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, 1, config.seed, run)
-    obs_space, action_space = runner.observation_space, runner.action_space
-    network = {
-        "obs_dim": int(np.prod(obs_space.shape)),
-        "n_actions": int(action_space.n),
-        "hidden_sizes": list(config.hidden_sizes),
-        "activation": config.activation,
-        "dueling": config.dueling,
-        "encoder": image_encoder(config, obs_space),
-    }
-    learner = DQNLearner(config, network, device)
-    agent = QAgent(learner.q_net, obs_space, action_space, network, epsilon=config.epsilon_end)
-    # Pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs.
-    is_image = len(obs_space.shape) == IMAGE_RANK
-    replay = ReplayBuffer(
-        config.buffer_size, obs_space.shape, observation_dtype(obs_space), shared_next_obs=is_image,
-    )
-    epsilon = EpsilonSchedule(
-        config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
-        config.epsilon_decay_steps, config.epsilon_decay_factor,
-    )
-    first_action = int(action_space.start)  # replay stores indices 0..n-1; the env may number from `start`
-    train_every_step = config.train_freq_unit == "steps"
-    target_every_step = config.target_update_unit == "steps"
-
-    def gradient_round() -> None:
-        if len(replay) < config.batch_size:
-            return
-        for _ in range(config.gradient_steps):
-            batch = replay.sample(config.batch_size, rng, config.n_step, config.gamma, device)
-            loss = learner.update(batch)
-            if not math.isfinite(loss):
-                raise DeeprlError(f"the loss became {loss} at step {step}; try a lower lr or a loss of huber")
-            episode_losses.append(loss)
-
-    def training_state() -> dict[str, Any]:
-        return {
-            "q_net": learner.q_net.state_dict(),
-            "target_net": learner.target_net.state_dict(),
-            "optimizer": learner.optimizer.state_dict(),
-            "replay": replay.state_dict() if config.checkpoint_replay else None,
-            "step": step,
-            "runner": runner.state_dict(),
-            "rng": process_rng_states(rng),
-        }
-
-    episode_losses: list[float] = []
-    first_step = 1
-    learning_starts = config.learning_starts
-    if resume is not None:
-        learner.q_net.load_state_dict(resume["q_net"])
-        learner.target_net.load_state_dict(resume["target_net"])
-        learner.optimizer.load_state_dict(resume["optimizer"])
-        restore_process_rng_states(resume["rng"], rng)
-        runner.load_state_dict(resume["runner"])
-        first_step = resume["step"] + 1
-        if resume["replay"] is not None:
-            replay.load_state_dict(resume["replay"])
-        else:  # an empty memory: gather learning_starts fresh steps again before learning from it
-            learning_starts = resume["step"] + config.learning_starts
-            warn(f"the checkpoint at step {resume['step']} holds no replay memory (checkpoint_replay: false); "
-                 f"it refills until step {learning_starts}, so this run will differ from an uninterrupted one")
-    step = first_step - 1
-    try:
-        for step in range(first_step, config.total_steps + 1):
-            exploration = epsilon.value(step, runner.episodes)
-            explore = rng.random() < exploration
-            obs = runner.obs[0]
-            action = int(rng.integers(action_space.n)) if explore else agent.act(obs) - first_action
-            result = runner.step(np.array([action + first_action]), step)
-            terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
-            replay.add(obs, action, float(result.rewards[0]), result.next_obs[0], terminated, truncated)
-
-            learning = step > learning_starts
-            if config.lr_end is not None:
-                learner.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
-            if learning and train_every_step and step % config.train_freq == 0:
-                gradient_round()
-            if target_every_step and step % config.target_update_interval == 0:
-                learner.update_target()
-
-            episode_ended = terminated or truncated
-            if episode_ended:
-                if learning and not train_every_step and runner.episodes % config.train_freq == 0:
-                    gradient_round()
-                runner.report(result, epsilon=exploration,
-                              loss=float(np.mean(episode_losses)) if episode_losses else None)
-                if not target_every_step and runner.episodes % config.target_update_interval == 0:
-                    learner.update_target()
-                episode_losses = []
-
-            if run.evaluate_due(step - 1, step):
-                check_finite(learner.q_net, step)
-                if run.evaluate(step, runner.episodes, agent):
-                    break
-            if episode_ended and run.checkpoint_due(step):
-                check_finite(learner.q_net, step)
-                run.checkpoint(step, training_state(), agent)
-        agent.summary = run.finish(step, runner.episodes, agent)
-    finally:
-        runner.close()
-    return agent
+    return offpolicy.train(config, make_env, run, device, resume,
+                           lambda obs_space, action_space, device: DQN(config, obs_space, action_space, device))

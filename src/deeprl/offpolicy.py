@@ -1,0 +1,184 @@
+"""The training loop shared by the off-policy learners (DQN, DDPG, TD3, SAC): act, step, store, sample, update.
+
+Every env step the algorithm picks an action for the current observation (exploring: epsilon-greedy, action noise,
+a sampled policy), the transition goes into a replay memory (Discrete actions as indices 0..n-1, Box actions as the
+float vectors the algorithm stored: for DDPG/SAC its own [-1, 1] units), and from `learning_starts` on, every
+`train_freq` steps (or episodes) the algorithm takes `gradient_steps` gradient steps on uniformly sampled batches.
+Each algorithm file holds what differs: its networks, how it explores, its loss, and its target-network schedule.
+
+Evaluations fire on step boundaries; checkpoints come at episode ends and hold the replay memory (unless
+`checkpoint_replay` is off), so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from deeprl.agent import observation_dtype
+from deeprl.buffers import ReplayBuffer, TransitionBatch
+from deeprl.checkpoint import process_rng_states, restore_process_rng_states
+from deeprl.config import RunConfig, knob
+from deeprl.envs import seed_everything
+from deeprl.errors import DeeprlError, warn
+from deeprl.experience import EnvRunner
+from deeprl.run import Run
+
+IMAGE_RANK = 3  # (channels, height, width) observations are stored once, not again as next_obs
+
+
+@dataclass
+class OffPolicyConfig(RunConfig):
+    """The knobs every off-policy learner shares; each algorithm's Config sets its own defaults."""
+
+    gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
+    n_step: int = knob(1, "steps summed in the TD target before bootstrapping", low=1)
+    lr: float = knob(1e-3, "learning rate", above=0.0)
+    lr_end: float | None = knob(None, "anneal lr linearly to this by total_steps; None: constant", low=0.0)
+    buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
+    checkpoint_replay: bool = knob(True, "checkpoints hold the replay memory (resume is exact); false keeps them "
+                                   "small, and a resumed run refills the memory for learning_starts steps")
+    batch_size: int = knob(64, "transitions per gradient step", low=1)
+    learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
+    train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
+    train_freq_unit: str = knob("steps", "unit of train_freq", choices=("steps", "episodes"))
+    gradient_steps: int = knob(1, "gradient steps per round", low=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.batch_size > self.buffer_size:
+            raise DeeprlError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})")
+
+
+class OffPolicyAlgorithm(Protocol):
+    """What the loop needs from an algorithm (DQN, DDPG/TD3, SAC)."""
+
+    agent: Any  # acts greedily / deterministically: evaluations and policy files use it
+
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """(actions for the env, actions to store in the replay, values for the episode row) for a batch of one
+        observation per env copy."""
+
+    def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
+        """One gradient step (soft target updates that go with it included); the losses it reports."""
+
+    def after_step(self, step: int) -> None:
+        """Called after every env step (once any gradient round of that step is done)."""
+
+    def after_episode(self, episodes: int) -> None:
+        """Called when an episode has ended and been reported; `episodes` counts the episodes so far."""
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def check_finite(self, step: int) -> None:
+        """Stop the run with one line when a network holds NaN or inf."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers and exploration state; its keys sit beside the loop's in the checkpoint."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# build(observation_space, action_space, device) -> the algorithm, its networks freshly initialised
+Build = Callable[[gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
+
+
+def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.Space) -> ReplayBuffer:
+    """A replay memory for these spaces: Discrete actions as int64 indices, Box actions as float32 vectors;
+    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs."""
+    discrete = isinstance(action_space, gym.spaces.Discrete)
+    return ReplayBuffer(
+        config.buffer_size, obs_space.shape, observation_dtype(obs_space),
+        action_shape=() if discrete else action_space.shape, action_dtype=np.int64 if discrete else np.float32,
+        shared_next_obs=len(obs_space.shape) == IMAGE_RANK,
+    )
+
+
+def train(
+    config: OffPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None, build: Build,
+) -> Any:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    rng = seed_everything(config.seed)
+    runner = EnvRunner(make_env, 1, config.seed, run)
+    algorithm = build(runner.observation_space, runner.action_space, device)
+    replay = replay_for(config, runner.observation_space, runner.action_space)
+    train_every_step = config.train_freq_unit == "steps"
+    episode_metrics: list[dict[str, float]] = []
+
+    def gradient_round() -> None:
+        if len(replay) < config.batch_size:
+            return
+        for _ in range(config.gradient_steps):
+            metrics = algorithm.learn(replay.sample(config.batch_size, rng, config.n_step, config.gamma, device), step)
+            for name, value in metrics.items():
+                if not math.isfinite(value):
+                    raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
+            episode_metrics.append(metrics)
+
+    def training_state() -> dict[str, Any]:
+        return {
+            **algorithm.state_dict(),
+            "replay": replay.state_dict() if config.checkpoint_replay else None,
+            "step": step,
+            "runner": runner.state_dict(),
+            "rng": process_rng_states(rng),
+        }
+
+    first_step = 1
+    learning_starts = config.learning_starts
+    if resume is not None:
+        algorithm.load_state_dict(resume)
+        restore_process_rng_states(resume["rng"], rng)
+        runner.load_state_dict(resume["runner"])
+        first_step = resume["step"] + 1
+        if resume["replay"] is not None:
+            replay.load_state_dict(resume["replay"])
+        else:  # an empty memory: gather learning_starts fresh steps again before learning from it
+            learning_starts = resume["step"] + config.learning_starts
+            warn(f"the checkpoint at step {resume['step']} holds no replay memory (checkpoint_replay: false); "
+                 f"it refills until step {learning_starts}, so this run will differ from an uninterrupted one")
+    step = first_step - 1
+    try:
+        for step in range(first_step, config.total_steps + 1):
+            obs = runner.obs
+            env_actions, stored_actions, row_values = algorithm.explore(obs, step, runner.episodes, rng)
+            result = runner.step(env_actions, step)
+            terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
+            replay.add(obs[0], stored_actions[0], float(result.rewards[0]), result.next_obs[0], terminated, truncated)
+
+            learning = step > learning_starts
+            if config.lr_end is not None:
+                algorithm.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
+            if learning and train_every_step and step % config.train_freq == 0:
+                gradient_round()
+            algorithm.after_step(step)
+
+            episode_ended = terminated or truncated
+            if episode_ended:
+                if learning and not train_every_step and runner.episodes % config.train_freq == 0:
+                    gradient_round()
+                means = {name: float(np.mean([metrics[name] for metrics in episode_metrics]))
+                         for name in episode_metrics[0]} if episode_metrics else {}
+                runner.report(result, **row_values, **means)
+                algorithm.after_episode(runner.episodes)
+                episode_metrics = []
+
+            if run.evaluate_due(step - 1, step):
+                algorithm.check_finite(step)
+                if run.evaluate(step, runner.episodes, algorithm.agent):
+                    break
+            if episode_ended and run.checkpoint_due(step):
+                algorithm.check_finite(step)
+                run.checkpoint(step, training_state(), algorithm.agent)
+        algorithm.agent.summary = run.finish(step, runner.episodes, algorithm.agent)
+    finally:
+        runner.close()
+    return algorithm.agent
