@@ -1,14 +1,16 @@
-"""DQN time-to-solve, side by side: deeprl against Stable-Baselines3 with the RL Zoo's tuned hyperparameters.
+"""Time-to-solve, side by side: a deeprl algorithm against Stable-Baselines3 with the RL Zoo's tuned hyperparameters.
 
-    python benchmarks/compare.py --env CartPole-v1 --seeds 0-4 [--eval-every 1000] [--steps N]
-        [--sb3-steps N] [--frameworks deeprl,sb3] [--threshold R] [--out benchmarks/results/NAME.json]
+    python benchmarks/compare.py [--algo dqn|ppo|a2c|ddpg|td3|sac] --env CartPole-v1 --seeds 0-4
+        [--eval-every 1000] [--steps N] [--sb3-steps N] [--frameworks deeprl,sb3] [--threshold R]
+        [--out benchmarks/results/NAME.json]
 
 Each (framework, seed) trains in a fresh subprocess of this script (`--worker`), deeprl then SB3 for each
 seed, so neither framework's imports, threads or crashes touch the other and slow drifts of a shared
-machine hit both alike. Both are evaluated the same way: every `--eval-every` env steps, 20 greedy
-episodes through `deeprl.evaluate.evaluate` on seeds 1_000_000 + 1000*seed + i, with the clock paused;
-the final agent gets 20 greedy episodes on seeds 2_000_000 + 1000*seed + i. Prints a Markdown report
-(per-seed table, summary with deeprl/SB3 ratios) and writes the raw per-seed results to JSON.
+machine hit both alike. Both are evaluated the same way: each time training crosses a multiple of
+`--eval-every` env steps, 20 greedy episodes through `deeprl.evaluate.evaluate` on seeds
+1_000_000 + 1000*seed + i, with the clock paused; the final agent gets 20 greedy episodes on seeds
+2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios) and
+writes the raw per-seed results to JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,31 +41,38 @@ import yaml
 
 FRAMEWORKS = ("deeprl", "sb3")
 LABELS = {"deeprl": "deeprl", "sb3": "SB3 + Zoo"}
+# --algo -> the stable_baselines3 class; deeprl.train and the Zoo's hyperparams/{algo}.yml use the key.
+ALGOS = {"dqn": "DQN", "ppo": "PPO", "a2c": "A2C", "ddpg": "DDPG", "td3": "TD3", "sac": "SAC"}
 EVAL_EPISODES = 20
 PERIODIC_EVAL_SEED = 1_000_000  # the same bases deeprl's Run uses, so both frameworks see the same episodes
 FINAL_EVAL_SEED = 2_000_000
-# Zoo keys that shape the environment rather than the model: reproducing them is out of scope, so refuse
-# them rather than silently benchmark a different setup than the Zoo's.
-ZOO_ENV_KEYS = ("env_wrapper", "frame_stack", "normalize", "vec_env_wrapper", "callback", "env_kwargs",
-                "monitor_kwargs")
+# Zoo keys that shape the environment (or name classes to import) rather than configure the model:
+# reproducing them is out of scope, so refuse them rather than silently benchmark a different setup.
+ZOO_ENV_KEYS = ("env_wrapper", "frame_stack", "vec_env_wrapper", "callback", "env_kwargs", "monitor_kwargs",
+                "replay_buffer_class")
+ZOO_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")  # where the Zoo reads `lin_<initial>`
+ZOO_KWARGS_TEXT_KEYS = ("policy_kwargs", "replay_buffer_kwargs")  # Python dict text in the YAML
+# Zoo noise_type -> stable_baselines3.common.noise class, built with the action dimension in the worker.
+NOISE_CLASSES = {"normal": "NormalActionNoise", "ornstein-uhlenbeck": "OrnsteinUhlenbeckActionNoise"}
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # YAML 1.1 reads 1e-3 (no dot) as a string
 VERSIONED_PACKAGES = ("deeprl", "torch", "gymnasium", "numpy", "stable-baselines3", "rl_zoo3")
 
 
 # ------------------------------------------------------------------------------------ RL Zoo hyperparameters
 
 
-def zoo_hyperparams(env_id: str) -> dict[str, Any]:
-    """The Zoo's DQN entry for `env_id`, as written in the installed rl_zoo3's hyperparams/dqn.yml."""
+def zoo_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
+    """The Zoo's entry for `env_id`, as written in the installed rl_zoo3's hyperparams/{algo}.yml."""
     # find_spec locates the package without importing it: `import rl_zoo3` monkey-patches Gymnasium's
     # TimeLimit, which must not leak into deeprl's runs or differ between workers.
     spec = importlib.util.find_spec("rl_zoo3")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("rl_zoo3 is not installed: pip install rl_zoo3 (it holds the tuned hyperparameters)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / "dqn.yml"
+    path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / f"{algo}.yml"
     table = yaml.safe_load(path.read_text())
     if env_id not in table:
         known = ", ".join(key for key in table if key not in ("default", "atari"))
-        raise SystemExit(f"the RL Zoo has no DQN hyperparameters for {env_id} (it has: {known})")
+        raise SystemExit(f"the RL Zoo has no {ALGOS[algo]} hyperparameters for {env_id} (it has: {known})")
     return dict(table[env_id])
 
 
@@ -84,6 +94,10 @@ def _kwargs_value(node: ast.expr) -> Any:
         if any(keyword.arg is None for keyword in node.keywords):
             raise ValueError("**expansion is not supported")
         return {keyword.arg: _kwargs_value(keyword.value) for keyword in node.keywords}
+    if isinstance(node, ast.Dict):  # normalize: "{'norm_obs': True, 'norm_reward': False}"
+        if any(key is None for key in node.keys):
+            raise ValueError("**expansion is not supported")
+        return {ast.literal_eval(key): _kwargs_value(value) for key, value in zip(node.keys, node.values)}
     # Activation classes (activation_fn=nn.ReLU) are the only non-literals the Zoo writes.
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "nn":
         import torch.nn
@@ -100,30 +114,86 @@ def _kwargs_value(node: ast.expr) -> Any:
     raise ValueError(f"only literals, dict(...) and nn.<Class> are allowed, not {ast.unparse(node)!r}")
 
 
-def sb3_dqn_setup(zoo: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-    """(budget in env steps, policy name, keyword arguments for stable_baselines3.DQN) from a Zoo entry."""
-    params = dict(zoo)
-    budget = int(float(params.pop("n_timesteps")))
+@dataclass(frozen=True)
+class LinearSchedule:
+    """The Zoo's `lin_<initial>`: SB3 calls it with progress_remaining, 1 at the start and 0 at the end."""
+
+    initial: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.initial
+
+    def __repr__(self) -> str:  # how the JSON records it
+        return f"lin_{self.initial:g}"
+
+
+@dataclass
+class SB3Setup:
+    """A Zoo entry read into what the SB3 worker builds; plain data, so it is testable without SB3."""
+
+    budget: int  # n_timesteps, in env steps
+    policy: str
+    n_envs: int
+    normalize: dict[str, Any] | None  # VecNormalize keyword arguments; None: no VecNormalize
+    noise: dict[str, Any] | None  # {"kind": a NOISE_CLASSES key, "sigma": per-dimension std}; None: none
+    kwargs: dict[str, Any]  # for the SB3 class, action noise still to be built
+
+
+def _read_normalize(value: Any, gamma: Any) -> dict[str, Any] | None:
+    """Zoo `normalize` (true, or text/dict of VecNormalize options) -> VecNormalize keyword arguments."""
+    if value is False or value is None:
+        return None
+    options = {} if value is True else parse_kwargs_text(value) if isinstance(value, str) else dict(value)
+    if gamma is not None:  # the Zoo discounts the normalised reward with the algorithm's gamma
+        options["gamma"] = gamma
+    return options
+
+
+def sb3_setup(zoo: dict[str, Any]) -> SB3Setup:
+    """Read a Zoo entry the way rl_zoo3's ExperimentManager does, refusing what compare.py does not reproduce."""
+    params = {key: float(value) if isinstance(value, str) and NUMBER.fullmatch(value.strip()) else value
+              for key, value in zoo.items()}
+    unsupported = [key for key in ZOO_ENV_KEYS if key in params]
     policy = str(params.pop("policy"))
-    n_envs = int(params.pop("n_envs", 1))
-    unsupported = [key for key in ZOO_ENV_KEYS if key in params] + (["n_envs"] if n_envs != 1 else [])
+    if "." in policy:  # a custom policy class the Zoo would import
+        unsupported.append(f"policy {policy}")
     if unsupported:
         raise SystemExit(f"this Zoo entry uses {', '.join(unsupported)}, which compare.py does not reproduce")
-    if isinstance(params.get("policy_kwargs"), str):
-        params["policy_kwargs"] = parse_kwargs_text(params["policy_kwargs"])
+    budget = int(params.pop("n_timesteps"))
+    n_envs = int(params.pop("n_envs", 1))
+    normalize = _read_normalize(params.pop("normalize", None), params.get("gamma"))
+    noise, kind, std = None, params.pop("noise_type", None), params.pop("noise_std", None)
+    if kind is not None:
+        kind = str(kind).strip()
+        if kind not in NOISE_CLASSES or std is None:
+            raise SystemExit(f"cannot read the Zoo's action noise: noise_type {kind!r} (known: "
+                             f"{', '.join(NOISE_CLASSES)}), noise_std {std!r}")
+        noise = {"kind": kind, "sigma": float(std)}
+    for key in ZOO_KWARGS_TEXT_KEYS:
+        if isinstance(params.get(key), str):
+            params[key] = parse_kwargs_text(params[key])
     if isinstance(params.get("train_freq"), list):  # [4, "episode"] -> (4, "episode"), as the Zoo does
         params["train_freq"] = tuple(params["train_freq"])
-    schedules = [key for key, value in params.items() if isinstance(value, str) and value.startswith("lin_")]
-    if schedules:
-        raise SystemExit(f"Zoo schedules ({', '.join(schedules)}) are not supported by compare.py")
-    return budget, policy, params
+    for key, value in params.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            if key not in ZOO_SCHEDULE_KEYS or not NUMBER.fullmatch(value[4:]):
+                raise SystemExit(f"cannot read the Zoo schedule {key}: {value!r}")
+            params[key] = LinearSchedule(float(value[4:]))
+    return SB3Setup(budget, policy, n_envs, normalize, noise, params)
+
+
+def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: int) -> bool:
+    """Whether training passed a multiple of `eval_every` since the last evaluation: with n_envs copies the
+    step count grows n_envs at a time and may never land on the multiple itself."""
+    return num_timesteps // eval_every > last_evaluated // eval_every
 
 
 # ------------------------------------------------------------------------------------------------- workers
 
 
-def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float | None) -> dict:
-    """Train deeprl's DQN (its `default` preset) and read the result from the run's summary."""
+def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None,
+               threshold: float | None) -> dict:
+    """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary."""
     import torch
 
     import deeprl
@@ -138,7 +208,7 @@ def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, thres
     with tempfile.TemporaryDirectory(prefix="deeprl-bench-") as scratch:
         run_dir = Path(scratch) / "run"
         started = time.perf_counter()
-        agent = deeprl.train("dqn", env_id, seed=seed, steps=steps, run_dir=run_dir, device="cpu", **settings)
+        agent = deeprl.train(algo, env_id, seed=seed, steps=steps, run_dir=run_dir, device="cpu", **settings)
         wall_seconds = time.perf_counter() - started
         summary = agent.summary
         assert summary is not None, "deeprl.train returned an agent without a summary"
@@ -167,47 +237,57 @@ def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, thres
 class SB3Agent:
     """What `deeprl.evaluate.evaluate` needs from an agent, backed by an SB3 model (batches included)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, normalizer: Any = None) -> None:
         self.model = model
+        # The training VecNormalize: its normalize_obs reads the running statistics without updating them,
+        # so evaluating leaves them as training left them.
+        self.normalizer = normalizer
         self.observation_space = model.observation_space
         self.action_space = model.action_space
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
+        if self.normalizer is not None:
+            obs = self.normalizer.normalize_obs(obs)
         return self.model.predict(obs, deterministic=deterministic)[0]
 
 
-def run_sb3(env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float) -> dict:
-    """Train SB3's DQN with the Zoo's hyperparameters, evaluating periodically with the clock paused."""
-    import gymnasium as gym
+def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float) -> dict:
+    """Train SB3's `algo` with the Zoo's hyperparameters, evaluating periodically with the clock paused."""
+    import numpy as np
+    import stable_baselines3
     import torch
-    from stable_baselines3 import DQN
+    from stable_baselines3.common import noise as sb3_noise
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     from deeprl.evaluate import evaluate
 
     torch.set_num_threads(1)
-    zoo_budget, policy, kwargs = sb3_dqn_setup(zoo_hyperparams(env_id))
-    budget = steps if steps is not None else zoo_budget
+    setup = sb3_setup(zoo_hyperparams(algo, env_id))
+    budget = steps if steps is not None else setup.budget
 
     class PeriodicEval(BaseCallback):
-        """Every `eval_every` env steps: 20 greedy episodes, timed so the training clock can drop them."""
+        """Each time training crosses a multiple of `eval_every` env steps: 20 greedy episodes, timed so
+        the training clock can drop them."""
 
-        def __init__(self, started: float) -> None:
+        def __init__(self, started: float, agent: SB3Agent) -> None:
             super().__init__()
             self.started = started
+            self.agent = agent
             self.eval_seconds = 0.0
+            self.last_evaluated = 0
             self.evals: list[dict[str, Any]] = []
             self.solved_at_step: int | None = None
             self.solved_train_seconds: float | None = None
 
         def _on_step(self) -> bool:
-            if self.num_timesteps % eval_every != 0:
+            if not crosses_eval_boundary(self.last_evaluated, self.num_timesteps, eval_every):
                 return True
+            self.last_evaluated = self.num_timesteps
             eval_started = time.perf_counter()
             train_seconds = eval_started - self.started - self.eval_seconds
-            result = evaluate(SB3Agent(self.model), env_id, episodes=EVAL_EPISODES,
-                              seed=PERIODIC_EVAL_SEED + 1000 * seed)
+            result = evaluate(self.agent, env_id, episodes=EVAL_EPISODES, seed=PERIODIC_EVAL_SEED + 1000 * seed)
             self.eval_seconds += time.perf_counter() - eval_started
             self.evals.append({"step": self.num_timesteps, "mean": result.mean, "std": result.std,
                                "train_seconds": round(train_seconds, 3)})
@@ -215,15 +295,25 @@ def run_sb3(env_id: str, seed: int, eval_every: int, steps: int | None, threshol
                 self.solved_at_step, self.solved_train_seconds = self.num_timesteps, round(train_seconds, 3)
             return True  # keep training after solving, as deeprl does with stop_on_solve=False
 
-    env = Monitor(gym.make(env_id))
+    # Monitor-wrapped copies seeded seed + rank, as the Zoo builds them (n_envs 1: what SB3 makes of an env).
+    env = make_vec_env(env_id, n_envs=setup.n_envs, seed=seed)
+    normalizer = None if setup.normalize is None else VecNormalize(env, **setup.normalize)
+    kwargs = dict(setup.kwargs)
+    if setup.noise is not None:
+        dimension = env.action_space.shape[0]
+        noise_class = getattr(sb3_noise, NOISE_CLASSES[setup.noise["kind"]])
+        kwargs["action_noise"] = noise_class(mean=np.zeros(dimension),
+                                             sigma=setup.noise["sigma"] * np.ones(dimension))
     # The clock starts where deeprl's does: env made, networks and replay buffer not yet built.
     started = time.perf_counter()
-    model = DQN(policy, env, seed=seed, device="cpu", verbose=0, **kwargs)
-    callback = PeriodicEval(started)
+    model = getattr(stable_baselines3, ALGOS[algo])(setup.policy, normalizer or env, seed=seed, device="cpu",
+                                                    verbose=0, **kwargs)
+    agent = SB3Agent(model, normalizer)
+    callback = PeriodicEval(started, agent)
     model.learn(total_timesteps=budget, callback=callback)
     train_seconds = time.perf_counter() - started - callback.eval_seconds
-    final = evaluate(SB3Agent(model), env_id, episodes=EVAL_EPISODES, seed=FINAL_EVAL_SEED + 1000 * seed)
-    env.close()
+    final = evaluate(agent, env_id, episodes=EVAL_EPISODES, seed=FINAL_EVAL_SEED + 1000 * seed)
+    (normalizer or env).close()
     return {
         "budget_steps": budget,
         "steps": int(model.num_timesteps),
@@ -234,10 +324,12 @@ def run_sb3(env_id: str, seed: int, eval_every: int, steps: int | None, threshol
         "wall_seconds": round(time.perf_counter() - started, 3),
         "final": final.to_dict(),
         "evals": callback.evals,
-        # JSON-native where possible; classes such as nn.ReLU as their repr
-        "hyperparams": json.loads(
-            json.dumps({"policy": policy, "total_timesteps": budget, **kwargs}, default=repr)
-        ),
+        # JSON-native where possible; schedules as lin_<initial>, classes such as nn.ReLU as their repr
+        "hyperparams": json.loads(json.dumps(
+            {"policy": setup.policy, "total_timesteps": budget, "n_envs": setup.n_envs,
+             "normalize": setup.normalize, "action_noise": setup.noise, **setup.kwargs},
+            default=repr,
+        )),
     }
 
 
@@ -245,18 +337,19 @@ def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
     (seed,) = args.seeds
     if args.worker == "deeprl":
-        result = run_deeprl(args.env, seed, args.eval_every, args.steps, args.threshold)
+        result = run_deeprl(args.algo, args.env, seed, args.eval_every, args.steps, args.threshold)
     else:
-        result = run_sb3(args.env, seed, args.eval_every, args.sb3_steps, args.threshold)
-    result.update(framework=args.worker, seed=seed, env=args.env)
+        result = run_sb3(args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold)
+    result.update(framework=args.worker, seed=seed, env=args.env, algo=args.algo)
     result["steps_per_second"] = round(result["steps"] / result["train_seconds"], 1)
     print(json.dumps(result), flush=True)
 
 
 def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold: float) -> dict:
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--env", args.env,
-        "--seeds", str(seed), "--eval-every", str(args.eval_every), "--threshold", repr(threshold),
+        sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--algo", args.algo,
+        "--env", args.env, "--seeds", str(seed), "--eval-every", str(args.eval_every),
+        "--threshold", repr(threshold),
     ]
     if args.steps is not None:
         command += ["--steps", str(args.steps)]
@@ -354,7 +447,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     frameworks, threshold, runs = report["frameworks"], report["threshold"], report["runs"]
     machine, versions = report["machine"], report["versions"]
     lines = [
-        f"### DQN on {report['env']}: " + " vs ".join(LABELS[name] for name in frameworks),
+        f"### {ALGOS[report['algo']]} on {report['env']}: " + " vs ".join(LABELS[name] for name in frameworks),
         "",
         f"- Command: `{report['command']}`",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores "
@@ -377,7 +470,7 @@ def markdown_report(report: dict[str, Any]) -> str:
     if "sb3" in frameworks:
         zoo = ", ".join(f"{key}={int(value) if isinstance(value, float) and value.is_integer() else value}"
                         for key, value in report["zoo_hyperparams"].items())
-        lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/dqn.yml): {zoo}")
+        lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/{report['algo']}.yml): {zoo}")
 
     lines += ["", "| seed | framework | solved at step | solved at s | steps run | train s | steps/s "
               "| final mean ± std | stays solved |", "|---:|---|---:|---:|---:|---:|---:|---:|:---:|"]
@@ -460,14 +553,15 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (SB3 needs a Zoo DQN entry)")
+    parser.add_argument("--algo", choices=ALGOS, default="dqn", help="the algorithm both frameworks train")
+    parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (SB3 needs a Zoo entry for it)")
     parser.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-4"), help="e.g. 0-4 or 0,2,5")
     parser.add_argument("--eval-every", type=positive_int, default=1000, help="env steps between evaluations")
     parser.add_argument("--steps", type=positive_int, help="deeprl budget (default: preset total_steps)")
     parser.add_argument("--sb3-steps", type=positive_int, help="SB3 budget (default: the Zoo's n_timesteps)")
     parser.add_argument("--frameworks", type=parse_frameworks, default=list(FRAMEWORKS), help="deeprl,sb3")
     parser.add_argument("--threshold", type=float, help="solving return (default: env's reward_threshold)")
-    parser.add_argument("--out", type=Path, help="raw JSON (default: benchmarks/results/dqn-ENV-DATE.json)")
+    parser.add_argument("--out", type=Path, help="raw JSON (default: benchmarks/results/ALGO-ENV-DATE.json)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return parser
 
@@ -494,17 +588,18 @@ def main() -> None:
     threshold = args.threshold if args.threshold is not None else spec.reward_threshold
     if threshold is None:
         raise SystemExit(f"{args.env} declares no reward_threshold: pass --threshold")
-    zoo = zoo_hyperparams(args.env) if "sb3" in args.frameworks else {}
+    zoo = zoo_hyperparams(args.algo, args.env) if "sb3" in args.frameworks else {}
     if zoo:
-        sb3_dqn_setup(zoo)  # refuse an unsupported Zoo entry before spending any time training
+        sb3_setup(zoo)  # refuse an unsupported Zoo entry before spending any time training
     stamp = datetime.now(timezone.utc)
     out = args.out or Path(__file__).resolve().parent / "results" / (
-        f"dqn-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.env)}-{stamp:%Y%m%d-%H%M%S}.json")
+        f"{args.algo}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.env)}-{stamp:%Y%m%d-%H%M%S}.json")
     report: dict[str, Any] = {
         "command": shlex.join(["python", *sys.argv]),
         "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
         "machine": machine_info(),
         "versions": package_versions(),
+        "algo": args.algo,
         "env": args.env,
         "threshold": float(threshold),
         "eval_every": args.eval_every,

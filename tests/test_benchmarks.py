@@ -1,13 +1,42 @@
-"""The benchmark harness scores agents in the environment their run trained on."""
+"""The benchmark harnesses: seeds.py scores agents in the environment their run trained on; compare.py reads
+RL Zoo entries into Stable-Baselines3 settings as the Zoo does (tested without SB3 or rl_zoo3 installed)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
-SEEDS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seeds.py"
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SEEDS_SCRIPT = BENCHMARKS / "seeds.py"
+
+
+def load_compare() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("benchmarks_compare", BENCHMARKS / "compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+compare = load_compare()
+
+# Shaped like the entries of rl_zoo3 2.9's hyperparams/*.yml, as yaml.safe_load returns them.
+PPO_CARTPOLE = {
+    "n_envs": 8, "n_timesteps": 1e5, "policy": "MlpPolicy", "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8,
+    "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2",
+}
+TD3_PENDULUM = {
+    "n_timesteps": 20000, "policy": "MlpPolicy", "gamma": 0.98, "buffer_size": 200000, "learning_starts": 10000,
+    "noise_type": "normal", "noise_std": 0.1, "gradient_steps": 1, "train_freq": 1, "learning_rate": "1e-3",
+    "policy_kwargs": "dict(net_arch=[400, 300])",
+}
 
 
 def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
@@ -24,3 +53,71 @@ def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0]["seed"] == 0
     assert rows[0]["loaded_mean"] < -500 and rows[0]["final_mean"] < -500
     assert "| 0 |" in done.stdout
+
+
+def test_zoo_ppo_entry_becomes_sb3_settings_with_linear_schedules() -> None:
+    setup = compare.sb3_setup(PPO_CARTPOLE)
+    assert (setup.budget, setup.policy, setup.n_envs) == (100_000, "MlpPolicy", 8)
+    assert setup.normalize is None and setup.noise is None
+    kwargs = setup.kwargs
+    # lin_X is X * progress_remaining: X when training starts, a quarter of X with a quarter left.
+    assert kwargs["learning_rate"](1.0) == pytest.approx(0.001)
+    assert kwargs["learning_rate"](0.25) == pytest.approx(0.00025)
+    assert kwargs["clip_range"](1.0) == pytest.approx(0.2)
+    assert kwargs["clip_range"](0.25) == pytest.approx(0.05)
+    assert repr(kwargs["clip_range"]) == "lin_0.2"  # as the JSON records it
+    rest = {key: value for key, value in kwargs.items() if key not in ("learning_rate", "clip_range")}
+    assert rest == {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
+                    "ent_coef": 0.0}
+
+
+def test_zoo_off_policy_entry_reads_noise_numbers_and_policy_kwargs() -> None:
+    setup = compare.sb3_setup(TD3_PENDULUM)
+    assert setup.noise == {"kind": "normal", "sigma": 0.1}
+    assert setup.n_envs == 1 and setup.budget == 20_000
+    assert setup.kwargs["learning_rate"] == 0.001 and isinstance(setup.kwargs["learning_rate"], float)
+    assert setup.kwargs["policy_kwargs"] == {"net_arch": [400, 300]}
+    assert not {"noise_type", "noise_std", "n_timesteps", "policy"} & set(setup.kwargs)
+    ou = compare.sb3_setup({**TD3_PENDULUM, "noise_type": "ornstein-uhlenbeck", "noise_std": 0.5})
+    assert ou.noise == {"kind": "ornstein-uhlenbeck", "sigma": 0.5}
+    sac = compare.sb3_setup({"n_timesteps": 20000, "policy": "MlpPolicy", "ent_coef": "auto",
+                             "train_freq": [1, "episode"]})
+    assert sac.noise is None and sac.kwargs == {"ent_coef": "auto", "train_freq": (1, "episode")}
+
+
+@pytest.mark.parametrize(("normalize", "gamma", "expected"), [
+    (True, None, {}),  # A2C Acrobot-v1: VecNormalize's defaults
+    (True, 0.99, {"gamma": 0.99}),  # PPO Acrobot-v1: the reward is discounted with the algorithm's gamma
+    ("{'norm_obs': True, 'norm_reward': False}", 0.98, {"norm_obs": True, "norm_reward": False, "gamma": 0.98}),
+    ("dict(norm_obs=False, norm_reward=True)", None, {"norm_obs": False, "norm_reward": True}),
+    (False, 0.99, None),
+])
+def test_zoo_normalize_becomes_vecnormalize_options(normalize: object, gamma: float | None,
+                                                    expected: dict | None) -> None:
+    entry = {"n_envs": 16, "n_timesteps": 5e5, "policy": "MlpPolicy", "normalize": normalize}
+    if gamma is not None:
+        entry["gamma"] = gamma
+    setup = compare.sb3_setup(entry)
+    assert setup.normalize == expected
+    assert "normalize" not in setup.kwargs
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"frame_stack": 4}, "frame_stack"),
+    ({"env_wrapper": "sb3_contrib.common.wrappers.TimeFeatureWrapper"}, "env_wrapper"),
+    ({"noise_type": "uniform", "noise_std": 0.1}, "uniform"),
+    ({"gamma": "lin_0.99"}, "gamma"),
+])
+def test_zoo_entries_compare_does_not_reproduce_are_refused_by_name(extra: dict, named: str) -> None:
+    with pytest.raises(SystemExit, match=named):
+        compare.sb3_setup({**PPO_CARTPOLE, **extra})
+
+
+def test_evaluation_fires_when_a_step_boundary_is_crossed() -> None:
+    # 24 envs and evaluations every 1000 steps: the step count lands on a multiple only at 3000.
+    last, fired = 0, []
+    for steps in range(24, 5000, 24):
+        if compare.crosses_eval_boundary(last, steps, 1000):
+            last = steps
+            fired.append(steps)
+    assert fired == [1008, 2016, 3000, 4008]
