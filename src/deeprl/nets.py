@@ -316,7 +316,8 @@ class QCritic(nn.Module):
 
     `action_layer` is where the action joins: 0 concatenates it with the observation at the input (TD3, SAC); 1
     passes the observation through the first hidden layer alone and concatenates the action to its output (the
-    DDPG paper). `init` is "default" or "fan_in" (see `fan_in_init_`)."""
+    DDPG paper). `init` is "default" or "fan_in" (see `fan_in_init_`; the output layer then within
+    ±final_layer_bound)."""
 
     def __init__(
         self,
@@ -326,6 +327,7 @@ class QCritic(nn.Module):
         activation: str = "relu",
         action_layer: int = 0,
         init: str = "default",
+        final_layer_bound: float = 3e-3,
     ) -> None:
         super().__init__()
         _check_init(init)
@@ -338,7 +340,7 @@ class QCritic(nn.Module):
         obs_features = hidden_sizes[action_layer - 1] if action_layer else obs_dim
         self.q_layers = mlp([obs_features + action_dim, *hidden_sizes[action_layer:], 1], activation)
         if init == "fan_in":
-            fan_in_init_(self)
+            fan_in_init_(self, final_layer_bound)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         features = self.obs_layers(obs.flatten(start_dim=1))

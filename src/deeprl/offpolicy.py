@@ -101,6 +101,13 @@ def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.
     )
 
 
+def episode_means(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each reported value's mean over the gradient steps of an episode (some values, like TD3's delayed actor
+    loss, come from only some of the steps)."""
+    names = dict.fromkeys(name for values in metrics for name in values)
+    return {name: float(np.mean([values[name] for values in metrics if name in values])) for name in names}
+
+
 def train(
     config: OffPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
     resume: dict[str, Any] | None, build: Build,
@@ -165,8 +172,7 @@ def train(
             if episode_ended:
                 if learning and not train_every_step and runner.episodes % config.train_freq == 0:
                     gradient_round()
-                means = {name: float(np.mean([metrics[name] for metrics in episode_metrics]))
-                         for name in episode_metrics[0]} if episode_metrics else {}
+                means = episode_means(episode_metrics)
                 runner.report(result, **row_values, **means)
                 algorithm.after_episode(runner.episodes)
                 episode_metrics = []

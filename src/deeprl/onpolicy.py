@@ -25,7 +25,7 @@ import torch
 from deeprl.buffers import RolloutBuffer
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything
+from deeprl.envs import check_flat_observations, seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite
@@ -73,9 +73,7 @@ class OnPolicyConfig(RunConfig):
 
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
     """The networks are MLPs: they take flat observation vectors."""
-    if len(env.observation_space.shape) != 1:
-        raise DeeprlError(f"{config.algo} takes flat observation vectors; {config.env} gives observations of shape "
-                          f"{env.observation_space.shape} (its MLPs cannot read pictures)")
+    check_flat_observations(config, env)
 
 
 @dataclass

@@ -10,10 +10,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
 from deeprl.agent import as_batch
 from deeprl.envs import space_from_dict, space_to_dict
-from deeprl.nets import ActorCritic
+from deeprl.nets import ActorCritic, DeterministicActor, SquashedGaussianActor
 from deeprl.normalization import ObservationNormalizer
 
 
@@ -135,4 +136,70 @@ def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) ->
     return PolicyAgent(
         policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"],
         obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
+    )
+
+
+ACTORS: dict[str, type[nn.Module]] = {"deterministic": DeterministicActor, "squashed_gaussian": SquashedGaussianActor}
+
+
+class ScaledActorAgent:
+    """Acts with an actor whose actions lie in [-1, 1] (DDPG/TD3's tanh actor, SAC's squashed Gaussian), scaled to
+    the env's Box bounds. Deterministic acting is the actor's mean action (NumPy fast path on the CPU);
+    `deterministic=False` samples where the actor is stochastic (SAC) and is the mean otherwise (DDPG's exploration
+    noise belongs to training, not to the agent)."""
+
+    def __init__(self, actor: nn.Module, network: dict[str, Any], observation_space: gym.Space,
+                 action_space: gym.spaces.Box) -> None:
+        self.actor = actor
+        self.network = network  # {"kind": one of ACTORS, **the actor's constructor arguments}
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.low = action_space.low.astype(np.float32)
+        self.high = action_space.high.astype(np.float32)
+        self.device = next(actor.parameters()).device
+        self.numpy_actor = actor.numpy_forward()
+        self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
+        self.summary: dict[str, Any] | None = None
+
+    def unit_act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions in [-1, 1] for a batch of observations, shape (batch, action_dim), float32."""
+        if deterministic and self.numpy_actor is not None:
+            return self.numpy_actor(obs.reshape(len(obs), -1)).astype(np.float32)
+        with torch.inference_mode():
+            output = self.actor(torch.from_numpy(obs).float().to(self.device), **(
+                {"deterministic": deterministic} if self.network["kind"] == "squashed_gaussian" else {}))
+        actions = output[0] if isinstance(output, tuple) else output
+        return actions.cpu().numpy().astype(np.float32)
+
+    def to_env(self, unit_actions: np.ndarray) -> np.ndarray:
+        """Actions in [-1, 1] -> the env's bounds and shape."""
+        scaled = scale_action(unit_actions, self.low.reshape(-1), self.high.reshape(-1))
+        return scaled.reshape(len(unit_actions), *self.action_space.shape).astype(self.action_space.dtype)
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        batch, single = as_batch(obs, self.observation_space)
+        actions = self.to_env(self.unit_act(batch, deterministic))
+        return actions[0] if single else actions
+
+    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        meta = {
+            "observation_space": space_to_dict(self.observation_space),
+            "action_space": space_to_dict(self.action_space),
+            "network": self.network,
+        }
+        return meta, {name: tensor.detach().cpu() for name, tensor in self.actor.state_dict().items()}
+
+
+def build_actor(network: dict[str, Any]) -> nn.Module:
+    """The actor a ScaledActorAgent's `network` description stands for, freshly initialised."""
+    arguments = {key: value for key, value in network.items() if key != "kind"}
+    return ACTORS[network["kind"]](**arguments)
+
+
+def load_scaled_actor_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> ScaledActorAgent:
+    actor = build_actor(meta["network"])
+    actor.load_state_dict(tensors)
+    actor.eval()
+    return ScaledActorAgent(
+        actor, meta["network"], space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
     )

@@ -18,6 +18,8 @@ ALGORITHMS = {
     "a2c": "deeprl.algos.a2c",
     "ppo": "deeprl.algos.ppo",
     "actor-critic": "deeprl.algos.actor_critic",
+    "ddpg": "deeprl.algos.ddpg",
+    "td3": "deeprl.algos.td3",
 }
 
 

@@ -1,0 +1,241 @@
+"""DDPG (Lillicrap et al., 2016) and TD3 (Fujimoto et al., 2018): deterministic actor-critics for Box actions.
+
+The actor mu(s) gives actions in [-1, 1] (a tanh output), scaled linearly to the env's bounds on the way out; the
+replay stores the [-1, 1] action that was taken. The critic Q(s, a) regresses onto
+
+    y = R + discount * Q_target(s', a'),   a' = mu_target(s')
+
+(R and discount as in DQN: n-step sums, no bootstrap after a true terminal) and the actor climbs Q(s, mu(s)). The
+target networks trail the learnt ones by Polyak averaging with weight `tau` after every actor update.
+
+TD3 is three switches of this file, each a few lines below:
+- `twin_critics`: two critics learn from the same target, which takes the smaller of the two target values;
+- `target_policy_noise`: a' = clip(mu_target(s') + clip(eps, -c, c), -1, 1) with eps ~ N(0, sigma) drawn per sample;
+- `policy_delay`: the actor and the targets update after every d-th critic step only.
+
+Exploration adds action noise in [-1, 1] units (Ornstein-Uhlenbeck, one process per env copy restarted at each
+episode, or Gaussian; sigma may anneal) and clips to [-1, 1]; until `learning_starts`, actions are uniformly random
+(as SB3 does) unless `random_start` is off (the DDPG tutorial acts with the actor from the first step).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deeprl import offpolicy
+from deeprl.buffers import TransitionBatch
+from deeprl.config import knob
+from deeprl.envs import check_flat_observations
+from deeprl.errors import DeeprlError
+from deeprl.exploration import NOISE_KINDS, annealed_sigma, make_noise
+from deeprl.nets import ACTIVATIONS, INITS, DeterministicActor, QCritic, check_finite, soft_update_
+from deeprl.offpolicy import OffPolicyConfig
+from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
+from deeprl.run import Run
+
+OBSERVATION_SPACES = (gym.spaces.Box,)
+ACTION_SPACES = (gym.spaces.Box,)
+METRIC_COLUMNS = ("noise_sigma", "critic_loss", "actor_loss", "q_mean")
+load_policy = load_scaled_actor_agent
+
+
+@dataclass
+class Config(OffPolicyConfig):
+    """SB3's DDPG defaults (and the RL Zoo's 400-300 networks)."""
+
+    algo: ClassVar[str] = "ddpg"
+
+    # networks
+    hidden_sizes: tuple[int, ...] = knob((400, 300), "hidden layer widths of the actor and the critic", low=1)
+    activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    init: str = knob("default", "initial weights: default (PyTorch's) or fan_in (uniform ±1/sqrt(fan-in), output "
+                     "layers small: the DDPG paper's)", choices=INITS)
+    critic_action_layer: int = knob(0, "hidden layer the action joins the critic at: 0 the input (TD3, SAC), 1 the "
+                                    "second layer (the DDPG paper and tutorial)", low=0)
+    critic_final_init: float = knob(3e-3, "fan_in init: the critic's output layer uniform in ±this (the DDPG "
+                                    "tutorial: 3e-4)", above=0.0)
+    # learning
+    lr: float = knob(1e-3, "critic learning rate", above=0.0)
+    actor_lr: float | None = knob(None, "actor learning rate; None: lr (annealed with it when lr_end is set)",
+                                  above=0.0)
+    critic_weight_decay: float = knob(0.0, "L2 weight decay of the critic's optimiser (the DDPG paper: 1e-2)",
+                                      low=0.0)
+    tau: float = knob(0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0,
+                      high=1.0)
+    buffer_size: int = knob(1_000_000, "replay capacity in transitions", low=1)
+    batch_size: int = knob(256, "transitions per gradient step", low=1)
+    learning_starts: int = knob(100, "env steps before the first gradient step", low=0)
+    # exploration
+    random_start: bool = knob(True, "uniformly random actions until learning_starts; false: actor plus noise from "
+                              "the first step")
+    noise: str = knob("gaussian", "exploration noise added to the actor's [-1, 1] actions: ou (Ornstein-Uhlenbeck), "
+                      "gaussian or none", choices=NOISE_KINDS)
+    noise_sigma: float = knob(0.1, "noise scale in [-1, 1] action units", low=0.0)
+    noise_sigma_end: float | None = knob(None, "anneal noise_sigma linearly to this; None: constant", low=0.0)
+    noise_decay_steps: int | None = knob(None, "steps over which noise_sigma anneals; None: total_steps", low=1)
+    noise_theta: float = knob(0.15, "ou: pull towards 0 per unit of time", above=0.0)
+    noise_dt: float = knob(1e-2, "ou: time step of the process", above=0.0)
+    # TD3's switches
+    twin_critics: bool = knob(False, "TD3: two critics; targets take the smaller value")
+    policy_delay: int = knob(1, "TD3: critic steps per actor (and target) update", low=1)
+    target_policy_noise: float = knob(0.0, "TD3: std of the noise added to each target action ([-1, 1] units)",
+                                      low=0.0)
+    target_noise_clip: float = knob(0.5, "TD3: the target action noise is clipped to ±this", low=0.0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.critic_action_layer > len(self.hidden_sizes):
+            raise DeeprlError(f"critic_action_layer {self.critic_action_layer} needs at least that many hidden "
+                              f"layers; hidden_sizes is {list(self.hidden_sizes)}")
+
+
+def check_setup(config: Config, env: gym.Env) -> None:
+    """Flat observations, and finite action bounds to scale the actor's [-1, 1] to."""
+    check_flat_observations(config, env)
+    check_bounded_actions(config, env)
+
+
+def check_bounded_actions(config: Any, env: gym.Env) -> None:
+    space = env.action_space
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise DeeprlError(f"{config.algo} scales its actions to the env's bounds, but {config.env}'s action space "
+                          f"{space} is unbounded; give the env finite bounds (gymnasium.wrappers.ClipAction in a "
+                          f"custom env entry point)")
+
+
+def target_actions(next_actions: torch.Tensor, noise_std: float, noise_clip: float) -> torch.Tensor:
+    """TD3's target policy smoothing: each sample's action gets its own clipped Gaussian noise, and the sum stays
+    within [-1, 1] (the unit range the actor's tanh covers, whatever the env's bounds)."""
+    if noise_std == 0:
+        return next_actions
+    noise = (torch.randn_like(next_actions) * noise_std).clamp(-noise_clip, noise_clip)
+    return (next_actions + noise).clamp(-1.0, 1.0)
+
+
+class DDPG:
+    """The actor, the critic(s), their targets and optimisers, and the exploration noise."""
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: torch.device) -> None:
+        self.config = config
+        obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
+        network = {"kind": "deterministic", "obs_dim": obs_dim, "action_dim": self.action_dim,
+                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation, "init": config.init}
+        self.actor = DeterministicActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
+        self.critics = torch.nn.ModuleList(
+            QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation, config.critic_action_layer,
+                    config.init, config.critic_final_init)
+            for _ in range(2 if config.twin_critics else 1)
+        ).to(device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.actor_lr = config.lr if config.actor_lr is None else config.actor_lr
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr,
+                                                 weight_decay=config.critic_weight_decay, fused=True)
+        self.noise = make_noise(config.noise, 1, self.action_dim, config.noise_sigma, config.noise_theta,
+                                config.noise_dt, seed=config.seed)
+        self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
+        self.critic_updates = 0
+
+    def noise_sigma(self, step: int) -> float:
+        config = self.config
+        return annealed_sigma(config.noise_sigma, config.noise_sigma_end, step,
+                              config.noise_decay_steps or config.total_steps)
+
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        if self.config.random_start and step <= self.config.learning_starts:
+            actions = rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
+            return self.agent.to_env(actions), actions, {}
+        actions = self.agent.unit_act(obs.astype(np.float32))
+        if self.noise is None:
+            return self.agent.to_env(actions), actions, {}
+        self.noise.sigma = self.noise_sigma(step)
+        actions = np.clip(actions + self.noise.sample(), -1.0, 1.0)
+        return self.agent.to_env(actions), actions, {"noise_sigma": self.noise.sigma}
+
+    def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
+        config = self.config
+        obs, actions = batch.obs.float(), batch.actions
+        with torch.no_grad():
+            next_obs = batch.next_obs.float()
+            next_actions = target_actions(self.actor_target(next_obs), config.target_policy_noise,
+                                          config.target_noise_clip)
+            next_q = torch.stack([critic(next_obs, next_actions) for critic in self.critics_target]).min(dim=0).values
+            target_q = batch.returns + batch.discounts * next_q
+        q_values = [critic(obs, actions) for critic in self.critics]
+        critic_loss = sum(F.mse_loss(q, target_q) for q in q_values)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        self.critic_updates += 1
+        metrics = {"critic_loss": critic_loss.item(), "q_mean": q_values[0].mean().item()}
+
+        if self.critic_updates % config.policy_delay == 0:
+            actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            soft_update_(self.actor_target, self.actor, config.tau)
+            soft_update_(self.critics_target, self.critics, config.tau)
+            metrics["actor_loss"] = actor_loss.item()
+        return metrics
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def after_episode(self, episodes: int) -> None:
+        if self.noise is not None:  # each episode starts its noise process afresh (one env copy)
+            self.noise.reset()
+
+    def set_lr(self, lr: float) -> None:
+        """Anneal both learning rates together, keeping their ratio."""
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = lr
+        for group in self.actor_optimizer.param_groups:
+            group["lr"] = lr * self.actor_lr / self.config.lr
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.actor, step)
+        check_finite(self.critics, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critics": self.critics.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critics_target": self.critics_target.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "noise": None if self.noise is None else self.noise.state_dict(),
+            "critic_updates": self.critic_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critics.load_state_dict(state["critics"])
+        self.actor_target.load_state_dict(state["actor_target"])
+        self.critics_target.load_state_dict(state["critics_target"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.noise is not None:
+            self.noise.load_state_dict(state["noise"])
+        self.critic_updates = int(state["critic_updates"])
+
+
+def train(
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
+) -> ScaledActorAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    return offpolicy.train(config, make_env, run, device, resume,
+                           lambda obs_space, action_space, device: DDPG(config, obs_space, action_space, device))
