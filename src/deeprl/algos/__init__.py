@@ -20,6 +20,7 @@ ALGORITHMS = {
     "actor-critic": "deeprl.algos.actor_critic",
     "ddpg": "deeprl.algos.ddpg",
     "td3": "deeprl.algos.td3",
+    "sac": "deeprl.algos.sac",
 }
 
 

@@ -60,6 +60,9 @@ class Config(RunConfig):
     value_coef: float = knob(0.5, "weight of the critic's loss", above=0.0)
     entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
     max_grad_norm: float | None = knob(0.5, "clip the gradient's global norm; None: no clipping", above=0.0)
+    all_actions: bool = knob(False, "q and advantage critics: the actor's loss -sum_a pi(a|s) Q(s, a) over every "
+                             "action instead of the sampled one's (the same gradient in expectation, without the "
+                             "sampling noise that swamps Q's small differences between actions)")
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
@@ -127,7 +130,8 @@ def train(
         with torch.no_grad():
             next_distribution, next_values = policy(next_obs)
         if uses_q:
-            q_taken = q_head(obs).gather(1, actions.long().unsqueeze(1)).squeeze(1)
+            q_all = q_head(obs)
+            q_taken = q_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
             with torch.no_grad():
                 next_q = (next_distribution.probs * q_head(next_obs)).sum(dim=1)
             critic_loss = critic_loss + value_loss_fn(q_taken, rewards + config.gamma * continues * next_q)
@@ -140,7 +144,10 @@ def train(
             weights = (q_taken - values).detach()
         else:
             weights = (value_target - values).detach()
-        policy_loss = -(log_probs * weights).mean()
+        if config.all_actions and uses_q:  # sum_a grad pi(a|s) = 0: V(s) would add nothing, so Q alone serves
+            policy_loss = -(distribution.probs * q_all.detach()).sum(dim=1).mean()
+        else:
+            policy_loss = -(log_probs * weights).mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + config.value_coef * critic_loss
         if not torch.isfinite(loss):
             raise DeeprlError(f"the loss became {loss.item()} at step {step}; try a lower lr or reward_scale")

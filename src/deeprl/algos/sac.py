@@ -1,0 +1,196 @@
+"""SAC (Haarnoja et al., 2018): soft actor-critic for Box actions, with automatic entropy tuning.
+
+The actor is a squashed Gaussian: u ~ N(mean(s), std(s)) (log std clamped), a = tanh(u) in [-1, 1], scaled linearly
+to the env's bounds. log pi(a|s) is the density of the action the env receives: the Gaussian's, corrected for the
+tanh and for the scaling (deeprl.nets.squashed_log_prob). Twin critics regress onto the soft target
+
+    y = R + discount * ( min_i Q_target_i(s', a') - alpha * log pi(a'|s') ),   a' ~ pi(.|s')
+
+the actor minimises alpha * log pi(a|s) - min_i Q_i(s, a) with a ~ pi(.|s) reparameterised, and alpha (the
+entropy's weight) is tuned so that the policy's entropy stays near `target_entropy` (-dim(A) by default):
+its loss is -log(alpha) * (log pi(a|s) + target_entropy). The critics' targets trail them by Polyak averaging.
+Until `learning_starts`, actions are uniformly random (as SB3 does).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from deeprl import offpolicy
+from deeprl.algos.ddpg import check_setup  # noqa: F401 - the same checks: flat observations, bounded actions
+from deeprl.buffers import TransitionBatch
+from deeprl.config import knob
+from deeprl.errors import DeeprlError
+from deeprl.nets import ACTIVATIONS, QCritic, SquashedGaussianActor, check_finite, soft_update_
+from deeprl.offpolicy import OffPolicyConfig
+from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
+from deeprl.run import Run
+
+OBSERVATION_SPACES = (gym.spaces.Box,)
+ACTION_SPACES = (gym.spaces.Box,)
+METRIC_COLUMNS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
+load_policy = load_scaled_actor_agent
+
+
+@dataclass
+class Config(OffPolicyConfig):
+    """SB3's SAC defaults."""
+
+    algo: ClassVar[str] = "sac"
+
+    # networks
+    hidden_sizes: tuple[int, ...] = knob((256, 256), "hidden layer widths of the actor and the critics", low=1)
+    activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    log_std_min: float = knob(-20.0, "the actor's log std is clamped to at least this")
+    log_std_max: float = knob(2.0, "the actor's log std is clamped to at most this")
+    # learning
+    lr: float = knob(3e-4, "learning rate of the actor, the critics and alpha", above=0.0)
+    tau: float = knob(0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0,
+                      high=1.0)
+    target_update_interval: int = knob(1, "gradient steps between target updates", low=1)
+    buffer_size: int = knob(1_000_000, "replay capacity in transitions", low=1)
+    batch_size: int = knob(256, "transitions per gradient step", low=1)
+    learning_starts: int = knob(100, "env steps of uniformly random actions before the first gradient step", low=0)
+    # entropy
+    alpha: float | None = knob(None, "a fixed entropy weight; None: tuned automatically towards target_entropy",
+                               above=0.0)
+    alpha_init: float = knob(1.0, "automatic tuning: alpha's initial value", above=0.0)
+    target_entropy: float | None = knob(None, "automatic tuning: the entropy to keep; None: -dim(action space)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.log_std_min >= self.log_std_max:
+            raise DeeprlError(f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
+
+
+class SAC:
+    """The squashed-Gaussian actor, twin critics and their targets, alpha, and their optimisers."""
+
+    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: torch.device) -> None:
+        self.config = config
+        obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
+        network = {"kind": "squashed_gaussian", "obs_dim": obs_dim, "action_dim": self.action_dim,
+                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation,
+                   "log_std_min": config.log_std_min, "log_std_max": config.log_std_max}
+        self.actor = SquashedGaussianActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
+        self.critics = torch.nn.ModuleList(
+            QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation) for _ in range(2)
+        ).to(device)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        # log pi of the env's action: the [-1, 1] action's density less the log of the scaling's stretch
+        half_range = (action_space.high - action_space.low).astype(np.float64).reshape(-1) / 2
+        self.log_scale = float(np.log(half_range).sum())
+        self.target_entropy = -float(self.action_dim) if config.target_entropy is None else config.target_entropy
+        self.log_alpha = torch.tensor(math.log(config.alpha or config.alpha_init), device=device,
+                                      requires_grad=config.alpha is None)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr, fused=True)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
+        self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
+        self.gradient_steps = 0
+
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        if step <= self.config.learning_starts:
+            actions = rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
+        else:
+            actions = self.agent.unit_act(obs.astype(np.float32), deterministic=False)
+        return self.agent.to_env(actions), actions, {}
+
+    def policy_sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(actions in [-1, 1], log pi of the env's actions) sampled with gradients."""
+        actions, unit_log_probs = self.actor(obs)
+        return actions, unit_log_probs - self.log_scale
+
+    def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
+        config = self.config
+        alpha = self.log_alpha.exp().detach()
+        with torch.no_grad():
+            next_actions, next_log_probs = self.policy_sample(batch.next_obs)
+            next_q = torch.stack([critic(batch.next_obs, next_actions) for critic in self.critics_target]).min(0).values
+            target_q = batch.returns + batch.discounts * (next_q - alpha * next_log_probs)
+        q_values = [critic(batch.obs, batch.actions) for critic in self.critics]
+        critic_loss = sum(F.mse_loss(q, target_q) for q in q_values)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        # the actor's step differentiates through the critics without changing them
+        self.critics.requires_grad_(False)
+        actions, log_probs = self.policy_sample(batch.obs)
+        q_new = torch.stack([critic(batch.obs, actions) for critic in self.critics]).min(0).values
+        actor_loss = (alpha * log_probs - q_new).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        self.critics.requires_grad_(True)
+
+        if self.alpha_optimizer is not None:
+            alpha_loss = -(self.log_alpha * (log_probs.detach() + self.target_entropy)).mean()
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_optimizer.step()
+        self.gradient_steps += 1
+        if self.gradient_steps % config.target_update_interval == 0:
+            soft_update_(self.critics_target, self.critics, config.tau)
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item(),
+                "entropy": -log_probs.mean().item(), "q_mean": q_values[0].mean().item()}
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def after_episode(self, episodes: int) -> None:
+        pass
+
+    def set_lr(self, lr: float) -> None:
+        optimizers = [self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer]
+        for optimizer in filter(None, optimizers):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.actor, step)
+        check_finite(self.critics, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critics": self.critics.state_dict(),
+            "critics_target": self.critics_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": None if self.alpha_optimizer is None else self.alpha_optimizer.state_dict(),
+            "gradient_steps": self.gradient_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critics.load_state_dict(state["critics"])
+        self.critics_target.load_state_dict(state["critics_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.alpha_optimizer is not None:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.gradient_steps = int(state["gradient_steps"])
+
+
+def train(
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
+) -> ScaledActorAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    return offpolicy.train(config, make_env, run, device, resume,
+                           lambda obs_space, action_space, device: SAC(config, obs_space, action_space, device))
