@@ -181,10 +181,12 @@ class DDPG:
         metrics = {"critic_loss": critic_loss.item(), "q_mean": q_values[0].mean().item()}
 
         if self.critic_updates % config.policy_delay == 0:
+            self.critics.requires_grad_(False)  # the actor's gradient passes through the critic, leaving it as is
             actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_optimizer.step()
+            self.critics.requires_grad_(True)
             soft_update_(self.actor_target, self.actor, config.tau)
             soft_update_(self.critics_target, self.critics, config.tau)
             metrics["actor_loss"] = actor_loss.item()
