@@ -8,6 +8,9 @@ the critic (`critic`):
 - `advantage`: Q(s, a) - V(s), with Q learnt as above and V by y = r + gamma * V(s').
 - `td`: the TD error delta = r + gamma * V(s') - V(s), an estimate of the advantage from V alone.
 
+With `all_actions` (Q critics) the actor's loss is -sum_a pi(a|s) Q(s, a) instead: the same gradient in expectation
+over the policy's actions, without the noise of weighing one sampled action by a value that is mostly the state's.
+
 Targets do not bootstrap after a true terminal state; a copy cut by a time limit bootstraps from its final
 observation (the step's next_obs). Weights and targets are held fixed (detached) in the actor's loss.
 """
