@@ -77,3 +77,50 @@ class IgnoresSeed(Corridor):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self.resets += 1
         return super().reset(seed=seed, options=options)
+
+
+class AsymmetricDial(gym.Env):
+    """A Box action space with different, asymmetric bounds per dimension (low [-1, 0], high [3, 10]): each step
+    the reward is minus the squared distance of the action from (2, 8), relative to the bounds' widths, on a random
+    observation; episodes last 20 steps. Every action any instance receives is kept in `received`, so a test can
+    check what reached the env."""
+
+    received: ClassVar[list[np.ndarray]] = []
+    target: ClassVar[np.ndarray] = np.array([2.0, 8.0], dtype=np.float32)
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(np.array([-1.0, 0.0], dtype=np.float32),
+                                           np.array([3.0, 10.0], dtype=np.float32), dtype=np.float32)
+        self.steps = 0
+
+    def _obs(self) -> np.ndarray:
+        return self.np_random.uniform(-1.0, 1.0, size=2).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        action = np.asarray(action)
+        AsymmetricDial.received.append(action.copy())
+        widths = self.action_space.high - self.action_space.low
+        reward = -float((((action - self.target) / widths) ** 2).sum())
+        self.steps += 1
+        return self._obs(), reward, False, self.steps >= 20, {}
+
+
+class UnboundedActions(gym.Env):
+    """A Box action space without bounds (-inf, inf): nothing to scale a [-1, 1] actor to."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), -float(np.square(action).sum()), False, False, {}

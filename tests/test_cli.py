@@ -233,7 +233,7 @@ BAD_TRAIN = ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "50")
 # (id, arguments, files to create first, text the one-line message must contain); "{run}" is the trained run
 BAD_INPUTS = [
     ("unknown-algorithm", ("train", "foo", "CartPole-v1", "--run-dir", "x"), {},
-     "unknown algorithm 'foo' (available: dqn, reinforce, a2c, ppo, actor-critic)"),
+     "unknown algorithm 'foo' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)"),
     ("unknown-env", ("train", "dqn", "CartPol-v1", "--run-dir", "x"), {}, "did you mean 'CartPole-v1'"),
     ("unimportable-module", ("train", "dqn", "no_such_module_xyz:Env", "--run-dir", "x"), {},
      "cannot import 'no_such_module_xyz'"),
@@ -309,7 +309,8 @@ MORE_BAD_INPUTS = [
      "--episodes must be >= 1"),
     ("watch-missing", ("watch", "nowhere", "--video", "out.gif"), {}, "no such run directory or model file"),
     ("plot-one-of-two-not-a-run", ("plot", "{run}", "."), {}, ". is not a run directory"),
-    ("list-unknown-algorithm", ("list", "--settings", "ppo9"), {}, "unknown algorithm 'ppo9'"),
+    ("list-unknown-algorithm", ("list", "--settings", "ppo9"), {},
+     "unknown algorithm 'ppo9' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)"),
     ("list-preset-without-env", ("list", "--settings", "dqn", "--preset", "tutorial"), {},
      "--preset needs --env: presets belong to an env"),
     ("list-unknown-preset", ("list", "--settings", "dqn", "--env", "CartPole-v1", "--preset", "nope"), {},
@@ -331,6 +332,21 @@ MORE_BAD_INPUTS = [
      "environment 'CartPole-v1' does not accept env_kwargs {'wind': 3}"),
     ("env-kwargs-not-a-mapping", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs=3"), {},
      "invalid value for env_kwargs: 3 (expected a mapping such as '{key: value}')"),
+    # continuous control: spaces that do not fit, settings that contradict each other
+    ("ddpg-on-discrete-actions", ("train", "ddpg", "CartPole-v1", "--run-dir", "x"), {},
+     "ddpg cannot act in CartPole-v1: its action space is Discrete(2) "
+     "(algorithms for it: dqn, reinforce, a2c, ppo, actor-critic)"),
+    ("sac-unbounded-actions", ("train", "sac", "tests.custom_envs:UnboundedActions", "--run-dir", "x"), {},
+     "sac scales its actions to the env's bounds, but tests.custom_envs:UnboundedActions's action space "
+     "Box(-inf, inf, (1,), float32) is unbounded; give the env finite bounds"),
+    ("td3-unknown-noise", ("train", "td3", "Pendulum-v1", "--run-dir", "x", "--set", "noise=pink"), {},
+     "noise must be one of ou, gaussian, none (got 'pink')"),
+    ("sac-log-std-range", ("train", "sac", "Pendulum-v1", "--run-dir", "x", "--set", "log_std_min=3",
+                           "--set", "log_std_max=2"), {},
+     "log_std_min (3.0) must be below log_std_max (2.0)"),
+    ("ddpg-action-layer-too-deep", ("train", "ddpg", "Pendulum-v1", "--run-dir", "x", "--set", "critic_action_layer=5",
+                                    "--set", "hidden_sizes=[64,64]"), {},
+     "critic_action_layer 5 needs at least that many hidden layers; hidden_sizes is [64, 64]"),
     # outputs that cannot be written: a virtual file system, a file where a folder should be
     ("watch-video-unwritable", ("watch", "{run}", "--video", "/proc/deeprl/out.mp4"), {},
      "cannot write video /proc/deeprl/out.mp4: "),
@@ -395,3 +411,13 @@ def test_continuous_action_space_message_names_allowed_algorithms(bad_input_resu
     assert "dqn" not in fitting
     assert "its action space is Box(" in result.stderr
     assert f"(algorithms for it: {', '.join(fitting) if fitting else 'none yet'})" in result.stderr
+
+
+def test_unbounded_action_space_message_gives_advice_that_works(bad_input_results):
+    """gymnasium.wrappers.ClipAction declares Box(-inf, inf) itself: wrapping an env in it gives exactly the
+    unbounded action space this message refuses, so it must not be the advice."""
+    line = bad_input_results["sac-unbounded-actions"][0].stderr.strip()
+    assert "is unbounded; give the env finite bounds" in line
+    clipped = gym.wrappers.ClipAction(gym.make("Pendulum-v1"))
+    assert np.isinf(clipped.action_space.low).all()  # why the advice cannot work
+    assert "ClipAction" not in line, line

@@ -1,0 +1,178 @@
+"""SAC: the soft critic target and the actor's loss by hand, log-probabilities of the env's (scaled) actions, alpha
+tuned towards the target entropy or held fixed, sampled exploration in the bounds, exact resume after SIGKILL, and
+learning Pendulum on a small budget."""
+
+from __future__ import annotations
+
+import copy
+import math
+import subprocess
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal
+
+from deeprl.algos import sac
+from deeprl.algos.sac import SAC
+from deeprl.nets import squashed_log_prob
+from tests.custom_envs import AsymmetricDial
+from tests.test_ddpg import (
+    CPU,
+    PENDULUM,
+    RESUME_ARGS,
+    assert_learns_pendulum,
+    set_constant_output,
+    tiny_batch,
+)
+from tests.test_resume import (
+    Trainer,
+    assert_resumes_identically,
+    deeprl_command,
+    environment,
+    stop_with_rows_past_checkpoint,
+)
+
+
+def learner_for(env: gym.Env = PENDULUM, **settings) -> SAC:
+    config = sac.Config(env="Pendulum-v1", hidden_sizes=(8, 8), **settings)
+    return SAC(config, env.observation_space, env.action_space, CPU)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-6) -> None:
+    np.testing.assert_allclose(actual.detach().numpy(), expected.detach().numpy(), rtol=tolerance, atol=tolerance)
+
+
+def test_soft_target_actor_loss_and_target_update_by_hand():
+    learner = learner_for(alpha=0.5, lr=1e-3, tau=0.1)
+    for critic, value in zip(learner.critics_target, (5.0, 3.0)):
+        set_constant_output(critic, value)
+    for critic, value in zip(learner.critics, (0.0, 1.0)):
+        set_constant_output(critic, value)
+    batch = tiny_batch()
+    targets_before = copy.deepcopy(learner.critics_target.state_dict())
+    # learn() draws a' ~ pi(.|s') first, then a ~ pi(.|s) for the actor: the same draws under the same seed
+    torch.manual_seed(11)
+    with torch.no_grad():
+        _, next_log_probs = learner.policy_sample(batch.next_obs)
+        actions, log_probs = learner.policy_sample(batch.obs)
+    # y = R + discount * (min(5, 3) - alpha * log pi(a'|s')); the terminal second sample's y is its reward alone
+    y = batch.returns + batch.discounts * (3.0 - 0.5 * next_log_probs)
+    assert y[1].item() == 2.0
+    assert abs(0.9 * 0.5 * next_log_probs[0].item()) > 0.01  # the entropy term is there to see
+    expected_critic_loss = (y**2).mean() + ((1.0 - y) ** 2).mean()  # the online critics say 0 and 1
+
+    torch.manual_seed(11)
+    metrics = learner.learn(batch, step=1)
+    assert metrics["critic_loss"] == pytest.approx(expected_critic_loss.item(), rel=1e-6)
+    assert metrics["q_mean"] == pytest.approx(0.0)
+    assert metrics["alpha"] == pytest.approx(0.5)
+    assert metrics["entropy"] == pytest.approx(-log_probs.mean().item(), rel=1e-6)
+    # the actor's loss, alpha * log pi(a|s) - min_i Q_i(s, a), with the critics after their step (the actor's own
+    # step leaves them alone)
+    with torch.no_grad():
+        q_new = torch.minimum(*(critic(batch.obs, actions) for critic in learner.critics))
+    assert metrics["actor_loss"] == pytest.approx((0.5 * log_probs - q_new).mean().item(), rel=1e-5)
+    # Polyak averaging after every gradient step: target = 0.9 * target + 0.1 * online
+    online = learner.critics.state_dict()
+    for key, before in targets_before.items():
+        assert_close(learner.critics_target.state_dict()[key], 0.9 * before + 0.1 * online[key])
+
+
+@pytest.mark.parametrize(("env", "half_ranges"), [(PENDULUM, [2.0]), (AsymmetricDial(), [2.0, 5.0])],
+                         ids=["pendulum", "asymmetric"])
+def test_log_probabilities_are_of_the_env_actions(env, half_ranges):
+    """log pi(env action) = log pi(unit action) - sum log(half range): the density the scaling stretches."""
+    learner = learner_for(env)
+    obs = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, size=(64, env.observation_space.shape[0])))
+    obs = obs.float()
+    torch.manual_seed(3)
+    actions, log_probs = learner.policy_sample(obs)
+    torch.manual_seed(3)
+    unit_actions, unit_log_probs = learner.actor(obs)
+    assert torch.equal(actions, unit_actions)
+    assert_close(log_probs, unit_log_probs - sum(math.log(half) for half in half_ranges))
+    # independently: the Gaussian's density of the same pre-tanh draw, through squashed_log_prob's scaling
+    with torch.no_grad():
+        mean, log_std = learner.actor.mean_and_log_std(obs)
+    torch.manual_seed(3)
+    pre_tanh = mean + log_std.exp() * torch.randn(mean.shape)
+    gaussian = Normal(mean, log_std.exp()).log_prob(pre_tanh).sum(dim=-1)
+    scale = 2.0 if len(half_ranges) == 1 else torch.tensor(half_ranges)
+    assert_close(log_probs, squashed_log_prob(gaussian, pre_tanh, action_scale=scale), tolerance=1e-5)
+
+
+@pytest.mark.parametrize(("target_entropy", "direction"), [(None, -1), (10.0, 1)], ids=["default", "unreachable"])
+def test_alpha_is_tuned_towards_the_target_entropy(target_entropy, direction):
+    """The initial policy's entropy (std about 1, on ±2) is above Pendulum's default target -1: alpha falls. A
+    target of 10 nats no policy on [-2, 2] reaches (at most log 4): alpha rises."""
+    learner = learner_for(lr=1e-3, target_entropy=target_entropy)
+    assert learner.target_entropy == (-1.0 if target_entropy is None else 10.0)
+    assert learner.log_alpha.item() == 0.0  # alpha_init 1
+    batch = tiny_batch()
+    metrics = [learner.learn(batch, step) for step in range(1, 7)]
+    assert metrics[0]["alpha"] == 1.0  # reported: the alpha this step used
+    assert -1.0 < metrics[0]["entropy"] < 10.0
+    # Adam's first step moves log alpha by lr against the sign of its gradient, entropy - target
+    alphas = [values["alpha"] for values in metrics]
+    assert math.log(alphas[1]) == pytest.approx(direction * 1e-3, rel=1e-3)
+    steps = np.diff(alphas)
+    assert (direction * steps > 0).all(), alphas
+    assert learner.log_alpha.exp().item() == pytest.approx(alphas[-1], rel=2e-3)
+
+
+def test_fixed_alpha_stays_and_has_no_optimiser():
+    learner = learner_for(alpha=0.2)
+    assert learner.alpha_optimizer is None and not learner.log_alpha.requires_grad
+    batch = tiny_batch()
+    alphas = [learner.learn(batch, step)["alpha"] for step in range(1, 4)]
+    assert alphas == pytest.approx([0.2] * 3)
+    assert learner.log_alpha.item() == pytest.approx(math.log(0.2))
+    state = learner.state_dict()
+    assert state["alpha_optimizer"] is None
+    restored = learner_for(alpha=0.2)
+    restored.load_state_dict(state)
+    assert restored.log_alpha.item() == learner.log_alpha.item()
+
+
+def test_exploration_samples_the_policy_in_the_bounds_after_learning_starts():
+    learner = learner_for(learning_starts=10)
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(PENDULUM.observation_space.low, PENDULUM.observation_space.high)[None].astype(np.float32)
+    random = np.concatenate([learner.explore(obs, 5, 0, rng)[1] for _ in range(300)])
+    assert random.min() < -0.95 and random.max() > 0.95  # uniform in [-1, 1] before learning starts
+    draws = [learner.explore(obs, 11, 0, rng) for _ in range(300)]
+    stored = np.concatenate([draw[1] for draw in draws])
+    env_actions = np.concatenate([draw[0] for draw in draws])
+    np.testing.assert_allclose(env_actions, 2 * stored, rtol=1e-6, atol=1e-6)
+    assert (np.abs(env_actions) <= 2).all()
+    assert len(np.unique(stored)) == 300  # sampled, not the mean
+    mean_action = learner.agent.unit_act(obs)[0, 0]
+    assert mean_action not in stored
+    assert learner.agent.act(obs[0]).item() == pytest.approx(2 * mean_action)  # the agent acts with tanh(mean)
+
+
+# ------------------------------------------------------------------------------------- exact resume after SIGKILL
+
+
+def test_sigkill_resumes_exactly(tmp_path):
+    """Twin critics, tuned alpha and the policy's samples drawn from torch's generator continue as if never
+    stopped; the reference runs beside the killed trainer."""
+    reference = tmp_path / "reference"
+    uninterrupted = subprocess.Popen(
+        deeprl_command("train", "sac", "Pendulum-v1", "--run-dir", str(reference), *RESUME_ARGS),
+        env=environment(), stdout=subprocess.DEVNULL,
+    )
+    trainer = Trainer(tmp_path / "run", RESUME_ARGS, algo="sac", env="Pendulum-v1")
+    state = stop_with_rows_past_checkpoint(trainer, 800)
+    trainer.kill()
+    assert uninterrupted.wait(timeout=300) == 0
+    assert state["step"] >= 800
+    assert_resumes_identically(trainer.run_dir, reference, tags=(
+        "train/return", "train/critic_loss", "train/actor_loss", "train/alpha", "train/entropy", "eval/return"))
+
+
+def test_learns_pendulum(tmp_path):
+    """Measured beside DDPG and TD3's (tests/test_ddpg.py); SAC's default lr of 3e-4 needs more steps than this."""
+    assert_learns_pendulum("sac", sac.Config, 4000, tmp_path, lr=1e-3)
