@@ -338,7 +338,8 @@ MORE_BAD_INPUTS = [
      "(algorithms for it: dqn, reinforce, a2c, ppo, actor-critic)"),
     ("sac-unbounded-actions", ("train", "sac", "tests.custom_envs:UnboundedActions", "--run-dir", "x"), {},
      "sac scales its actions to the env's bounds, but tests.custom_envs:UnboundedActions's action space "
-     "Box(-inf, inf, (1,), float32) is unbounded; give the env finite bounds"),
+     "Box(-inf, inf, (1,), float32) is unbounded; give its action_space finite low and high (the actor's "
+     "[-1, 1] is scaled to them)"),
     ("td3-unknown-noise", ("train", "td3", "Pendulum-v1", "--run-dir", "x", "--set", "noise=pink"), {},
      "noise must be one of ou, gaussian, none (got 'pink')"),
     ("sac-log-std-range", ("train", "sac", "Pendulum-v1", "--run-dir", "x", "--set", "log_std_min=3",
@@ -417,7 +418,7 @@ def test_unbounded_action_space_message_gives_advice_that_works(bad_input_result
     """gymnasium.wrappers.ClipAction declares Box(-inf, inf) itself: wrapping an env in it gives exactly the
     unbounded action space this message refuses, so it must not be the advice."""
     line = bad_input_results["sac-unbounded-actions"][0].stderr.strip()
-    assert "is unbounded; give the env finite bounds" in line
+    assert "is unbounded; give its action_space finite low and high" in line
     clipped = gym.wrappers.ClipAction(gym.make("Pendulum-v1"))
     assert np.isinf(clipped.action_space.low).all()  # why the advice cannot work
     assert "ClipAction" not in line, line

@@ -107,8 +107,8 @@ def check_bounded_actions(config: Any, env: gym.Env) -> None:
     space = env.action_space
     if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         raise DeeprlError(f"{config.algo} scales its actions to the env's bounds, but {config.env}'s action space "
-                          f"{space} is unbounded; give the env finite bounds (gymnasium.wrappers.ClipAction in a "
-                          f"custom env entry point)")
+                          f"{space} is unbounded; give its action_space finite low and high (the actor's [-1, 1] "
+                          f"is scaled to them)")
 
 
 def target_actions(next_actions: torch.Tensor, noise_std: float, noise_clip: float) -> torch.Tensor:
