@@ -227,16 +227,16 @@ def test_runs_identical_in_every_setting_are_told_apart_by_directory(runs, tmp_p
 
 def test_labels_name_a_few_settings_then_count_the_rest(runs, tmp_path):
     cartpole_0, _, _ = runs
-    changed = dict(n_step=1, gamma=0.9, lr=0.01, batch_size=32, tau=0.5)  # in config order
+    changed = dict(gamma=0.9, n_step=1, lr=0.01, batch_size=32, tau=0.5)  # in config order
     base = copy_run(cartpole_0, tmp_path / "base")
     many = copy_run(cartpole_0, tmp_path / "many", **changed)
     labels = legend(runs_figure([base, many]).axes[0])[:2]
-    assert labels[1] == "n_step=1 · gamma=0.9 · lr=0.01 · +2 more"
+    assert labels[1] == "gamma=0.9 · n_step=1 · lr=0.01 · +2 more"
     # a run differing from another only in a setting the short labels leave out: every setting is named
     last_only = copy_run(cartpole_0, tmp_path / "last-only", **{**changed, "tau": 1.0})
     labels = legend(runs_figure([base, many, last_only]).axes[0])[:3]
-    assert labels[1:] == ["n_step=1 · gamma=0.9 · lr=0.01 · batch_size=32 · tau=0.5",
-                          "n_step=1 · gamma=0.9 · lr=0.01 · batch_size=32 · tau=1"]
+    assert labels[1:] == ["gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=0.5",
+                          "gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=1"]
 
 
 def test_settings_that_follow_from_the_preset_stay_out_of_labels(runs, tmp_path):
