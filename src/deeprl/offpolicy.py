@@ -86,6 +86,18 @@ class OffPolicyAlgorithm(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+def state_of(parts: dict[str, Any]) -> dict[str, Any]:
+    """Each named part's state_dict (networks, optimisers, noise); a part that is None stays None."""
+    return {name: None if part is None else part.state_dict() for name, part in parts.items()}
+
+
+def load_state_of(parts: dict[str, Any], state: dict[str, Any]) -> None:
+    """The inverse of `state_of`: each named part loads its state from `state`."""
+    for name, part in parts.items():
+        if part is not None:
+            part.load_state_dict(state[name])
+
+
 # build(observation_space, action_space, device) -> the algorithm, its networks freshly initialised
 Build = Callable[[gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
 

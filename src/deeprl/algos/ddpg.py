@@ -37,7 +37,7 @@ from deeprl.envs import check_flat_observations
 from deeprl.errors import DeeprlError
 from deeprl.exploration import NOISE_KINDS, annealed_sigma, make_noise
 from deeprl.nets import ACTIVATIONS, INITS, DeterministicActor, QCritic, check_finite, soft_update_
-from deeprl.offpolicy import OffPolicyConfig
+from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
 
@@ -210,29 +210,18 @@ class DDPG:
         check_finite(self.actor, step)
         check_finite(self.critics, step)
 
+    def parts(self) -> dict[str, Any]:
+        """What a checkpoint holds of the algorithm, by name."""
+        return {"actor": self.actor, "critics": self.critics, "actor_target": self.actor_target,
+                "critics_target": self.critics_target, "actor_optimizer": self.actor_optimizer,
+                "critic_optimizer": self.critic_optimizer, "noise": self.noise}
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critics": self.critics.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "critics_target": self.critics_target.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "noise": None if self.noise is None else self.noise.state_dict(),
-            "critic_updates": self.critic_updates,
-        }
+        return {**state_of(self.parts()), "critic_updates": self.critic_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critics.load_state_dict(state["critics"])
-        self.actor_target.load_state_dict(state["actor_target"])
-        self.critics_target.load_state_dict(state["critics_target"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        if self.noise is not None:
-            self.noise.load_state_dict(state["noise"])
+        load_state_of(self.parts(), state)
         self.critic_updates = int(state["critic_updates"])
-
 
 def train(
     config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,

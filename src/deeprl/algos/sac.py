@@ -31,7 +31,7 @@ from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
 from deeprl.errors import DeeprlError
 from deeprl.nets import ACTIVATIONS, QCritic, SquashedGaussianActor, check_finite, soft_update_
-from deeprl.offpolicy import OffPolicyConfig
+from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
 
@@ -162,30 +162,21 @@ class SAC:
         check_finite(self.actor, step)
         check_finite(self.critics, step)
 
+    def parts(self) -> dict[str, Any]:
+        """What a checkpoint holds of the algorithm, by name (log alpha aside: a tensor, not a module)."""
+        return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target,
+                "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+                "alpha_optimizer": self.alpha_optimizer}
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor.state_dict(),
-            "critics": self.critics.state_dict(),
-            "critics_target": self.critics_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": None if self.alpha_optimizer is None else self.alpha_optimizer.state_dict(),
-            "gradient_steps": self.gradient_steps,
-        }
+        return {**state_of(self.parts()), "log_alpha": self.log_alpha.detach().clone(),
+                "gradient_steps": self.gradient_steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critics.load_state_dict(state["critics"])
-        self.critics_target.load_state_dict(state["critics_target"])
+        load_state_of(self.parts(), state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        if self.alpha_optimizer is not None:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.gradient_steps = int(state["gradient_steps"])
-
 
 def train(
     config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
