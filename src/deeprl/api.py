@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,6 +94,7 @@ def train(
     device: str | None = None,
     progress: bool | None = None,
     resume: str | Path | None = None,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
 ) -> Agent:
     """Train `algo` on `env` and return the trained agent (its run directory is `agent.run_dir`).
@@ -100,20 +102,27 @@ def train(
     `preset` picks tuned settings for the env (`deeprl list` shows them; default: "default"); `settings` are
     config fields (`lr=3e-4`, `hidden_sizes=(64, 64)`), applied over the preset. `progress` shows training
     progress; None shows it where someone is watching (a terminal or a notebook) and keeps logs quiet.
-    `resume=RUN` continues an interrupted run from its newest intact checkpoint instead.
+    `resume=RUN` continues an interrupted run from its newest intact checkpoint instead. `on_evaluation` is
+    called after every periodic evaluation with a dict: step, episode, eval_return (and _std), best_return,
+    solved, solved_at_step, train_seconds and checkpoint_step (the newest checkpoint's, or None).
     """
     if resume is not None:
-        return resume_run(resume, progress=progress)
+        return resume_run(resume, progress=progress, on_evaluation=on_evaluation)
     flags = {"seed": seed, "total_steps": steps, "device": device}
     settings.update({key: value for key, value in flags.items() if value is not None})
     module, run_config, preset = resolve_config(algo, env, preset=preset, config_file=config, settings=settings)
     run_config = capped_steps(run_config)
     if run_dir is None:
         run_dir = default_run_dir(run_config.algo, run_config.env, run_config.seed, preset)
-    return _run(module, run_config, preset, Path(run_dir), progress, checkpoint=None)
+    return _run(module, run_config, preset, Path(run_dir), progress, None, on_evaluation)
 
 
-def resume_run(run_dir: str | Path, *, progress: bool | None = None) -> Agent:
+def resume_run(
+    run_dir: str | Path,
+    *,
+    progress: bool | None = None,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+) -> Agent:
     """Continue an interrupted run from its newest intact checkpoint, exactly as it would have gone on."""
     path = Path(run_dir)
     if not (path / "config.yaml").is_file():
@@ -122,7 +131,7 @@ def resume_run(run_dir: str | Path, *, progress: bool | None = None) -> Agent:
         raise DeeprlError(f"run {path} already finished (eval.json exists); nothing to resume")
     module, run_config, preset = resolve_config(None, None, config_file=path / "config.yaml")
     checkpoint = load_latest_checkpoint(path, run_config.algo, run_config.env)
-    return _run(module, run_config, preset, path, progress, checkpoint=checkpoint)
+    return _run(module, run_config, preset, path, progress, checkpoint, on_evaluation)
 
 
 def _run(
@@ -132,6 +141,7 @@ def _run(
     path: Path,
     progress: bool | None,
     checkpoint: dict[str, Any] | None,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Agent:
     torch_device = resolve_device(run_config.device)
     if run_config.check_env:
@@ -157,7 +167,7 @@ def _run(
         run = Run(
             path, run_config, module.METRIC_COLUMNS, make_run_env, threshold, preset=preset,
             show_progress=someone_watching() if progress is None else progress,
-            resume_state=None if checkpoint is None else checkpoint["run"],
+            resume_state=None if checkpoint is None else checkpoint["run"], on_evaluation=on_evaluation,
         )
         try:
             agent = module.train(

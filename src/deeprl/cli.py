@@ -61,10 +61,34 @@ def build_parser() -> Parser:
     watch.add_argument("--fps", type=int, default=30)
     watch.set_defaults(handler=cmd_watch)
 
-    plot = commands.add_parser("plot", help="plot learning curves of one or more runs")
-    plot.add_argument("runs", nargs="+", help="run directories")
-    plot.add_argument("-o", "--output", help="image file (default: RUN/curve.png for one run, runs.png)")
+    plot = commands.add_parser("plot", help="plot learning curves of runs, or of a sweep's configurations")
+    plot.add_argument("runs", nargs="+", help="run directories, or one sweep directory")
+    plot.add_argument("--group-by", metavar="KEY", help="one mean curve with its 95%% band per value of setting KEY")
+    plot.add_argument("--x", choices=("steps", "time"), default="steps",
+                      help="grouped curves against env steps or training wall-clock (default steps)")
+    plot.add_argument("-o", "--output", help="image file (default: RUN/curve.png for one run, SWEEP/curves.png "
+                      "for a sweep, runs.png)")
     plot.set_defaults(handler=cmd_plot)
+
+    sweep = commands.add_parser("sweep", help="many runs at once: seeds × a grid of settings, on Ray Tune")
+    sweep.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
+    sweep.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
+    sweep.add_argument("--seeds", default="0-4", help="seeds every configuration runs: 0-9, 0,3,5 (default 0-4)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values tried for a setting; repeatable: every combination runs every seed "
+                       "(list values in brackets: hidden_sizes=[64,64],[128])")
+    sweep.add_argument("--preset", help="preset every run starts from (default: default)")
+    sweep.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                       help="a setting fixed for every run; repeatable")
+    sweep.add_argument("--steps", type=int, help="environment steps per run")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per run (default 1)")
+    sweep.add_argument("--max-concurrent", type=int, help="runs at once (default: as many as the CPUs allow)")
+    sweep.add_argument("--sweep-dir", help="where to write the sweep (default: sweeps/ALGO-ENV-TIME)")
+    sweep.add_argument("--address", help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                       "(default: start Ray on this machine)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep, keeping finished runs")
+    sweep.add_argument("--quiet", action="store_true", help="no progress output")
+    sweep.set_defaults(handler=cmd_sweep)
 
     listing = commands.add_parser("list", help="algorithms, presets and envs")
     listing.add_argument("--settings", metavar="ALGO", help="every setting of ALGO with its value and meaning")
@@ -91,6 +115,7 @@ RUN_ARGUMENTS = {
     "run_dir": "--run-dir DIR",
     "progress": "--quiet to hide progress",
     "resume": "deeprl resume RUN",
+    "on_evaluation": "the Python API (deeprl.train(..., on_evaluation=fn))",
 }
 # Settings that are also flags: either way works; both at once must agree.
 FLAG_SETTINGS = {"seed": "--seed", "total_steps": "--steps", "device": "--device"}
@@ -230,17 +255,55 @@ def _default_video_path(path: Path) -> Path:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from deeprl.files import check_writable
-    from deeprl.media import plot_runs
+    from deeprl.media import group_runs, plot_groups, plot_runs
+    from deeprl.sweeps import is_sweep_dir, sweep_groups
 
+    sweeps = [run for run in args.runs if is_sweep_dir(Path(run))]
+    if sweeps:
+        if len(args.runs) > 1:
+            raise DeeprlError(f"{sweeps[0]} is a sweep directory: plot it alone")
+        if args.group_by:
+            raise DeeprlError("a sweep is grouped by its configurations; --group-by is for run directories")
+        output = Path(args.output) if args.output else Path(sweeps[0]) / "curves.png"
+        check_writable(output, "plot")
+        groups, title = sweep_groups(Path(sweeps[0]))
+        plot_groups(groups, output, x=args.x, title=title)
+        print(f"plot: {output}")
+        return 0
     for run in args.runs:
         if not (Path(run) / "metrics.csv").is_file():
             raise DeeprlError(f"{run} is not a run directory (no metrics.csv)")
     output = Path(args.output) if args.output else (
-        Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 else Path("runs.png")
+        Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 and not args.group_by else Path("runs.png")
     )
     check_writable(output, "plot")
-    plot_runs(args.runs, output)
+    if args.group_by:
+        plot_groups(group_runs(args.runs, args.group_by), output, x=args.x,
+                    title=f"mean over runs by {args.group_by}, 95% CI")
+    elif args.x != "steps":
+        raise DeeprlError("--x time goes with --group-by or a sweep (single runs are drawn against steps)")
+    else:
+        plot_runs(args.runs, output)
     print(f"plot: {output}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from deeprl.config import parse_set_args
+    from deeprl.sweeps import parse_grid, sweep
+
+    if args.resume:
+        given = [flag for flag, value in (("ALGO", args.algo), ("ENV", args.env), ("--grid", args.grid),
+                                          ("--set", args.settings), ("--preset", args.preset),
+                                          ("--steps", args.steps), ("--sweep-dir", args.sweep_dir)) if value]
+        if given:
+            raise DeeprlError(f"--resume continues the sweep as it was asked; drop {', '.join(given)}")
+    sweep(
+        args.algo, args.env, seeds=args.seeds, grid=parse_grid(args.grid), preset=args.preset,
+        settings=parse_set_args(args.settings), steps=args.steps, cpus_per_trial=args.cpus_per_trial,
+        max_concurrent=args.max_concurrent, sweep_dir=args.sweep_dir, address=args.address, resume=args.resume,
+        progress=not args.quiet,
+    )
     return 0
 
 

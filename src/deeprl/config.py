@@ -220,6 +220,20 @@ def parse_set_args(pairs: list[str]) -> dict[str, str]:
     return settings
 
 
+def parse_seeds(text: str) -> list[int]:
+    """`0-4` -> [0, 1, 2, 3, 4]; `0,3,7-8` -> [0, 3, 7, 8]; distinct and non-negative."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (piece.strip() for piece in str(text).split(","))):
+            low, _, high = part.partition("-")
+            seeds += list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise DeeprlError(f"seeds must look like 0-4 or 0,2,5 (got '{text}')") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise DeeprlError(f"seeds must be distinct, non-negative and at least one (got '{text}')")
+    return seeds
+
+
 # ----------------------------------------------------------------------------------------------- presets
 
 

@@ -255,6 +255,82 @@ def plot_runs(
     atomic_write(output, lambda stream: stream.write(buffer.getvalue()))
 
 
+# x axes of grouped curves: the metrics.csv column and the axis label (time_s: training seconds, evaluation
+# excluded, as run.py writes it)
+CURVE_AXES = {"steps": ("step", "environment steps"), "time": ("time_s", "training wall-clock (s)")}
+BAND_RESAMPLES = 2_000
+
+
+def eval_curve(run: PlottedRun, x: str = "steps") -> tuple[np.ndarray, np.ndarray]:
+    """A run's periodic evaluations: x (steps or training seconds) and mean return."""
+    column = CURVE_AXES[x][0]
+    rows = [row for row in run.rows if row["kind"] == "eval"]
+    return (np.array([float(row[column]) for row in rows]), np.array([float(row["return"]) for row in rows]))
+
+
+def mean_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Mean over runs and its 95% bootstrap band, on every x where some run evaluated, from the point where
+    all have. Between evaluations a run counts its latest; a run that ended (solved and stopped, or shorter)
+    keeps its last evaluation."""
+    from deeprl.stats import bootstrap_ci
+
+    start = max(xs[0] for xs, _ in curves)
+    grid = np.unique(np.concatenate([xs[xs >= start] for xs, _ in curves]))
+    values = np.stack([ys[np.searchsorted(xs, grid, side="right") - 1] for xs, ys in curves])
+    low, high = bootstrap_ci(values, resamples=BAND_RESAMPLES)
+    return grid, values.mean(axis=0), low, high
+
+
+def group_runs(run_dirs: Sequence[str | Path], key: str) -> dict[str, list[Path]]:
+    """Runs grouped by one setting's value: {"lr=0.001": [...], "lr=0.0003": [...]}."""
+    groups: dict[str, list[Path]] = {}
+    for run_dir in run_dirs:
+        run = read_run(run_dir)
+        value = format_value(run.settings[key]) if key in run.settings else "?"
+        groups.setdefault(f"{key}={value}", []).append(Path(run_dir))
+    return groups
+
+
+def groups_figure(groups: dict[str, Sequence[str | Path]], x: str = "steps", title: str | None = None) -> Figure:
+    """Per group, the mean evaluation curve over its runs with a shaded 95% confidence band; the solve line
+    the runs share, dashed."""
+    from matplotlib.figure import Figure
+
+    if x not in CURVE_AXES:
+        raise DeeprlError(f"x axis must be one of {', '.join(CURVE_AXES)} (got '{x}')")
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    axes = figure.subplots()
+    thresholds = set()
+    for index, (label, run_dirs) in enumerate(groups.items()):
+        runs = [read_run(run_dir) for run_dir in run_dirs]
+        thresholds.update(run.threshold for run in runs if run.threshold is not None)
+        curves = [curve for curve in (eval_curve(run, x) for run in runs) if curve[0].size]
+        if not curves:
+            continue
+        grid, mean, low, high = mean_band(curves)
+        color = f"C{index}"
+        axes.plot(grid, mean, color=color, linewidth=2, label=f"{label} ({len(curves)} runs)")
+        axes.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+    for line in sorted(thresholds):
+        axes.axhline(line, color="gray", linestyle="--", linewidth=1, label=f"solved ({line:g})")
+    axes.set_xlabel(CURVE_AXES[x][1])
+    axes.set_ylabel("evaluation return: mean over runs, 95% CI")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    if title:
+        axes.set_title(title)
+    return figure
+
+
+def plot_groups(
+    groups: dict[str, Sequence[str | Path]], output: str | Path, *, x: str = "steps", title: str | None = None
+) -> None:
+    """groups_figure written to `output` as a PNG, atomically."""
+    buffer = io.BytesIO()
+    groups_figure(groups, x=x, title=title).savefig(buffer, format="png", dpi=100)
+    atomic_write(output, lambda stream: stream.write(buffer.getvalue()))
+
+
 def play_frames(
     agent, make_env: Callable[..., gym.Env], episodes: int = 1, seed: int = 0, every: int = 1
 ) -> tuple[list[np.ndarray], list[float]]:

@@ -94,7 +94,7 @@ def run_status(path: Path) -> str | None:
     if not (path / "config.yaml").is_file() or (path / "eval.json").is_file():
         return None
     owner = RunLock.owner_of(path)
-    if owner is not None and _alive(owner):
+    if owner is not None and process_alive(owner):
         return f"run {path} is still training (process {owner})"
     manifests = sorted((path / "checkpoints").glob("step-*.json"))
     at_step = f" at step {int(manifests[-1].stem.split('-')[1])}" if manifests else ""
@@ -150,7 +150,7 @@ class RunLock:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
+                if owner is not None and owner != os.getpid() and process_alive(owner):
                     raise DeeprlError(
                         f"run directory {run_dir} is in use by process {owner} (remove {self.path} if it is not deeprl)"
                     ) from None
@@ -177,7 +177,7 @@ class RunLock:
             self.path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -200,8 +200,10 @@ class Run:
         preset: str | None = None,
         show_progress: bool = True,
         resume_state: dict[str, Any] | None = None,
+        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.path = path
+        self.on_evaluation = on_evaluation
         self.lock = RunLock(path)
         self.config = config
         self.make_eval_env = make_eval_env
@@ -241,6 +243,7 @@ class Run:
         self.solved_time: float | None = state.get("solved_time")
         self.last_eval_step: int | None = state.get("last_eval_step")
         self.next_checkpoint = state.get("next_checkpoint", config.checkpoint_every)
+        self.checkpoint_step: int | None = state.get("step")  # the newest checkpoint's, None before the first
         self.stop_requested = False
         self.previous_handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -285,6 +288,7 @@ class Run:
             "next_checkpoint": self.next_checkpoint,
         }
         save_checkpoint(self.path, step, {"run": run_state, "algo": algo_state}, self.config.algo, self.config.env)
+        self.checkpoint_step = step
         if self.stop_requested:
             self.close()
             save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec, step)
@@ -383,6 +387,13 @@ class Run:
             + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}")
             + (" | solved" if newly_solved else " | not confirmed" if reached else "")
         )
+        if self.on_evaluation is not None:
+            self.on_evaluation({
+                "step": step, "episode": episode, "eval_return": result.mean, "eval_return_std": result.std,
+                "best_return": self.best_mean, "solved": self.solved_step is not None,
+                "solved_at_step": self.solved_step, "train_seconds": round(self.train_seconds(), 3),
+                "checkpoint_step": self.checkpoint_step,
+            })
         return newly_solved and self.config.stop_on_solve
 
     def _write_eval_row(self, kind: str, step: int, episode: int, result: EvalResult) -> None:
