@@ -346,3 +346,23 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
         assert not ray.is_initialized()  # the sweep disconnected; the cluster is still the test's
     finally:
         cluster.shutdown()
+
+
+def test_an_address_where_something_else_answers_is_refused_within_seconds(tmp_path):
+    """A web server (not Ray) on the address: Ray's own connect would retry for about 20 s and log each try."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        result = sweep_cli("dqn", "CartPole-v1", "--address", address, cwd=tmp_path)
+        seconds = time.monotonic() - started
+    finally:
+        server.shutdown()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"deeprl: error: no Ray cluster answers at {address}: ")
+    assert seconds < 30 and list(tmp_path.iterdir()) == []

@@ -422,10 +422,28 @@ def connect(ray: Any, address: str | None) -> None:
             socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
         except OSError as error:
             raise DeeprlError(f"no Ray cluster answers at {address}: {error.strerror or error}") from None
+        if not address.startswith("ray://"):
+            _check_gcs_answers(address)
     try:
         ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise DeeprlError(f"cannot join the Ray cluster at {address}: {str(error).splitlines()[0]}") from None
+
+
+def _check_gcs_answers(address: str) -> None:
+    """Ask the address for its Ray cluster id, as a Ray node does first, with a deadline: Ray's own attempt
+    retries for about 20 s, logging every second, when something else (a proxy, another server) answers."""
+    import grpc
+
+    with grpc.insecure_channel(address) as channel:
+        get_cluster_id = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            get_cluster_id(b"", timeout=CONNECT_TIMEOUT_S)  # an empty GetClusterIdRequest
+        except grpc.RpcError as error:
+            # a Ray GCS that wants a token still answers as one; anything else is not a Ray cluster
+            if error.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                raise DeeprlError(f"no Ray cluster answers at {address}: {error.code().name.lower()} "
+                                  f"({error.details() or 'no details'})") from None
 
 
 def _host_port(address: str) -> tuple[str, int]:
