@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,6 +18,7 @@ from PIL import Image
 
 import deeprl
 from deeprl.run import TIMING_KEYS
+from tests.forking_cli import Case, run_cli_cases
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -372,19 +372,22 @@ def prepare_case(cwd: Path, files: dict[str, bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def bad_input_results(trained_run, tmp_path_factory):
-    """Run every bad input at once (each subprocess mostly waits on imports), in its own empty folder."""
+    """Every bad input as its own process in its own empty folder (forked after the imports: see forking_cli)."""
     run_dir = trained_run[1].resolve()
-
-    def run_case(case):
-        case_id, args, files, _ = case
-        cwd = tmp_path_factory.mktemp(case_id)
-        prepare_case(cwd, files)
-        run_before, before = snapshot(run_dir), snapshot(cwd)
-        result = deeprl_cli(*(arg.replace("{run}", str(run_dir)) for arg in args), cwd=cwd)
-        return case_id, (result, before, snapshot(cwd), run_before, snapshot(run_dir))
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return dict(pool.map(run_case, ALL_BAD_INPUTS))
+    folders = {}
+    for case_id, _, files, _ in ALL_BAD_INPUTS:
+        folders[case_id] = tmp_path_factory.mktemp(case_id)
+        prepare_case(folders[case_id], files)
+    before = {case_id: snapshot(cwd) for case_id, cwd in folders.items()}
+    run_before = snapshot(run_dir)
+    results = run_cli_cases(
+        [Case([arg.replace("{run}", str(run_dir)) for arg in args], folders[case_id], [])
+         for case_id, args, _, _ in ALL_BAD_INPUTS],
+        env=cli_env(),
+    )
+    run_after = snapshot(run_dir)
+    return {case[0]: (result, before[case[0]], snapshot(folders[case[0]]), run_before, run_after)
+            for case, result in zip(ALL_BAD_INPUTS, results, strict=True)}
 
 
 ALL_BAD_INPUTS = BAD_INPUTS + MORE_BAD_INPUTS
