@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.forking_cli import Case, CliForker
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 STEP_CAP = "500"
@@ -113,13 +115,15 @@ def test_readme_using_it_lines_run(tmp_path):
     assert trainer.returncode == 130, errors
     assert "continue with: deeprl resume" in errors
 
-    for line in rest:
-        command = substituted(line)
-        result = subprocess.run(deeprl_command(command), cwd=tmp_path, env=environment(),
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"`{command}` failed:\n{result.stderr}"
-        if command.startswith("deeprl train"):
-            assert "run directory: runs/" in result.stdout
+    # each line is its own process, forked from one that imported deeprl already (as `python -m deeprl`
+    # would, the working directory comes first on the import path)
+    with CliForker(environment()) as forker:
+        for line in rest:
+            command = substituted(line)
+            (result,) = forker.run([Case(shlex.split(command)[1:], tmp_path, [str(tmp_path)])])
+            assert result.returncode == 0, f"`{command}` failed:\n{result.stderr}"
+            if command.startswith("deeprl train"):
+                assert "run directory: runs/" in result.stdout
     assert (tmp_path / "cartpole.mp4").stat().st_size > 0
     assert (tmp_path / "compare.png").stat().st_size > 0
     assert (run_named("dqn-CartPole-v1-s3") / "eval.json").is_file()  # resumed and finished
