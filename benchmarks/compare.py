@@ -523,17 +523,14 @@ def markdown_report(report: dict[str, Any]) -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """`0-4` -> [0, 1, 2, 3, 4]; `0,3,7-8` -> [0, 3, 7, 8]."""
-    seeds: list[int] = []
+    """`0-4` -> [0, 1, 2, 3, 4]; `0,3,7-8` -> [0, 3, 7, 8] (deeprl's own parser, as an argparse type)."""
+    from deeprl.config import parse_seeds as parse
+    from deeprl.errors import DeeprlError
+
     try:
-        for part in filter(None, (piece.strip() for piece in text.split(","))):
-            low, _, high = part.partition("-")
-            seeds += list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must look like 0-4 or 0,2,5 (got {text!r})") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds must be distinct and non-negative (got {text!r})")
-    return seeds
+        return parse(text)
+    except DeeprlError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_frameworks(text: str) -> list[str]:

@@ -20,17 +20,10 @@ import time
 from pathlib import Path
 
 import deeprl
+from deeprl.config import parse_seeds
 from deeprl.evaluate import evaluate
 
 FRESH_SEED = 3_000_000  # neither the periodic (1e6) nor the final (2e6) evaluation seeds of a run
-
-
-def parse_seeds(text: str) -> list[int]:
-    seeds: list[int] = []
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    return seeds
 
 
 def main() -> None:
