@@ -48,6 +48,7 @@ MARKER_FILE = "deeprl.json"  # inside a Tune checkpoint: which run directory, ch
 RAY_MISSING = "deeprl sweep needs Ray Tune, which is not installed: pip install 'deeprl[sweep]'"
 TRIAL_RETRIES = 3  # restarts of a trial whose process died, each resuming from its newest checkpoint
 CONNECT_TIMEOUT_S = 5.0
+RAYLET_WATCH = "deeprl-exit-with-raylet"  # the thread that ends a trial's worker when its Ray node is gone
 # Set for every sweep unless the user set them: Ray's servers stay on loopback and send no usage data.
 RAY_QUIET_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                          "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
@@ -259,6 +260,8 @@ def run_trial(config: dict[str, Any]) -> None:
 def _exit_with_raylet() -> None:
     """End this worker when the Ray node that started it goes (its driver was killed): a trial left running
     would keep writing its run directory while a resumed sweep runs it again. Its checkpoints stay intact."""
+    if any(thread.name == RAYLET_WATCH for thread in threading.enumerate()):
+        return  # a reused worker: its watch runs already
     parent = os.getppid()
 
     def watch() -> None:
@@ -266,7 +269,7 @@ def _exit_with_raylet() -> None:
             time.sleep(1.0)
         os._exit(1)
 
-    threading.Thread(target=watch, name="deeprl-exit-with-raylet", daemon=True).start()
+    threading.Thread(target=watch, name=RAYLET_WATCH, daemon=True).start()
 
 
 def _wait_for_previous_owner(run_dir: Path, timeout: float = 60.0) -> None:
