@@ -226,6 +226,20 @@ def test_bad_sweep_is_one_line_exit_2_and_leaves_nothing(bad_sweep_results, case
 # -------------------------------------------------------------------------------------------- real sweeps
 
 
+def processes_tagged(tag: str) -> list[int]:
+    """PIDs of the processes whose environment holds DEEPRL_TEST_TAG=tag (Ray's processes inherit it)."""
+    found = []
+    needle = f"DEEPRL_TEST_TAG={tag}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -246,14 +260,24 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ("dqn", "CartPole-v1", "--seeds", "0-1", "--steps", "800", "--max-concurrent", "1",
             "--grid", "lr=-1,1e-3", "--sweep-dir", str(sweep_dir), *TINY_SET)
-    driver = subprocess.Popen([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=tmp_path, env=cli_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tag = str(tmp_path)
+    driver = subprocess.Popen([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=tmp_path,
+                              env={**cli_env(), "DEEPRL_TEST_TAG": tag}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
         wait_for(lambda: (first / "eval.json").is_file(), 180, "the first run to finish")
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.communicate()
+    # The killed driver's Ray servers stop within seconds and its run ends itself (sweeps._exit_with_raylet);
+    # two of Ray's agents linger for a minute or so before they notice: this test does not wait for them.
+    wait_for(lambda: not any(server in command_line(pid) for pid in processes_tagged(tag) for server in RAY_SERVERS),
+             60, "the killed sweep's Ray servers to stop")
+    wait_for(lambda: not any("ray::ImplicitFunc" in command_line(pid) for pid in processes_tagged(tag)), 60,
+             "the killed sweep's run to end itself")
+    for pid in processes_tagged(tag):
+        os.kill(pid, signal.SIGKILL)
     finished_before = snapshot(first)
     result = sweep_cli("--resume", str(sweep_dir), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
