@@ -5,8 +5,7 @@ the critic (`critic`):
 
 - `q`: Q(s, a). The critic learns Q by a SARSA-style target y = r + gamma * sum_a' pi(a'|s') Q(s', a')
   (the next action's value averaged over the policy: expected SARSA).
-- `advantage`: Q(s, a) - V(s), with V learnt by y = r + gamma * V(s') and Q as above, written V(s) + A(s, a) (V held
-  fixed there): the weight is A(s, a), and an action seldom tried keeps Q near V.
+- `advantage`: Q(s, a) - V(s), with Q learnt as above and V by y = r + gamma * V(s').
 - `td`: the TD error delta = r + gamma * V(s') - V(s), an estimate of the advantage from V alone.
 
 With `all_actions` (Q critics) the actor's loss is -sum_a pi(a|s) Q(s, a) instead: the same gradient in expectation
@@ -120,14 +119,6 @@ def train(
         runner.load_state_dict(resume["runner"])
         step = resume["step"]
 
-    def q_values(obs: torch.Tensor, state_values: torch.Tensor) -> torch.Tensor:
-        """Q(s, .): the Q head's output, or for the advantage critic V(s) + A(s, .) with the head as A. An action
-        the policy rarely tries then keeps Q close to V rather than to an untrained output: with Q learnt apart
-        from V, its Q - V stayed negative, the policy tried it less and less, and some seeds collapsed onto one
-        action (CartPole, seed 4, within 8 000 steps)."""
-        head = q_head(obs)
-        return state_values.detach().unsqueeze(1) + head if config.critic == "advantage" else head
-
     def update(rollout: list[Step], raw_actions: list[np.ndarray]) -> None:
         def stacked(name: str) -> torch.Tensor:
             return torch.from_numpy(np.concatenate([getattr(result, name) for result in rollout])).to(device)
@@ -142,10 +133,10 @@ def train(
         with torch.no_grad():
             next_distribution, next_values = policy(next_obs)
         if uses_q:
-            q_all = q_values(obs, values)
+            q_all = q_head(obs)
             q_taken = q_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
             with torch.no_grad():
-                next_q = (next_distribution.probs * q_values(next_obs, next_values)).sum(dim=1)
+                next_q = (next_distribution.probs * q_head(next_obs)).sum(dim=1)
             critic_loss = critic_loss + value_loss_fn(q_taken, rewards + config.gamma * continues * next_q)
         if uses_value:
             value_target = rewards + config.gamma * continues * next_values
