@@ -386,3 +386,28 @@ def test_an_address_where_something_else_answers_is_refused_within_seconds(tmp_p
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"deeprl: error: no Ray cluster answers at {address}: ")
     assert seconds < 30 and list(tmp_path.iterdir()) == []
+
+
+def write_run(path: Path, lr: float, seed: int, evals: list[tuple[int, float, float]]) -> Path:
+    """A run directory as deeprl writes one, reduced to what a plot reads: config.yaml and eval rows."""
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(f"algo: dqn\npreset: default\nenv: CartPole-v1\nseed: {seed}\nlr: {lr}\n")
+    lines = ["kind,step,episode,return,return_std,length,time_s"]
+    lines += [f"eval,{step},{step // 100},{value},0,{value},{seconds}" for step, value, seconds in evals]
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_plot_group_by_draws_one_mean_curve_per_value(tmp_path):
+    from deeprl.cli import main
+    from deeprl.media import group_runs
+
+    runs = [write_run(tmp_path / f"r{lr}-{seed}", lr, seed, [(1000, 100.0 * seed, 1.0), (2000, 200.0, 2.5)])
+            for lr in (1e-3, 3e-4) for seed in (0, 1)]
+    groups = group_runs(runs, "lr")
+    assert {label: [path.name for path in paths] for label, paths in groups.items()} == {
+        "lr=0.001": ["r0.001-0", "r0.001-1"], "lr=0.0003": ["r0.0003-0", "r0.0003-1"]}
+    for x in ("steps", "time"):
+        output = tmp_path / f"grouped-{x}.png"
+        assert main(["plot", *map(str, runs), "--group-by", "lr", "--x", x, "-o", str(output)]) == 0
+        assert output.read_bytes().startswith(PNG_SIGNATURE)
