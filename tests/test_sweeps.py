@@ -266,7 +266,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
                               stderr=subprocess.PIPE, text=True)
     first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
-        wait_for(lambda: (first / "eval.json").is_file(), 180, "the first run to finish")
+        wait_for(lambda: (first / "eval.json").is_file(), 300, "the first run to finish")
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.communicate()
@@ -319,7 +319,7 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = sweep_dir / "runs" / "tensorboard=true-s0"
     try:
-        wait_for(lambda: any((killed / "checkpoints").glob("step-*.json")), 180, "the first checkpoint")
+        wait_for(lambda: any((killed / "checkpoints").glob("step-*.json")), 300, "the first checkpoint")
         pid = int((killed / ".lock").read_text())
         assert "ray::" in command_line(pid)  # a Ray worker, not the driver
         os.kill(pid, signal.SIGKILL)
