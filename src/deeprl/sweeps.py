@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import io
 import itertools
 import json
 import math
@@ -612,13 +613,12 @@ def finish_sweep(path: Path, spec: SweepSpec) -> list[dict[str, Any]]:
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False, newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _csv_value(row.get(key)) for key in columns})
-    os.replace(stream.name, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_value(row.get(key)) for key in columns})
+    atomic_write_text(path, text.getvalue())
 
 
 def _csv_value(value: Any) -> Any:
