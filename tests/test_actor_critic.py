@@ -1,5 +1,6 @@
-"""The actor-critic family: each critic trains; the TD actor-critic learns CartPole; exact resume after SIGKILL
-with Q and V critics on a shared trunk; Q critics refuse continuous actions in one line."""
+"""The actor-critic family: each critic trains; the critics' targets by hand; the TD actor-critic learns CartPole;
+exact resume after SIGKILL with Q and V critics on a shared trunk, multi-step targets and two learning rates;
+Q critics refuse continuous actions in one line."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import deeprl
+from deeprl.algos.actor_critic import Config, QHead, critic_targets
 from deeprl.errors import DeeprlError
 from tests.test_resume import (
     Trainer,
@@ -23,6 +26,7 @@ TRAIN_ARGS = [
     "--seed", "1", "--steps", "2400", "--quiet", "--set", "critic=advantage", "--set", "shared_trunk=true",
     "--set", "n_envs=2", "--set", "n_steps=7", "--set", "checkpoint_every=500", "--set", "eval_every=1000",
     "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
+    "--set", "multi_step=true", "--set", "actor_lr=3e-4",  # the advantage preset's two learning rates
 ]
 
 
@@ -69,3 +73,37 @@ def test_q_critics_refuse_continuous_actions(tmp_path):
                              "critic=advantage", "--run-dir", str(tmp_path / "cli")], env=environment(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "use critic=td" in result.stderr
+
+
+# Three steps of two copies, flattened step by step: copy 0 ends at step 1 (a true terminal), copy 1 is cut by a
+# time limit at step 2. Rewards 1, gamma 0.5, the critic's value of each step's next observation below.
+ROLLOUT = {
+    "rewards": torch.ones(6),
+    "terminated": torch.tensor([False, False, True, False, False, False]),
+    "truncated": torch.tensor([False, False, False, False, False, True]),
+    "next_values": torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0]),
+}
+
+
+def test_one_step_targets_by_hand():
+    targets = critic_targets(**ROLLOUT, gamma=0.5, n_steps=3, multi_step=False)
+    # r + 0.5 V(s'), except copy 0's terminal (no future) at step 1
+    torch.testing.assert_close(targets, torch.tensor([6.0, 11.0, 1.0, 21.0, 26.0, 31.0]))
+
+
+def test_multi_step_targets_by_hand():
+    targets = critic_targets(**ROLLOUT, gamma=0.5, n_steps=3, multi_step=True)
+    # copy 0: step 2 bootstraps at the rollout's end (1 + 0.5 * 50), step 1 is terminal (1), step 0 sees only
+    # its own episode (1 + 0.5 * 1). Copy 1: step 2 bootstraps from its final observation (1 + 0.5 * 60),
+    # steps 1 and 0 discount it (1 + 0.5 * 31, 1 + 0.5 * 16.5).
+    torch.testing.assert_close(targets, torch.tensor([1.5, 9.25, 1.0, 16.5, 26.0, 31.0]))
+
+
+def test_advantage_head_starts_near_zero():
+    """The advantage critic's head is A(s, .) on top of V: it starts near 0, so no action looks better before it
+    has been tried (learnt from an arbitrary start, an action seldom tried kept a low Q and the policy dropped it)."""
+    torch.manual_seed(0)
+    states = torch.randn(256, 4)
+    advantage = QHead(None, 4, 2, Config(env="CartPole-v1", critic="advantage"))(states)
+    q_values = QHead(None, 4, 2, Config(env="CartPole-v1", critic="q"))(states)
+    assert advantage.abs().max() < 0.05 < q_values.abs().max()

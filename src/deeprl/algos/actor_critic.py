@@ -5,8 +5,14 @@ the critic (`critic`):
 
 - `q`: Q(s, a). The critic learns Q by a SARSA-style target y = r + gamma * sum_a' pi(a'|s') Q(s', a')
   (the next action's value averaged over the policy: expected SARSA).
-- `advantage`: Q(s, a) - V(s), with Q learnt as above and V by y = r + gamma * V(s').
+- `advantage`: Q(s, a) - V(s). V learns y = r + gamma * V(s'), and so does Q, since Q(s, a) = E[r + gamma V(s')].
+  Q is written V(s) + A(s, a) with V held fixed there, so the head learns A and the weight is A(s, a). The head
+  starts near 0: learnt as a network of its own from an arbitrary start, Q of an action the policy seldom tried
+  stayed below V, the policy tried it less and less, and runs collapsed onto one action.
 - `td`: the TD error delta = r + gamma * V(s') - V(s), an estimate of the advantage from V alone.
+
+`multi_step` replaces the one-step targets with the discounted rewards to the end of the rollout, bootstrapped
+there (n-step returns); `actor_lr` gives the actor a learning rate of its own, slower than its critics'.
 
 With `all_actions` (Q critics) the actor's loss is -sum_a pi(a|s) Q(s, a) instead: the same gradient in expectation
 over the policy's actions, without the noise of weighing one sampled action by a value that is mostly the state's.
@@ -32,7 +38,8 @@ from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Step
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, mlp
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, mlp, orthogonal_init_
+from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
@@ -56,13 +63,19 @@ class Config(RunConfig):
     n_steps: int = knob(5, "steps per env copy between updates", low=1)
     n_envs: int = knob(1, "env copies stepped together", low=1)
     gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
-    lr: float = knob(7e-4, "learning rate (actor and critic, one optimiser)", above=0.0)
+    lr: float = knob(7e-4, "learning rate (the critics', and the actor's unless actor_lr is set)", above=0.0)
+    actor_lr: float | None = knob(None, "the actor's own learning rate: a slower actor lets the critics keep up "
+                                  "with its policy; None: lr", above=0.0)
     reward_scale: float = knob(1.0, "rewards are multiplied by this before learning (the tutorial: 0.01)", above=0.0)
     value_loss: str = knob("mse", "critic loss: mse or smooth_l1 (Huber, the tutorial's)",
                            choices=("mse", "smooth_l1"))
     value_coef: float = knob(0.5, "weight of the critic's loss", above=0.0)
     entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
     max_grad_norm: float | None = knob(0.5, "clip the gradient's global norm; None: no clipping", above=0.0)
+    multi_step: bool = knob(False, "critics learn from the discounted rewards to the end of each rollout "
+                            "(n-step returns, bootstrapped there) instead of one-step TD targets")
+    normalize_advantages: bool = knob(False, "standardise the actor's weights within each update (the sampled "
+                                      "form only)")
     all_actions: bool = knob(False, "q and advantage critics: the actor's loss -sum_a pi(a|s) Q(s, a) over every "
                              "action instead of the sampled one's (the same gradient in expectation, without the "
                              "sampling noise that swamps Q's small differences between actions)")
@@ -86,9 +99,35 @@ class QHead(nn.Module):
             self.net = mlp([obs_dim, *sizes, n_actions], config.activation)
         else:
             self.net = nn.Linear(sizes[-1] if sizes else obs_dim, n_actions)
+        if config.critic == "advantage":  # the head is A(s, .): start it near 0, no action favoured
+            orthogonal_init_(self.net if self.policy_trunk is not None else self.net[-1], 0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs if self.policy_trunk is None else self.policy_trunk(obs))
+
+
+def critic_targets(
+    rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, next_values: torch.Tensor,
+    gamma: float, n_steps: int, multi_step: bool,
+) -> torch.Tensor:
+    """The critics' targets y for a rollout flattened step by step (`n_steps` steps of equally many copies);
+    `next_values` is the critic's value of each step's next observation.
+
+    One-step: y_t = r_t + gamma * value(s_t+1), with no bootstrap after a true terminal. Multi-step: y_t =
+    r_t + gamma * y_t+1 down the rollout, bootstrapping from value(s_t+1) only where the rollout ends or a time
+    limit cut the episode (the next stored step belongs to a new episode then).
+    """
+    continues = 1.0 - terminated.float()
+    if not multi_step:
+        return rewards + gamma * continues * next_values
+    rewards, continues, next_values = (x.view(n_steps, -1) for x in (rewards, continues, next_values))
+    truncated = truncated.view(n_steps, -1)
+    targets = torch.empty_like(rewards)
+    following = next_values[-1]
+    for t in range(n_steps - 1, -1, -1):
+        bootstrap = torch.where(truncated[t], next_values[t], following) * continues[t]
+        following = targets[t] = rewards[t] + gamma * bootstrap
+    return targets.view(-1)
 
 
 def train(
@@ -107,7 +146,15 @@ def train(
     agent = PolicyAgent(policy, obs_space, action_space, network)
     parameters = list({id(p): p for module in (policy, q_head) if module is not None
                        for p in module.parameters()}.values())  # a shared trunk is listed once
-    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    groups: list[dict[str, Any]] = [{"params": parameters}]
+    if config.actor_lr is not None:  # the actor's own parameters: its head, and its trunk unless shared
+        actor_modules = [policy.policy_head] if config.shared_trunk else [policy.policy_head, policy.trunk]
+        actor_ids = {id(p) for module in actor_modules for p in module.parameters()}
+        if policy.log_std is not None:
+            actor_ids.add(id(policy.log_std))
+        groups = [{"params": [p for p in parameters if id(p) in actor_ids], "lr": config.actor_lr},
+                  {"params": [p for p in parameters if id(p) not in actor_ids]}]
+    optimizer = torch.optim.Adam(groups, lr=config.lr)
     value_loss_fn = F.smooth_l1_loss if config.value_loss == "smooth_l1" else F.mse_loss
     step = 0
     if resume is not None:
@@ -126,27 +173,33 @@ def train(
         obs, next_obs = stacked("obs").float(), stacked("next_obs").float()
         actions = torch.from_numpy(np.concatenate(raw_actions)).to(device)
         rewards = stacked("rewards").float() * config.reward_scale
-        continues = 1.0 - stacked("terminated").float()  # a time-limit cut still bootstraps from next_obs
+        terminated, truncated = stacked("terminated"), stacked("truncated")
         distribution, values = policy(obs)
         log_probs, entropy = distribution.log_prob(actions), distribution.entropy()
-        critic_loss = torch.zeros((), device=device)
         with torch.no_grad():
             next_distribution, next_values = policy(next_obs)
+            # Q's target bootstraps from the policy's average over Q(s', .), unless V is learnt too:
+            # Q(s, a) = E[r + gamma V(s')], and V learns from every step whatever the action
+            next_q = next_values if uses_value else (next_distribution.probs * q_head(next_obs)).sum(dim=1)
+            targets = critic_targets(rewards, terminated, truncated, next_q, config.gamma, len(rollout),
+                                     config.multi_step)
+        critic_loss = torch.zeros((), device=device)
         if uses_q:
             q_all = q_head(obs)
+            if uses_value:  # Q = V + A with V held fixed here: the head learns A(s, a), the mean of y - V(s)
+                q_all = q_all + values.detach().unsqueeze(1)
             q_taken = q_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
-            with torch.no_grad():
-                next_q = (next_distribution.probs * q_head(next_obs)).sum(dim=1)
-            critic_loss = critic_loss + value_loss_fn(q_taken, rewards + config.gamma * continues * next_q)
+            critic_loss = critic_loss + value_loss_fn(q_taken, targets)
         if uses_value:
-            value_target = rewards + config.gamma * continues * next_values
-            critic_loss = critic_loss + value_loss_fn(values, value_target)
+            critic_loss = critic_loss + value_loss_fn(values, targets)
         if config.critic == "q":
             weights = q_taken.detach()
         elif config.critic == "advantage":
             weights = (q_taken - values).detach()
         else:
-            weights = (value_target - values).detach()
+            weights = (targets - values).detach()
+        if config.normalize_advantages:
+            weights = normalized_advantages(weights)
         if config.all_actions and uses_q:  # sum_a grad pi(a|s) = 0: V(s) would add nothing, so Q alone serves
             policy_loss = -(distribution.probs * q_all.detach()).sum(dim=1).mean()
         else:
