@@ -254,3 +254,17 @@ def test_bad_arguments_are_refused():
         ActorCritic(4, {"type": "MultiDiscrete", "nvec": [2, 2]})
     with pytest.raises(ValueError, match="value must be one of"):
         ActorCritic(4, DISCRETE, value="dueling")
+
+
+@pytest.mark.parametrize("action", [DISCRETE, BOX])
+def test_evaluate_actions_agrees_with_torch_distributions_to_the_bit(action):
+    torch.manual_seed(3)
+    net = ActorCritic(4, action, log_std_init=-0.7)
+    obs = torch.randn(32, 4)
+    with torch.no_grad():
+        distribution = net.distribution(obs)
+        actions = distribution.sample()
+        log_probs, entropy, values = net.evaluate_actions(obs, actions)
+        assert torch.equal(log_probs, distribution.log_prob(actions))
+        assert torch.equal(entropy, distribution.entropy())
+        assert torch.equal(values, net.value(obs))

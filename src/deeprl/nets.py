@@ -14,6 +14,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from deeprl.errors import DeeprlError
 
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
     nn.ReLU: lambda x: np.maximum(x, 0.0),
@@ -253,9 +254,22 @@ class ActorCritic(nn.Module):
     def evaluate_actions(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(log-probabilities of `actions`, entropies, values or None) under the current parameters."""
-        distribution, values = self(obs)
-        return distribution.log_prob(actions), distribution.entropy(), values
+        """(log-probabilities of `actions`, entropies, values or None) under the current parameters.
+
+        Written out rather than through torch.distributions (on a small net the distribution objects and their
+        argument checks cost more than the network, and this runs once per minibatch step), operation for
+        operation as torch.distributions computes them, so the results agree to the bit."""
+        features = self.trunk(obs)
+        policy_out, values = self.policy_head(features), self._value_of(obs, features)
+        if self.discrete:
+            log_probs = policy_out - policy_out.logsumexp(dim=-1, keepdim=True)
+            taken = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return taken, -(log_probs * torch.softmax(log_probs, dim=-1)).sum(-1), values
+        # a diagonal Gaussian: log N(a; mu, std) and its entropy, summed over the action dimensions
+        std = self.log_std.exp()
+        log_std = std.log().expand_as(policy_out)
+        log_probs = -((actions - policy_out) ** 2) / (2 * std**2) - log_std - LOG_SQRT_2PI
+        return log_probs.sum(-1), (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1), values
 
     def numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """Logits (Discrete) or means (Box) of a (batch, obs_dim) float32 array in NumPy, or None if this
@@ -412,6 +426,32 @@ class SquashedGaussianActor(nn.Module):
         """Deterministic actions tanh(mean) of a (batch, obs_dim) float32 array in NumPy, or None if this net
         cannot do that."""
         return numpy_sequential(nn.Sequential(*self.trunk, self.mean_head, nn.Tanh()))
+
+
+@torch.no_grad()
+def clip_grad_norm_(parameters: Sequence[torch.Tensor], max_norm: float) -> None:
+    """Scale the gradients so that their global L2 norm is at most `max_norm`: torch.nn.utils.clip_grad_norm_'s
+    arithmetic (a factor max_norm / (norm + 1e-6), capped at 1), without its per-call grouping of the tensors by
+    device and dtype, which costs more than the arithmetic on a small net."""
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    if gradients:
+        total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(gradients)))
+        torch._foreach_mul_(gradients, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
+
+
+def gradient_step(
+    optimizer: torch.optim.Optimizer, parameters: Sequence[torch.Tensor], loss: torch.Tensor,
+    max_grad_norm: float | None, step: int, advice: str = "try a lower lr",
+) -> None:
+    """One optimiser step on `loss`, its gradient's norm clipped first; a non-finite loss stops the run with
+    `advice`."""
+    if not torch.isfinite(loss):
+        raise DeeprlError(f"the loss became {loss.item()} at step {step}; {advice}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm is not None:
+        clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
 
 
 @torch.no_grad()

@@ -26,9 +26,8 @@ from deeprl.buffers import RolloutBuffer
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import check_flat_observations, seed_everything
-from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step
 from deeprl.normalization import ObservationNormalizer, RewardScaler
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
@@ -86,15 +85,12 @@ class Learner:
     rng: np.random.Generator  # draws minibatch orders
     device: torch.device
 
+    def __post_init__(self) -> None:
+        self.parameters = list(self.policy.parameters())
+
     def gradient_step(self, loss: torch.Tensor, step: int) -> None:
         """One optimiser step on `loss`, its gradient's norm clipped first; a non-finite loss stops the run."""
-        if not torch.isfinite(loss):
-            raise DeeprlError(f"the loss became {loss.item()} at step {step}; try a lower lr")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
+        gradient_step(self.optimizer, self.parameters, loss, self.config.max_grad_norm, step)
 
 
 # update(learner, rollout, progress, step) -> the update's metrics row; progress is the fraction of training done
@@ -121,7 +117,8 @@ def annealed(start: float, end: float | None, progress: float) -> float:
 
 
 def make_optimizer(config: OnPolicyConfig, policy: ActorCritic) -> torch.optim.Optimizer:
-    # foreach: one batched kernel per operation over all parameters (on the CPU too: 25% faster steps, measured)
+    # foreach: one batched kernel per operation over all parameters (on the CPU too: 25% faster steps, measured).
+    # A fused Adam measured no faster on PPO's CartPole steps, and would change every measured result's bits.
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(policy.parameters(), lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps,
                                    foreach=True)

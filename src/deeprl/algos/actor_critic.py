@@ -38,7 +38,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Step
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, mlp, orthogonal_init_
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, mlp, orthogonal_init_
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
@@ -205,13 +205,7 @@ def train(
         else:
             policy_loss = -(log_probs * weights).mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + config.value_coef * critic_loss
-        if not torch.isfinite(loss):
-            raise DeeprlError(f"the loss became {loss.item()} at step {step}; try a lower lr or reward_scale")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-        optimizer.step()
+        gradient_step(optimizer, parameters, loss, config.max_grad_norm, step, "try a lower lr or reward_scale")
         run.log_update(step, runner.episodes, policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
                        entropy=entropy.mean().item())
 

@@ -31,7 +31,7 @@ from deeprl.config import knob
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
-from deeprl.nets import ACTIVATIONS, QNetwork, check_finite
+from deeprl.nets import ACTIVATIONS, QNetwork, check_finite, clip_grad_norm_
 from deeprl.offpolicy import OffPolicyConfig
 from deeprl.run import Run
 
@@ -189,7 +189,7 @@ class DQNLearner:
         if config.grad_clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
         if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.parameters, config.max_grad_norm, foreach=True)
+            clip_grad_norm_(self.parameters, config.max_grad_norm)
         self.optimizer.step()
         return loss.item()
 

@@ -26,9 +26,8 @@ from deeprl.buffers import discounted_returns
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything
-from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
@@ -100,6 +99,7 @@ def train(
     if value_parameters:
         groups.append({"params": value_parameters, "lr": config.value_lr})
     optimizer = torch.optim.Adam(groups)
+    parameters = list(policy.parameters())
     obs_dtype = np.dtype(np.float32)
     action_dtype = np.dtype(np.int64 if agent.discrete else np.float32)
 
@@ -135,13 +135,7 @@ def train(
         per_step = -log_probs * weights
         policy_loss = per_step.sum() if config.loss_reduction == "sum" else per_step.mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + value_loss
-        if not torch.isfinite(loss):
-            raise DeeprlError(f"the loss became {loss.item()} at step {step}; try a lower lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-        optimizer.step()
+        gradient_step(optimizer, parameters, loss, config.max_grad_norm, step)
         run.log_update(step, runner.episodes, policy_loss=policy_loss.item(), value_loss=value_loss.item(),
                        entropy=entropy.mean().item(), baseline=baseline_mean if config.baseline == "mean" else None)
 
