@@ -265,7 +265,8 @@ class ActorCritic(nn.Module):
             log_probs = policy_out - policy_out.logsumexp(dim=-1, keepdim=True)
             taken = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
             return taken, -(log_probs * torch.softmax(log_probs, dim=-1)).sum(-1), values
-        # a diagonal Gaussian: log N(a; mu, std) and its entropy, summed over the action dimensions
+        # a diagonal Gaussian: log N(a; mu, std) and its entropy, summed over the action dimensions (the constants
+        # are written as torch's Normal writes them: log sqrt(2 pi) and 0.5 log(2 pi) differ in the last bit)
         std = self.log_std.exp()
         log_std = std.log().expand_as(policy_out)
         log_probs = -((actions - policy_out) ** 2) / (2 * std**2) - log_std - LOG_SQRT_2PI
