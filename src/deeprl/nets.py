@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -456,6 +457,20 @@ def gradient_step(
 
 
 @torch.no_grad()
+@contextmanager
+def frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Parameters that take no gradient inside the block (an actor's loss passes through the critics without
+    changing them). A list kept by the caller: Module.requires_grad_ walks the module tree on every call, which was
+    a tenth of a 64-64 SAC gradient step here."""
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+
 def soft_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Polyak averaging of a target network: parameters ← (1 − τ)·target + τ·online; buffers (BatchNorm's
     running statistics) copied, since they are not learnt by gradient and averaging a step count is meaningless."""

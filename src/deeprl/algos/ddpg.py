@@ -36,7 +36,7 @@ from deeprl.config import knob
 from deeprl.envs import check_flat_observations
 from deeprl.errors import DeeprlError
 from deeprl.exploration import NOISE_KINDS, annealed_sigma, make_noise
-from deeprl.nets import ACTIVATIONS, INITS, DeterministicActor, QCritic, check_finite, soft_update_
+from deeprl.nets import ACTIVATIONS, INITS, DeterministicActor, QCritic, check_finite, frozen, soft_update_
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
@@ -137,6 +137,7 @@ class DDPG:
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.critic_parameters = list(self.critics.parameters())
         self.actor_lr = config.lr if config.actor_lr is None else config.actor_lr
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr,
@@ -181,12 +182,11 @@ class DDPG:
         metrics = {"critic_loss": critic_loss.item(), "q_mean": q_values[0].mean().item()}
 
         if self.critic_updates % config.policy_delay == 0:
-            self.critics.requires_grad_(False)  # the actor's gradient passes through the critic, leaving it as is
-            actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            with frozen(self.critic_parameters):  # the actor's gradient passes through the critic, leaving it as is
+                actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
+                self.actor_optimizer.zero_grad(set_to_none=True)
+                actor_loss.backward()
             self.actor_optimizer.step()
-            self.critics.requires_grad_(True)
             soft_update_(self.actor_target, self.actor, config.tau)
             soft_update_(self.critics_target, self.critics, config.tau)
             metrics["actor_loss"] = actor_loss.item()

@@ -30,7 +30,7 @@ from deeprl.algos.ddpg import check_setup  # noqa: F401 - the same checks: flat 
 from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
 from deeprl.errors import DeeprlError
-from deeprl.nets import ACTIVATIONS, QCritic, SquashedGaussianActor, check_finite, soft_update_
+from deeprl.nets import ACTIVATIONS, QCritic, SquashedGaussianActor, check_finite, frozen, soft_update_
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
@@ -87,6 +87,7 @@ class SAC:
             QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation) for _ in range(2)
         ).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.critic_parameters = list(self.critics.parameters())
         # log pi of the env's action: the [-1, 1] action's density less the log of the scaling's stretch
         half_range = (action_space.high - action_space.low).astype(np.float64).reshape(-1) / 2
         self.log_scale = float(np.log(half_range).sum())
@@ -126,14 +127,13 @@ class SAC:
         self.critic_optimizer.step()
 
         # the actor's step differentiates through the critics without changing them
-        self.critics.requires_grad_(False)
-        actions, log_probs = self.policy_sample(batch.obs)
-        q_new = torch.stack([critic(batch.obs, actions) for critic in self.critics]).min(0).values
-        actor_loss = (alpha * log_probs - q_new).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        with frozen(self.critic_parameters):
+            actions, log_probs = self.policy_sample(batch.obs)
+            q_new = torch.stack([critic(batch.obs, actions) for critic in self.critics]).min(0).values
+            actor_loss = (alpha * log_probs - q_new).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
         self.actor_optimizer.step()
-        self.critics.requires_grad_(True)
 
         if self.alpha_optimizer is not None:
             alpha_loss = -(self.log_alpha * (log_probs.detach() + self.target_entropy)).mean()
