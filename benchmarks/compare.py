@@ -202,6 +202,7 @@ def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | 
     settings: dict[str, Any] = {
         "eval_every": eval_every, "eval_episodes": EVAL_EPISODES, "final_eval_episodes": EVAL_EPISODES,
         "tensorboard": False, "stop_on_solve": False, "torch_threads": 1,
+        "solve_confirm_episodes": 0,  # solved means the same for both: one evaluation at the threshold
     }
     if threshold is not None:
         settings["solve_threshold"] = threshold
