@@ -456,7 +456,6 @@ def gradient_step(
     optimizer.step()
 
 
-@torch.no_grad()
 @contextmanager
 def frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
     """Parameters that take no gradient inside the block (an actor's loss passes through the critics without
@@ -471,6 +470,7 @@ def frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
+@torch.no_grad()
 def soft_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
     """Polyak averaging of a target network: parameters ← (1 − τ)·target + τ·online; buffers (BatchNorm's
     running statistics) copied, since they are not learnt by gradient and averaging a step count is meaningless."""
