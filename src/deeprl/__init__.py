@@ -7,13 +7,44 @@
     deeprl.sweep("dqn", "CartPole-v1", seeds="0-9", grid={"lr": [1e-3, 3e-4]})  # on Ray Tune: pip install deeprl[sweep]
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from deeprl.agent import load
-from deeprl.api import train
-from deeprl.envs import make_env, make_vec_env
-from deeprl.evaluate import evaluate
-from deeprl.media import animate
-from deeprl.sweeps import sweep
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from deeprl.version import __version__
+
+# The public API, imported on first use: `import deeprl` (and `deeprl --version`, `--help`) need not pay for torch
+# and Gymnasium until a function that uses them is called.
+_PUBLIC = {
+    "animate": "deeprl.media",
+    "evaluate": "deeprl.evaluate",
+    "load": "deeprl.agent",
+    "make_env": "deeprl.envs",
+    "make_vec_env": "deeprl.envs",
+    "sweep": "deeprl.sweeps",
+    "train": "deeprl.api",
+}
+
+if TYPE_CHECKING:
+    from deeprl.agent import load
+    from deeprl.api import train
+    from deeprl.envs import make_env, make_vec_env
+    from deeprl.evaluate import evaluate
+    from deeprl.media import animate
+    from deeprl.sweeps import sweep
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'deeprl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
 
 __all__ = ["__version__", "animate", "evaluate", "load", "make_env", "make_vec_env", "sweep", "train"]

@@ -15,9 +15,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl import __version__
 from deeprl.errors import DeeprlError
 from deeprl.files import atomic_torch_save
+from deeprl.version import __version__
 
 POLICY_FORMAT = "deeprl-policy"
 BEST_POLICY = "best_policy.pt"

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from deeprl import __version__
 from deeprl.errors import DeeprlError, warn
 from deeprl.files import atomic_write, atomic_write_json
+from deeprl.version import __version__
 
 CHECKPOINT_FORMAT = "deeprl-checkpoint"
 # The layout of the saved state; 2: envs rebuilt by replaying their episodes (EnvRunner). Older ones cannot resume.

@@ -20,7 +20,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    from deeprl import __version__
+    from deeprl.version import __version__
 
     parser = Parser(prog="deeprl", description="Deep reinforcement learning for Gymnasium environments.")
     parser.add_argument("--version", action="version", version=f"deeprl {__version__}")

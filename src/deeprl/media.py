@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
+from deeprl.config_file import read_config_file
 from deeprl.errors import DeeprlError
 from deeprl.files import atomic_write
 
@@ -68,8 +69,6 @@ class PlottedRun:
 
 def read_run(run_dir: str | Path, threshold: float | None = None) -> PlottedRun:
     """A run directory's metrics and config (a directory with only metrics.csv plots too, unlabelled)."""
-    from deeprl.config import read_config_file
-
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir / "metrics.csv")
     algo, settings, preset = None, {}, None

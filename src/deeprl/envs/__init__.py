@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from deeprl.config_file import read_config_file
 from deeprl.envs.screen import CartPoleScreen
 from deeprl.errors import DeeprlError
 
@@ -74,8 +75,6 @@ def make_env(
 
 def run_env_spec(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The env options a run directory's config.yaml records."""
-    from deeprl.config import read_config_file  # config imports this module's option names
-
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise DeeprlError(f"{run_dir} is not a run directory (no config.yaml)")
