@@ -103,6 +103,10 @@ def test_shipped_preset_then_overrides():
         ("hidden_sizes", "[64, 64]", (64, 64)),
         ("hidden_sizes", "128", (128,)),
         ("hidden_sizes", " 32 , 16 ", (32, 16)),
+        ("hidden_sizes", "(64,64)", (64, 64)),  # Python's way of writing it
+        ("hidden_sizes", "(64, 32)", (64, 32)),
+        ("conv_channels", "()", ()),
+        ("conv_channels", "[]", ()),
         ("max_episode_steps", "none", None),
         ("max_episode_steps", "None", None),
         ("max_episode_steps", "1000", 1000),
@@ -154,9 +158,9 @@ def test_coerce_rejects_bad_values(name, text, message):
 
 def test_unknown_key_suggests_closest():
     with pytest.raises(DeeprlError) as caught:
-        apply_settings(Config(), {"lrr": "0.1"}, "--set")
+        apply_settings(Config(), {"lrr": "0.1"})
     message = str(caught.value)
-    assert "unknown setting 'lrr' for dqn in --set" in message
+    assert "unknown setting 'lrr' for dqn; did you mean 'lr'?" in message
     assert "did you mean 'lr'" in message
     assert "deeprl list --settings dqn" in message
     with pytest.raises(DeeprlError, match="did you mean 'batch_size'"):
@@ -165,8 +169,60 @@ def test_unknown_key_suggests_closest():
 
 def test_unknown_key_without_close_match_has_no_suggestion():
     with pytest.raises(DeeprlError) as caught:
-        apply_settings(Config(), {"zzzzzz": 1}, "--set")
+        apply_settings(Config(), {"zzzzzz": 1})
     assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("algo", "name", "message"),
+    [
+        # Stable-Baselines3's and the RL Zoo's names: deeprl's name for each in this algorithm
+        ("dqn", "learning_rate", "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr' ("),
+        ("ppo", "n_timesteps", "for ppo: deeprl calls it 'total_steps' (the --steps flag)"),
+        ("sac", "net_arch", "for sac: deeprl calls it 'hidden_sizes' (layer widths such as 64,64)"),
+        ("ppo", "policy_kwargs", "for ppo: deeprl's settings for it are 'hidden_sizes', 'activation', "
+                                 "'orthogonal_init', 'log_std_init'"),
+        ("a2c", "normalize", "for a2c: deeprl's settings for it are 'normalize_observations', 'normalize_rewards'"),
+        ("dqn", "exploration_fraction", "for dqn: deeprl calls it 'epsilon_decay_steps' (a number of steps, not a "
+                                        "fraction of the run)"),
+        ("dqn", "exploration_final_eps", "for dqn: deeprl calls it 'epsilon_end'"),
+        ("ppo", "ent_coef", "for ppo: deeprl calls it 'entropy_coef'"),
+        ("sac", "ent_coef", "for sac: deeprl calls it 'alpha' (a fixed value, or none to tune it as 'auto' does)"),
+        ("a2c", "vf_coef", "for a2c: deeprl calls it 'value_coef'"),
+        ("dqn", "n_steps", "for dqn: deeprl calls it 'n_step' (n-step returns)"),
+        ("ppo", "use_sde", "for ppo: deeprl has no state-dependent exploration (gSDE)"),
+        # names deeprl uses in other algorithms only: which ones, rather than a look-alike
+        ("dqn", "normalize", "for dqn: dqn has no equivalent (deeprl has 'normalize_observations' of a2c, ppo; "
+                             "'normalize_rewards' of a2c, ppo)"),
+        ("reinforce", "n_steps", "for reinforce: 'n_steps' is a setting of a2c, ppo, actor-critic, not reinforce"),
+        ("a2c", "n_epochs", "for a2c: 'n_epochs' is a setting of ppo, not a2c"),
+        ("ppo", "buffer_size", "for ppo: 'buffer_size' is a setting of dqn, ddpg, td3, sac, not ppo"),
+        ("td3", "target_update_interval", "for td3: 'target_update_interval' is a setting of dqn, sac, not td3"),
+    ],
+)
+def test_stable_baselines_names_are_translated(algo, name, message):
+    from deeprl.algos import get_algorithm
+
+    with pytest.raises(DeeprlError) as caught:
+        build_config(get_algorithm(algo).Config, "CartPole-v1", settings={name: "1"})
+    assert message in str(caught.value)
+    assert "did you mean" not in str(caught.value)
+
+
+def test_the_python_api_names_no_command_line_flag_for_its_keywords(tmp_path):
+    import deeprl
+
+    with pytest.raises(DeeprlError) as caught:
+        deeprl.train("ppo", "CartPole-v1", run_dir=tmp_path / "run", learning_rate=1e-3)
+    assert str(caught.value) == ("unknown setting 'learning_rate' for ppo: deeprl calls it 'lr' "
+                                 "(`deeprl list --settings ppo` shows them all)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_choices_take_any_case():
+    config = build_config(Config, "CartPole-v1", settings={"activation": "ReLU", "optimizer": "RMSprop",
+                                                           "train_freq_unit": "Episodes"})
+    assert (config.activation, config.optimizer, config.train_freq_unit) == ("relu", "rmsprop", "episodes")
 
 
 @pytest.mark.parametrize(
@@ -218,6 +274,10 @@ def test_parse_set_args():
     for bad in ["lr", "=3", " =3"]:
         with pytest.raises(DeeprlError, match="--set expects key=value"):
             parse_set_args([bad])
+    # the same key twice is a clash, as --seed against --set seed is: which one was meant?
+    with pytest.raises(DeeprlError) as caught:
+        parse_set_args(["gamma=0.9", "lr=1e-3", " gamma = 0.99"])
+    assert str(caught.value) == "--set gamma is given twice (gamma=0.9 and gamma=0.99); give it once"
 
 
 def test_yaml_round_trip(tmp_path):

@@ -46,6 +46,7 @@ RAY_SERVERS = ("gcs_server", "raylet")
 def test_grid_values_split_on_commas_outside_brackets():
     assert parse_grid(["lr=1e-3, 3e-4", "hidden_sizes=[64,64],[128]"]) == {
         "lr": ["1e-3", "3e-4"], "hidden_sizes": ["[64,64]", "[128]"]}
+    assert parse_grid(["hidden_sizes=(64,64),(128)"]) == {"hidden_sizes": ["(64,64)", "(128)"]}
 
 
 @pytest.mark.parametrize(("pairs", "message"), [
@@ -73,6 +74,10 @@ def test_trials_are_every_combination_times_every_seed(tmp_path):
 def test_check_spec_refuses_the_whole_sweep_or_marks_single_combinations():
     with pytest.raises(DeeprlError, match="unknown grid key 'lrr' for dqn; did you mean 'lr'"):
         check_spec(SweepSpec("dqn", "CartPole-v1", seeds=[0], grid={"lrr": ["1"]}))
+    with pytest.raises(DeeprlError, match="unknown grid key 'learning_rate' for dqn: deeprl calls it 'lr'"):
+        check_spec(SweepSpec("dqn", "CartPole-v1", seeds=[0], grid={"learning_rate": ["1e-3"]}))
+    with pytest.raises(DeeprlError, match=r"--grid lr: invalid value for lr: 'abc' \(expected a number\)"):
+        check_spec(SweepSpec("dqn", "CartPole-v1", seeds=[0], grid={"lr": ["1e-3", "abc"]}))
     with pytest.raises(DeeprlError, match="'seed' cannot be a grid key: a sweep sets it with --seeds"):
         check_spec(SweepSpec("dqn", "CartPole-v1", seeds=[0], grid={"seed": ["1", "2"]}))
     checked = check_spec(SweepSpec("dqn", "CartPole-v1", seeds=[0], grid={"lr": ["-1", "1e-3"]}))
@@ -173,6 +178,8 @@ BAD_SWEEPS = [
     ("unknown-grid-key", ("dqn", "CartPole-v1", "--grid", "lrr=1e-3,1e-4"),
      "unknown grid key 'lrr' for dqn; did you mean 'lr'?"),
     ("empty-grid", ("dqn", "CartPole-v1", "--grid", "lr="), "--grid lr= has no values"),
+    ("grid-value-of-another-type", ("dqn", "CartPole-v1", "--grid", "lr=1e-3,abc"),
+     "--grid lr: invalid value for lr: 'abc' (expected a number)"),
     ("seed-as-grid-key", ("dqn", "CartPole-v1", "--grid", "seed=1,2"),
      "'seed' cannot be a grid key: a sweep sets it with --seeds"),
     ("every-combination-invalid", ("dqn", "CartPole-v1", "--grid", "lr=-1,-2"),
@@ -279,10 +286,14 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     for pid in processes_tagged(tag):
         os.kill(pid, signal.SIGKILL)
     finished_before = snapshot(first)
-    result = sweep_cli("--resume", str(sweep_dir), cwd=tmp_path, timeout=300)
+    result = sweep_cli("--resume", str(sweep_dir), "--quiet", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert snapshot(first) == finished_before  # not re-run: not a file of it was touched
+    # --quiet: the results (the table, the configurations not run and why, the best one), no progress
     assert "lr=-1: not run: lr must be > 0.0" in result.stdout
+    assert "| lr=-1 | 0/2 (2 failed) |" in result.stdout
+    assert "sweep finished in" not in result.stdout and f"sweep {sweep_dir}: " not in result.stdout
+    assert "[1/" not in result.stdout
     rows = read_csv(sweep_dir / "trials.csv")
     assert [(row["configuration"], row["seed"], row["status"]) for row in rows] == [
         ("lr=-1", "0", "failed"), ("lr=-1", "1", "failed"), ("lr=1e-3", "0", "finished"), ("lr=1e-3", "1", "finished")]

@@ -164,7 +164,7 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         raise _invalid(name, value, "a mapping such as '{key: value}'")
     if origin is tuple:
         if isinstance(value, str):
-            value = [part for part in value.replace("[", "").replace("]", "").split(",") if part.strip()]
+            value = [part for part in value.strip().strip("[]()").split(",") if part.strip()]
         elif isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, (list, tuple)):
@@ -193,31 +193,98 @@ def validate_fields(config: RunConfig) -> None:
     config.validate()
 
 
-def apply_settings(config: RunConfig, settings: dict[str, Any], source: str) -> RunConfig:
-    """A copy of `config` with `settings` applied, each type-checked; unknown keys suggest the closest."""
+def apply_settings(config: RunConfig, settings: dict[str, Any], source: str | None = None) -> RunConfig:
+    """A copy of `config` with `settings` applied, each type-checked; an unknown key is named with what to write
+    instead, and with its `source` (a preset, a file; None for the user's own settings, from --set or Python)."""
     known = config_fields(type(config))
     hints = typing.get_type_hints(type(config))
     changes = {}
     for name, value in settings.items():
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            where = f" in {source}" if source else ""
             raise DeeprlError(
-                f"unknown setting '{name}' for {config.algo} in {source}{hint} "
+                f"unknown setting '{name}' for {config.algo}{where}{unknown_setting_hint(name, type(config))} "
                 f"(`deeprl list --settings {config.algo}` shows them all)"
             )
         changes[name] = coerce(name, value, hints[name])
+        choices = known[name].metadata.get("choices")
+        if choices and isinstance(changes[name], str):  # choices read like algorithm names: any case
+            changes[name] = next((choice for choice in choices if choice.lower() == changes[name].lower()),
+                                 changes[name])
     return dataclasses.replace(config, **changes)
+
+
+# Stable-Baselines3's and the RL Zoo's names for what deeprl calls otherwise: their users type these first.
+# Each maps to deeprl's settings for it (with a note on how it differs), or to a note alone where deeprl has none.
+FOREIGN_NAMES: dict[str, dict[str, str] | str] = {
+    "learning_rate": {"lr": ""},
+    "n_timesteps": {"total_steps": "the --steps flag"},
+    "total_timesteps": {"total_steps": "the --steps flag"},
+    "net_arch": {"hidden_sizes": "layer widths such as 64,64"},
+    "policy_kwargs": {"hidden_sizes": "", "activation": "", "orthogonal_init": "", "log_std_init": ""},
+    "activation_fn": {"activation": ""},
+    "ortho_init": {"orthogonal_init": ""},
+    "normalize": {"normalize_observations": "", "normalize_rewards": ""},
+    "normalize_advantage": {"normalize_advantages": ""},
+    "exploration_fraction": {"epsilon_decay_steps": "a number of steps, not a fraction of the run"},
+    "exploration_initial_eps": {"epsilon_start": ""},
+    "exploration_final_eps": {"epsilon_end": ""},
+    "ent_coef": {"entropy_coef": "", "alpha": "a fixed value, or none to tune it as 'auto' does"},
+    "vf_coef": {"value_coef": ""},
+    "use_rms_prop": {"optimizer": "rmsprop or adam"},
+    "rms_prop_eps": {"optimizer_eps": ""},
+    "noise_type": {"noise": "gaussian, ou or none"},
+    "noise_std": {"noise_sigma": ""},
+    "n_steps": {"n_step": "n-step returns"},
+    "tensorboard_log": {"tensorboard": "true or false; the events go to the run directory"},
+    "policy": "deeprl builds its networks from the observation space (an MLP for vectors, a CNN for pictures)",
+    "use_sde": "deeprl has no state-dependent exploration (gSDE)",
+    "sde_sample_freq": "deeprl has no state-dependent exploration (gSDE)",
+    "target_kl": "deeprl's PPO has no KL early stop (n_epochs and clip_range bound each update)",
+    "verbose": "progress shows by default; --quiet (progress=False in Python) hides it",
+}
+
+
+def unknown_setting_hint(name: str, config_class: type[RunConfig]) -> str:
+    """What to write instead of an unknown setting `name`: deeprl's name for an SB3 / RL Zoo one, the
+    algorithms that have it, or the closest name; '' when nothing comes close."""
+    from deeprl.algos import ALGORITHMS, get_algorithm
+
+    known = config_fields(config_class)
+    algo = config_class.algo
+
+    def owners(setting: str) -> str:
+        return ", ".join(other for other in ALGORITHMS if setting in config_fields(get_algorithm(other).Config))
+
+    foreign = FOREIGN_NAMES.get(name, {})
+    if isinstance(foreign, str):
+        return f": {foreign}"
+    ours = [f"'{setting}'" + (f" ({note})" if note else "") for setting, note in foreign.items() if setting in known]
+    if len(ours) == 1:
+        return f": deeprl calls it {ours[0]}"
+    if ours:
+        return f": deeprl's settings for it are {', '.join(ours)}"
+    if owners(name):
+        return f": '{name}' is a setting of {owners(name)}, not {algo}"
+    if foreign:
+        elsewhere = "; ".join(f"'{setting}' of {owners(setting)}" for setting in foreign if owners(setting))
+        return f": {algo} has no equivalent" + (f" (deeprl has {elsewhere})" if elsewhere else "")
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def parse_set_args(pairs: list[str]) -> dict[str, str]:
     """`["lr=1e-3", "hidden_sizes=64,64"]` -> {"lr": "1e-3", "hidden_sizes": "64,64"}."""
-    settings = {}
+    settings: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise DeeprlError(f"--set expects key=value (got '{pair}')")
-        settings[key.strip()] = value.strip()
+        if key in settings:
+            raise DeeprlError(f"--set {key} is given twice ({key}={settings[key]} and {key}={value.strip()}); "
+                              "give it once")
+        settings[key] = value.strip()
     return settings
 
 
@@ -266,7 +333,7 @@ def build_config(
     """Defaults < preset < settings, validated."""
     config = config_class(env=env)
     config = apply_settings(config, preset_settings(config.algo, env, preset), f"preset '{preset}'")
-    config = apply_settings(config, settings or {}, "--set")
+    config = apply_settings(config, settings or {})
     validate_fields(config)
     return config
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import io
 import itertools
 import json
@@ -29,6 +28,7 @@ import socket
 import tempfile
 import threading
 import time
+import typing
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from deeprl.config import build_config, config_fields, config_to_yaml, parse_seeds
+from deeprl.config import build_config, coerce, config_fields, config_to_yaml, parse_seeds, unknown_setting_hint
 from deeprl.errors import DeeprlError, warn
 from deeprl.files import atomic_write_text
 from deeprl.stats import mean_ci_iqm
@@ -125,7 +125,7 @@ def parse_grid(pairs: list[str]) -> dict[str, list[str]]:
             raise DeeprlError(f"--grid expects key=value1,value2 (got '{pair}')")
         if key in grid:
             raise DeeprlError(f"--grid {key} is given twice; list all its values in one --grid")
-        values = [value.strip() for value in re.split(r",(?![^\[]*\])", text) if value.strip()]
+        values = [value.strip() for value in re.split(r",(?![^[(]*[\])])", text) if value.strip()]
         if not values:
             raise DeeprlError(f"--grid {key}= has no values (give one or more, separated by commas)")
         if len(set(values)) != len(values):
@@ -143,16 +143,20 @@ def check_spec(spec: SweepSpec) -> list[tuple[dict[str, Any], str | None]]:
     module = get_algorithm(spec.algo)
     preset_settings(spec.algo, spec.env, spec.preset)  # an unknown preset names the available ones
     known = config_fields(module.Config)
+    hints = typing.get_type_hints(module.Config)
     for key, values in spec.grid.items():
         if key in SWEEP_ARGUMENTS:
             raise DeeprlError(f"'{key}' cannot be a grid key: a sweep sets it with {SWEEP_ARGUMENTS[key]}")
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise DeeprlError(f"unknown grid key '{key}' for {spec.algo}{hint} "
+            raise DeeprlError(f"unknown grid key '{key}' for {spec.algo}{unknown_setting_hint(key, module.Config)} "
                               f"(`deeprl list --settings {spec.algo}` shows them all)")
         if not values:
             raise DeeprlError(f"--grid {key} has no values")
+        for value in values:  # a value of the wrong type can never run; one out of range fails its runs alone
+            try:
+                coerce(key, value, hints[key])
+            except DeeprlError as error:
+                raise DeeprlError(f"--grid {key}: {error}") from None
     for key in spec.settings:
         if key in SWEEP_ARGUMENTS:
             raise DeeprlError(f"'{key}' is not set with --set in a sweep: use {SWEEP_ARGUMENTS[key]}")
@@ -332,13 +336,16 @@ def sweep(
     address: str | None = None,
     resume: str | Path | None = None,
     progress: bool = True,
+    results: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train `algo` on `env` for every seed × every combination of `grid` ({setting: [values]}) on Ray Tune
     and return the table over seeds, one row per combination (also written to SWEEP/sweep.csv).
 
     Without `address` Ray starts on this machine (loopback only) and stops at the end; `address` joins a
     running cluster ("auto", "HOST:PORT" or "ray://HOST:PORT"), whose nodes must all see `sweep_dir`.
-    `resume=SWEEP_DIR` continues a sweep whose driver stopped, keeping the trials that finished.
+    `resume=SWEEP_DIR` continues a sweep whose driver stopped, keeping the trials that finished. `progress`
+    prints a line per trial; `results` prints the table, the configurations not run and why, and where the files
+    are (None: with the progress).
     """
     if resume is not None:
         path = Path(resume)
@@ -364,6 +371,7 @@ def sweep(
     invalid = {combination_label(combination, spec.preset): reason for combination, reason in checked if reason}
     trials = spec.trials(path)
     runnable = [trial for trial in trials if trial["label"] not in invalid]
+    results = progress if results is None else results
     say = print if progress else (lambda *args, **kwargs: None)
     started = time.perf_counter()
     connect(ray, address)  # before the sweep directory exists: an unreachable cluster leaves nothing behind
@@ -378,14 +386,15 @@ def sweep(
                 atomic_write_text(run_dir / ERROR_FILE, invalid[trial["label"]] + "\n")
         say(f"sweep {path}: {len(runnable)} trials ({len(spec.combinations())} configurations × "
             f"{len(spec.seeds)} seeds), on {_describe_cluster(ray)}")
-        for label, reason in invalid.items():
-            say(f"  {label}: not run: {reason}")
+        for label, reason in invalid.items():  # with the results: they explain its failed rows
+            if progress or results:
+                print(f"  {label}: not run: {reason}")
         _fit(spec, path, runnable, resume is not None, progress)
     finally:
         ray.shutdown()
     rows = finish_sweep(path, spec)
     say(f"sweep finished in {time.perf_counter() - started:.1f} s")
-    if progress:
+    if results:
         print(format_table(rows))
         print(f"table: {path / 'sweep.csv'} (per run: {path / 'trials.csv'}); curves: {path / 'curves.png'}")
         if (path / "best.yaml").is_file():
