@@ -124,3 +124,96 @@ class UnboundedActions(gym.Env):
 
     def step(self, action):
         return np.zeros(2, dtype=np.float32), -float(np.square(action).sum()), False, False, {}
+
+
+class PendulumInUnits(gym.ActionWrapper):
+    """Pendulum-v1 (with its 200-step time limit) whose torque is given in other units: its action space is the Box
+    [low, high], mapped affinely onto Pendulum's [-2, 2] before Pendulum sees it. The mapping is computed in float64
+    and handed to Pendulum as float32, the dtype Pendulum's own action space has."""
+
+    def __init__(self, low: float, high: float, dtype: type = np.float32) -> None:
+        super().__init__(gym.make("Pendulum-v1"))
+        self.pendulum_low, self.pendulum_high = self.env.action_space.low, self.env.action_space.high
+        self.action_space = gym.spaces.Box(low, high, shape=(1,), dtype=dtype)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
+        fraction = (np.asarray(action, dtype=np.float64) - low) / (high - low)
+        pendulum_low = self.pendulum_low.astype(np.float64)
+        torque = pendulum_low + fraction * (self.pendulum_high.astype(np.float64) - pendulum_low)
+        return torque.astype(np.float32)
+
+
+class NarrowPendulum(PendulumInUnits):
+    """Pendulum's torque in units four times larger: the Box [-0.5, 0.5]."""
+
+    def __init__(self) -> None:
+        super().__init__(-0.5, 0.5)
+
+
+class OffsetPendulum(PendulumInUnits):
+    """Pendulum's torque shifted by 5: the Box [3, 7]. float64, because a float32 in [4, 7] holds one bit less than
+    the same torque in [0, 2]: a float32 offset Box could not carry the torque the actor chose to the bit."""
+
+    def __init__(self) -> None:
+        super().__init__(3.0, 7.0, dtype=np.float64)
+
+
+class PictureSide(gym.Env):
+    """A picture task learnt in seconds: each step shows a uint8 picture (`size` x `size`, 3 channels, in `layout`
+    HWC or CHW) whose left or right half is lit, drawn at random; action 0 says left, 1 says right, and a right
+    answer earns 1. Episodes last 10 steps: 10 is perfect, a policy that cannot see scores 5 on average."""
+
+    episode_length = 10
+
+    def __init__(self, layout: str = "HWC", size: int = 36) -> None:
+        self.layout, self.size = layout, size
+        shape = (size, size, 3) if layout == "HWC" else (3, size, size)
+        self.observation_space = gym.spaces.Box(0, 255, shape=shape, dtype=np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+        self.side, self.steps = 0, 0
+
+    def _obs(self) -> np.ndarray:
+        picture = np.zeros((self.size, self.size, 3), dtype=np.uint8)
+        half = self.size // 2
+        picture[:, half * self.side:half * (self.side + 1)] = (200, 120, 40)  # a colour per channel
+        return picture if self.layout == "HWC" else picture.transpose(2, 0, 1).copy()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.side, self.steps = int(self.np_random.integers(2)), 0
+        return self._obs(), {}
+
+    def _reward(self, action) -> float:
+        return float(int(action) == self.side)
+
+    def step(self, action):
+        reward = self._reward(action)
+        self.side, self.steps = int(self.np_random.integers(2)), self.steps + 1
+        return self._obs(), reward, self.steps >= self.episode_length, False, {}
+
+
+class PictureSideCHW(PictureSide):
+    """PictureSide with its channels first."""
+
+    def __init__(self) -> None:
+        super().__init__(layout="CHW")
+
+
+class PictureSideBox(PictureSide):
+    """PictureSide answered with a Box action in [-1, 1]: its sign says the side (negative left), rewarded by 1 -
+    |action - target| for target -1 (left) or 1 (right)."""
+
+    def __init__(self, layout: str = "HWC") -> None:
+        super().__init__(layout=layout)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def _reward(self, action) -> float:
+        return 1.0 - abs(float(np.asarray(action).reshape(-1)[0]) - (2 * self.side - 1))
+
+
+class TinyPicture(PictureSide):
+    """PictureSide at 20x20 pixels: smaller than the Nature CNN takes (36x36)."""
+
+    def __init__(self) -> None:
+        super().__init__(size=20)

@@ -112,7 +112,7 @@ def test_best_policy_file_carries_the_observation_statistics_of_its_step(tmp_pat
     assert np.array_equal(final.network_input(probe[None])[0], agent.network_input(probe[None])[0])
 
 
-def test_box_actions_stored_raw_and_sent_clipped_and_lr_annealed(tmp_path, monkeypatch):
+def test_box_actions_stored_raw_and_sent_clipped_and_scaled_and_lr_annealed(tmp_path, monkeypatch):
     stored, sent = [], []
     add, env_step = onpolicy.RolloutBuffer.add, EnvRunner.step
 
@@ -126,12 +126,12 @@ def test_box_actions_stored_raw_and_sent_clipped_and_lr_annealed(tmp_path, monke
 
     monkeypatch.setattr(onpolicy.RolloutBuffer, "add", recording_add)
     monkeypatch.setattr(EnvRunner, "step", recording_step)
-    # a wide Gaussian (std e^1) samples far beyond Pendulum's torque limit of 2 at once
+    # a wide Gaussian (std e^1) samples far beyond the [-1, 1] it acts in (Pendulum's torque of ±2) at once
     agent = deeprl.train("ppo", "Pendulum-v1", seed=0, steps=256, run_dir=tmp_path / "run", n_envs=2, n_steps=64,
                          log_std_init=1.0, lr=4e-4, lr_end=0.0, eval_every=256, **QUICK)
-    raw, clipped = np.concatenate(stored), np.concatenate(sent)
-    assert (np.abs(raw) > 2).mean() > 0.2
-    assert np.array_equal(clipped, np.clip(raw, -2, 2))
+    raw, scaled = np.concatenate(stored), np.concatenate(sent)
+    assert (np.abs(raw) > 1).mean() > 0.2
+    np.testing.assert_allclose(scaled, 2 * np.clip(raw, -1, 1), rtol=0, atol=1e-6)
     with open(agent.run_dir / "metrics.csv") as metrics:
         updates = [row for row in csv.DictReader(metrics) if row["kind"] == "update"]
     # a row per rollout of 2 x 64 steps; lr falls linearly from 4e-4 at step 0 to 0 at step 256

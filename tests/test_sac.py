@@ -1,4 +1,4 @@
-"""SAC: the soft critic target and the actor's loss by hand, log-probabilities of the env's (scaled) actions, alpha
+"""SAC: the soft critic target and the actor's loss by hand, log-probabilities of the [-1, 1] actions on any Box, alpha
 tuned towards the target entropy or held fixed, sampled exploration in the bounds, exact resume after SIGKILL, and
 learning Pendulum on a small budget."""
 
@@ -16,7 +16,6 @@ from torch.distributions import Normal
 
 from deeprl.algos import sac
 from deeprl.algos.sac import SAC
-from deeprl.nets import squashed_log_prob
 from tests.custom_envs import AsymmetricDial
 from tests.test_ddpg import (
     CPU,
@@ -55,8 +54,8 @@ def test_soft_target_actor_loss_and_target_update_by_hand():
     # learn() draws a' ~ pi(.|s') first, then a ~ pi(.|s) for the actor: the same draws under the same seed
     torch.manual_seed(11)
     with torch.no_grad():
-        _, next_log_probs = learner.policy_sample(batch.next_obs)
-        actions, log_probs = learner.policy_sample(batch.obs)
+        _, next_log_probs = learner.actor(batch.next_obs)
+        actions, log_probs = learner.actor(batch.obs)
     # y = R + discount * (min(5, 3) - alpha * log pi(a'|s')); the terminal second sample's y is its reward alone
     y = batch.returns + batch.discounts * (3.0 - 0.5 * next_log_probs)
     assert y[1].item() == 2.0
@@ -80,33 +79,29 @@ def test_soft_target_actor_loss_and_target_update_by_hand():
         assert_close(learner.critics_target.state_dict()[key], 0.9 * before + 0.1 * online[key])
 
 
-@pytest.mark.parametrize(("env", "half_ranges"), [(PENDULUM, [2.0]), (AsymmetricDial(), [2.0, 5.0])],
-                         ids=["pendulum", "asymmetric"])
-def test_log_probabilities_are_of_the_env_actions(env, half_ranges):
-    """log pi(env action) = log pi(unit action) - sum log(half range): the density the scaling stretches."""
+@pytest.mark.parametrize("env", [PENDULUM, AsymmetricDial()], ids=["pendulum", "asymmetric"])
+def test_log_probabilities_are_of_the_unit_actions_whatever_the_bounds(env):
+    """The entropy alpha is tuned on is that of the [-1, 1] action on any Box (Pendulum's ±2, the dial's half ranges
+    2 and 5): the Gaussian's density corrected for the tanh alone, in the critic target and in the logged entropy."""
     learner = learner_for(env)
     obs = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, size=(64, env.observation_space.shape[0])))
     obs = obs.float()
-    torch.manual_seed(3)
-    actions, log_probs = learner.policy_sample(obs)
-    torch.manual_seed(3)
-    unit_actions, unit_log_probs = learner.actor(obs)
-    assert torch.equal(actions, unit_actions)
-    assert_close(log_probs, unit_log_probs - sum(math.log(half) for half in half_ranges))
-    # independently: the Gaussian's density of the same pre-tanh draw, through squashed_log_prob's scaling
     with torch.no_grad():
         mean, log_std = learner.actor.mean_and_log_std(obs)
+        torch.manual_seed(3)
+        actions, log_probs = learner.actor(obs)
     torch.manual_seed(3)
     pre_tanh = mean + log_std.exp() * torch.randn(mean.shape)
+    assert_close(actions, torch.tanh(pre_tanh))
     gaussian = Normal(mean, log_std.exp()).log_prob(pre_tanh).sum(dim=-1)
-    scale = 2.0 if len(half_ranges) == 1 else torch.tensor(half_ranges)
-    assert_close(log_probs, squashed_log_prob(gaussian, pre_tanh, action_scale=scale), tolerance=1e-5)
+    assert_close(log_probs, gaussian - torch.log(1 - torch.tanh(pre_tanh) ** 2).sum(dim=-1), tolerance=1e-4)
+    assert learner.target_entropy == -env.action_space.shape[0]
 
 
 @pytest.mark.parametrize(("target_entropy", "direction"), [(None, -1), (10.0, 1)], ids=["default", "unreachable"])
 def test_alpha_is_tuned_towards_the_target_entropy(target_entropy, direction):
-    """The initial policy's entropy (std about 1, on ±2) is above Pendulum's default target -1: alpha falls. A
-    target of 10 nats no policy on [-2, 2] reaches (at most log 4): alpha rises."""
+    """The initial policy's entropy (std about 1, on [-1, 1]) is above Pendulum's default target -1: alpha falls. A
+    target of 10 nats no policy on [-1, 1] reaches (at most log 2): alpha rises."""
     learner = learner_for(lr=1e-3, target_entropy=target_entropy)
     assert learner.target_entropy == (-1.0 if target_entropy is None else 10.0)
     assert learner.log_alpha.item() == 0.0  # alpha_init 1

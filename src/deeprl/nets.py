@@ -363,21 +363,15 @@ class QCritic(nn.Module):
         return self.q_layers(torch.cat([features, actions.flatten(start_dim=1)], dim=1)).squeeze(-1)
 
 
-def squashed_log_prob(
-    gaussian_log_prob: torch.Tensor, pre_tanh: torch.Tensor, action_scale: torch.Tensor | float = 1.0
-) -> torch.Tensor:
-    """log π(a) of a = action_scale·tanh(u) + bias, from log N(u) (already summed over the action dimensions,
-    shape (batch,)) and u (batch, action_dim): log N(u) − Σ log(1 − tanh(u)²) − Σ log|action_scale|.
+def squashed_log_prob(gaussian_log_prob: torch.Tensor, pre_tanh: torch.Tensor) -> torch.Tensor:
+    """log π(a) of a = tanh(u) in [-1, 1] (the units SAC learns in, whatever the env's bounds), from log N(u)
+    (already summed over the action dimensions, shape (batch,)) and u (batch, action_dim):
+    log N(u) − Σ log(1 − tanh(u)²).
 
     log(1 − tanh(u)²) is computed as 2(log 2 − u − softplus(−2u)): exact and finite for any u, where the
     textbook form rounds to log(0) once |u| passes ~9 in float32 (and an ε there biases the density)."""
     log_one_minus_tanh_squared = 2.0 * (math.log(2.0) - pre_tanh - nn.functional.softplus(-2.0 * pre_tanh))
-    log_prob = gaussian_log_prob - log_one_minus_tanh_squared.sum(dim=-1)
-    if isinstance(action_scale, torch.Tensor):
-        return log_prob - action_scale.abs().log().expand_as(pre_tanh).sum(dim=-1)
-    if action_scale != 1.0:
-        log_prob = log_prob - pre_tanh.shape[-1] * math.log(abs(action_scale))
-    return log_prob
+    return gaussian_log_prob - log_one_minus_tanh_squared.sum(dim=-1)
 
 
 class SquashedGaussianActor(nn.Module):

@@ -1,6 +1,8 @@
 """The agent every policy-gradient algorithm returns and `deeprl.load` rebuilds: a policy network (categorical for
 Discrete actions, Gaussian for Box) that acts on observations as the env returns them, normalising them first with
-the statistics it carries when it was trained on normalised observations."""
+the statistics it carries when it was trained on normalised observations. Every continuous-action agent works in
+[-1, 1] units and scales to the env's Box only where its actions leave for the env (`scale_action`), so the units
+the env gives its actions in change nothing it learns."""
 
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ def unscale_action(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
     return 2.0 * (actions - low) / (high - low) - 1.0
 
 
+# How a Gaussian policy's samples become the env's actions: "unit", clipped to [-1, 1] and scaled to the Box (what
+# every policy learns in now); "env", clipped to the Box as they are (a policy file saved without `action_units`
+# was trained that way, and keeps acting so).
+ACTION_UNITS = ("unit", "env")
+
+
 def policy_network(
     obs_space: gym.Space, action_space: gym.Space, config: Any, value: str, log_std_init: float = 0.0
 ) -> dict[str, Any]:
@@ -53,15 +61,17 @@ def policy_network(
 
 class PolicyAgent:
     """Acts with a policy network: the most likely action (Discrete) or the mean (Box) when deterministic, a
-    sample otherwise. Box actions are clipped to the env's bounds only here, where they leave for the env; the
-    learner keeps the raw samples it computed log-probabilities for.
+    sample otherwise. A Box action is the Gaussian's sample u in [-1, 1] units: only here, where it leaves for the
+    env, is it clipped to [-1, 1] and scaled to the Box (`action_units` "unit"); the learner keeps the raw samples it
+    computed log-probabilities for. Dimensions without finite bounds on both sides have nothing to scale to: their
+    samples are only clipped to whatever bound they have.
 
     With `obs_normalizer` the network sees normalised observations; the agent holds the live statistics, so a
     policy file saved at any step carries the statistics of that step."""
 
     def __init__(
         self, policy: ActorCritic, observation_space: gym.Space, action_space: gym.Space, network: dict[str, Any],
-        obs_normalizer: ObservationNormalizer | None = None,
+        obs_normalizer: ObservationNormalizer | None = None, action_units: str = "unit",
     ) -> None:
         self.policy = policy
         self.obs_normalizer = obs_normalizer
@@ -70,6 +80,13 @@ class PolicyAgent:
         self.network = network
         self.device = next(policy.parameters()).device
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.action_units = action_units
+        if not self.discrete:
+            self.bounded = np.isfinite(action_space.low) & np.isfinite(action_space.high)
+            # unbounded dimensions scale [-1, 1] to itself: their samples are taken from the clipped branch anyway
+            self.scale_low = np.where(self.bounded, action_space.low, -1.0).astype(action_space.dtype)
+            self.scale_high = np.where(self.bounded, action_space.high, 1.0).astype(action_space.dtype)
+            self.all_bounded = bool(self.bounded.all())
         self.numpy_policy = policy.numpy_policy()  # fast path for acting on the CPU
         # a view of the live log std (in-place optimiser steps show up at once), for NumPy sampling
         self.numpy_log_std = None if policy.log_std is None or self.numpy_policy is None else (
@@ -104,11 +121,17 @@ class PolicyAgent:
         return (output + std * rng.standard_normal(output.shape)).astype(np.float32)
 
     def to_env(self, raw_actions: np.ndarray) -> np.ndarray:
-        """Network actions as the env takes them: Discrete shifted by the space's start, Box clipped to bounds."""
+        """Network actions as the env takes them: Discrete shifted by the space's start, Box clipped to [-1, 1]
+        and scaled to the bounds (see the class)."""
         if self.discrete:
             return raw_actions + self.action_space.start
         shaped = raw_actions.reshape(len(raw_actions), *self.action_space.shape)
-        return np.clip(shaped, self.action_space.low, self.action_space.high)
+        if self.action_units == "env":
+            return np.clip(shaped, self.action_space.low, self.action_space.high)
+        scaled = scale_action(np.clip(shaped, -1.0, 1.0), self.scale_low, self.scale_high)
+        if self.all_bounded:
+            return scaled
+        return np.where(self.bounded, scaled, np.clip(shaped, self.action_space.low, self.action_space.high))
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         batch, single = as_batch(obs, self.observation_space)
@@ -122,6 +145,7 @@ class PolicyAgent:
             "observation_space": space_to_dict(self.observation_space),
             "action_space": space_to_dict(self.action_space),
             "network": self.network,
+            "action_units": self.action_units,
         }
         if self.obs_normalizer is not None:
             meta["obs_normalization"] = self.obs_normalizer.state_dict()
@@ -129,6 +153,9 @@ class PolicyAgent:
 
 
 def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
+    action_units = meta.get("action_units", "env")  # files from before unit actions acted in the env's units
+    if action_units not in ACTION_UNITS:
+        raise KeyError(f"action_units {action_units!r} is none of {', '.join(ACTION_UNITS)}")
     policy = ActorCritic(**meta["network"])
     policy.load_state_dict(tensors)
     policy.eval()
@@ -136,6 +163,7 @@ def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) ->
     return PolicyAgent(
         policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"],
         obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
+        action_units=action_units,
     )
 
 
@@ -154,8 +182,8 @@ class ScaledActorAgent:
         self.network = network  # {"kind": one of ACTORS, **the actor's constructor arguments}
         self.observation_space = observation_space
         self.action_space = action_space
-        self.low = action_space.low.astype(np.float32)
-        self.high = action_space.high.astype(np.float32)
+        # in the Box's own dtype: a float64 Box gets every bit of the actor's float32 action, offset or not
+        self.low, self.high = action_space.low, action_space.high
         self.device = next(actor.parameters()).device
         self.numpy_actor = actor.numpy_forward()
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load

@@ -1,8 +1,10 @@
 """SAC (Haarnoja et al., 2018): soft actor-critic for Box actions, with automatic entropy tuning.
 
 The actor is a squashed Gaussian: u ~ N(mean(s), std(s)) (log std clamped), a = tanh(u) in [-1, 1], scaled linearly
-to the env's bounds. log pi(a|s) is the density of the action the env receives: the Gaussian's, corrected for the
-tanh and for the scaling (deeprl.nets.squashed_log_prob). Twin critics regress onto the soft target
+to the env's bounds only as it leaves for the env; replay keeps a, and everything below works in these [-1, 1] units.
+log pi(a|s) is the density of a: the Gaussian's, corrected for the tanh (deeprl.nets.squashed_log_prob). So the
+entropy and its target mean the same on any Box: the same task with its actions in other units learns the same.
+Twin critics regress onto the soft target
 
     y = R + discount * ( min_i Q_target_i(s', a') - alpha * log pi(a'|s') ),   a' ~ pi(.|s')
 
@@ -64,7 +66,8 @@ class Config(OffPolicyConfig):
     alpha: float | None = knob(None, "a fixed entropy weight; None: tuned automatically towards target_entropy",
                                above=0.0)
     alpha_init: float = knob(1.0, "automatic tuning: alpha's initial value", above=0.0)
-    target_entropy: float | None = knob(None, "automatic tuning: the entropy to keep; None: -dim(action space)")
+    target_entropy: float | None = knob(None, "automatic tuning: the entropy to keep, of the [-1, 1] action; None: "
+                                        "-dim(action space)")
 
     def validate(self) -> None:
         super().validate()
@@ -88,9 +91,6 @@ class SAC:
         ).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.critic_parameters = list(self.critics.parameters())
-        # log pi of the env's action: the [-1, 1] action's density less the log of the scaling's stretch
-        half_range = (action_space.high - action_space.low).astype(np.float64).reshape(-1) / 2
-        self.log_scale = float(np.log(half_range).sum())
         self.target_entropy = -float(self.action_dim) if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(math.log(config.alpha or config.alpha_init), device=device,
                                       requires_grad=config.alpha is None)
@@ -108,16 +108,11 @@ class SAC:
             actions = self.agent.unit_act(obs.astype(np.float32), deterministic=False)
         return self.agent.to_env(actions), actions, {}
 
-    def policy_sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(actions in [-1, 1], log pi of the env's actions) sampled with gradients."""
-        actions, unit_log_probs = self.actor(obs)
-        return actions, unit_log_probs - self.log_scale
-
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         config = self.config
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_actions, next_log_probs = self.policy_sample(batch.next_obs)
+            next_actions, next_log_probs = self.actor(batch.next_obs)
             next_q = torch.stack([critic(batch.next_obs, next_actions) for critic in self.critics_target]).min(0).values
             target_q = batch.returns + batch.discounts * (next_q - alpha * next_log_probs)
         q_values = [critic(batch.obs, batch.actions) for critic in self.critics]
@@ -128,7 +123,7 @@ class SAC:
 
         # the actor's step differentiates through the critics without changing them
         with frozen(self.critic_parameters):
-            actions, log_probs = self.policy_sample(batch.obs)
+            actions, log_probs = self.actor(batch.obs)
             q_new = torch.stack([critic(batch.obs, actions) for critic in self.critics]).min(0).values
             actor_loss = (alpha * log_probs - q_new).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
