@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -67,10 +68,77 @@ def check_finite(module: nn.Module, step: int) -> None:
             )
 
 
+# The Nature DQN's CNN (Mnih et al., 2015), what SB3's CnnPolicy uses for pictures: three convolutions, then
+# a linear layer of 512 ReLU features.
+NATURE_CNN: dict[str, Any] = {"channels": [32, 64, 64], "kernels": [8, 4, 3], "strides": [4, 2, 1],
+                              "features": 512, "batch_norm": False}
+
+
+def is_picture_space(space: gym.Space) -> bool:
+    """A Box of uint8 pixels in 0..255, of height x width (grayscale) or with a channel dimension first or last:
+    what a camera or an env's `render()` gives."""
+    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
+            and bool(np.all(space.low == 0)) and bool(np.all(space.high == 255)))
+
+
+def picture_layout(shape: Sequence[int]) -> str:
+    """HW, HWC or CHW: the channels are the smaller of the first and last dimensions (a few colours or stacked
+    frames against a height and width of tens of pixels), the last one on a tie (Gymnasium's pictures are HWC)."""
+    if len(shape) == 2:
+        return "HW"
+    return "HWC" if shape[-1] <= shape[0] else "CHW"
+
+
+def channels_first_shape(shape: Sequence[int], layout: str) -> tuple[int, int, int]:
+    """(channels, height, width) of a picture of `shape` in `layout`."""
+    if layout == "HW":
+        return (1, shape[0], shape[1])
+    if layout == "HWC":
+        return (shape[2], shape[0], shape[1])
+    return (shape[0], shape[1], shape[2])
+
+
+def smallest_picture(kernels: Sequence[int], strides: Sequence[int]) -> int:
+    """The smallest height (and width) that every convolution fits: each layer's input must span its kernel."""
+    size = 1
+    for kernel, stride in zip(reversed(kernels), reversed(strides), strict=True):
+        size = (size - 1) * stride + kernel
+    return size
+
+
+def observation_encoder(space: gym.Space, cnn: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """How a network reads observations of `space`: ConvEncoder's arguments (JSON-able: a policy file rebuilds the
+    CNN from them) for pictures (see `is_picture_space`; the Nature CNN unless `cnn` gives channels, kernels,
+    strides, batch_norm and features), or for any 2- or 3-dimensional Box when `cnn` is given; None for the rest,
+    which networks read flattened. A picture smaller than the CNN takes is refused in one line."""
+    if cnn is None:
+        if not is_picture_space(space):
+            return None
+        cnn = NATURE_CNN
+    shape = tuple(int(size) for size in space.shape)
+    if len(shape) not in (2, 3):
+        raise DeeprlError(f"a CNN reads pictures (height, width, with channels first or last), not observations of "
+                          f"shape {shape}")
+    layout = picture_layout(shape)
+    _, height, width = channels_first_shape(shape, layout)
+    smallest = smallest_picture(cnn["kernels"], cnn["strides"])
+    if min(height, width) < smallest:
+        raise DeeprlError(
+            f"observations of shape {shape} are {height}x{width} pictures ({layout}), smaller than the CNN takes "
+            f"(kernels {list(cnn['kernels'])}, strides {list(cnn['strides'])}: at least {smallest}x{smallest}); "
+            f"enlarge them, e.g. with gymnasium.wrappers.ResizeObservation"
+        )
+    return {"in_shape": list(shape), "layout": layout, "channels": list(cnn["channels"]),
+            "kernels": list(cnn["kernels"]), "strides": list(cnn["strides"]), "batch_norm": bool(cnn["batch_norm"]),
+            "features": cnn["features"], "scale_bytes": is_picture_space(space)}
+
+
 class ConvEncoder(nn.Module):
-    """Image features: (conv -> [BatchNorm] -> ReLU) per layer, flattened (seed 000: 16/32/32 channels,
-    5x5 kernels, stride 2, BatchNorm). uint8 pictures are scaled to [0, 1] here, so replay can keep
-    them as bytes."""
+    """Image features: (conv -> [BatchNorm] -> ReLU) per layer, flattened, then optionally a linear layer of
+    `features` ReLU units (seed 000: 16/32/32 channels, 5x5 kernels, stride 2, BatchNorm, no linear layer; the
+    Nature CNN: NATURE_CNN). `in_shape` is the observation's shape in `layout` (CHW, HWC or HW); the network
+    transposes it to CHW itself. Pixels in 0..255 (uint8 observations, or `scale_bytes`) are scaled to [0, 1]
+    here, so replay and rollouts keep them as bytes and they travel to the device as bytes."""
 
     def __init__(
         self,
@@ -79,10 +147,15 @@ class ConvEncoder(nn.Module):
         kernels: Sequence[int],
         strides: Sequence[int],
         batch_norm: bool = True,
+        layout: str = "CHW",
+        features: int | None = None,
+        scale_bytes: bool = False,
     ) -> None:
         super().__init__()
+        self.layout, self.scale_bytes = layout, scale_bytes
+        chw_shape = channels_first_shape(in_shape, layout)
         layers: list[nn.Module] = []
-        previous = in_shape[0]
+        previous = chw_shape[0]
         for width, kernel, stride in zip(channels, kernels, strides, strict=True):
             layers.append(nn.Conv2d(previous, width, kernel, stride))
             if batch_norm:
@@ -91,20 +164,40 @@ class ConvEncoder(nn.Module):
             previous = width
         self.layers = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():  # in eval mode, so measuring the output size leaves BatchNorm's statistics alone
-            self.out_dim = int(self.layers.eval()(torch.zeros(1, *in_shape)).shape[1])
+            self.out_dim = int(self.layers.eval()(torch.zeros(1, *chw_shape)).shape[1])
         self.layers.train()
+        if features is not None:
+            self.layers.extend([nn.Linear(self.out_dim, features), nn.ReLU()])
+            self.out_dim = features
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype == torch.uint8:
+        if self.scale_bytes or images.dtype == torch.uint8:
             images = images.float() / 255.0
+        if self.layout == "HWC":
+            images = images.permute(0, 3, 1, 2)
+        elif self.layout == "HW":
+            images = images.unsqueeze(1)
         return self.layers(images)
+
+
+def encoder_from(description: dict[str, Any] | None) -> ConvEncoder | None:
+    """The CNN an `observation_encoder` description stands for, or None (observations are read flattened)."""
+    return None if description is None else ConvEncoder(**description)
+
+
+def encoded(encoder: ConvEncoder | None, obs: torch.Tensor) -> torch.Tensor:
+    """What a network's MLP reads: the CNN's features, or the observations flattened (integer ones as floats)."""
+    if encoder is not None:
+        return encoder(obs)
+    flat = obs.flatten(start_dim=1)
+    return flat if flat.is_floating_point() else flat.float()
 
 
 class QNetwork(nn.Module):
     """Q(s, ·) for every discrete action; with `dueling`, Q = V(s) + A(s, a) - mean_a A(s, a).
 
-    `encoder` (ConvEncoder arguments) puts a CNN before the MLP for image observations; `obs_dim` is
-    then ignored. Networks with BatchNorm act in eval mode (running statistics); the learner switches
+    `encoder` (ConvEncoder arguments, see `observation_encoder`) puts a CNN before the MLP for pictures; `obs_dim`
+    is then ignored. Networks with BatchNorm act in eval mode (running statistics); the learner switches
     the online and target nets to train mode for a gradient step, so predictions and targets both use
     the batch's statistics.
     """
@@ -120,7 +213,7 @@ class QNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.dueling = dueling
-        self.encoder = ConvEncoder(**encoder) if encoder else None
+        self.encoder = encoder_from(encoder)
         if self.encoder is not None:
             obs_dim = self.encoder.out_dim
         if dueling:
@@ -151,7 +244,7 @@ class QNetwork(nn.Module):
         return forward
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = self.encoder(obs) if self.encoder is not None else obs.flatten(start_dim=1)
+        obs = encoded(self.encoder, obs)
         if not self.dueling:
             return self.body(obs)
         features = self.trunk(obs)
@@ -174,7 +267,8 @@ class ActorCritic(nn.Module):
     `action` is {"type": "Discrete", "n": N} or {"type": "Box", "dim": D}. `value` is "separate" (its own
     MLP of the same widths), "shared" (a head on the policy's trunk) or "none" (no learned baseline).
     Every argument is JSON-able, so a policy file rebuilds the network from them. Actions are returned
-    raw, never clipped: log-probabilities must be those of the sample the policy drew.
+    raw, never clipped: log-probabilities must be those of the sample the policy drew. With `encoder` (see
+    `observation_encoder`) one CNN reads pictures for both the policy and the value trunks (SB3's default).
     """
 
     VALUE_KINDS = ("separate", "shared", "none")
@@ -188,8 +282,13 @@ class ActorCritic(nn.Module):
         value: str = "separate",
         log_std_init: float = 0.0,
         orthogonal_init: bool = True,
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.encoder = encoder_from(encoder)
+        if self.encoder is not None:
+            obs_dim = self.encoder.out_dim
+        self.input_dim = obs_dim  # the width the trunks read
         if action.get("type") == "Discrete":
             self.discrete, action_dim = True, int(action["n"])
         elif action.get("type") == "Box":
@@ -221,26 +320,32 @@ class ActorCritic(nn.Module):
         # Independent makes log_prob and entropy sum over the action dimensions
         return Independent(Normal(policy_out, self.log_std.exp()), 1)
 
-    def _value_of(self, obs: torch.Tensor, policy_features: torch.Tensor) -> torch.Tensor | None:
+    def _value_of(self, inputs: torch.Tensor, policy_features: torch.Tensor) -> torch.Tensor | None:
         if self.value_head is None:
             return None
-        features = policy_features if self.value_trunk is None else self.value_trunk(obs)
+        features = policy_features if self.value_trunk is None else self.value_trunk(inputs)
         return self.value_head(features).squeeze(-1)
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the trunks read: the CNN's features of pictures, or the observations as float vectors."""
+        return encoded(self.encoder, obs)
 
     def forward(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor | None]:
         """The action distribution and the state values (batch,), or None without a value head; a shared
-        trunk runs once for both."""
-        features = self.trunk(obs)
-        return self._distribution_of(self.policy_head(features)), self._value_of(obs, features)
+        trunk (and the CNN) runs once for both."""
+        inputs = self.encode(obs)
+        features = self.trunk(inputs)
+        return self._distribution_of(self.policy_head(features)), self._value_of(inputs, features)
 
     def distribution(self, obs: torch.Tensor) -> Distribution:
-        return self._distribution_of(self.policy_head(self.trunk(obs)))
+        return self._distribution_of(self.policy_head(self.trunk(self.encode(obs))))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs) of shape (batch,)."""
         if self.value_head is None:
             raise ValueError("this ActorCritic was built with value='none' and has no value head")
-        features = self.trunk(obs) if self.value_trunk is None else self.value_trunk(obs)
+        inputs = self.encode(obs)
+        features = self.trunk(inputs) if self.value_trunk is None else self.value_trunk(inputs)
         return self.value_head(features).squeeze(-1)
 
     def act(
@@ -260,8 +365,9 @@ class ActorCritic(nn.Module):
         Written out rather than through torch.distributions (on a small net the distribution objects and their
         argument checks cost more than the network, and this runs once per minibatch step), operation for
         operation as torch.distributions computes them, so the results agree to the bit."""
-        features = self.trunk(obs)
-        policy_out, values = self.policy_head(features), self._value_of(obs, features)
+        inputs = self.encode(obs)
+        features = self.trunk(inputs)
+        policy_out, values = self.policy_head(features), self._value_of(inputs, features)
         if self.discrete:
             log_probs = policy_out - policy_out.logsumexp(dim=-1, keepdim=True)
             taken = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
@@ -275,7 +381,9 @@ class ActorCritic(nn.Module):
 
     def numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """Logits (Discrete) or means (Box) of a (batch, obs_dim) float32 array in NumPy, or None if this
-        net cannot do that."""
+        net cannot do that (a CNN)."""
+        if self.encoder is not None:
+            return None
         return numpy_sequential(nn.Sequential(*self.trunk, self.policy_head))
 
 
@@ -311,20 +419,24 @@ class DeterministicActor(nn.Module):
         hidden_sizes: Sequence[int] = (256, 256),
         activation: str = "relu",
         init: str = "default",
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_init(init)
+        self.encoder = encoder_from(encoder)  # pictures: a CNN of its own (see observation_encoder)
+        if self.encoder is not None:
+            obs_dim = self.encoder.out_dim
         # tanh as a layer of the Sequential, so numpy_sequential covers the whole forward pass
         self.body = nn.Sequential(*mlp([obs_dim, *hidden_sizes, action_dim], activation), nn.Tanh())
         if init == "fan_in":
             fan_in_init_(self.body)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.body(obs.flatten(start_dim=1))
+        return self.body(encoded(self.encoder, obs))
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """Actions in [-1, 1] of a (batch, obs_dim) float32 array in NumPy, or None if this net cannot do that."""
-        return numpy_sequential(self.body)
+        return None if self.encoder is not None else numpy_sequential(self.body)
 
 
 class QCritic(nn.Module):
@@ -344,9 +456,13 @@ class QCritic(nn.Module):
         action_layer: int = 0,
         init: str = "default",
         final_layer_bound: float = 3e-3,
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         _check_init(init)
+        self.encoder = encoder_from(encoder)  # pictures: a CNN of its own (see observation_encoder)
+        if self.encoder is not None:
+            obs_dim = self.encoder.out_dim
         if not 0 <= action_layer <= len(hidden_sizes):
             raise ValueError(f"action_layer {action_layer} needs at least that many hidden layers, "
                              f"not hidden_sizes {list(hidden_sizes)}")
@@ -359,7 +475,7 @@ class QCritic(nn.Module):
             fan_in_init_(self, final_layer_bound)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        features = self.obs_layers(obs.flatten(start_dim=1))
+        features = self.obs_layers(encoded(self.encoder, obs))
         return self.q_layers(torch.cat([features, actions.flatten(start_dim=1)], dim=1)).squeeze(-1)
 
 
@@ -388,8 +504,12 @@ class SquashedGaussianActor(nn.Module):
         activation: str = "relu",
         log_std_min: float = -20.0,
         log_std_max: float = 2.0,
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.encoder = encoder_from(encoder)  # pictures: a CNN of its own (see observation_encoder)
+        if self.encoder is not None:
+            obs_dim = self.encoder.out_dim
         if log_std_min > log_std_max:
             raise ValueError(f"log_std_min {log_std_min} exceeds log_std_max {log_std_max}")
         self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
@@ -399,7 +519,7 @@ class SquashedGaussianActor(nn.Module):
         self.log_std_head = nn.Linear(features, action_dim)
 
     def mean_and_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.trunk(obs.flatten(start_dim=1))
+        features = self.trunk(encoded(self.encoder, obs))
         log_std = self.log_std_head(features).clamp(self.log_std_min, self.log_std_max)
         return self.mean_head(features), log_std
 
@@ -420,7 +540,9 @@ class SquashedGaussianActor(nn.Module):
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """Deterministic actions tanh(mean) of a (batch, obs_dim) float32 array in NumPy, or None if this net
-        cannot do that."""
+        cannot do that (a CNN)."""
+        if self.encoder is not None:
+            return None
         return numpy_sequential(nn.Sequential(*self.trunk, self.mean_head, nn.Tanh()))
 
 

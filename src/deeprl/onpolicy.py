@@ -22,12 +22,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from deeprl.agent import observation_dtype
 from deeprl.buffers import RolloutBuffer
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import check_flat_observations, seed_everything
+from deeprl.envs import seed_everything
+from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
 from deeprl.normalization import ObservationNormalizer, RewardScaler
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
@@ -71,8 +73,11 @@ class OnPolicyConfig(RunConfig):
 
 
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
-    """The networks are MLPs: they take flat observation vectors."""
-    check_flat_observations(config, env)
+    """Pictures the CNN can take, and observation normalisation for vectors only."""
+    if observation_encoder(env.observation_space) is not None and config.normalize_observations:
+        raise DeeprlError(f"normalize_observations standardises observation vectors, but {config.env} gives pictures "
+                          f"{env.observation_space.shape}, which the CNN scales to [0, 1] itself: drop "
+                          f"normalize_observations")
 
 
 @dataclass
@@ -157,8 +162,10 @@ def train(
     agent = PolicyAgent(policy, obs_space, action_space, network, obs_normalizer=obs_normalizer)
     learner = Learner(config, policy, make_optimizer(config, policy), rng, device)
     discrete = isinstance(action_space, gym.spaces.Discrete)
+    # what the network reads is stored: normalised vectors as float32, pictures as bytes
+    obs_dtype = np.dtype(np.float32) if obs_normalizer is not None else observation_dtype(obs_space)
     rollout = RolloutBuffer(
-        config.n_steps, config.n_envs, obs_space.shape, np.dtype(np.float32),
+        config.n_steps, config.n_envs, obs_space.shape, obs_dtype,
         action_shape=() if discrete else (network["action"]["dim"],), action_dtype=np.int64 if discrete else np.float32,
     )
     step = 0
@@ -177,7 +184,7 @@ def train(
 
     def learn() -> None:
         score_rollout(policy, rollout, device)
-        last_values = values_of(policy, agent.network_input(runner.obs.astype(np.float32)), device)
+        last_values = values_of(policy, agent.network_input(runner.obs.astype(obs_dtype)), device)
         rollout.compute_advantages(last_values, config.gamma, config.gae_lambda)
         progress = min(step / config.total_steps, 1.0)
         lr = annealed(config.lr, config.lr_end, progress)
@@ -191,13 +198,13 @@ def train(
     try:
         while step < config.total_steps:
             previous_step, step = step, step + config.n_envs
-            network_obs = agent.network_input(runner.obs.astype(np.float32))
+            network_obs = agent.network_input(runner.obs.astype(obs_dtype))
             raw_actions = agent.raw_act(network_obs, deterministic=False, rng=rng)
             result = runner.step(agent.to_env(raw_actions), step)
             cut = result.truncated & ~result.terminated
             truncated_values = np.zeros(config.n_envs, dtype=np.float32)
             if cut.any():  # the episode goes on beyond the time limit: its final observation's value stands for it
-                final_obs = agent.network_input(result.next_obs[cut].astype(np.float32))
+                final_obs = agent.network_input(result.next_obs[cut].astype(obs_dtype))
                 truncated_values[cut] = values_of(policy, final_obs, device)
             rewards = result.rewards.astype(np.float32)
             if reward_scaler is not None:

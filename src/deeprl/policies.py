@@ -16,7 +16,7 @@ from torch import nn
 
 from deeprl.agent import as_batch
 from deeprl.envs import space_from_dict, space_to_dict
-from deeprl.nets import ActorCritic, DeterministicActor, SquashedGaussianActor
+from deeprl.nets import ActorCritic, DeterministicActor, SquashedGaussianActor, observation_encoder
 from deeprl.normalization import ObservationNormalizer
 
 
@@ -47,9 +47,11 @@ def policy_network(
     obs_space: gym.Space, action_space: gym.Space, config: Any, value: str, log_std_init: float = 0.0
 ) -> dict[str, Any]:
     """ActorCritic's arguments for a run's spaces and its config's network settings (JSON-able: a policy file
-    rebuilds the network from them); `value` is its value head: separate, shared or none."""
+    rebuilds the network from them); `value` is its value head: separate, shared or none. Pictures go through a
+    CNN (`observation_encoder`)."""
     return {
         "obs_dim": int(np.prod(obs_space.shape)),
+        "encoder": observation_encoder(obs_space),
         "action": action_description(action_space),
         "hidden_sizes": list(config.hidden_sizes),
         "activation": config.activation,

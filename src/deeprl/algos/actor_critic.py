@@ -33,12 +33,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeprl.agent import observation_dtype
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Step
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, mlp, orthogonal_init_
+from deeprl.nets import (
+    ACTIVATIONS,
+    ActorCritic,
+    check_finite,
+    encoded,
+    gradient_step,
+    mlp,
+    observation_encoder,
+    orthogonal_init_,
+)
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
@@ -82,17 +92,20 @@ class Config(RunConfig):
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
-    """Q critics value each discrete action: they need a Discrete action space."""
+    """Pictures the CNN can take; Q critics value each discrete action: they need a Discrete action space."""
+    observation_encoder(env.observation_space)
     if config.critic in ("q", "advantage") and not isinstance(env.action_space, gym.spaces.Discrete):
         raise DeeprlError(f"critic={config.critic} learns Q(s, a) for each discrete action; {config.env} has "
                           f"{env.action_space}: use critic=td")
 
 
 class QHead(nn.Module):
-    """Q(s, .) for every discrete action: a head on the actor's trunk, or a network of its own."""
+    """Q(s, .) for every discrete action: a head on the actor's trunk, or a network of its own (reading pictures
+    through the actor's CNN, shared)."""
 
     def __init__(self, policy: ActorCritic, obs_dim: int, n_actions: int, config: Config) -> None:
         super().__init__()
+        self.encoder = policy.encoder
         self.policy_trunk = policy.trunk if config.shared_trunk else None
         sizes = list(config.hidden_sizes)
         if self.policy_trunk is None:
@@ -103,7 +116,8 @@ class QHead(nn.Module):
             orthogonal_init_(self.net if self.policy_trunk is not None else self.net[-1], 0.01)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs if self.policy_trunk is None else self.policy_trunk(obs))
+        inputs = encoded(self.encoder, obs)
+        return self.net(inputs if self.policy_trunk is None else self.policy_trunk(inputs))
 
 
 def critic_targets(
@@ -142,8 +156,9 @@ def train(
     value = ("shared" if config.shared_trunk else "separate") if uses_value else "none"
     network = policy_network(obs_space, action_space, config, value)
     policy = ActorCritic(**network).to(device)
-    q_head = QHead(policy, network["obs_dim"], int(action_space.n), config).to(device) if uses_q else None
+    q_head = QHead(policy, policy.input_dim, int(action_space.n), config).to(device) if uses_q else None
     agent = PolicyAgent(policy, obs_space, action_space, network)
+    obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
     parameters = list({id(p): p for module in (policy, q_head) if module is not None
                        for p in module.parameters()}.values())  # a shared trunk is listed once
     groups: list[dict[str, Any]] = [{"params": parameters}]
@@ -215,7 +230,7 @@ def train(
             rollout, raw_actions = [], []
             for _ in range(config.n_steps):
                 step += config.n_envs
-                raw = agent.raw_act(runner.obs.astype(np.float32, copy=False), deterministic=False, rng=rng)
+                raw = agent.raw_act(runner.obs.astype(obs_dtype, copy=False), deterministic=False, rng=rng)
                 result = runner.step(agent.to_env(raw), step)
                 runner.report(result)
                 rollout.append(result)

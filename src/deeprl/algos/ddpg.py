@@ -33,10 +33,18 @@ import torch.nn.functional as F
 from deeprl import offpolicy
 from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
-from deeprl.envs import check_flat_observations
 from deeprl.errors import DeeprlError
 from deeprl.exploration import NOISE_KINDS, annealed_sigma, make_noise
-from deeprl.nets import ACTIVATIONS, INITS, DeterministicActor, QCritic, check_finite, frozen, soft_update_
+from deeprl.nets import (
+    ACTIVATIONS,
+    INITS,
+    DeterministicActor,
+    QCritic,
+    check_finite,
+    frozen,
+    observation_encoder,
+    soft_update_,
+)
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
@@ -98,8 +106,8 @@ class Config(OffPolicyConfig):
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
-    """Flat observations, and finite action bounds to scale the actor's [-1, 1] to."""
-    check_flat_observations(config, env)
+    """Pictures the CNN can take, and finite action bounds to scale the actor's [-1, 1] to."""
+    observation_encoder(env.observation_space)
     check_bounded_actions(config, env)
 
 
@@ -128,11 +136,12 @@ class DDPG:
         self.config = config
         obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
         network = {"kind": "deterministic", "obs_dim": obs_dim, "action_dim": self.action_dim,
-                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation, "init": config.init}
+                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation, "init": config.init,
+                   "encoder": observation_encoder(obs_space)}  # pictures: the actor and each critic have a CNN
         self.actor = DeterministicActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
         self.critics = torch.nn.ModuleList(
             QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation, config.critic_action_layer,
-                    config.init, config.critic_final_init)
+                    config.init, config.critic_final_init, encoder=network["encoder"])
             for _ in range(2 if config.twin_critics else 1)
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

@@ -31,12 +31,11 @@ from deeprl.config import knob
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
-from deeprl.nets import ACTIVATIONS, QNetwork, check_finite, clip_grad_norm_
+from deeprl.nets import ACTIVATIONS, QNetwork, check_finite, clip_grad_norm_, observation_encoder
 from deeprl.offpolicy import OffPolicyConfig
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
-IMAGE_RANK = offpolicy.IMAGE_RANK  # (channels, height, width) observations can go through a CNN
 ACTION_SPACES = (gym.spaces.Discrete,)
 METRIC_COLUMNS = ("epsilon", "loss")
 
@@ -49,7 +48,8 @@ class Config(OffPolicyConfig):
     hidden_sizes: tuple[int, ...] = knob((256, 256), "hidden layer widths of the Q-network MLP", low=1)
     activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     dueling: bool = knob(False, "dueling head: Q = V + A - mean(A)")
-    conv_channels: tuple[int, ...] = knob((), "CNN channels per layer for image observations; (): no CNN", low=1)
+    conv_channels: tuple[int, ...] = knob((), "CNN channels per layer for image observations; (): the Nature CNN "
+                                          "for uint8 pictures, none for the rest", low=1)
     conv_kernels: tuple[int, ...] = knob((5, 5, 5), "CNN kernel size per layer", low=1)
     conv_strides: tuple[int, ...] = knob((2, 2, 2), "CNN stride per layer", low=1)
     batch_norm: bool = knob(True, "BatchNorm after each convolution (as the pixel CartPole tutorial does)")
@@ -211,22 +211,23 @@ def check_setup(config: Config, env: gym.Env) -> None:
 
 
 def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] | None:
-    """ConvEncoder arguments when the config asks for a CNN; the observations must then be images."""
+    """The Q-network's CNN (see nets.observation_encoder): the conv_* settings' when conv_channels is set (the
+    observations must then be pictures, bytes or floats), else the Nature CNN for uint8 pictures; None for vectors."""
     if not config.conv_channels:
-        return None
-    if len(obs_space.shape) != IMAGE_RANK:
+        return observation_encoder(obs_space)
+    if len(obs_space.shape) not in (2, 3):
         raise DeeprlError(
             f"conv_channels needs image observations (channels, height, width), but {config.env} gives "
             f"shape {obs_space.shape}; set observation=screen_difference or screen_frames, or conv_channels=[]"
         )
     layers = len(config.conv_channels)
-    return {
-        "in_shape": list(obs_space.shape),
-        "channels": list(config.conv_channels),
-        "kernels": list(config.conv_kernels[:layers]),
-        "strides": list(config.conv_strides[:layers]),
+    return observation_encoder(obs_space, {
+        "channels": config.conv_channels,
+        "kernels": config.conv_kernels[:layers],
+        "strides": config.conv_strides[:layers],
         "batch_norm": config.batch_norm,
-    }
+        "features": None,
+    })
 
 
 class DQN:

@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deeprl.agent import observation_dtype
 from deeprl.buffers import discounted_returns
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
 from deeprl.envs import seed_everything
 from deeprl.experience import EnvRunner
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step
+from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
@@ -61,7 +62,8 @@ class Config(RunConfig):
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
-    """Nothing of REINFORCE depends on the env beyond its spaces."""
+    """Pictures the CNN can take (nothing else of REINFORCE depends on the env beyond its spaces)."""
+    observation_encoder(env.observation_space)
 
 
 @dataclass
@@ -100,7 +102,7 @@ def train(
         groups.append({"params": value_parameters, "lr": config.value_lr})
     optimizer = torch.optim.Adam(groups)
     parameters = list(policy.parameters())
-    obs_dtype = np.dtype(np.float32)
+    obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
     action_dtype = np.dtype(np.int64 if agent.discrete else np.float32)
 
     running = [Episode() for _ in range(config.n_envs)]  # each copy's episode in progress
@@ -150,7 +152,7 @@ def train(
     try:
         while step < config.total_steps:
             previous_step, step = step, step + config.n_envs
-            obs = runner.obs.astype(np.float32, copy=False)
+            obs = runner.obs.astype(obs_dtype, copy=False)
             raw_actions = agent.raw_act(obs, deterministic=False, rng=rng)
             result = runner.step(agent.to_env(raw_actions), step)
             for index, episode in enumerate(running):

@@ -28,11 +28,19 @@ import torch
 import torch.nn.functional as F
 
 from deeprl import offpolicy
-from deeprl.algos.ddpg import check_setup  # noqa: F401 - the same checks: flat observations, bounded actions
+from deeprl.algos.ddpg import check_setup  # noqa: F401 - the same checks: pictures the CNN takes, bounded actions
 from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
 from deeprl.errors import DeeprlError
-from deeprl.nets import ACTIVATIONS, QCritic, SquashedGaussianActor, check_finite, frozen, soft_update_
+from deeprl.nets import (
+    ACTIVATIONS,
+    QCritic,
+    SquashedGaussianActor,
+    check_finite,
+    frozen,
+    observation_encoder,
+    soft_update_,
+)
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
 from deeprl.run import Run
@@ -84,10 +92,12 @@ class SAC:
         obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
         network = {"kind": "squashed_gaussian", "obs_dim": obs_dim, "action_dim": self.action_dim,
                    "hidden_sizes": list(config.hidden_sizes), "activation": config.activation,
-                   "log_std_min": config.log_std_min, "log_std_max": config.log_std_max}
+                   "log_std_min": config.log_std_min, "log_std_max": config.log_std_max,
+                   "encoder": observation_encoder(obs_space)}  # pictures: the actor and each critic have a CNN
         self.actor = SquashedGaussianActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
         self.critics = torch.nn.ModuleList(
-            QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation) for _ in range(2)
+            QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation, encoder=network["encoder"])
+            for _ in range(2)
         ).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.critic_parameters = list(self.critics.parameters())

@@ -273,13 +273,6 @@ def reward_threshold(env: gym.Env) -> float | None:
     return None if spec is None or spec.reward_threshold is None else float(spec.reward_threshold)
 
 
-def check_flat_observations(config: Any, env: gym.Env) -> None:
-    """MLP learners take flat observation vectors: refuse pictures (and other shapes) before the run starts."""
-    if len(env.observation_space.shape) != 1:
-        raise DeeprlError(f"{config.algo} takes flat observation vectors; {config.env} gives observations of shape "
-                          f"{env.observation_space.shape} (its MLPs cannot read pictures)")
-
-
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy's global state and torch; return a fresh NumPy Generator for the caller's draws."""
     random.seed(seed)
