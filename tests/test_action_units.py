@@ -21,7 +21,7 @@ from deeprl.agent import read_policy_file, save_policy
 from deeprl.algos import ppo
 from deeprl.config import preset_settings
 from deeprl.nets import ActorCritic
-from deeprl.policies import PolicyAgent, policy_network
+from deeprl.policies import PolicyAgent, policy_network, scale_action
 
 PENDULUM_IN_OTHER_UNITS = ("tests.custom_envs:NarrowPendulum", "tests.custom_envs:OffsetPendulum")
 QUIET = {"progress": False, "tensorboard": False, "stop_on_solve": False, "solve_threshold": -200.0,
@@ -82,6 +82,15 @@ def test_gaussian_samples_are_clipped_to_unit_range_then_scaled_and_unbounded_di
     # bounded [3, 7]: clip to [-1, 1], then 5 + 2u; (-inf, inf): as sampled; [0, inf): clipped to its bound
     expected = np.array([[3.0, -10.0, 0.0], [6.0, 10.0, 3.0], [7.0, 0.25, 0.5]], dtype=np.float32)
     assert np.array_equal(agent.to_env(raw), expected)
+
+
+def test_a_unit_box_takes_the_clipped_sample_bit_for_bit():
+    """On a Box of [-1, 1] (LunarLanderContinuous, MountainCarContinuous) acting is what it was before unit actions:
+    the sample clipped, not passed through (u + 1) - 1, which rounds 0.1234567 to 0.12345672 in float32."""
+    box = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    raw = np.array([[0.1234567, -3.0], [2.0, -0.7654321]], dtype=np.float32)
+    assert not np.array_equal(scale_action(np.clip(raw, -1, 1), box.low, box.high), np.clip(raw, -1, 1))
+    assert np.array_equal(gaussian_agent(box).to_env(raw), np.clip(raw, -1, 1))
 
 
 def test_a_policy_file_from_before_unit_actions_acts_in_the_env_units_it_learnt_in(tmp_path):

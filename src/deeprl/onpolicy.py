@@ -49,7 +49,8 @@ class OnPolicyConfig(RunConfig):
     orthogonal_init: bool = knob(True, "orthogonal initial weights (sqrt 2 hidden, 0.01 policy head, 1 value head)")
     value_network: str = knob("separate", "the value head's trunk: separate (its own MLP) or shared with the policy",
                               choices=("separate", "shared"))
-    log_std_init: float = knob(0.0, "Box actions: initial log standard deviation of the Gaussian policy")
+    log_std_init: float = knob(0.0, "Box actions: initial log standard deviation of the Gaussian policy, in the "
+                               "[-1, 1] units it acts in (0: a std of half the Box's width)")
     # collection
     n_envs: int = knob(1, "env copies stepped together", low=1)
     n_steps: int = knob(2048, "steps of every copy per rollout (a rollout holds n_steps * n_envs)", low=1)

@@ -89,6 +89,9 @@ class PolicyAgent:
             self.scale_low = np.where(self.bounded, action_space.low, -1.0).astype(action_space.dtype)
             self.scale_high = np.where(self.bounded, action_space.high, 1.0).astype(action_space.dtype)
             self.all_bounded = bool(self.bounded.all())
+            # a Box of [-1, 1] takes the clipped sample as it is: scaling is the identity there, save that (u + 1) - 1
+            # would round away u's low bits (and change what on-policy runs on such envs learnt before, bit for bit)
+            self.unit_box = bool(np.all(action_space.low == -1.0) and np.all(action_space.high == 1.0))
         self.numpy_policy = policy.numpy_policy()  # fast path for acting on the CPU
         # a view of the live log std (in-place optimiser steps show up at once), for NumPy sampling
         self.numpy_log_std = None if policy.log_std is None or self.numpy_policy is None else (
@@ -128,7 +131,7 @@ class PolicyAgent:
         if self.discrete:
             return raw_actions + self.action_space.start
         shaped = raw_actions.reshape(len(raw_actions), *self.action_space.shape)
-        if self.action_units == "env":
+        if self.action_units == "env" or self.unit_box:
             return np.clip(shaped, self.action_space.low, self.action_space.high)
         scaled = scale_action(np.clip(shaped, -1.0, 1.0), self.scale_low, self.scale_high)
         if self.all_bounded:
