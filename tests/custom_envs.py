@@ -204,8 +204,8 @@ class PictureSideBox(PictureSide):
     """PictureSide answered with a Box action in [-1, 1]: its sign says the side (negative left), rewarded by 1 -
     |action - target| for target -1 (left) or 1 (right)."""
 
-    def __init__(self, layout: str = "HWC") -> None:
-        super().__init__(layout=layout)
+    def __init__(self, layout: str = "HWC", size: int = 36) -> None:
+        super().__init__(layout=layout, size=size)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
 
     def _reward(self, action) -> float:
