@@ -131,8 +131,10 @@ def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
     # each layer's input spans its kernel: 3 for the last, (3 - 1) * 2 + 4 = 8 before it, (8 - 1) * 4 + 8 = 36 first
     assert smallest_picture(NATURE_CNN["kernels"], NATURE_CNN["strides"]) == 36
     result = run_cli("train", "dqn", "tests.custom_envs:TinyPicture", "--run-dir", "run", "--quiet", cwd=tmp_path)
-    assert_one_line_error(result, "observations of shape (20, 20, 3) are 20x20 pictures (HWC)",
-                          "at least 36x36", "ResizeObservation")
+    assert assert_one_line_error(result) == (
+        "deeprl: error: observations of shape (20, 20, 3) are 20x20 pictures (HWC), smaller than the CNN takes "
+        "(kernels [8, 4, 3], strides [4, 2, 1]: at least 36x36); enlarge them, e.g. with "
+        "gymnasium.wrappers.ResizeObservation")
     assert not (tmp_path / "run").exists()
     for algo in ("ppo", "reinforce", "actor-critic", "sac"):
         env = "tests.custom_envs:TinyPicture" if algo != "sac" else BOX
@@ -143,10 +145,10 @@ def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
 
 
 def test_observation_normalisation_of_pictures_is_refused(tmp_path):
-    with pytest.raises(DeeprlError, match=r"^normalize_observations standardises observation vectors, but "
-                       r"tests.custom_envs:PictureSide gives pictures \(36, 36, 3\), which the CNN scales to \[0, 1\] "
-                       r"itself: drop normalize_observations$"):
-        deeprl.train("ppo", HWC, run_dir=tmp_path / "run", progress=False, normalize_observations=True)
+    result = run_cli("train", "ppo", HWC, "--run-dir", "run", "--set", "normalize_observations=true", cwd=tmp_path)
+    assert assert_one_line_error(result) == (
+        "deeprl: error: normalize_observations standardises observation vectors, but tests.custom_envs:PictureSide "
+        "gives pictures (36, 36, 3), which the CNN scales to [0, 1] itself: drop normalize_observations")
     assert not (tmp_path / "run").exists()
 
 
