@@ -1,82 +1,230 @@
-"""Run many `deeprl` command lines as real child processes without paying the imports each time.
+"""Run `deeprl` command lines as real child processes without paying the imports each time.
 
-`CliForker` starts one Python process (`python -m tests.forking_cli`) that imports deeprl, torch and
-Gymnasium once (8-10 s on this machine) and then forks a child per command line: the child changes to the case's
-folder, points its stdout and stderr at files, runs `deeprl.cli.main(args)` and exits with its code. Each
-case is still its own process, with its own exit code, output and files; only the import is shared. The
-bad-input tables (dozens of cases that each end within a second of starting) run in a minute instead of
-several.
+`CliForker` starts one Python process (`python -m tests.forking_cli`) that imports deeprl, torch, Gymnasium and
+what a training run loads on its way (TensorBoard, matplotlib, torch._dynamo: 8-15 s on a slow machine) once,
+and then forks a child per command line: the child changes to its folder, points its stdout and stderr at
+files, runs `deeprl.cli.main(args)` and exits with its code. Each child is still its own process, with its own
+pid, exit code, output and files, that SIGSTOP, SIGINT and SIGKILL reach; only the imports are shared.
+
+`start` returns at once with a `ForkedProcess` (pid, poll, wait, send_signal, kill, as `subprocess.Popen`);
+`run` runs a batch, two at a time, and returns their `CompletedProcess`es in order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
+import pkgutil
+import select
+import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-PARALLEL = 2  # children at once
+PARALLEL = 2  # children at once in `run`
 REPO = Path(__file__).resolve().parents[1]
+# Loaded lazily by a training run (the first optimiser step, TensorBoard, the learning curve, the envs'
+# modules): imported before forking, so that no child pays for them.
+PRELOADED = (
+    "torch._dynamo", "torch.utils.tensorboard", "matplotlib.backends.backend_agg", "PIL.PngImagePlugin",
+    "gymnasium.envs.classic_control", "gymnasium.envs.box2d", "gymnasium.envs.toy_text",
+)
 
 
 @dataclass
 class Case:
     args: list[str]
     cwd: Path
-    python_path: list[str]  # prepended to sys.path in the child (a module that shadows one, e.g. `ray`)
+    python_path: list[str] = field(default_factory=list)  # prepended to sys.path in the child (e.g. a `ray` stub)
+
+
+class ForkedProcess:
+    """A child of the forking server, driven like `subprocess.Popen`: its exit code arrives through the server,
+    which is its parent and reaps it."""
+
+    def __init__(self, forker: CliForker, pid: int, args: list[str], stdout: Path, stderr: Path) -> None:
+        self.forker, self.pid, self.args = forker, pid, args
+        self.stdout_path, self.stderr_path = stdout, stderr
+
+    @property
+    def returncode(self) -> int | None:
+        return self.forker.exit_codes.get(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        with self.forker.changed:
+            if not self.forker.changed.wait_for(lambda: self.returncode is not None or not self.forker.alive,
+                                                timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout)
+        if self.returncode is None:
+            raise RuntimeError(f"the forking server ended before process {self.pid} did")
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:  # once reaped, the pid may belong to another process
+            with contextlib.suppress(ProcessLookupError):  # ended, its exit code on the way
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+        self.wait(timeout=60)
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
 
 
 class CliForker:
-    """The pre-imported process, kept for several batches: `run(cases)` forks a child per case (two at a
-    time) and returns their results in order. Use as a context manager."""
+    """The pre-imported process. Use as a context manager, or `close()` it."""
 
     def __init__(self, env: dict[str, str]) -> None:
         # started in the checkout's root, so that `-m tests.forking_cli` imports from it whatever the env says
         self.server = subprocess.Popen([sys.executable, "-m", "tests.forking_cli"], env=env, text=True, cwd=REPO,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.changed = threading.Condition()
+        self.alive = True
+        self.pids: dict[int, int] = {}  # job id -> pid
+        self.exit_codes: dict[int, int] = {}  # pid -> exit code (negative: the signal that ended it)
+        self.next_id = 0
+        self.reader = threading.Thread(target=self._read_replies, daemon=True)
+        self.reader.start()
+        self.folder = tempfile.TemporaryDirectory(prefix="forked-")
 
-    def run(self, cases: list[Case], timeout: float = 600) -> list[subprocess.CompletedProcess]:
-        jobs = [{"args": [str(arg) for arg in case.args], "cwd": str(case.cwd), "python_path": case.python_path}
-                for case in cases]
-        self.server.stdin.write(json.dumps(jobs) + "\n")
-        self.server.stdin.flush()
-        line = self.server.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the forking CLI server ended (exit code {self.server.wait(timeout)})")
-        return [subprocess.CompletedProcess(["deeprl", *job["args"]], result["code"], result["stdout"],
-                                            result["stderr"])
-                for job, result in zip(jobs, json.loads(line), strict=True)]
+    def _read_replies(self) -> None:
+        try:
+            for line in self.server.stdout:
+                reply = json.loads(line)
+                with self.changed:
+                    if "code" in reply:
+                        self.exit_codes[reply["pid"]] = reply["code"]
+                    else:
+                        self.pids[reply["id"]] = reply["pid"]
+                    self.changed.notify_all()
+        finally:
+            with self.changed:
+                self.alive = False
+                self.changed.notify_all()
+
+    def start(
+        self, args: list[str], cwd: Path, stdout: Path | None = None, stderr: Path | None = None,
+        env: dict[str, str] | None = None, python_path: list[str] = (), pause_at: tuple[str, int] | None = None,
+        file_size_limit: int | None = None, script: Path | None = None,
+    ) -> ForkedProcess:
+        """Fork `deeprl ARGS` (or `python SCRIPT ARGS`) in `cwd`; stdout and stderr go to the files given (new
+        ones in a temporary folder if not). `env` is added to the server's environment, `pause_at` freezes the
+        child halfway through a write (tests/pausing_trainer.py), `file_size_limit` sets RLIMIT_FSIZE."""
+        with self.changed:
+            job_id, self.next_id = self.next_id, self.next_id + 1
+        stdout = Path(stdout or Path(self.folder.name) / f"{job_id}.out")
+        stderr = Path(stderr or Path(self.folder.name) / f"{job_id}.err")
+        job = {"id": job_id, "args": [str(arg) for arg in args], "cwd": str(cwd), "stdout": str(stdout),
+               "stderr": str(stderr), "env": env or {}, "python_path": list(python_path),
+               "pause_at": pause_at, "file_size_limit": file_size_limit, "script": script and str(script)}
+        with self.changed:
+            self.server.stdin.write(json.dumps(job) + "\n")
+            self.server.stdin.flush()
+            if not self.changed.wait_for(lambda: job_id in self.pids or not self.alive, 60):
+                raise RuntimeError("the forking server did not answer within 60 s")
+            if job_id not in self.pids:
+                raise RuntimeError(f"the forking server ended (exit code {self.server.wait(60)})")
+            pid = self.pids.pop(job_id)
+        shown = ["python", str(script), *job["args"]] if script else ["deeprl", *job["args"]]
+        return ForkedProcess(self, pid, shown, stdout, stderr)
+
+    def run(self, cases: list[Case], timeout: float = 600, env: dict[str, str] | None = None,
+            ) -> list[subprocess.CompletedProcess]:
+        """Each case's CompletedProcess (args, returncode, stdout, stderr), in order, two running at a time."""
+        deadline = time.monotonic() + timeout
+        results: list[subprocess.CompletedProcess | None] = [None] * len(cases)
+        running: dict[int, ForkedProcess] = {}
+        pending = list(enumerate(cases))
+        try:
+            while pending or running:
+                while pending and len(running) < PARALLEL:
+                    index, case = pending.pop(0)
+                    running[index] = self.start(case.args, case.cwd, env=env, python_path=case.python_path)
+                with self.changed:
+                    self.changed.wait_for(lambda: any(child.returncode is not None for child in running.values())
+                                          or not self.alive, max(0.0, deadline - time.monotonic()))
+                finished = [index for index, child in running.items() if child.returncode is not None]
+                if not finished:
+                    raise subprocess.TimeoutExpired(running[min(running)].args, timeout)
+                for index in finished:
+                    child = running.pop(index)
+                    results[index] = subprocess.CompletedProcess(child.args, child.returncode, child.stdout(),
+                                                                 child.stderr())
+        finally:
+            for child in running.values():
+                child.kill()
+        return results
+
+    def close(self) -> None:
+        """Ends the server; children still running are killed."""
+        if self.server.stdin and not self.server.stdin.closed:
+            self.server.stdin.close()
+        self.server.wait(timeout=60)
+        self.reader.join(timeout=10)
+        self.folder.cleanup()
 
     def __enter__(self) -> CliForker:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.stdin.close()
-        self.server.wait(timeout=60)
+        self.close()
 
 
 def run_cli_cases(cases: list[Case], env: dict[str, str], timeout: float = 600) -> list[subprocess.CompletedProcess]:
-    """Each case's CompletedProcess (args, returncode, stdout, stderr), in order."""
+    """Each case's CompletedProcess (args, returncode, stdout, stderr), in order, from a server of its own."""
     with CliForker(env) as forker:
         return forker.run(cases, timeout)
 
 
-def _child(job: dict, out_path: str, err_path: str) -> None:
-    """In the forked child: run one command line; never return."""
+# ------------------------------------------------------------------------------------------- the server
+
+
+def _child(job: dict) -> None:
+    """In the forked child: run one command line, as `python -m deeprl` would; never return."""
     code = 1
     try:
         os.chdir(job["cwd"])
-        for stream, path in ((1, out_path), (2, err_path)):
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for stream, path, flags in ((0, os.devnull, os.O_RDONLY),
+                                    (1, job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                                    (2, job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+            descriptor = os.open(path, flags, 0o644)
             os.dup2(descriptor, stream)
             os.close(descriptor)
-        sys.path[:0] = job["python_path"]
-        from deeprl.cli import main
+        os.environ.update(job["env"])
+        if job["file_size_limit"] is not None:
+            import resource
 
-        code = main(job["args"])
+            resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_size_limit"], job["file_size_limit"]))
+        if job["pause_at"] is not None:
+            from tests.pausing_trainer import pause_in_write
+
+            pause_in_write(*job["pause_at"])
+        sys.path[:0] = job["python_path"]
+        if job["script"] is not None:
+            import runpy
+
+            sys.argv = [job["script"], *job["args"]]
+            sys.path.insert(0, str(Path(job["script"]).parent))
+            runpy.run_path(job["script"], run_name="__main__")
+            code = 0
+        else:
+            from deeprl.cli import main
+
+            sys.argv = ["deeprl", *job["args"]]
+            code = main(job["args"])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except BaseException:  # a traceback, exactly as the real command would print it
@@ -90,34 +238,54 @@ def _child(job: dict, out_path: str, err_path: str) -> None:
         os._exit(code)
 
 
+def _preload() -> None:
+    import deeprl
+
+    for module in pkgutil.walk_packages(deeprl.__path__, "deeprl."):
+        if not module.name.endswith("__main__"):  # which would run the command
+            importlib.import_module(module.name)
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
+def _reply(channel: int, message: dict) -> None:
+    os.write(channel, (json.dumps(message) + "\n").encode())
+
+
 def _serve() -> None:
-    """Read a batch of jobs per stdin line; answer each with a line of results."""
-    import deeprl.algos
-    import deeprl.api
-    import deeprl.cli  # noqa: F401
-
-    with tempfile.TemporaryDirectory() as folder:
-        for line in sys.stdin:
-            print(json.dumps(_run_batch(json.loads(line), Path(folder))), flush=True)
-
-
-def _run_batch(jobs: list[dict], folder: Path) -> list[dict]:
-    results: list[dict | None] = [None] * len(jobs)
-    running: dict[int, tuple[int, str, str]] = {}
-    pending = list(range(len(jobs)))
-    while pending or running:
-        while pending and len(running) < PARALLEL:
-            index = pending.pop(0)
-            out_path, err_path = str(folder / f"{index}.out"), str(folder / f"{index}.err")
-            pid = os.fork()
+    """Fork a child per job line read on stdin; say each child's pid when forked and its exit code when reaped.
+    One thread only: a fork copies only the thread that calls it, and nothing here holds a lock meanwhile."""
+    channel = os.dup(1)  # the replies' own descriptor: whatever an import prints goes to stderr instead
+    os.set_inheritable(channel, False)
+    os.dup2(2, 1)
+    _preload()
+    children: dict[int, int] = {}  # pid -> job id
+    pending = b""
+    reading = True
+    while reading:
+        readable, _, _ = select.select([0], [], [], 0.02)
+        if readable:
+            data = os.read(0, 1 << 16)
+            reading = bool(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                job = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(channel)
+                    _child(job)
+                children[pid] = job["id"]
+                _reply(channel, {"id": job["id"], "pid": pid})
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
-                _child(jobs[index], out_path, err_path)
-            running[pid] = (index, out_path, err_path)
-        pid, status = os.wait()
-        index, out_path, err_path = running.pop(pid)
-        results[index] = {"code": os.waitstatus_to_exitcode(status), "stdout": Path(out_path).read_text(),
-                          "stderr": Path(err_path).read_text()}
-    return results
+                break
+            children.pop(pid)
+            _reply(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)})
+    for pid in children:  # the tests are over: nothing left is needed
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""`python -m deeprl ARGS...` that freezes itself in the middle of one file write, for tests to SIGKILL there.
+"""A deeprl process that freezes itself in the middle of one file write, for tests to SIGKILL there.
 
-    python tests/pausing_trainer.py PATTERN N ARGS...
-
-The N-th atomic write (deeprl.files.atomic_write) of a file whose name matches the glob PATTERN writes the
-first half of its bytes to the temporary file, then stops its own process with SIGSTOP. A stopped process
-cannot move on, so the test that started it knows exactly where it is when it kills it.
+`pause_in_write(PATTERN, N)`, called in a forked trainer before it runs (tests/forking_cli.py, `pause_at`), makes
+the N-th atomic write (deeprl.files.atomic_write) of a file whose name matches the glob PATTERN write the first
+half of its bytes to the temporary file, then stop its own process with SIGSTOP. A stopped process cannot move
+on, so the test that started it knows exactly where it is when it kills it.
 """
 
 from __future__ import annotations
@@ -12,15 +11,12 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
-import runpy
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import deeprl.api
-import deeprl.cli
 import deeprl.files
 
 real_atomic_write = deeprl.files.atomic_write
@@ -39,8 +35,7 @@ def half_then_stop(write: Callable[[IO[bytes]], None]) -> Callable[[IO[bytes]], 
     return write_half
 
 
-def main() -> None:
-    pattern, occurrence, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def pause_in_write(pattern: str, occurrence: int) -> None:
     matches = 0
 
     def pausing_atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -56,9 +51,3 @@ def main() -> None:
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] == "deeprl" and getattr(module, "atomic_write", None) is real_atomic_write:
             module.atomic_write = pausing_atomic_write
-    sys.argv = ["deeprl", *args]
-    runpy.run_module("deeprl", run_name="__main__", alter_sys=True)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,9 +4,6 @@ Q critics refuse continuous actions in one line."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -14,13 +11,7 @@ import torch
 import deeprl
 from deeprl.algos.actor_critic import Config, QHead, critic_targets
 from deeprl.errors import DeeprlError
-from tests.test_resume import (
-    Trainer,
-    assert_resumes_identically,
-    deeprl_command,
-    environment,
-    stop_with_rows_past_checkpoint,
-)
+from tests.conftest import kill_and_resume, run_deeprl
 
 TRAIN_ARGS = [
     "--seed", "1", "--steps", "2400", "--quiet", "--set", "critic=advantage", "--set", "shared_trunk=true",
@@ -30,20 +21,11 @@ TRAIN_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("actor_critic") / "run"
-    subprocess.run(deeprl_command("train", "actor-critic", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
-                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
-    return run_dir
-
-
-def test_sigkill_resumes_exactly(tmp_path, reference):
-    trainer = Trainer(tmp_path / "run", TRAIN_ARGS, algo="actor-critic")
-    stop_with_rows_past_checkpoint(trainer, 1000)
-    trainer.kill()
-    assert_resumes_identically(trainer.run_dir, reference,
-                               tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"))
+@pytest.mark.resume
+def test_sigkill_resumes_exactly(tmp_path, uninterrupted):
+    kill_and_resume(tmp_path, uninterrupted("actor-critic", "CartPole-v1", TRAIN_ARGS), TRAIN_ARGS, 1000,
+                    algo="actor-critic",
+                    tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"))
 
 
 @pytest.mark.parametrize("critic", ["q", "advantage", "td"])
@@ -58,6 +40,7 @@ def test_each_critic_trains_and_logs_its_updates(tmp_path, critic):
     assert deeprl.load(agent.run_dir).act(np.zeros(4, dtype=np.float32)) in (0, 1)
 
 
+@pytest.mark.learning
 def test_td_actor_critic_learns_cartpole(tmp_path):
     agent = deeprl.train("actor-critic", "CartPole-v1", seed=0, steps=20_000, run_dir=tmp_path / "run",
                          tensorboard=False, eval_every=5000, eval_episodes=5, final_eval_episodes=5)
@@ -69,9 +52,8 @@ def test_q_critics_refuse_continuous_actions(tmp_path):
                                           r"Box\(-2.0, 2.0, \(1,\), float32\): use critic=td"):
         deeprl.train("actor-critic", "Pendulum-v1", critic="q", run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    result = subprocess.run([sys.executable, "-m", "deeprl", "train", "actor-critic", "Pendulum-v1", "--set",
-                             "critic=advantage", "--run-dir", str(tmp_path / "cli")], env=environment(),
-                            capture_output=True, text=True, timeout=120)
+    result = run_deeprl("train", "actor-critic", "Pendulum-v1", "--set", "critic=advantage", "--run-dir", "cli",
+                        cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "use critic=td" in result.stderr
 
 

@@ -7,7 +7,6 @@ import csv
 import json
 import math
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -21,13 +20,7 @@ from deeprl.algos.ppo import METRIC_COLUMNS, approx_kl, clipped_surrogate, value
 from deeprl.experience import EnvRunner
 from deeprl.normalization import RewardScaler, RunningMeanStd
 from deeprl.onpolicy import explained_variance
-from tests.test_resume import (
-    Trainer,
-    assert_resumes_identically,
-    deeprl_command,
-    environment,
-    stop_with_rows_past_checkpoint,
-)
+from tests.conftest import kill_and_resume
 
 QUICK = {"tensorboard": False, "progress": False, "eval_episodes": 2, "final_eval_episodes": 2}
 
@@ -142,12 +135,14 @@ def test_box_actions_stored_raw_and_sent_clipped_and_scaled_and_lr_annealed(tmp_
         assert action.shape == (1,) and -2 <= action[0] <= 2
 
 
+@pytest.mark.learning
 def test_ppo_solves_cartpole_with_its_default_preset(tmp_path):
     agent = deeprl.train("ppo", "CartPole-v1", seed=1, run_dir=tmp_path / "run", tensorboard=False, progress=False,
                          stop_on_solve=True, final_eval_episodes=5)
     assert agent.summary["solved_at_step"] is not None and agent.summary["solved_at_step"] <= 20_000
 
 
+@pytest.mark.learning
 def test_a2c_learns_cartpole(tmp_path):
     agent = deeprl.train("a2c", "CartPole-v1", seed=0, steps=10_000, run_dir=tmp_path / "run", tensorboard=False,
                          progress=False, eval_every=5000, eval_episodes=5, final_eval_episodes=5)
@@ -162,22 +157,13 @@ PENDULUM_ARGS = [
 ]
 
 
-def test_sigkill_resumes_exactly_with_normalisation(tmp_path):
-    """Pendulum: Box actions, a time limit every 200 steps (bootstrapped values), both normalisations; the
-    reference runs beside the killed trainer."""
-    reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen(
-        deeprl_command("train", "ppo", "Pendulum-v1", "--run-dir", str(reference), *PENDULUM_ARGS),
-        env=environment(), stdout=subprocess.DEVNULL,
-    )
-    trainer = Trainer(tmp_path / "run", PENDULUM_ARGS, algo="ppo", env="Pendulum-v1")
-    state = stop_with_rows_past_checkpoint(trainer, 768)
-    trainer.kill()
-    assert uninterrupted.wait(timeout=300) == 0
-    assert state["step"] >= 768
-    assert_resumes_identically(trainer.run_dir, reference, tags=(
-        "train/return", "update/policy_loss", "update/value_loss", "update/approx_kl", "update/clip_fraction",
-        "update/explained_variance", "eval/return"))
+@pytest.mark.resume
+def test_sigkill_resumes_exactly_with_normalisation(tmp_path, uninterrupted):
+    """Pendulum: Box actions, a time limit every 200 steps (bootstrapped values), both normalisations."""
+    kill_and_resume(tmp_path, uninterrupted("ppo", "Pendulum-v1", PENDULUM_ARGS), PENDULUM_ARGS, 768, algo="ppo",
+                    env="Pendulum-v1", tags=(
+                        "train/return", "update/policy_loss", "update/value_loss", "update/approx_kl",
+                        "update/clip_fraction", "update/explained_variance", "eval/return"))
 
 
 A2C_ARGS = [
@@ -187,17 +173,8 @@ A2C_ARGS = [
 ]
 
 
-def test_a2c_sigkill_resumes_exactly(tmp_path):
-    """A2C on CartPole with three copies killed mid-episode: the reference runs beside the killed trainer."""
-    reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen(
-        deeprl_command("train", "a2c", "CartPole-v1", "--run-dir", str(reference), *A2C_ARGS),
-        env=environment(), stdout=subprocess.DEVNULL,
-    )
-    trainer = Trainer(tmp_path / "run", A2C_ARGS, algo="a2c")
-    state = stop_with_rows_past_checkpoint(trainer, 1200)
-    trainer.kill()
-    assert uninterrupted.wait(timeout=300) == 0
-    assert state["step"] >= 1200
-    assert_resumes_identically(trainer.run_dir, reference, tags=(
+@pytest.mark.resume
+def test_a2c_sigkill_resumes_exactly(tmp_path, uninterrupted):
+    """A2C on CartPole with three copies killed mid-episode."""
+    kill_and_resume(tmp_path, uninterrupted("a2c", "CartPole-v1", A2C_ARGS), A2C_ARGS, 1200, algo="a2c", tags=(
         "train/return", "update/policy_loss", "update/value_loss", "update/explained_variance", "eval/return"))

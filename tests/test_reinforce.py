@@ -3,20 +3,12 @@ with several env copies caught in the middle of their episodes."""
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import torch
 
 import deeprl
-from tests.test_resume import (
-    Trainer,
-    assert_resumes_identically,
-    deeprl_command,
-    environment,
-    stop_with_rows_past_checkpoint,
-)
+from tests.conftest import kill_and_resume
 
 TRAIN_ARGS = [
     "--seed", "2", "--steps", "3000", "--quiet", "--set", "n_envs=3", "--set", "episodes_per_update=2",
@@ -25,23 +17,13 @@ TRAIN_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("reinforce") / "run"
-    subprocess.run(deeprl_command("train", "reinforce", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
-                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
-    return run_dir
+@pytest.mark.resume
+def test_sigkill_mid_episodes_resumes_exactly(tmp_path, uninterrupted):
+    kill_and_resume(tmp_path, uninterrupted("reinforce", "CartPole-v1", TRAIN_ARGS), TRAIN_ARGS, 1200,
+                    algo="reinforce", tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"))
 
 
-def test_sigkill_mid_episodes_resumes_exactly(tmp_path, reference):
-    trainer = Trainer(tmp_path / "run", TRAIN_ARGS, algo="reinforce")
-    state = stop_with_rows_past_checkpoint(trainer, 1200)
-    trainer.kill()
-    assert state["step"] >= 1200
-    assert_resumes_identically(trainer.run_dir, reference, tags=("train/return", "update/policy_loss",
-                                                                 "update/value_loss", "eval/return"))
-
-
+@pytest.mark.learning
 def test_reinforce_learns_cartpole(tmp_path):
     agent = deeprl.train("reinforce", "CartPole-v1", seed=0, steps=12_000, run_dir=tmp_path / "run",
                          tensorboard=False, eval_every=4000, eval_episodes=5, final_eval_episodes=10)

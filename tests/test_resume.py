@@ -1,25 +1,15 @@
 """Checkpoints and exact resume: real `deeprl train` processes are killed and resumed, and must end with the
 same weights (bit for bit), the same metrics.csv and eval.json (wall-clock aside) and the same TensorBoard
-scalars as an uninterrupted run.
-
-Every kill is placed by an event, never by a delay: the trainer is frozen with SIGSTOP once what the test
-waits for has happened (a checkpoint's manifest appeared, metrics.csv grew past the newest checkpoint), or
-freezes itself in the middle of writing a file (tests/pausing_trainer.py), and only then SIGKILLed.
+scalars as an uninterrupted run (the harness, and how each kill is placed by an event: tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -27,11 +17,22 @@ import torch
 import deeprl
 from deeprl.checkpoint import CHECKPOINT_LAYOUT, load_latest_checkpoint
 from deeprl.errors import DeeprlError
-from deeprl.run import TIMING_KEYS
+from tests.conftest import (
+    Trainer,
+    assert_resumes_identically,
+    checkpoints,
+    metrics_without_time,
+    newest_step,
+    resume,
+    stop_after_checkpoint,
+    stop_in_write,
+    stop_with_rows_past_checkpoint,
+    weights,
+)
 from tests.tensorboard_events import tensorboard_scalars
 
-ROOT = Path(__file__).resolve().parents[1]
-PAUSING_TRAINER = ROOT / "tests" / "pausing_trainer.py"
+pytestmark = [pytest.mark.resume, pytest.mark.xdist_group("test_resume")]  # the reference is made once
+
 STEPS = 2000
 CHECKPOINT_EVERY = 400  # checkpoints come at the first episode end at or after each multiple
 TRAIN_ARGS = [
@@ -50,147 +51,9 @@ PICTURE_ARGS = [
 ]
 
 
-def deeprl_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "deeprl", *args]
-
-
-def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-
-
-class Trainer:
-    """A `deeprl train` process (through tests/pausing_trainer.py when `pause_at` is given), its stderr in a file."""
-
-    def __init__(
-        self, run_dir: Path, args: list[str], pause_at: tuple[str, int] | None = None, algo: str = "dqn",
-        env: str = "CartPole-v1",
-    ) -> None:
-        self.run_dir, self.algo, self.env = run_dir, algo, env
-        self.log = run_dir.with_name(run_dir.name + ".stderr")
-        train = ["train", algo, env, "--run-dir", str(run_dir), *args]
-        if pause_at is None:
-            command = deeprl_command(*train)
-        else:
-            pattern, occurrence = pause_at
-            command = [sys.executable, str(PAUSING_TRAINER), pattern, str(occurrence), *train]
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=log)
-
-    def state(self) -> str:
-        """The process state letter from /proc: R running, S sleeping, T stopped, Z exited."""
-        return Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 180
-        while not condition():
-            assert self.process.poll() is None, f"training ended before {what}: {self.log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"waited 180 s for {what}"
-            time.sleep(0.02)
-
-    def freeze(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-        self.wait_for(lambda: self.state() == "T", "it stopped")
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-
-def resume(run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(deeprl_command("resume", str(run_dir), "--quiet"), env=environment(),
-                          capture_output=True, text=True, timeout=300)
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / "checkpoints").glob("step-*.json"))
-
-
-def newest_step(run_dir: Path) -> int:
-    found = checkpoints(run_dir)
-    return int(found[-1].stem.split("-")[1]) if found else -1
-
-
-def metrics_size(run_dir: Path) -> int:
-    path = run_dir / "metrics.csv"
-    return path.stat().st_size if path.is_file() else 0
-
-
-def stop_after_checkpoint(trainer: Trainer, step: int) -> None:
-    """Freeze the trainer once a checkpoint at `step` or later is complete (its manifest is written last)."""
-    trainer.wait_for(lambda: newest_step(trainer.run_dir) >= step, f"a checkpoint at step {step} or later")
-    trainer.freeze()
-
-
-def stop_with_rows_past_checkpoint(trainer: Trainer, step: int) -> dict[str, Any]:
-    """Freeze the trainer when metrics.csv holds rows written after its newest checkpoint (at `step` or later),
-    which a resumed run must drop and write again; the newest checkpoint's run state."""
-    stop_after_checkpoint(trainer, step)
-    while True:  # checked while frozen: the files cannot change under the check
-        state = load_latest_checkpoint(trainer.run_dir, trainer.algo, trainer.env)["run"]
-        size = metrics_size(trainer.run_dir)
-        if size > state["metrics_bytes"]:
-            return state
-        trainer.process.send_signal(signal.SIGCONT)
-        trainer.wait_for(lambda old=size: metrics_size(trainer.run_dir) > old, "a row after the checkpoint")
-        trainer.freeze()
-
-
-def stop_in_write(trainer: Trainer) -> None:
-    """Wait until the pausing trainer has stopped itself halfway through the write it was told to pause."""
-    trainer.wait_for(lambda: trainer.state() == "T", "the paused write")
-
-
-def metrics_without_time(run_dir: Path) -> list[str]:
-    lines = (run_dir / "metrics.csv").read_text().splitlines()
-    assert lines[0].endswith(",time_s")
-    return [line.rsplit(",", 1)[0] for line in lines]
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=True)["state_dict"]
-
-
-def summary_without_timing(run_dir: Path) -> dict[str, Any]:
-    summary = json.loads((run_dir / "eval.json").read_text())
-    return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
-
-
-def assert_same_run(
-    run_dir: Path, reference: Path, tags: tuple[str, ...] = ("train/return", "train/loss", "eval/return")
-) -> None:
-    assert metrics_without_time(run_dir) == metrics_without_time(reference)
-    for name in ("policy.pt", "best_policy.pt"):
-        expected, actual = weights(reference / name), weights(run_dir / name)
-        assert expected.keys() == actual.keys()
-        assert all(torch.equal(expected[key], actual[key]) for key in expected), name
-    assert summary_without_timing(run_dir) == summary_without_timing(reference)
-    # TensorBoard as it shows the runs: a resumed run's purge hides what the killed process wrote after its
-    # checkpoint; every (tag, step, value), the checkpoint step's included, must be the uninterrupted run's.
-    scalars, expected_scalars = tensorboard_scalars(run_dir), tensorboard_scalars(reference)
-    assert set(tags) <= set(expected_scalars)
-    assert scalars.keys() == expected_scalars.keys()
-    for tag, expected_points in expected_scalars.items():
-        assert scalars[tag] == expected_points, tag
-
-
-def assert_resumes_identically(run_dir: Path, reference: Path, **same_run: Any) -> subprocess.CompletedProcess:
-    assert not (run_dir / "eval.json").exists()
-    result = resume(run_dir)
-    assert result.returncode == 0, result.stderr
-    assert_same_run(run_dir, reference, **same_run)
-    assert len(checkpoints(run_dir)) <= 2  # only the newest two are kept
-    return result
-
-
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS),
-                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
-    return run_dir
+def reference(uninterrupted) -> Path:
+    return uninterrupted("dqn", "CartPole-v1", TRAIN_ARGS)
 
 
 def test_sigkill_right_after_a_checkpoint(tmp_path, reference):
@@ -386,12 +249,10 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
     assert not marker.exists()
 
 
-def test_picture_run_resumes_identically(tmp_path):
+def test_picture_run_resumes_identically(tmp_path, uninterrupted):
     """Screen observations, a BatchNorm CNN and the replay that stores pictures once survive a SIGKILL too:
     the resumed run ends with the same weights (BatchNorm statistics included), metrics and scalars."""
-    reference_dir = tmp_path / "reference"
-    subprocess.run(deeprl_command("train", "dqn", "CartPole-v1", "--run-dir", str(reference_dir), *PICTURE_ARGS),
-                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
+    reference_dir = uninterrupted("dqn", "CartPole-v1", PICTURE_ARGS)
     trainer = Trainer(tmp_path / "run", PICTURE_ARGS)
     stop_after_checkpoint(trainer, 400)
     trainer.kill()

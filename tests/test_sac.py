@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import math
-import subprocess
 
 import gymnasium as gym
 import numpy as np
@@ -16,8 +15,8 @@ from torch.distributions import Normal
 
 from deeprl.algos import sac
 from deeprl.algos.sac import SAC
-from tests.custom_envs import AsymmetricDial
-from tests.test_ddpg import (
+from tests.conftest import kill_and_resume
+from tests.continuous_control import (
     CPU,
     PENDULUM,
     RESUME_ARGS,
@@ -25,13 +24,7 @@ from tests.test_ddpg import (
     set_constant_output,
     tiny_batch,
 )
-from tests.test_resume import (
-    Trainer,
-    assert_resumes_identically,
-    deeprl_command,
-    environment,
-    stop_with_rows_past_checkpoint,
-)
+from tests.custom_envs import AsymmetricDial
 
 
 def learner_for(env: gym.Env = PENDULUM, **settings) -> SAC:
@@ -151,23 +144,16 @@ def test_exploration_samples_the_policy_in_the_bounds_after_learning_starts():
 # ------------------------------------------------------------------------------------- exact resume after SIGKILL
 
 
-def test_sigkill_resumes_exactly(tmp_path):
+@pytest.mark.resume
+def test_sigkill_resumes_exactly(tmp_path, uninterrupted):
     """Twin critics, tuned alpha and the policy's samples drawn from torch's generator continue as if never
-    stopped; the reference runs beside the killed trainer."""
-    reference = tmp_path / "reference"
-    uninterrupted = subprocess.Popen(
-        deeprl_command("train", "sac", "Pendulum-v1", "--run-dir", str(reference), *RESUME_ARGS),
-        env=environment(), stdout=subprocess.DEVNULL,
-    )
-    trainer = Trainer(tmp_path / "run", RESUME_ARGS, algo="sac", env="Pendulum-v1")
-    state = stop_with_rows_past_checkpoint(trainer, 800)
-    trainer.kill()
-    assert uninterrupted.wait(timeout=300) == 0
-    assert state["step"] >= 800
-    assert_resumes_identically(trainer.run_dir, reference, tags=(
-        "train/return", "train/critic_loss", "train/actor_loss", "train/alpha", "train/entropy", "eval/return"))
+    stopped."""
+    kill_and_resume(tmp_path, uninterrupted("sac", "Pendulum-v1", RESUME_ARGS), RESUME_ARGS, 800, algo="sac",
+                    env="Pendulum-v1", tags=("train/return", "train/critic_loss", "train/actor_loss", "train/alpha",
+                                             "train/entropy", "eval/return"))
 
 
+@pytest.mark.learning
 def test_learns_pendulum(tmp_path):
     """Measured beside DDPG and TD3's (tests/test_ddpg.py); SAC's default lr of 3e-4 needs more steps than this."""
     assert_learns_pendulum("sac", sac.Config, 4000, tmp_path, lr=1e-3)
