@@ -37,12 +37,6 @@ def unscale_action(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
     return 2.0 * (actions - low) / (high - low) - 1.0
 
 
-# How a Gaussian policy's samples become the env's actions: "unit", clipped to [-1, 1] and scaled to the Box (what
-# every policy learns in now); "env", clipped to the Box as they are (a policy file saved without `action_units`
-# was trained that way, and keeps acting so).
-ACTION_UNITS = ("unit", "env")
-
-
 def policy_network(
     obs_space: gym.Space, action_space: gym.Space, config: Any, value: str, log_std_init: float = 0.0
 ) -> dict[str, Any]:
@@ -66,7 +60,8 @@ class PolicyAgent:
     sample otherwise. A Box action is the Gaussian's sample u in [-1, 1] units: only here, where it leaves for the
     env, is it clipped to [-1, 1] and scaled to the Box (`action_units` "unit"); the learner keeps the raw samples it
     computed log-probabilities for. Dimensions without finite bounds on both sides have nothing to scale to: their
-    samples are only clipped to whatever bound they have.
+    samples are only clipped to whatever bound they have. `action_units` "env" is how policies learnt before unit
+    actions: samples in the env's units, clipped to the Box as they are.
 
     With `obs_normalizer` the network sees normalised observations; the agent holds the live statistics, so a
     policy file saved at any step carries the statistics of that step."""
@@ -158,9 +153,7 @@ class PolicyAgent:
 
 
 def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
-    action_units = meta.get("action_units", "env")  # files from before unit actions acted in the env's units
-    if action_units not in ACTION_UNITS:
-        raise KeyError(f"action_units {action_units!r} is none of {', '.join(ACTION_UNITS)}")
+    action_units = meta.get("action_units", "env")  # a file saved without it was learnt in the env's units
     policy = ActorCritic(**meta["network"])
     policy.load_state_dict(tensors)
     policy.eval()
