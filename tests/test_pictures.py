@@ -6,8 +6,6 @@ a return of 10 is perfect and 5 is what a blind policy scores."""
 
 from __future__ import annotations
 
-import subprocess
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from deeprl.errors import DeeprlError
 from deeprl.nets import NATURE_CNN, ConvEncoder, observation_encoder, smallest_picture
 from tests.custom_envs import PictureSide
 from tests.test_reliability import assert_one_line_error, run_cli
-from tests.test_resume import Trainer, assert_resumes_identically, deeprl_command, environment, stop_after_checkpoint
+from tests.test_resume import Trainer, assert_resumes_identically, stop_after_checkpoint
 
 HWC, CHW, BOX = "tests.custom_envs:PictureSide", "tests.custom_envs:PictureSideCHW", "tests.custom_envs:PictureSideBox"
 QUICK = {"seed": 0, "progress": False, "eval_every": 10_000, "eval_episodes": 2, "final_eval_episodes": 2,
@@ -81,9 +79,9 @@ def test_dqn_conv_settings_read_the_channels_of_a_channels_last_picture():
 @pytest.fixture(scope="module")
 def dqn_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("dqn") / "run"
-    agent = deeprl.train("dqn", HWC, steps=500, run_dir=run_dir,
-                         **{**QUICK, **OFF_POLICY, "train_freq": 1, "final_eval_episodes": 10},
-                         epsilon_decay_steps=300, target_update_interval=100)
+    settings = {**QUICK, **OFF_POLICY, "train_freq": 2, "final_eval_episodes": 10}
+    agent = deeprl.train("dqn", HWC, steps=400, run_dir=run_dir, epsilon_decay_steps=250, target_update_interval=100,
+                         **settings)
     return agent
 
 
@@ -97,7 +95,7 @@ def test_dqn_learns_from_channels_last_pictures(dqn_run):
 
 
 def test_ppo_learns_from_channels_first_pictures(tmp_path):
-    agent = deeprl.train("ppo", CHW, steps=1024, run_dir=tmp_path / "run", n_steps=128, n_envs=2, batch_size=64,
+    agent = deeprl.train("ppo", CHW, steps=1536, run_dir=tmp_path / "run", n_steps=128, n_envs=2, batch_size=64,
                          n_epochs=4, **{**QUICK, "final_eval_episodes": 10})
     assert agent.network["encoder"]["layout"] == "CHW" and agent.numpy_policy is None  # torch acts for a CNN
     assert final_return(agent) == 10.0
@@ -153,19 +151,18 @@ def test_observation_normalisation_of_pictures_is_refused(tmp_path):
 
 
 PICTURE_RUN = [
-    "--seed", "0", "--steps", "400", "--quiet", "--set", "hidden_sizes=32", "--set", "learning_starts=50",
+    "--seed", "0", "--steps", "300", "--quiet", "--set", "hidden_sizes=32", "--set", "learning_starts=50",
     "--set", "batch_size=16", "--set", "train_freq=4",
-    "--set", "buffer_size=150",  # full before the kill: resume restores a wrapped-around memory of bytes
-    "--set", "checkpoint_every=150", "--set", "eval_every=200", "--set", "eval_episodes=2",
+    "--set", "buffer_size=80",  # full before the kill: resume restores a wrapped-around memory of bytes
+    "--set", "checkpoint_every=100", "--set", "eval_every=150", "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
 ]
 
 
 def test_a_killed_picture_run_resumes_identically(tmp_path):
-    reference = tmp_path / "reference"
-    subprocess.run(deeprl_command("train", "dqn", HWC, "--run-dir", str(reference), *PICTURE_RUN),
-                   env=environment(), check=True, stdout=subprocess.DEVNULL, timeout=300)
+    uninterrupted = Trainer(tmp_path / "reference", PICTURE_RUN, env=HWC)
+    assert uninterrupted.process.wait(300) == 0, uninterrupted.stderr()
     trainer = Trainer(tmp_path / "run", PICTURE_RUN, env=HWC)
-    stop_after_checkpoint(trainer, 150)
+    stop_after_checkpoint(trainer, 100)
     trainer.kill()
-    assert_resumes_identically(trainer.run_dir, reference)
+    assert_resumes_identically(trainer.run_dir, uninterrupted.run_dir)
