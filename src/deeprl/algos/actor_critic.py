@@ -103,9 +103,10 @@ class QHead(nn.Module):
     """Q(s, .) for every discrete action: a head on the actor's trunk, or a network of its own (reading pictures
     through the actor's CNN, shared)."""
 
-    def __init__(self, policy: ActorCritic, obs_dim: int, n_actions: int, config: Config) -> None:
+    def __init__(self, policy: ActorCritic | None, obs_dim: int, n_actions: int, config: Config) -> None:
+        """`policy` may be None for a head of its own on vector observations (nothing of the actor's to share)."""
         super().__init__()
-        self.encoder = policy.encoder
+        self.encoder = None if policy is None else policy.encoder
         self.policy_trunk = policy.trunk if config.shared_trunk else None
         sizes = list(config.hidden_sizes)
         if self.policy_trunk is None:
