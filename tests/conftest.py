@@ -27,8 +27,6 @@ from typing import Any
 import pytest
 import torch
 
-from deeprl.checkpoint import load_latest_checkpoint
-from deeprl.run import TIMING_KEYS
 from tests.forking_cli import CliForker, ForkedProcess
 from tests.tensorboard_events import tensorboard_scalars
 
@@ -195,6 +193,8 @@ def stop_after_checkpoint(trainer: Trainer, step: int) -> None:
 def stop_with_rows_past_checkpoint(trainer: Trainer, step: int) -> dict[str, Any]:
     """Freeze the trainer when metrics.csv holds rows written after its newest checkpoint (at `step` or later),
     which a resumed run must drop and write again; the newest checkpoint's run state."""
+    from deeprl.checkpoint import load_latest_checkpoint  # deeprl's modules load when a test needs them
+
     stop_after_checkpoint(trainer, step)
     while True:  # checked while frozen: the files cannot change under the check
         state = load_latest_checkpoint(trainer.run_dir, trainer.algo, trainer.env)["run"]
@@ -222,6 +222,8 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def summary_without_timing(run_dir: Path) -> dict[str, Any]:
+    from deeprl.run import TIMING_KEYS
+
     summary = json.loads((run_dir / "eval.json").read_text())
     return {key: value for key, value in summary.items() if key not in TIMING_KEYS}
 

@@ -79,6 +79,20 @@ class IgnoresSeed(Corridor):
         return super().reset(seed=seed, options=options)
 
 
+class UndrawnCorridor(Corridor):
+    """A Corridor written without watching in mind: its constructor takes no render_mode."""
+
+    def __init__(self, length: int = 5) -> None:
+        super().__init__(length)
+
+
+class BlankCorridor(Corridor):
+    """Takes a render_mode, but its render() draws nothing."""
+
+    def render(self):
+        return None
+
+
 class AsymmetricDial(gym.Env):
     """A Box action space with different, asymmetric bounds per dimension (low [-1, 0], high [3, 10]): each step
     the reward is minus the squared distance of the action from (2, 8), relative to the bounds' widths, on a random

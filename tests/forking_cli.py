@@ -127,6 +127,9 @@ class CliForker:
             job_id, self.next_id = self.next_id, self.next_id + 1
         stdout = Path(stdout or Path(self.folder.name) / f"{job_id}.out")
         stderr = Path(stderr or Path(self.folder.name) / f"{job_id}.err")
+        for path in (stdout, stderr):
+            if path.is_file() or not path.exists():  # empty from the start: readable before the child writes
+                path.write_bytes(b"")
         job = {"id": job_id, "args": [str(arg) for arg in args], "cwd": str(cwd), "stdout": str(stdout),
                "stderr": str(stderr), "env": env or {}, "python_path": list(python_path),
                "pause_at": pause_at, "file_size_limit": file_size_limit, "script": script and str(script)}
@@ -198,8 +201,8 @@ def _child(job: dict) -> None:
     try:
         os.chdir(job["cwd"])
         for stream, path, flags in ((0, os.devnull, os.O_RDONLY),
-                                    (1, job["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
-                                    (2, job["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
+                                    (1, job["stdout"], os.O_WRONLY),
+                                    (2, job["stderr"], os.O_WRONLY)):
             descriptor = os.open(path, flags, 0o644)
             os.dup2(descriptor, stream)
             os.close(descriptor)
@@ -239,11 +242,14 @@ def _child(job: dict) -> None:
 
 
 def _preload() -> None:
-    import deeprl
+    """The command, the API and every algorithm with what they import; not Ray (a sweep imports it on its own, and
+    a test hides it from some children)."""
+    import deeprl.algos
+    import deeprl.api
+    import deeprl.cli  # noqa: F401
 
-    for module in pkgutil.walk_packages(deeprl.__path__, "deeprl."):
-        if not module.name.endswith("__main__"):  # which would run the command
-            importlib.import_module(module.name)
+    for module in pkgutil.walk_packages(deeprl.algos.__path__, "deeprl.algos."):
+        importlib.import_module(module.name)
     for name in PRELOADED:
         importlib.import_module(name)
 

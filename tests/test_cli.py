@@ -1,10 +1,8 @@
-"""The `deeprl` command, run for real in subprocesses."""
+"""The `deeprl` command, run for real in subprocesses (forked after the imports: see tests/forking_cli.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,47 +16,13 @@ from PIL import Image
 
 import deeprl
 from deeprl.run import TIMING_KEYS
-from tests.forking_cli import Case, run_cli_cases
+from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, run_deeprl, snapshot, subprocess_env
+from tests.forking_cli import Case
 
-REPO = Path(__file__).resolve().parents[1]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_SETTINGS = [
     "--set", "learning_starts=100", "--set", "eval_every=200", "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32",
 ]
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # `tests.custom_envs:...` must import from any working directory
-    # this checkout's src/ first, so a subprocess runs the code under test whatever is installed
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
-    env["SDL_VIDEODRIVER"] = "dummy"
-    env["SDL_AUDIODRIVER"] = "dummy"
-    env.pop("DISPLAY", None)
-    return env
-
-
-def deeprl_cli(*args: str, cwd: Path, command: tuple[str, ...] = (sys.executable, "-m", "deeprl.cli")):
-    return subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300
-    )
-
-
-def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under `directory` with its size and modification time."""
-    found = {}
-    for root, folders, files in os.walk(directory):
-        for name in folders + files:
-            path = Path(root) / name
-            stat = path.stat()
-            found[str(path.relative_to(directory))] = (stat.st_size, stat.st_mtime_ns)
-    return found
-
-
-def rows_without_time(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as stream:
-        return [{key: value for key, value in row.items() if key != "time_s"} for row in csv.DictReader(stream)]
 
 
 # ------------------------------------------------------------------------------------------- a small run
@@ -71,7 +35,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(workdir):
-    result = deeprl_cli(
+    result = run_deeprl(
         "train", "dqn", "CartPole-v1", "--steps", 400, "--seed", 1, "--quiet", "--run-dir", "run",
         *TINY_SETTINGS, cwd=workdir,
     )
@@ -100,7 +64,7 @@ def test_train_exits_zero_and_prints_the_run_directory(trained_run, workdir):
 def test_train_from_config_reproduces_metrics(trained_run, workdir):
     _, run_dir = trained_run
     assert run_dir.is_dir()
-    result = deeprl_cli("train", "--config", run_dir / "config.yaml", "--run-dir", "other", "--quiet", cwd=workdir)
+    result = run_deeprl("train", "--config", run_dir / "config.yaml", "--run-dir", "other", "--quiet", cwd=workdir)
     assert result.returncode == 0, result.stderr
     other = workdir / "other"
     assert (other / "config.yaml").read_text() == (run_dir / "config.yaml").read_text()
@@ -115,7 +79,7 @@ def test_train_from_config_reproduces_metrics(trained_run, workdir):
 def test_eval_prints_mean_and_writes_nothing(trained_run, workdir):
     _, run_dir = trained_run
     before = snapshot(workdir)
-    result = deeprl_cli("eval", run_dir, "--episodes", 3, cwd=workdir)
+    result = run_deeprl("eval", run_dir, "--episodes", 3, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert snapshot(workdir) == before
     expected = deeprl.evaluate(deeprl.load(run_dir), "CartPole-v1", episodes=3, seed=10_000)
@@ -126,7 +90,7 @@ def test_eval_prints_mean_and_writes_nothing(trained_run, workdir):
 def test_watch_writes_a_gif(trained_run, workdir):
     _, run_dir = trained_run
     before = snapshot(run_dir)
-    result = deeprl_cli("watch", run_dir, "--video", "x.gif", "--episodes", 1, "--every", 5, cwd=workdir)
+    result = run_deeprl("watch", run_dir, "--video", "x.gif", "--episodes", 1, "--every", 5, cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert snapshot(run_dir) == before
     length = int(deeprl.evaluate(deeprl.load(run_dir), "CartPole-v1", episodes=1, seed=10_000).lengths[0])
@@ -141,7 +105,7 @@ def test_watch_writes_a_gif(trained_run, workdir):
 
 def test_plot_writes_a_png(trained_run, workdir):
     _, run_dir = trained_run
-    result = deeprl_cli("plot", run_dir, "-o", "p.png", cwd=workdir)
+    result = run_deeprl("plot", run_dir, "-o", "p.png", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "plot: p.png"
     data = (workdir / "p.png").read_bytes()
@@ -153,7 +117,8 @@ def test_plot_writes_a_png(trained_run, workdir):
 def test_list_through_the_installed_entry_point(tmp_path):
     script = Path(sys.executable).with_name("deeprl")
     assert script.is_file(), f"no deeprl entry point beside {sys.executable}"
-    result = deeprl_cli("list", cwd=tmp_path, command=(str(script),))
+    result = subprocess.run([str(script), "list"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^dqn\s", result.stdout, re.MULTILINE)
     assert "CartPole-v1" in result.stdout
@@ -161,35 +126,35 @@ def test_list_through_the_installed_entry_point(tmp_path):
 
 
 def test_list_settings(tmp_path):
-    result = deeprl_cli("list", "--settings", "dqn", cwd=tmp_path)
+    result = run_deeprl("list", "--settings", "dqn", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^lr\s+float\s+0\.001\s+learning rate$", result.stdout, re.MULTILINE)
     assert re.search(r"^hidden_sizes\s", result.stdout, re.MULTILINE)
 
 
 def test_list_settings_shows_what_a_run_would_use(tmp_path):
-    defaults = deeprl_cli("list", "--settings", "dqn", cwd=tmp_path)
+    defaults = run_deeprl("list", "--settings", "dqn", cwd=tmp_path)
     assert defaults.stdout.splitlines()[0].startswith("# dqn's defaults; a preset for the env overrides many")
     assert re.search(r"^total_steps\s+int\s+100000\s", defaults.stdout, re.MULTILINE)
-    resolved = deeprl_cli("list", "--settings", "dqn", "--env", "CartPole-v1", cwd=tmp_path)
+    resolved = run_deeprl("list", "--settings", "dqn", "--env", "CartPole-v1", cwd=tmp_path)
     assert resolved.returncode == 0, resolved.stderr
     assert resolved.stdout.splitlines()[0] == "# the settings a run of dqn on CartPole-v1 with preset 'default' uses"
     assert re.search(r"^total_steps\s+int\s+30000\s", resolved.stdout, re.MULTILINE)
     assert re.search(r"^hidden_sizes\s+tuple\[int, ...\]\s+\[64, 64\]\s", resolved.stdout, re.MULTILINE)
-    tutorial = deeprl_cli("list", "--settings", "DQN", "--env", "CartPole-v1", "--preset", "tutorial", cwd=tmp_path)
+    tutorial = run_deeprl("list", "--settings", "DQN", "--env", "CartPole-v1", "--preset", "tutorial", cwd=tmp_path)
     assert re.search(r"^lr\s+float\s+0\.01\s", tutorial.stdout, re.MULTILINE)
     assert re.search(r"^optimizer\s+str\s+rmsprop\s", tutorial.stdout, re.MULTILINE)
     assert "seed 00" not in defaults.stdout  # the tutorials are named in words, not by their file numbers
 
 
 def test_version(tmp_path):
-    result = deeprl_cli("--version", cwd=tmp_path)
+    result = run_deeprl("--version", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.strip() == f"deeprl {deeprl.__version__}"
 
 
 def test_run_level_settings_through_set_any_case_and_the_preset_in_the_name(tmp_path):
-    result = deeprl_cli(
+    result = run_deeprl(
         "train", "DQN", "CartPole-v1", "--preset", "tutorial", "--set", "seed=3", "--set", "device=cpu",
         "--set", "total_steps=300", "--quiet", *TINY_SETTINGS, cwd=tmp_path,
     )
@@ -219,7 +184,7 @@ def test_watch_without_a_display_says_where_the_video_went(trained_run, tmp_path
     _, run_dir = trained_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    result = deeprl_cli("watch", copy, cwd=tmp_path)  # cli_env() removes DISPLAY
+    result = run_deeprl("watch", copy, cwd=tmp_path)  # subprocess_env() removes DISPLAY
     assert result.returncode == 0, result.stderr
     assert "no display here (DISPLAY is not set), so the episodes went to a video file" in result.stdout
     assert f"video: {copy / 'videos' / 'watch.mp4'} (" in result.stdout
@@ -380,11 +345,9 @@ def bad_input_results(trained_run, tmp_path_factory):
         prepare_case(folders[case_id], files)
     before = {case_id: snapshot(cwd) for case_id, cwd in folders.items()}
     run_before = snapshot(run_dir)
-    results = run_cli_cases(
-        [Case([arg.replace("{run}", str(run_dir)) for arg in args], folders[case_id], [])
-         for case_id, args, _, _ in ALL_BAD_INPUTS],
-        env=cli_env(),
-    )
+    results = forker().run(
+        [Case([arg.replace("{run}", str(run_dir)) for arg in args], folders[case_id])
+         for case_id, args, _, _ in ALL_BAD_INPUTS])
     run_after = snapshot(run_dir)
     return {case[0]: (result, before[case[0]], snapshot(folders[case[0]]), run_before, run_after)
             for case, result in zip(ALL_BAD_INPUTS, results, strict=True)}

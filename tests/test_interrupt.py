@@ -9,15 +9,16 @@ import os
 import pty
 import signal
 import struct
-import subprocess
-import sys
 import termios
 import threading
 from pathlib import Path
 
-import deeprl
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import deeprl
+from tests.conftest import run_deeprl, start_deeprl, wait_for
+from tests.forking_cli import ForkedProcess
+
 TRAIN_ARGS = [
     "--seed", "0", "--steps", "1500", "--set", "eval_every=300", "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=2", "--set", "learning_starts=200", "--set", "tensorboard=false",
@@ -25,23 +26,12 @@ TRAIN_ARGS = [
 ]
 
 
-def environment() -> dict[str, str]:
-    variables = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SDL_VIDEODRIVER": "dummy",
-                 "SDL_AUDIODRIVER": "dummy"}
-    variables.pop("DISPLAY", None)
-    return variables
-
-
-def deeprl_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "deeprl", *map(str, args)], cwd=cwd, env=environment(),
-                          capture_output=True, text=True, timeout=300)
-
-
-def start_training(run_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--run-dir", str(run_dir), *TRAIN_ARGS],
-        env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def start_training(run_dir: Path) -> ForkedProcess:
+    """A trainer, once it has printed its first evaluation's progress line (a best policy exists then)."""
+    trainer = start_deeprl(["train", "dqn", "CartPole-v1", "--run-dir", run_dir, *TRAIN_ARGS], run_dir.parent)
+    wait_for(lambda: "\n" in trainer.stdout(), "the first progress line", trainer)
+    assert trainer.stdout().startswith("step      300 |")
+    return trainer
 
 
 def eval_steps(run_dir: Path) -> list[int]:
@@ -53,12 +43,13 @@ def without_time(run_dir: Path) -> list[str]:
     return [line.rsplit(",", 1)[0] for line in (run_dir / "metrics.csv").read_text().splitlines()]
 
 
+@pytest.mark.resume
 def test_ctrl_c_leaves_a_run_that_can_be_read_and_resumed_exactly(tmp_path):
     run_dir = tmp_path / "run"
     trainer = start_training(run_dir)
-    assert trainer.stdout.readline().startswith("step      300 |")  # the first evaluation: a best policy exists
     trainer.send_signal(signal.SIGINT)
-    _, errors = trainer.communicate(timeout=120)
+    trainer.wait(timeout=120)
+    errors = trainer.stderr()
     assert trainer.returncode == 130, errors
     assert f"checkpoint saved; continue with: deeprl resume {run_dir}" in errors
 
@@ -71,40 +62,36 @@ def test_ctrl_c_leaves_a_run_that_can_be_read_and_resumed_exactly(tmp_path):
     assert best.policy_path.name == "best_policy.pt" and best.policy_step in eval_steps(run_dir)
     assert (run_dir / "curve.png").stat().st_size > 0
 
-    evaluated = deeprl_cli("eval", run_dir, "--episodes", "2", cwd=tmp_path)
+    evaluated = run_deeprl("eval", run_dir, "--episodes", "2", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.splitlines()[0] == (
         f"note: run {run_dir} stopped at step {stopped_at} before finishing (`deeprl resume {run_dir}` continues "
         f"it); using its best policy so far, from step {best.policy_step}"
     )
-    watched = deeprl_cli("watch", run_dir, "--video", "stopped.gif", "--every", "10", cwd=tmp_path)
+    watched = run_deeprl("watch", run_dir, "--video", "stopped.gif", "--every", "10", cwd=tmp_path)
     assert watched.returncode == 0, watched.stderr
     assert (tmp_path / "stopped.gif").stat().st_size > 0
-    assert deeprl_cli("plot", run_dir, "-o", "stopped.png", cwd=tmp_path).returncode == 0
+    assert run_deeprl("plot", run_dir, "-o", "stopped.png", cwd=tmp_path).returncode == 0
 
-    resumed = deeprl_cli("resume", run_dir, "--quiet", cwd=tmp_path)
+    resumed = run_deeprl("resume", run_dir, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     uninterrupted = tmp_path / "uninterrupted"
-    straight = subprocess.run(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--run-dir", str(uninterrupted), "--quiet",
-         *TRAIN_ARGS], env=environment(), capture_output=True, text=True, timeout=300,
-    )
+    straight = run_deeprl("train", "dqn", "CartPole-v1", "--run-dir", uninterrupted, "--quiet", *TRAIN_ARGS,
+                          cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
     assert without_time(run_dir) == without_time(uninterrupted)
     assert deeprl.load(run_dir / "policy.pt").policy_step == 1500
-    assert "note:" not in deeprl_cli("eval", run_dir, "--episodes", "1", cwd=tmp_path).stdout  # finished now
+    assert "note:" not in run_deeprl("eval", run_dir, "--episodes", "1", cwd=tmp_path).stdout  # finished now
 
 
 def test_eval_says_a_run_is_still_training(tmp_path):
     run_dir = tmp_path / "run"
     trainer = start_training(run_dir)
     try:
-        assert trainer.stdout.readline().startswith("step      300 |")
         trainer.send_signal(signal.SIGSTOP)  # alive, holding its lock, and unable to move on
-        evaluated = deeprl_cli("eval", run_dir, "--episodes", "2", cwd=tmp_path)
+        evaluated = run_deeprl("eval", run_dir, "--episodes", "2", cwd=tmp_path)
     finally:
         trainer.kill()
-        trainer.communicate()
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.splitlines()[0] == (
         f"note: run {run_dir} is still training (process {trainer.pid}); using its best policy so far, "
@@ -120,17 +107,16 @@ deeprl.train("dqn", "CartPole-v1", steps=600, run_dir={run_dir!r}, eval_every=30
 
 
 def run_script(run_dir: Path, on_a_terminal: bool) -> tuple[str, str]:
-    """(stdout, what reached stderr) of the Python API training with stderr on a terminal or a pipe."""
-    script = SCRIPT.format(run_dir=str(run_dir))
+    """(stdout, what reached stderr) of the Python API training with stderr on a terminal or a file."""
+    script = run_dir.with_suffix(".py")
+    script.write_text(SCRIPT.format(run_dir=str(run_dir)))
     if not on_a_terminal:
-        result = subprocess.run([sys.executable, "-c", script], env=environment(), capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout, result.stderr
+        process = start_deeprl([], run_dir.parent, script=script)
+        assert process.wait(timeout=300) == 0, process.stderr()
+        return process.stdout(), process.stderr()
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
-    process = subprocess.Popen([sys.executable, "-c", script], env=environment(), stdout=subprocess.PIPE,
-                               stderr=terminal, text=True)
+    process = start_deeprl([], run_dir.parent, script=script, stderr=Path(os.ttyname(terminal)))
     os.close(terminal)
     shown: list[bytes] = []
 
@@ -146,11 +132,11 @@ def run_script(run_dir: Path, on_a_terminal: bool) -> tuple[str, str]:
 
     reader = threading.Thread(target=read_terminal)
     reader.start()
-    stdout, _ = process.communicate(timeout=300)
+    process.wait(timeout=300)
     reader.join(timeout=30)
     os.close(controller)
     assert process.returncode == 0, b"".join(shown).decode(errors="replace")
-    return stdout, b"".join(shown).decode(errors="replace")
+    return process.stdout(), b"".join(shown).decode(errors="replace")
 
 
 def test_the_python_api_shows_progress_where_someone_watches(tmp_path):

@@ -8,8 +8,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -20,7 +18,7 @@ from PIL import Image
 import deeprl
 from deeprl.errors import DeeprlError
 from deeprl.media import MOVING_AVERAGE, env_threshold, plot_runs, runs_figure
-from tests.test_cli import PNG_SIGNATURE, cli_env
+from tests.conftest import PNG_SIGNATURE, run_deeprl
 
 FRAME_LIST = re.compile(r"const frames = (\[.*?\]);")
 EVERY = 4
@@ -52,11 +50,7 @@ def html_frames(html: str) -> list[Image.Image]:
 
 def test_watch_writes_an_mp4_that_decodes(trained, tmp_path):
     _, run_dir = trained
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprl", "watch", str(run_dir), "--video", "out.mp4", "--every", str(EVERY),
-         "--seed", "50"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
-    )
+    result = run_deeprl("watch", run_dir, "--video", "out.mp4", "--every", EVERY, "--seed", "50", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     with imageio.get_reader(tmp_path / "out.mp4", format="FFMPEG") as reader:
         frames = [frame for frame in reader.iter_data()]
@@ -68,11 +62,8 @@ def test_watch_writes_an_mp4_that_decodes(trained, tmp_path):
 
 def test_watch_writes_an_html_animation(trained, tmp_path):
     _, run_dir = trained
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprl", "watch", str(run_dir), "--video", "out.html", "--every", str(EVERY),
-         "--episodes", "2", "--seed", "60"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300,
-    )
+    result = run_deeprl("watch", run_dir, "--video", "out.html", "--every", EVERY, "--episodes", "2", "--seed", "60",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "out.html").read_text()
     frames = html_frames(html)

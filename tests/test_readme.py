@@ -7,21 +7,19 @@ replaced by the run directories the earlier lines made.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.forking_cli import Case, CliForker
+from tests.conftest import run_deeprl, start_deeprl, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 STEP_CAP = "500"
+STEP_CAP_ENV = {"DEEPRL_MAX_STEPS": STEP_CAP}
 
 # A user's own env package, as the "your own env class" line imagines it: a corridor to walk to the right.
 WAREHOUSE = '''
@@ -61,23 +59,13 @@ def using_it_lines() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.startswith("deeprl ")]
 
 
-def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DEEPRL_MAX_STEPS": STEP_CAP,
-            "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-
-
-def deeprl_command(line: str) -> list[str]:
-    return [sys.executable, "-m", "deeprl", *shlex.split(line)[1:]]
-
-
 def test_readme_python_blocks_run_as_written(tmp_path):
     blocks = code_blocks("python")
     assert blocks, "the README has no python example"
     for index, code in enumerate(blocks):
         script = tmp_path / f"block_{index}.py"
         script.write_text(code)
-        result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=environment(),
-                                capture_output=True, text=True, timeout=300)
+        result = run_deeprl(cwd=tmp_path, script=script, env=STEP_CAP_ENV)
         assert result.returncode == 0, f"README python block {index} failed:\n{result.stderr}"
         assert f"DEEPRL_MAX_STEPS={STEP_CAP} caps this run" in result.stderr
 
@@ -107,23 +95,23 @@ def test_readme_using_it_lines_run(tmp_path):
     first, *rest = lines
     # The first line's run is interrupted (Ctrl-C) once it has evaluated, so that the `resume` line has a run
     # to continue; the lines after it use the resumed, finished run.
-    trainer = subprocess.Popen(deeprl_command(first), cwd=tmp_path, env={**environment(), "DEEPRL_MAX_STEPS": "2000"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert trainer.stdout.readline().startswith("step ")  # the first evaluation's progress line
+    # as `python -m deeprl` would, the working directory comes first on the import path (for my_pkg)
+    trainer = start_deeprl(shlex.split(first)[1:], tmp_path, env={"DEEPRL_MAX_STEPS": "2000"},
+                           python_path=[str(tmp_path)])
+    wait_for(lambda: trainer.stdout().startswith("step ") and "\n" in trainer.stdout(),
+             "the first evaluation's progress line", trainer)
     trainer.send_signal(signal.SIGINT)
-    _, errors = trainer.communicate(timeout=120)
+    trainer.wait(timeout=120)
+    errors = trainer.stderr()
     assert trainer.returncode == 130, errors
     assert "continue with: deeprl resume" in errors
 
-    # each line is its own process, forked from one that imported deeprl already (as `python -m deeprl`
-    # would, the working directory comes first on the import path)
-    with CliForker(environment()) as forker:
-        for line in rest:
-            command = substituted(line)
-            (result,) = forker.run([Case(shlex.split(command)[1:], tmp_path, [str(tmp_path)])])
-            assert result.returncode == 0, f"`{command}` failed:\n{result.stderr}"
-            if command.startswith("deeprl train"):
-                assert "run directory: runs/" in result.stdout
+    for line in rest:
+        command = substituted(line)
+        result = run_deeprl(*shlex.split(command)[1:], cwd=tmp_path, env=STEP_CAP_ENV, python_path=[str(tmp_path)])
+        assert result.returncode == 0, f"`{command}` failed:\n{result.stderr}"
+        if command.startswith("deeprl train"):
+            assert "run directory: runs/" in result.stdout
     assert (tmp_path / "cartpole.mp4").stat().st_size > 0
     assert (tmp_path / "compare.png").stat().st_size > 0
     assert (run_named("dqn-CartPole-v1-s3") / "eval.json").is_file()  # resumed and finished
@@ -135,11 +123,8 @@ def test_readme_using_it_lines_run(tmp_path):
 @pytest.mark.parametrize("flag", ["--steps", "--set"])
 def test_the_step_cap_is_said_and_recorded(tmp_path, flag):
     args = ["--steps", "900"] if flag == "--steps" else ["--set", "total_steps=900"]
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", *args, "--quiet", "--run-dir", "run",
-         "--set", "eval_episodes=2", "--set", "final_eval_episodes=2"],
-        cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=300,
-    )
+    result = run_deeprl("train", "dqn", "CartPole-v1", *args, "--quiet", "--run-dir", "run",
+                        "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", cwd=tmp_path, env=STEP_CAP_ENV)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == f"deeprl: warning: DEEPRL_MAX_STEPS={STEP_CAP} caps this run at {STEP_CAP} " \
                                     "steps (its settings ask for 900)"

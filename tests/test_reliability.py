@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_deeprl
+
 SMALL = ["--steps", "300", "--quiet", "--set", "learning_starts=50", "--set", "eval_every=1000",
          "--set", "tensorboard=false", "--set", "final_eval_episodes=2"]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    return subprocess.run([sys.executable, "-m", "deeprl", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -31,23 +23,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def test_observation_of_the_wrong_shape_is_named_before_any_file_is_written(tmp_path):
-    result = run_cli("train", "dqn", "tests.custom_envs:WrongShape", "--run-dir", "run", *SMALL, cwd=tmp_path)
+    result = run_deeprl("train", "dqn", "tests.custom_envs:WrongShape", "--run-dir", "run", *SMALL, cwd=tmp_path)
     assert_one_line_error(result, "tests.custom_envs:WrongShape", "reset()", "outside its observation_space",
                           "[0. 0.]", "shape (2,)")
     assert not (tmp_path / "run").exists()
 
 
 def test_observation_out_of_bounds_during_training_is_named(tmp_path):
-    result = run_cli("train", "dqn", "tests.custom_envs:EscapesBounds", "--run-dir", "run", *SMALL, cwd=tmp_path)
+    result = run_deeprl("train", "dqn", "tests.custom_envs:EscapesBounds", "--run-dir", "run", *SMALL, cwd=tmp_path)
     assert_one_line_error(result, "tests.custom_envs:EscapesBounds", "step()", "[10.]")
 
 
 def test_check_env_runs_gymnasiums_checker(tmp_path):
-    result = run_cli("train", "dqn", "tests.custom_envs:IgnoresSeed", "--run-dir", "run", "--set", "check_env=true",
+    result = run_deeprl("train", "dqn", "tests.custom_envs:IgnoresSeed", "--run-dir", "run", "--set", "check_env=true",
                      *SMALL, cwd=tmp_path)
     assert_one_line_error(result, "tests.custom_envs:IgnoresSeed", "fails Gymnasium's env checker")
     assert not (tmp_path / "run").exists()
-    healthy = run_cli("train", "dqn", "tests.custom_envs:Corridor", "--run-dir", "ok", "--set", "check_env=true",
+    healthy = run_deeprl("train", "dqn", "tests.custom_envs:Corridor", "--run-dir", "ok", "--set", "check_env=true",
                       "--set", "max_episode_steps=50",
                       *SMALL, cwd=tmp_path)
     assert healthy.returncode == 0, healthy.stderr
@@ -55,14 +47,14 @@ def test_check_env_runs_gymnasiums_checker(tmp_path):
 
 def test_unwritable_run_directory(tmp_path):
     (tmp_path / "a_file").write_text("not a directory")
-    result = run_cli("train", "dqn", "CartPole-v1", "--run-dir", "a_file/run", *SMALL, cwd=tmp_path)
+    result = run_deeprl("train", "dqn", "CartPole-v1", "--run-dir", "a_file/run", *SMALL, cwd=tmp_path)
     assert_one_line_error(result, "cannot create run directory a_file/run")
     assert (tmp_path / "a_file").read_text() == "not a directory"
 
 
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 def test_diverging_loss_stops_with_the_step(tmp_path, loss):
-    result = run_cli("train", "dqn", "CartPole-v1", "--run-dir", "run", *SMALL, "--set", "lr=1e30",
+    result = run_deeprl("train", "dqn", "CartPole-v1", "--run-dir", "run", *SMALL, "--set", "lr=1e30",
                      "--set", f"loss={loss}", "--set", "max_grad_norm=none", cwd=tmp_path)
     line = assert_one_line_error(result)
     # the shared off-policy loop's words: which value became what, when, and what to try
@@ -71,23 +63,16 @@ def test_diverging_loss_stops_with_the_step(tmp_path, loss):
     assert 50 < int(match.group(2)) <= 300
 
 
+@pytest.mark.resume
 def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
     """Writes that fail mid-run (here: a 120 kB file-size limit, which the kernel enforces like a full disk,
     failing the write with EFBIG) stop training with one line; the previous checkpoint stays intact and
     usable, no temporary file is left behind, and the run resumes once space is back."""
-    import resource
-
     limit = 120_000  # a checkpoint outgrows this once the replay buffer holds ~2 500 transitions
-
-    def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     args = ["train", "dqn", "CartPole-v1", "--run-dir", "run", "--steps", "6000", "--quiet",
             "--set", "learning_starts=50", "--set", "eval_every=100000", "--set", "tensorboard=false",
             "--set", "final_eval_episodes=2", "--set", "checkpoint_every=500", "--set", "hidden_sizes=[16]"]
-    result = subprocess.run([sys.executable, "-m", "deeprl", *args], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300, preexec_fn=limit_file_size)
+    result = run_deeprl(*args, cwd=tmp_path, file_size_limit=limit)
     assert_one_line_error(result, "writing to run directory run failed", "File too large",
                           "earlier checkpoints are intact")
     run_dir = tmp_path / "run"
@@ -100,7 +85,7 @@ def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
 
     state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")  # intact: no warning, no error
     assert 0 < state["algo"]["step"] < 6000
-    resumed = run_cli("resume", "run", "--quiet", cwd=tmp_path)
+    resumed = run_deeprl("resume", "run", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "eval.json").is_file()
 

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,9 @@ import pytest
 import deeprl
 from deeprl.media import plot_runs, runs_figure
 from deeprl.run import CONFIRM_EVAL_SEED, PERIODIC_EVAL_SEED
+from tests.conftest import run_deeprl
+
+pytestmark = pytest.mark.learning  # 20 000-step runs that stop once solved
 
 LINES = (300, 260, 220, 340, 180)
 CHECK_EPISODES = 5
@@ -132,13 +132,9 @@ def test_the_command_line_reports_each_check(checked, tmp_path):
     _, line = checked
     run_dir = tmp_path / "run"
     settings = [f"--set={key}={'null' if value is None else value}" for key, value in SETTINGS.items() if key != "seed"]
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--seed", "0", "--steps", "20000",
-         "--run-dir", str(run_dir), "--set=stop_on_solve=true", f"--set=solve_confirm_episodes={CHECK_EPISODES}",
-         f"--set=solve_threshold={line}", *settings],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
-    )
+    result = run_deeprl("train", "dqn", "CartPole-v1", "--seed", "0", "--steps", "20000", "--run-dir", run_dir,
+                        "--set=stop_on_solve=true", f"--set=solve_confirm_episodes={CHECK_EPISODES}",
+                        f"--set=solve_threshold={line}", *settings, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     progress = [text for text in result.stdout.splitlines() if text.startswith("step ")]
     evaluations, checks = means(run_dir, "eval"), means(run_dir, "confirm")

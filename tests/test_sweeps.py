@@ -29,10 +29,9 @@ from deeprl.sweeps import (
     parse_grid,
     summarize,
 )
-from tests.forking_cli import Case, run_cli_cases
-from tests.test_cli import cli_env, rows_without_time, snapshot
+from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, snapshot, subprocess_env
+from tests.forking_cli import Case
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A DQN run of a few seconds, evaluated and checkpointed every 400 steps.
 TINY = {"learning_starts": "100", "eval_every": "400", "eval_episodes": "2", "final_eval_episodes": "2",
         "hidden_sizes": "[32,32]", "checkpoint_every": "400"}
@@ -157,7 +156,7 @@ def test_mean_band_holds_a_finished_runs_last_evaluation():
 
 
 def sweep_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=cwd, env=env or cli_env(),
+    return subprocess.run([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=cwd, env=env or subprocess_env(),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -205,11 +204,9 @@ def bad_sweep_results(tmp_path_factory):
     (no_ray / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     folders = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in BAD_SWEEPS}
     started = time.monotonic()
-    results = run_cli_cases(
+    results = forker().run(
         [Case(["sweep", *args], folders[case_id], [str(no_ray)] if case_id == "ray-missing" else [])
-         for case_id, args, _ in BAD_SWEEPS],
-        env=cli_env(),
-    )
+         for case_id, args, _ in BAD_SWEEPS])
     seconds = time.monotonic() - started
     return ({case[0]: (result, seconds, snapshot(folders[case[0]])) for case, result in zip(BAD_SWEEPS, results,
                                                                                           strict=True)},
@@ -260,6 +257,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.ray
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     """A local sweep (2 seeds, one run at a time) whose driver is SIGKILLed after its first run finished;
     `--resume` finishes the other, leaves the first untouched, and writes the table, curves and preset.
@@ -269,7 +267,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
             "--grid", "lr=-1,1e-3", "--sweep-dir", str(sweep_dir), *TINY_SET)
     tag = str(tmp_path)
     driver = subprocess.Popen([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=tmp_path,
-                              env={**cli_env(), "DEEPRL_TEST_TAG": tag}, stdout=subprocess.PIPE,
+                              env={**subprocess_env(), "DEEPRL_TEST_TAG": tag}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
@@ -319,6 +317,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         "dqn", 1e-3, 800, 400, "default")
 
 
+@pytest.mark.ray
 def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
     """Two trials train the same seed (tensorboard on and off changes nothing learnt); one's process is
     SIGKILLed after its first checkpoint. Tune restarts it, it resumes from that checkpoint, and both runs end
@@ -327,7 +326,7 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
     driver = subprocess.Popen(
         [sys.executable, "-m", "deeprl.cli", "sweep", "dqn", "CartPole-v1", "--seeds", "0", "--steps", "1200",
          "--grid", "tensorboard=true,false", "--sweep-dir", str(sweep_dir), *TINY_SET],
-        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = sweep_dir / "runs" / "tensorboard=true-s0"
     try:
         wait_for(lambda: any((killed / "checkpoints").glob("step-*.json")), 300, "the first checkpoint")
@@ -347,6 +346,7 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
         assert summaries[0][key] == summaries[1][key]
 
 
+@pytest.mark.ray
 def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkeypatch):
     """A head and a worker node (one CPU each) on this machine; a sweep joins it by address through the
     Python API, and its two one-CPU trials run at once, one on each node."""
@@ -359,7 +359,7 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
     for name, value in RAY_QUIET_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     # the trials' worker processes import deeprl and this checkout's tests
-    monkeypatch.setenv("PYTHONPATH", cli_env()["PYTHONPATH"])
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
@@ -379,6 +379,7 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
         cluster.shutdown()
 
 
+@pytest.mark.ray
 def test_an_address_where_something_else_answers_is_refused_within_seconds(tmp_path):
     """A web server (not Ray) on the address: Ray's own connect would retry for about 20 s and log each try."""
     import http.server

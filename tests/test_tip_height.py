@@ -4,15 +4,13 @@ how it lines up with Gymnasium's own termination, and the errors for other envs 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from deeprl.envs import TipHeightReward, make_env, spec_factory, tip_height
 from deeprl.errors import DeeprlError
-from tests.test_cli import cli_env
+from tests.conftest import run_deeprl
 
 PI = math.pi
 
@@ -144,12 +142,8 @@ def test_unknown_reward():
 
 
 def test_cli_refuses_tip_height_on_cartpole_before_making_a_run(tmp_path):
-    env = cli_env()
-    result = subprocess.run(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--steps", "100", "--run-dir", "run",
-         "--set", "reward=tip_height"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
+    result = run_deeprl("train", "dqn", "CartPole-v1", "--steps", "100", "--run-dir", "run", "--set",
+                        "reward=tip_height", cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -6,17 +6,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
-from deeprl.errors import DeeprlError, Interrupted
+from deeprl.errors import DeeprlError, Interrupted, discard_stdout
+
+QUIET_HELP = "results only: no progress and no list of files (a sweep: its results table)"
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (exit code 2), like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"deeprl: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error(message, self.prog)
+
+
+def usage_error(message: str, prog: str) -> NoReturn:
+    print(f"deeprl: error: {message} (see `{prog} --help`)", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def build_parser() -> Parser:
@@ -37,12 +43,12 @@ def build_parser() -> Parser:
     train.add_argument("--steps", type=int, help="environment steps to train for")
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--run-dir", help="where to write the run (default: runs/ALGO-ENV-sSEED-TIME)")
-    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.set_defaults(handler=cmd_train)
 
     resume = commands.add_parser("resume", help="continue an interrupted run from its newest checkpoint")
     resume.add_argument("run", help="run directory")
-    resume.add_argument("--quiet", action="store_true", help="no progress output")
+    resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     resume.set_defaults(handler=cmd_resume)
 
     evaluate = commands.add_parser("eval", help="evaluate a trained agent greedily; writes nothing")
@@ -63,11 +69,12 @@ def build_parser() -> Parser:
 
     plot = commands.add_parser("plot", help="plot learning curves of runs, or of a sweep's configurations")
     plot.add_argument("runs", nargs="+", help="run directories, or one sweep directory")
-    plot.add_argument("--group-by", metavar="KEY", help="one mean curve with its 95%% band per value of setting KEY")
+    plot.add_argument("--group-by", metavar="KEY", help="one mean curve with its 95%% band per value of KEY: a "
+                      "setting in the runs' config.yaml, or algo, env, preset, seed")
     plot.add_argument("--x", choices=("steps", "time"), default="steps",
                       help="grouped curves against env steps or training wall-clock (default steps)")
-    plot.add_argument("-o", "--output", help="image file (default: RUN/curve.png for one run, SWEEP/curves.png "
-                      "for a sweep, runs.png)")
+    plot.add_argument("-o", "--output", help="image file, .png, .svg, .pdf, .jpg or .eps (default: RUN/curve.png "
+                      "for one run, SWEEP/curves.png for a sweep, runs.png)")
     plot.set_defaults(handler=cmd_plot)
 
     sweep = commands.add_parser("sweep", help="many runs at once: seeds × a grid of settings, on Ray Tune")
@@ -87,7 +94,7 @@ def build_parser() -> Parser:
     sweep.add_argument("--address", help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
                        "(default: start Ray on this machine)")
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep, keeping finished runs")
-    sweep.add_argument("--quiet", action="store_true", help="no progress output")
+    sweep.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sweep.set_defaults(handler=cmd_sweep)
 
     listing = commands.add_parser("list", help="algorithms, presets and envs")
@@ -139,18 +146,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.algo, args.env, preset=args.preset, config=args.config, run_dir=args.run_dir,
         progress=not args.quiet, **settings,
     )
-    _print_summary(agent)
+    _print_summary(agent, args.quiet)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from deeprl.api import resume_run
 
-    _print_summary(resume_run(args.run, progress=not args.quiet))
+    _print_summary(resume_run(args.run, progress=not args.quiet), args.quiet)
     return 0
 
 
-def _print_summary(agent) -> None:
+def _print_summary(agent, quiet: bool) -> None:
+    """The run's results (scores, solved or not, its time and directory); unless quiet, also its files."""
     from deeprl.run import timing_text
 
     summary = agent.summary
@@ -169,6 +177,8 @@ def _print_summary(agent) -> None:
           f"{timing_text(summary)}")
     run_dir = agent.run_dir
     print(f"run directory: {run_dir}")
+    if quiet:
+        return
     print(f"learning curve: {run_dir / 'curve.png'}")
     print(f"model: {run_dir / 'best_policy.pt'} (final: {run_dir / 'policy.pt'})")
 
@@ -255,8 +265,11 @@ def _default_video_path(path: Path) -> Path:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from deeprl.files import check_writable
-    from deeprl.media import group_runs, plot_groups, plot_runs
+    from deeprl.media import group_runs, image_format, plot_groups, plot_runs
     from deeprl.sweeps import is_sweep_dir, sweep_groups
+
+    if args.output:
+        image_format(args.output)
 
     sweeps = [run for run in args.runs if is_sweep_dir(Path(run))]
     if sweeps:
@@ -302,7 +315,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.algo, args.env, seeds=args.seeds, grid=parse_grid(args.grid), preset=args.preset,
         settings=parse_set_args(args.settings), steps=args.steps, cpus_per_trial=args.cpus_per_trial,
         max_concurrent=args.max_concurrent, sweep_dir=args.sweep_dir, address=args.address, resume=args.resume,
-        progress=not args.quiet,
+        progress=not args.quiet, results=True,
     )
     return 0
 
@@ -323,9 +336,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             config = module.Config()
             print(f"# {config.algo}'s defaults; a preset for the env overrides many of them: "
                   f"`deeprl list --settings {config.algo} --env ENV [--preset P]` shows what a run would use")
-        for name, type_name, value, doc in describe_fields(config):
-            shown = list(value) if isinstance(value, tuple) else value
-            print(f"{name:24} {type_name:18} {shown!s:14} {doc}")
+        rows = [(name, type_name, str(list(value) if isinstance(value, tuple) else value), doc)
+                for name, type_name, value, doc in describe_fields(config)]
+        print_columns(rows)
         return 0
     if args.envs:
         import gymnasium as gym
@@ -336,17 +349,109 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise DeeprlError("--env and --preset go with --settings ALGO")
     print("algorithms, with the envs that have tuned presets (any other Gymnasium env trains with the defaults);")
     print("tutorial presets reproduce the tutorials deeprl is built from (docs/tutorials/)")
+    presets = {name: load_presets(name) for name in ALGORITHMS}
+    width = max(len(env_id) for by_env in presets.values() for env_id in by_env)
     for name in ALGORITHMS:
-        module = get_algorithm(name)
-        spaces = ", ".join(space.__name__ for space in module.ACTION_SPACES)
+        spaces = ", ".join(space.__name__ for space in get_algorithm(name).ACTION_SPACES)
         print(f"{name}  (action spaces: {spaces})")
-        for env_id, presets in load_presets(name).items():
-            print(f"  {env_id:20} presets: {', '.join(presets)}")
+        for env_id, names in presets[name].items():
+            print(f"  {env_id:{width}}  presets: {', '.join(names)}")
     return 0
 
 
+def print_columns(rows: list[tuple[str, ...]]) -> None:
+    """Rows of text as aligned columns, each as wide as its widest entry (the last column runs on)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(text.ljust(width) for text, width in zip(row, widths, strict=False)), row[-1]]))
+
+
+# The RL Zoo's train.py / enjoy.py flags and deeprl's way to do the same: their users type these first.
+ZOO_FLAGS = {
+    "-n": "--steps N",
+    "--n-timesteps": "--steps N",
+    "--algo": "the ALGO argument (deeprl train ALGO ENV)",
+    "--env": "the ENV argument (deeprl train ALGO ENV)",
+    "--n-envs": "--set n_envs=N (a2c, ppo, reinforce, actor-critic)",
+    "--eval-freq": "--set eval_every=N",
+    "--eval-episodes": "--set eval_episodes=N",
+    "--save-freq": "--set checkpoint_every=N",
+    "--hyperparams": "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)",
+    "-params": "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)",
+    "--env-kwargs": "--set 'env_kwargs={key: value}'",
+    "-conf": "--config FILE (a run's config.yaml)",
+    "--conf-file": "--config FILE (a run's config.yaml)",
+    "-f": "--run-dir DIR",
+    "--log-folder": "--run-dir DIR",
+    "-tb": "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns them off)",
+    "--tensorboard-log": "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns them off)",
+    "-optimize": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
+    "--optimize": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
+    "--optimize-hyperparameters": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
+    "--n-trials": "deeprl sweep ALGO ENV --grid KEY=V1,V2 (every combination runs)",
+    "-i": "deeprl resume RUN (it continues an interrupted run)",
+    "--trained-agent": "deeprl resume RUN (it continues an interrupted run)",
+    "--num-threads": "--set torch_threads=N",
+    "--vec-env": "--set n_envs=N (deeprl steps its env copies in one process)",
+    "--verbose": "progress shows by default (--quiet hides it)",
+    "--save-replay-buffer": "checkpoints hold the replay memory (--set checkpoint_replay=false leaves it out)",
+    "--no-render": "deeprl eval RUN (it never renders)",
+    "--deterministic": "deeprl eval and watch always act greedily",
+}
+# Where an evaluating command does it differently
+ZOO_FLAGS_WHEN_WATCHING = {"-n": "--episodes N", "-f": "the RUN argument", "--folder": "the RUN argument"}
+
+
+def unrecognized_message(command: str, extras: list[str]) -> str:
+    """argparse's complaint about `extras`, or, for an RL Zoo flag among them, deeprl's way to do it."""
+    flags = {**ZOO_FLAGS, **(ZOO_FLAGS_WHEN_WATCHING if command in ("eval", "watch") else {})}
+    for extra in extras:
+        flag = extra.partition("=")[0]
+        if flag in flags:
+            return f"{flag} is an RL Zoo flag; in deeprl: {flags[flag]}"
+    return f"unrecognized arguments: {' '.join(extras)}"
+
+
+class ReaderSafeStdout:
+    """The command's stdout: when its reader goes away (`deeprl train ... | head -1`), later output is dropped
+    instead of raising BrokenPipeError, so a run goes on to its end and no traceback is printed."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            discard_stdout()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            discard_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        usage_error(unrecognized_message(args.command, extras), f"deeprl {args.command}")
+    console = sys.stdout
+    sys.stdout = ReaderSafeStdout(console)
+    try:
+        return run_command(args)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = console
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The command's handler; a user's mistake or an interruption becomes one line on stderr and an exit code."""
     try:
         return args.handler(args)
     except DeeprlError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from collections.abc import Callable, Sequence
@@ -26,6 +27,12 @@ MAX_LABEL_SETTINGS = 3  # differing settings a legend label names before "+N mor
 UNKNOWN_PRESET = "preset ?"
 POINT_STYLES = (("eval", "o", 4), ("confirm", "x", 7))  # metrics kind, marker, size
 POINT_LEGEND = {"eval": "greedy evaluation", "confirm": "check on new episodes"}
+# The file types a plot can be written as (what matplotlib writes), by suffix
+IMAGE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpeg", ".jpeg": "jpeg", ".eps": "eps"}
+# Keys `--group-by` takes besides the settings in config.yaml: what names a run
+RUN_KEYS = ("algo", "env", "preset", "seed")
+# The legend sits beside the axes, never on the data (it hid evaluation points in a seven-run comparison)
+LEGEND_PLACE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0, "fontsize": 8}
 
 
 def read_metrics(path: str | Path) -> list[dict[str, str]]:
@@ -117,7 +124,7 @@ def identity(run: PlottedRun) -> dict[str, str | None]:
     seed = run.settings.get("seed")
     return {
         "algo": run.algo,
-        "preset": run.preset or (UNKNOWN_PRESET if run.algo else None),
+        "preset": f"preset {run.preset}" if run.preset else (UNKNOWN_PRESET if run.algo else None),
         "seed": None if seed is None else f"seed {seed}",
     }
 
@@ -169,25 +176,41 @@ def run_labels(runs: Sequence[PlottedRun]) -> list[str]:
             for index, text in enumerate(labels)]
 
 
-def common_title(runs: Sequence[PlottedRun], one_env: bool) -> str:
-    """What every run shares: algorithm and preset, the env when there is one, and the seed."""
+def common_title(runs: Sequence[PlottedRun], one_env: bool, note: str = "") -> str:
+    """What every run shares: 'dqn on CartPole-v1 · preset tutorial · seed 0' (the default preset, which a
+    plain run uses, goes unsaid), then `note`."""
     def shared(values: list[Any]) -> Any:
         return values[0] if len(set(values)) == 1 else None
 
-    who = " · ".join(value for value in (shared([run.algo for run in runs]), shared([run.preset for run in runs]))
-                     if value)
+    algo, preset, seed = (shared(values) for values in ([run.algo for run in runs], [run.preset for run in runs],
+                                                        [run.settings.get("seed") for run in runs]))
     env = shared([run.env for run in runs]) if one_env else None
-    title = " on ".join(part for part in (who, env) if part)
-    seed = shared([run.settings.get("seed") for run in runs])
-    if seed is not None:
-        title = f"{title} (seed {seed})" if title else f"seed {seed}"
-    return title
+    parts = [" on ".join(part for part in (algo, env) if part),
+             f"preset {preset}" if preset not in (None, "default") else "",
+             "" if seed is None else f"seed {seed}", note]
+    return " · ".join(part for part in parts if part)
 
 
-def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, title: str | None = None) -> Figure:
+def per_step(steps: Sequence[int], values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Episodes that end on the same step (env copies stepped together) as one point: the step, the mean, the
+    lowest and highest of their values, and the index of the last of them (steps never decrease)."""
+    steps = np.asarray(steps)
+    unique, first, counts = np.unique(steps, return_index=True, return_counts=True)
+    means = np.add.reduceat(values, first) / counts
+    return unique, means, np.minimum.reduceat(values, first), np.maximum.reduceat(values, first), first + counts - 1
+
+
+def point_marker(count: int) -> str:
+    """A line of one point draws nothing: give it a dot."""
+    return "o" if count == 1 else ""
+
+
+def runs_figure(
+    run_dirs: Sequence[str | Path], threshold: float | None = None, title: str | None = None, note: str = ""
+) -> Figure:
     """Episode returns, their 100-episode moving average, evaluation means, solve checks and solve lines:
-    one subplot per env, runs labelled by what differs between them, what they share in the title.
-    An explicit `threshold` replaces every run's own solve line."""
+    one subplot per env, runs labelled by what differs between them, what they share in the title (and
+    `note`). An explicit `threshold` replaces every run's own solve line; an explicit `title` the title."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -196,7 +219,7 @@ def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, 
     colors = {text: f"C{index}" for index, text in enumerate(dict.fromkeys(labels))}
     envs = list(dict.fromkeys(run.env for run in runs))
     figure = Figure(figsize=(9, 5) if len(envs) == 1 else (9, 1 + 3.5 * len(envs)), layout="constrained")
-    heading = title if title is not None else common_title(runs, len(envs) == 1)
+    heading = title if title is not None else common_title(runs, len(envs) == 1, note)
     for env, axes in zip(envs, figure.subplots(len(envs), 1, squeeze=False)[:, 0], strict=True):
         members = [index for index, run in enumerate(runs) if run.env == env]
         alone = len(members) == 1
@@ -206,12 +229,18 @@ def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, 
             run, color = runs[index], colors[labels[index]]
             train = [row for row in run.rows if row["kind"] == "train"]
             if train:
-                steps = [int(row["step"]) for row in train]
-                returns = [float(row["return"]) for row in train]
+                returns = np.array([float(row["return"]) for row in train])
+                # env copies stepped together end episodes on one step: one point each, not a vertical line
+                steps, means, lowest, highest, last = per_step([int(row["step"]) for row in train], returns)
+                marker = point_marker(len(steps))
                 if alone:
-                    handles += axes.plot(steps, returns, color=color, alpha=0.25, linewidth=0.8,
-                                         label="episode return")
-                handles += axes.plot(steps, moving_average(returns), color=color, linewidth=2,
+                    handles += axes.plot(steps, means, color=color, alpha=0.25, linewidth=0.8, marker=marker,
+                                         label="episode return" if len(last) == len(returns) else
+                                         "episode return (mean per step)")
+                    if len(last) < len(returns):
+                        handles.append(axes.fill_between(steps, lowest, highest, color=color, alpha=0.1,
+                                                         linewidth=0, label="range per step"))
+                handles += axes.plot(steps, moving_average(returns)[last], color=color, linewidth=2, marker=marker,
                                      label=labels[index] or f"{MOVING_AVERAGE}-episode mean")
             for kind, marker, size in POINT_STYLES:
                 points = [(int(row["step"]), float(row["return"])) for row in run.rows if row["kind"] == kind]
@@ -232,7 +261,7 @@ def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, 
         axes.set_ylabel("return" if alone else f"return ({MOVING_AVERAGE}-episode mean)")
         axes.grid(alpha=0.3)
         if handles:
-            axes.legend(handles=handles, loc="best", fontsize=8)
+            axes.legend(handles=handles, **LEGEND_PLACE)
         if len(envs) == 1:
             axes.set_xlabel("environment steps")
             axes.set_title(heading)
@@ -246,11 +275,27 @@ def runs_figure(run_dirs: Sequence[str | Path], threshold: float | None = None, 
 
 
 def plot_runs(
-    run_dirs: Sequence[str | Path], output: str | Path, *, threshold: float | None = None, title: str | None = None
+    run_dirs: Sequence[str | Path], output: str | Path, *, threshold: float | None = None, title: str | None = None,
+    note: str = "",
 ) -> None:
-    """runs_figure written to `output` as a PNG, atomically."""
+    """runs_figure written to `output` (its suffix names the format), atomically."""
+    save_figure(runs_figure(run_dirs, threshold=threshold, title=title, note=note), output)
+
+
+def image_format(output: str | Path) -> str:
+    """The format `output`'s suffix names ('png', 'svg', ...); a suffix matplotlib cannot write is refused."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in IMAGE_FORMATS:
+        raise DeeprlError(f"a plot is written as {', '.join(IMAGE_FORMATS)}: name the file with one of them "
+                          f"(got '{output}')")
+    return IMAGE_FORMATS[suffix]
+
+
+def save_figure(figure: Figure, output: str | Path) -> None:
+    """The figure in the format `output`'s suffix names, written atomically."""
+    image_type = image_format(output)
     buffer = io.BytesIO()
-    runs_figure(run_dirs, threshold=threshold, title=title).savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format=image_type, dpi=100)
     atomic_write(output, lambda stream: stream.write(buffer.getvalue()))
 
 
@@ -281,12 +326,20 @@ def mean_band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 
 def group_runs(run_dirs: Sequence[str | Path], key: str) -> dict[str, list[Path]]:
-    """Runs grouped by one setting's value: {"lr=0.001": [...], "lr=0.0003": [...]}."""
+    """Runs grouped by one setting's value, or by algo, env, preset or seed: {"lr=0.001": [...], ...}. A key
+    that no run has is refused; a run without it (another algorithm's setting) goes to "key=?"."""
+    runs = [read_run(run_dir) for run_dir in run_dirs]
+    named = {"algo": lambda run: run.algo, "preset": lambda run: run.preset}
+    if key not in RUN_KEYS and not any(key in run.settings for run in runs):
+        known = sorted({*RUN_KEYS, *(name for run in runs for name in run.settings)})
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise DeeprlError(f"unknown --group-by key '{key}': no run has it{hint} (algo, env, preset, seed, or a "
+                          "setting in the runs' config.yaml)")
     groups: dict[str, list[Path]] = {}
-    for run_dir in run_dirs:
-        run = read_run(run_dir)
-        value = format_value(run.settings[key]) if key in run.settings else "?"
-        groups.setdefault(f"{key}={value}", []).append(Path(run_dir))
+    for run in runs:
+        value = named[key](run) if key in named else run.settings.get(key)
+        groups.setdefault(f"{key}={'?' if value is None else format_value(value)}", []).append(run.path)
     return groups
 
 
@@ -308,14 +361,18 @@ def groups_figure(groups: dict[str, Sequence[str | Path]], x: str = "steps", tit
             continue
         grid, mean, low, high = mean_band(curves)
         color = f"C{index}"
-        axes.plot(grid, mean, color=color, linewidth=2, label=f"{label} ({len(curves)} runs)")
-        axes.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+        axes.plot(grid, mean, color=color, linewidth=2, marker=point_marker(len(grid)),
+                  label=f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
+        if len(grid) == 1:  # a band of one point draws nothing: its interval as an error bar
+            axes.errorbar(grid, mean, yerr=[mean - low, high - mean], color=color, capsize=4, linestyle="none")
+        else:
+            axes.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
     for line in sorted(thresholds):
         axes.axhline(line, color="gray", linestyle="--", linewidth=1, label=f"solved ({line:g})")
     axes.set_xlabel(CURVE_AXES[x][1])
     axes.set_ylabel("evaluation return: mean over runs, 95% CI")
     axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize=8)
+    axes.legend(**LEGEND_PLACE)
     if title:
         axes.set_title(title)
     return figure
@@ -324,10 +381,8 @@ def groups_figure(groups: dict[str, Sequence[str | Path]], x: str = "steps", tit
 def plot_groups(
     groups: dict[str, Sequence[str | Path]], output: str | Path, *, x: str = "steps", title: str | None = None
 ) -> None:
-    """groups_figure written to `output` as a PNG, atomically."""
-    buffer = io.BytesIO()
-    groups_figure(groups, x=x, title=title).savefig(buffer, format="png", dpi=100)
-    atomic_write(output, lambda stream: stream.write(buffer.getvalue()))
+    """groups_figure written to `output` (its suffix names the format), atomically."""
+    save_figure(groups_figure(groups, x=x, title=title), output)
 
 
 def play_frames(
@@ -340,7 +395,7 @@ def play_frames(
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
-            frames.append(env.render())
+            frames.append(checked_frame(env, env.render()))
             total, step, done = 0.0, 0, False
             while not done:
                 obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
@@ -353,6 +408,16 @@ def play_frames(
     finally:
         env.close()
     return frames, returns
+
+
+def checked_frame(env: gym.Env, frame: Any) -> np.ndarray:
+    """A picture from env.render() in rgb_array mode, or one line saying what the env returned instead."""
+    if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3:
+        return frame
+    what = f"an array of shape {frame.shape}" if isinstance(frame, np.ndarray) else repr(frame)[:40]
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    raise DeeprlError(f"env {name}'s render() returned {what}, not a picture: made with render_mode='rgb_array', "
+                      "it must return the frame as a (height, width, 3) array")
 
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".html")

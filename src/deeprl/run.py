@@ -27,7 +27,7 @@ from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, load, save_policy
 from deeprl.checkpoint import checkpoint_dir, save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
-from deeprl.errors import DeeprlError, Interrupted
+from deeprl.errors import DeeprlError, Interrupted, discard_stdout
 from deeprl.evaluate import EvalResult, evaluate
 from deeprl.files import atomic_write_json, atomic_write_text, check_writable, file_in_the_way
 from deeprl.media import plot_runs
@@ -131,8 +131,11 @@ class Progress:
             return
         if self.bar is not None:
             self.bar.write(text)
-        else:
+            return
+        try:
             print(text, flush=True)
+        except BrokenPipeError:  # the reader went away (`... | head -1`): the run goes on without it
+            discard_stdout()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -434,8 +437,7 @@ class Run:
         return summary
 
     def _plot(self, note: str = "") -> None:
-        title = f"{self.config.algo} on {self.config.env} (seed {self.config.seed}{', ' + note if note else ''})"
-        plot_runs([self.path], self.path / "curve.png", threshold=self.threshold, title=title)
+        plot_runs([self.path], self.path / "curve.png", threshold=self.threshold, note=note)
 
 
 def timing_text(timing: dict[str, float]) -> str:

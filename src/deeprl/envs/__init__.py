@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import random
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -112,9 +114,18 @@ def _make_base(
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     try:
-        return gym.make(env_id, **kwargs)
+        with warnings.catch_warnings():
+            # Gymnasium's nudge towards an id's newer version, in raw colour codes: noise where the id works, and
+            # a deprecated one is named below
+            warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
+            return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as error:
         raise DeeprlError(f"environment '{env_id}' needs a missing dependency: {error}") from None
+    except gym.error.DeprecatedEnv:
+        namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
+        newest = gym.envs.registration.find_highest_version(namespace, name)
+        raise DeeprlError(f"{env_id} is deprecated: use "
+                          f"{gym.envs.registration.get_env_id(namespace, name, newest)}") from None
     except gym.error.Error as error:
         raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})") from None
     except TypeError as error:  # a keyword argument the env's constructor does not take
@@ -142,6 +153,10 @@ def _make_custom(
     factory = getattr(module, attribute, None)
     if not callable(factory):
         raise DeeprlError(f"'{module_name}' has no class or function '{attribute}' (env '{entry_point}')")
+    if render_mode is not None and not _takes_render_mode(factory):
+        raise DeeprlError(f"env '{entry_point}' cannot be drawn: its constructor takes no render_mode; give it a "
+                          "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, "
+                          "3) array")
     try:
         env = factory(**env_kwargs, render_mode=render_mode) if render_mode is not None else factory(**env_kwargs)
     except Exception as error:
@@ -151,6 +166,15 @@ def _make_custom(
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     return ObservationCheck(env, entry_point)
+
+
+def _takes_render_mode(factory: Callable[..., Any]) -> bool:
+    """Whether a custom env's class or function accepts `render_mode` (by name or through **kwargs)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call tell
+        return True
+    return any(parameter.name == "render_mode" or parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
 
 
 class ObservationCheck(gym.Wrapper):
