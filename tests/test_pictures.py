@@ -15,9 +15,9 @@ import deeprl
 from deeprl.algos import dqn
 from deeprl.errors import DeeprlError
 from deeprl.nets import NATURE_CNN, ConvEncoder, observation_encoder, smallest_picture
+from tests.conftest import kill_and_resume, run_deeprl
 from tests.custom_envs import PictureSide
-from tests.test_reliability import assert_one_line_error, run_cli
-from tests.test_resume import Trainer, assert_resumes_identically, stop_after_checkpoint
+from tests.test_reliability import assert_one_line_error
 
 HWC, CHW, BOX = "tests.custom_envs:PictureSide", "tests.custom_envs:PictureSideCHW", "tests.custom_envs:PictureSideBox"
 QUICK = {"seed": 0, "progress": False, "eval_every": 10_000, "eval_episodes": 2, "final_eval_episodes": 2,
@@ -128,7 +128,7 @@ def test_a_loaded_agent_acts_on_the_envs_own_pictures(dqn_run):
 def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
     # each layer's input spans its kernel: 3 for the last, (3 - 1) * 2 + 4 = 8 before it, (8 - 1) * 4 + 8 = 36 first
     assert smallest_picture(NATURE_CNN["kernels"], NATURE_CNN["strides"]) == 36
-    result = run_cli("train", "dqn", "tests.custom_envs:TinyPicture", "--run-dir", "run", "--quiet", cwd=tmp_path)
+    result = run_deeprl("train", "dqn", "tests.custom_envs:TinyPicture", "--run-dir", "run", "--quiet", cwd=tmp_path)
     assert assert_one_line_error(result) == (
         "deeprl: error: observations of shape (20, 20, 3) are 20x20 pictures (HWC), smaller than the CNN takes "
         "(kernels [8, 4, 3], strides [4, 2, 1]: at least 36x36); enlarge them, e.g. with "
@@ -143,7 +143,8 @@ def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
 
 
 def test_observation_normalisation_of_pictures_is_refused(tmp_path):
-    result = run_cli("train", "ppo", HWC, "--run-dir", "run", "--set", "normalize_observations=true", cwd=tmp_path)
+    result = run_deeprl("train", "ppo", HWC, "--run-dir", "run", "--set", "normalize_observations=true",
+                        cwd=tmp_path)
     assert assert_one_line_error(result) == (
         "deeprl: error: normalize_observations standardises observation vectors, but tests.custom_envs:PictureSide "
         "gives pictures (36, 36, 3), which the CNN scales to [0, 1] itself: drop normalize_observations")
@@ -159,10 +160,5 @@ PICTURE_RUN = [
 ]
 
 
-def test_a_killed_picture_run_resumes_identically(tmp_path):
-    uninterrupted = Trainer(tmp_path / "reference", PICTURE_RUN, env=HWC)
-    assert uninterrupted.process.wait(300) == 0, uninterrupted.stderr()
-    trainer = Trainer(tmp_path / "run", PICTURE_RUN, env=HWC)
-    stop_after_checkpoint(trainer, 100)
-    trainer.kill()
-    assert_resumes_identically(trainer.run_dir, uninterrupted.run_dir)
+def test_a_killed_picture_run_resumes_identically(tmp_path, uninterrupted):
+    kill_and_resume(tmp_path, uninterrupted("dqn", HWC, PICTURE_RUN), PICTURE_RUN, 100, env=HWC)
