@@ -20,10 +20,12 @@ from deeprl.errors import DeeprlError
 from tests.conftest import (
     Trainer,
     assert_resumes_identically,
+    assert_same_run,
     checkpoints,
     metrics_without_time,
     newest_step,
     resume,
+    run_deeprl,
     stop_after_checkpoint,
     stop_in_write,
     stop_with_rows_past_checkpoint,
@@ -137,7 +139,8 @@ def test_resume_refuses_finished_and_checkpointless_runs(tmp_path, reference):
     result = resume(reference)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"deeprl: error: run {reference} already finished (eval.json exists); nothing to resume"
+        f"deeprl: error: run {reference} already finished at step {STEPS} (eval.json exists); "
+        f"`deeprl resume {reference} --steps N` continues it to a larger budget N"
     ]
     assert sorted((path.name, path.stat().st_mtime_ns) for path in reference.rglob("*")) == before
     with pytest.raises(DeeprlError, match="already finished"):
@@ -272,3 +275,44 @@ def test_checkpoints_of_an_older_layout_are_refused(tmp_path, reference):
     with pytest.raises(DeeprlError, match=r"has no intact checkpoint to resume from \(checkpoint step-\d+\.pt comes "
                                           r"from an older deeprl \(layout 1\) and cannot be resumed by this one"):
         deeprl.train(resume=run_dir)
+
+
+# ------------------------------------------------------------------------ continuing to a larger budget
+
+# DQN with nothing annealed over total_steps (lr_end: null), so a budget's end changes nothing before it
+CONTINUED = {"seed": 0, "learning_starts": 100, "train_freq": 2, "lr_end": None, "checkpoint_every": 200,
+             "eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, "progress": False}
+
+
+def test_a_finished_run_continues_to_a_larger_budget_as_if_started_with_it(tmp_path, capsys):
+    """600 steps, then resumed to 900, end as the 900-step run: the 600-step run checkpointed its last step (mid-
+    episode: the episode's gradient steps so far are in the checkpoint), and from there the run goes on exactly
+    as the longer run does."""
+    deeprl.train("dqn", "CartPole-v1", steps=600, run_dir=tmp_path / "run", **CONTINUED)
+    finished = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert newest_step(tmp_path / "run") == 600
+    capsys.readouterr()
+    continued = deeprl.train(resume=tmp_path / "run", steps=900, progress=False)
+    assert "deeprl: warning" not in capsys.readouterr().err  # nothing differs: nothing to say
+    deeprl.train("dqn", "CartPole-v1", steps=900, run_dir=tmp_path / "straight", **CONTINUED)
+    assert continued.summary["steps"] == 900
+    assert_same_run(tmp_path / "run", tmp_path / "straight")
+    assert json.loads((tmp_path / "run" / "eval-step-600.json").read_text()) == finished  # the old end, set aside
+    assert "total_steps: 900\n" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_continuing_says_where_annealing_differs_and_refuses_a_smaller_budget(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    result = run_deeprl("resume", run_dir, "--steps", STEPS, "--quiet", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"deeprl: error: run {run_dir} finished at step {STEPS}: steps must be larger to "
+                             f"continue it (got {STEPS})\n")
+    assert (run_dir / "eval.json").is_file()  # refused: nothing changed
+    result = run_deeprl("resume", run_dir, "--steps", STEPS + 400, "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # the DQN preset anneals lr to lr_end over total_steps: the continued run followed the shorter schedule
+    assert (f"deeprl: warning: lr_end anneals over total_steps: up to step {newest_step(reference)} this run "
+            f"followed the {STEPS}-step schedule, so it differs from a run started with {STEPS + 400} steps"
+            ) in result.stderr
+    assert json.loads((run_dir / "eval.json").read_text())["steps"] == STEPS + 400

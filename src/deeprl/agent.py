@@ -31,6 +31,10 @@ class Agent(Protocol):
     def act(self, obs: Any, deterministic: bool = True) -> Any:
         """One observation as the env returns it -> one action as `env.step` takes it (batches too)."""
 
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        """`act` in the form Stable-Baselines3's `model.predict` has: (action, None), None standing for the
+        recurrent state that deeprl's agents do not have."""
+
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """(JSON-able description, tensors) that `load_policy` of the same algorithm rebuilds from."""
 
@@ -70,6 +74,8 @@ def resolve_policy_path(path: str | Path) -> Path:
         for name in (BEST_POLICY, FINAL_POLICY):
             if (path / name).is_file():
                 return path / name
+        if not (path / "config.yaml").is_file():
+            raise DeeprlError(f"{path} is neither a run directory (no config.yaml) nor a model file")
         raise DeeprlError(f"run directory {path} holds no policy ({BEST_POLICY} or {FINAL_POLICY})")
     if not path.exists():
         raise DeeprlError(f"no such run directory or model file: {path}")
@@ -92,7 +98,9 @@ def read_policy_file(path: Path) -> tuple[str, dict[str, Any], dict[str, torch.T
 
 
 def load(path: str | Path) -> Agent:
-    """The agent in a model file, or the best agent of a run directory."""
+    """The agent in a model file, or the best agent of a run directory. A policy file inside a finished run
+    directory brings the run's eval.json as `agent.summary` (final and best scores, steps, timing); the summary
+    is None for an unfinished run or a model file outside a run directory."""
     from deeprl.algos import get_algorithm  # the registry imports algorithms; agent.py stays below them
 
     policy_path = resolve_policy_path(path)
@@ -106,4 +114,14 @@ def load(path: str | Path) -> Agent:
     agent.policy_step = meta.get("step")
     # A policy file inside a run directory belongs to that run: make_env(agent.run_dir) rebuilds its env.
     agent.run_dir = policy_path.parent if (policy_path.parent / "config.yaml").is_file() else None
+    agent.summary = None if agent.run_dir is None else run_summary(agent.run_dir)
     return agent
+
+
+def run_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's eval.json, or None (unfinished, or unreadable: the summary is information, not needed)."""
+    try:
+        summary = json.loads((run_dir / "eval.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None

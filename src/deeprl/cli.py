@@ -46,8 +46,10 @@ def build_parser() -> Parser:
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.set_defaults(handler=cmd_train)
 
-    resume = commands.add_parser("resume", help="continue an interrupted run from its newest checkpoint")
+    resume = commands.add_parser("resume", help="continue an interrupted run from its newest checkpoint, or any run "
+                                 "to a larger budget (--steps)")
     resume.add_argument("run", help="run directory")
+    resume.add_argument("--steps", type=int, help="continue to this many environment steps (a finished run too)")
     resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     resume.set_defaults(handler=cmd_resume)
 
@@ -153,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from deeprl.api import resume_run
 
-    _print_summary(resume_run(args.run, progress=not args.quiet), args.quiet)
+    _print_summary(resume_run(args.run, steps=args.steps, progress=not args.quiet), args.quiet)
     return 0
 
 

@@ -137,6 +137,7 @@ def train(
             return
         for _ in range(config.gradient_steps):
             metrics = algorithm.learn(replay.sample(config.batch_size, rng, config.n_step, config.gamma, device), step)
+            run.count_update()
             for name, value in metrics.items():
                 if not math.isfinite(value):
                     raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
@@ -149,6 +150,7 @@ def train(
             "step": step,
             "runner": runner.state_dict(),
             "rng": process_rng_states(rng),
+            "episode_metrics": episode_metrics,  # the gradient steps of the episode in progress (at the budget's end)
         }
 
     first_step = 1
@@ -158,6 +160,7 @@ def train(
         restore_process_rng_states(resume["rng"], rng)
         runner.load_state_dict(resume["runner"])
         first_step = resume["step"] + 1
+        episode_metrics = list(resume.get("episode_metrics", []))
         if resume["replay"] is not None:
             replay.load_state_dict(resume["replay"])
         else:  # an empty memory: gather learning_starts fresh steps again before learning from it
@@ -193,7 +196,8 @@ def train(
                 algorithm.check_finite(step)
                 if run.evaluate(step, runner.episodes, algorithm.agent):
                     break
-            if episode_ended and run.checkpoint_due(step):
+            # at episode ends, and at the budget's end, where `resume --steps N` continues a finished run
+            if (episode_ended or step == config.total_steps) and run.checkpoint_due(step):
                 algorithm.check_finite(step)
                 run.checkpoint(step, training_state(), algorithm.agent)
         algorithm.agent.summary = run.finish(step, runner.episodes, algorithm.agent)

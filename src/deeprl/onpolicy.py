@@ -222,7 +222,8 @@ def train(
                 check_finite(policy, step)
                 if run.evaluate(step, runner.episodes, agent):
                     break
-            if rollout.position == 0 and run.checkpoint_due(step):  # a half-collected rollout is never saved
+            # a half-collected rollout is never saved: the last checkpoint comes at the last whole one
+            if rollout.position == 0 and run.checkpoint_due(step, next_point=step + rollout.n_steps * config.n_envs):
                 check_finite(policy, step)
                 run.checkpoint(step, {
                     "policy": policy.state_dict(),

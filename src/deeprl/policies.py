@@ -140,6 +140,10 @@ class PolicyAgent:
             return int(actions[0]) if self.discrete else actions[0]
         return actions
 
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
+        return self.act(obs, deterministic), None
+
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         meta = {
             "observation_space": space_to_dict(self.observation_space),
@@ -206,6 +210,10 @@ class ScaledActorAgent:
         batch, single = as_batch(obs, self.observation_space)
         actions = self.to_env(self.unit_act(batch, deterministic))
         return actions[0] if single else actions
+
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
+        return self.act(obs, deterministic), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         meta = {

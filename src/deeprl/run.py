@@ -22,6 +22,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from deeprl.agent import BEST_POLICY, FINAL_POLICY, Agent, load, save_policy
 from deeprl.checkpoint import checkpoint_dir, save_checkpoint
@@ -29,7 +30,7 @@ from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted, discard_stdout
 from deeprl.evaluate import EvalResult, evaluate
-from deeprl.files import atomic_write_json, atomic_write_text, check_writable, file_in_the_way
+from deeprl.files import atomic_write, atomic_write_json, atomic_write_text, check_writable, file_in_the_way
 from deeprl.media import plot_runs
 
 BASE_COLUMNS = ("kind", "step", "episode", "return", "return_std", "length")
@@ -226,6 +227,7 @@ class Run:
             for folder in (path, checkpoint_dir(path)):
                 for temporary in folder.glob(".*.tmp"):
                     temporary.unlink(missing_ok=True)
+            _restore_best_policy(path / BEST_POLICY, state)
         # Open for the whole run, line-buffered: a crash loses at most the row being written.
         self.metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
         self.tensorboard = None
@@ -247,6 +249,9 @@ class Run:
         self.last_eval_step: int | None = state.get("last_eval_step")
         self.next_checkpoint = state.get("next_checkpoint", config.checkpoint_every)
         self.checkpoint_step: int | None = state.get("step")  # the newest checkpoint's, None before the first
+        # learning updates so far: a rollout's (A2C, PPO, actor-critics) or episodes' (REINFORCE) update, or one
+        # gradient step of the off-policy learners
+        self.updates: int = state.get("updates", 0)
         self.stop_requested = False
         self.previous_handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -264,9 +269,14 @@ class Run:
             signal.signal(signum, handler)
         self.previous_handlers = {}
 
-    def checkpoint_due(self, step: int) -> bool:
+    def checkpoint_due(self, step: int, next_point: int | None = None) -> bool:
+        """Whether the loop should checkpoint at `step`, a point where it can: every checkpoint_every steps, on a
+        stop request, and at the last point before the budget ends (`step` reaches it, or the loop's `next_point`
+        lies beyond it), from where `resume --steps N` continues the finished run."""
         every = self.config.checkpoint_every
-        return self.stop_requested or (every > 0 and step >= self.next_checkpoint)
+        total = self.config.total_steps
+        last_point = step >= total if next_point is None else next_point > total
+        return self.stop_requested or (every > 0 and (step >= self.next_checkpoint or last_point))
 
     def checkpoint(self, step: int, algo_state: dict[str, Any], agent: Agent) -> None:
         """Save the whole training state; after a stop request, also the current policy and the curve (so
@@ -289,6 +299,8 @@ class Run:
             "solved_time": self.solved_time,
             "last_eval_step": self.last_eval_step,
             "next_checkpoint": self.next_checkpoint,
+            "updates": self.updates,
+            "best_policy": _file_bytes(self.path / BEST_POLICY),
         }
         save_checkpoint(self.path, step, {"run": run_state, "algo": algo_state}, self.config.algo, self.config.env)
         self.checkpoint_step = step
@@ -342,7 +354,12 @@ class Run:
 
     def log_update(self, step: int, episode: int, **values: Any) -> None:
         """A metrics row (and TensorBoard scalars) for one learning update: losses, entropy and the like."""
+        self.updates += 1
         self._write_row({"kind": "update", "step": step, "episode": episode, **values})
+
+    def count_update(self) -> None:
+        """One learning update that writes no row of its own (an off-policy gradient step)."""
+        self.updates += 1
 
     def evaluate_due(self, previous_step: int, step: int) -> bool:
         """Whether the steps after `previous_step` up to `step` crossed a multiple of eval_every (a vectorised
@@ -423,6 +440,7 @@ class Run:
             "seed": self.config.seed,
             "steps": step,
             "episodes": episode,
+            "updates": self.updates,
             **timing,
             "solve_threshold": self.threshold,
             "solved": self.solved_step is not None,
@@ -438,6 +456,23 @@ class Run:
 
     def _plot(self, note: str = "") -> None:
         plot_runs([self.path], self.path / "curve.png", threshold=self.threshold, note=note)
+
+
+def _file_bytes(path: Path) -> torch.Tensor | None:
+    """A file's bytes as a tensor (a checkpoint loads with weights_only=True), None when it does not exist."""
+    return torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) if path.is_file() else None
+
+
+def _restore_best_policy(path: Path, state: dict[str, Any]) -> None:
+    """Put back the best policy a checkpoint saw: one evaluated after the checkpoint (before a crash, or by the
+    finishing evaluation of a run continued to a larger budget) is not part of the resumed run's record."""
+    if "best_policy" not in state:  # a checkpoint from before best policies were kept in them
+        return
+    data = state["best_policy"]
+    if data is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write(path, lambda stream: stream.write(data.numpy().tobytes()))
 
 
 def timing_text(timing: dict[str, float]) -> str:

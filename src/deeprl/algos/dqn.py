@@ -130,6 +130,10 @@ class QAgent:
         actions = actions + self.action_space.start
         return int(actions[0]) if single else actions
 
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
+        return self.act(obs, deterministic), None
+
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         meta = {
             "observation_space": space_to_dict(self.observation_space),

@@ -3,6 +3,8 @@ episode-limit overrides, vectorised copies, and seeding of everything random fro
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import importlib
 import inspect
@@ -16,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import yaml
 
 from deeprl.config_file import read_config_file
 from deeprl.envs.screen import CartPoleScreen
@@ -24,6 +27,14 @@ from deeprl.errors import DeeprlError
 
 def is_entry_point(env_id: str) -> bool:
     return ":" in env_id
+
+
+# How a run records an env it was given as a Python object that no id rebuilds: 'CartPole-v1 (Python object)'.
+OBJECT_ENV_SUFFIX = " (Python object)"
+
+
+def is_object_env(env_id: str) -> bool:
+    return str(env_id).endswith(OBJECT_ENV_SUFFIX)
 
 
 # How a run shapes its env beyond the id; these are RunConfig fields, saved with every policy as its
@@ -61,6 +72,17 @@ def make_env(
     if os.path.isdir(env_id):
         return spec_factory(run_env_spec(env_id))(render_mode=render_mode)
     env = _make_base(str(env_id), dict(env_kwargs or {}), max_episode_steps, render_mode)
+    return wrap_env(env, reward=reward, observation=observation, screen_height=screen_height, frame_stack=frame_stack)
+
+
+def wrap_env(
+    env: gym.Env, *, max_episode_steps: int | None = None, reward: str = "env", observation: str = "state",
+    screen_height: int = 40, frame_stack: int = 2,
+) -> gym.Env:
+    """deeprl's wrappers over a base env (make_env's options): a TimeLimit where `max_episode_steps` is given
+    (make_env gives it to the base env instead), one-hot Discrete observations, the reward and the observation."""
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     if isinstance(env.observation_space, gym.spaces.Discrete):
         env = OneHotObservation(env)
     if reward == "tip_height":
@@ -106,6 +128,12 @@ def _make_base(
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen without a display
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if is_object_env(env_id):
+        raise DeeprlError(
+            f"env '{env_id}' was given to deeprl.train as a Python object, which deeprl cannot rebuild from its "
+            "name: pass the same env again (deeprl.evaluate(agent, env), deeprl.train(resume=RUN, env=env), "
+            "deeprl.train(config=FILE, env=env)), or on the command line an env id with --env"
+        )
     if is_entry_point(env_id):
         return _make_custom(env_id, env_kwargs, max_episode_steps, render_mode)
     kwargs = dict(env_kwargs)
@@ -235,13 +263,14 @@ def _env_name(env: gym.Env) -> str:
     return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
 
-def run_env_checker(spec: dict[str, Any]) -> None:
+def run_env_checker(spec: dict[str, Any], make_base: Callable[[str | None], gym.Env] | None = None) -> None:
     """Gymnasium's env checker on a fresh instance of a run's env (`--set check_env=true`); a failure is one
     line. The checker sees the env as the user built it, before deeprl's observation wrappers."""
     from gymnasium.utils.env_checker import check_env
 
     env_id = spec["env"]
-    env = _make_base(env_id, dict(spec.get("env_kwargs") or {}), spec.get("max_episode_steps"), None)
+    env = make_base(None) if make_base is not None else _make_base(
+        env_id, dict(spec.get("env_kwargs") or {}), spec.get("max_episode_steps"), None)
     try:
         check_env(env.unwrapped, skip_render_check=True)
     except Exception as error:
@@ -261,16 +290,125 @@ def env_factory(env_id: str, **options: Any) -> Callable[..., gym.Env]:
     return make
 
 
-def spec_factory(spec: dict[str, Any]) -> Callable[..., gym.Env]:
-    """env_factory for an `env_spec` ({"env": id, option: value, ...}) as policies and runs record it."""
-    return env_factory(spec["env"], **{name: spec[name] for name in ENV_OPTIONS if spec.get(name) is not None})
+def spec_factory(spec: dict[str, Any], make_base: Callable[[str | None], gym.Env] | None = None
+                 ) -> Callable[..., gym.Env]:
+    """env_factory for an `env_spec` ({"env": id, option: value, ...}) as policies and runs record it; with
+    `make_base` (an env given as a Python object, see env_source) its copies get the spec's wrappers."""
+    options = {name: spec[name] for name in ENV_OPTIONS if spec.get(name) is not None}
+    if make_base is None:
+        return env_factory(spec["env"], **options)
+    if options.pop("env_kwargs", None):
+        raise DeeprlError("env_kwargs go to the constructor of an env made from its id; make the env object with "
+                          "those arguments instead")
+
+    def make(render_mode: str | None = None) -> gym.Env:
+        return wrap_env(make_base(render_mode), **options)
+
+    return make
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSource:
+    """An env as `deeprl.train` was given it: the settings config.yaml records (`env`, and for an env object that a
+    registered id rebuilds, its `env_kwargs` and `max_episode_steps`), and for an env only the object can make,
+    `make_base(render_mode)`, making a fresh copy each call (None: the settings make it)."""
+
+    settings: dict[str, Any]
+    make_base: Callable[[str | None], gym.Env] | None = None
+
+
+def env_source(env: str | os.PathLike | gym.Env | Callable[..., gym.Env]) -> EnvSource:
+    """What a run makes its envs from: an env id or entry point, as it is. A gymnasium.Env whose spec its id and
+    keyword arguments rebuild exactly (gym.make's own wrappers, none added): that id and those arguments, so the
+    run is the run of the id (changes made to the object after gym.make are not seen). Any other env object:
+    deep copies of it as it was given (a run needs several envs: training copies, evaluation episodes). A function
+    making envs: called for every copy. The last two are recorded as 'NAME (Python object)', which no later process
+    can rebuild: resume, evaluation and re-runs need the object again."""
+    if isinstance(env, (str, os.PathLike)):
+        return EnvSource({"env": str(env)})
+    if isinstance(env, gym.Env):
+        settings = registered_settings(env)
+        if settings is not None:
+            return EnvSource(settings)
+        try:
+            template = copy.deepcopy(env)
+        except Exception as error:  # whatever the object holds (a socket, a simulator handle) may refuse copying
+            raise DeeprlError(f"cannot copy the env object {_env_name(env)} ({type(error).__name__}: {error}); pass "
+                              "a function that makes it instead: deeprl.train(algo, lambda: MyEnv())") from None
+
+        def copy_of(render_mode: str | None) -> gym.Env:
+            if render_mode is not None and render_mode != template.render_mode:
+                raise DeeprlError(f"the env object renders as {template.render_mode!r}, not {render_mode!r}: pass a "
+                                  "function that makes it (deeprl calls it with render_mode=...)")
+            return copy.deepcopy(template)
+
+        return EnvSource({"env": _env_name(env) + OBJECT_ENV_SUFFIX}, copy_of)
+    if callable(env):
+        sample = _call_env_function(env, None)
+        name = _env_name(sample)
+        sample.close()
+        return EnvSource({"env": name + OBJECT_ENV_SUFFIX}, lambda render_mode: _call_env_function(env, render_mode))
+    raise DeeprlError(f"env must be an env id, a gymnasium.Env or a function making one (got {type(env).__name__})")
+
+
+def registered_settings(env: gym.Env) -> dict[str, Any] | None:
+    """{"env": id, "env_kwargs": ..., "max_episode_steps": ...} from which make_env builds an env of exactly `env`'s
+    spec (its render_mode aside: training does not render), or None when none does."""
+    spec = env.spec
+    if spec is None or spec.id not in gym.registry:
+        return None
+    registered = gym.registry[spec.id]
+    kwargs = {key: value for key, value in spec.kwargs.items() if key != "render_mode"}
+    try:
+        env_kwargs = {key: value for key, value in kwargs.items()
+                      if key not in registered.kwargs or bool(registered.kwargs[key] != value)}
+        limit = None if spec.max_episode_steps == registered.max_episode_steps else spec.max_episode_steps
+        settings = {"env": spec.id, "env_kwargs": env_kwargs, "max_episode_steps": limit}
+        yaml.safe_dump(settings)  # config.yaml must be able to hold them
+        rebuilt = _make_base(spec.id, env_kwargs, limit, None)
+        same = rebuilt.spec == dataclasses.replace(spec, kwargs=kwargs)
+        rebuilt.close()
+    except Exception:  # arguments YAML cannot hold, or that do not compare or rebuild: copy the object instead
+        return None
+    return settings if same else None
+
+
+def _call_env_function(make: Callable[..., gym.Env], render_mode: str | None) -> gym.Env:
+    name = getattr(make, "__qualname__", type(make).__name__)
+    try:
+        env = make() if render_mode is None else make(render_mode=render_mode)
+    except DeeprlError:
+        raise
+    except Exception as error:  # any failure in user code is a user-facing error
+        raise DeeprlError(f"the env function {name} failed: {type(error).__name__}: {error}") from None
+    if not isinstance(env, gym.Env):
+        raise DeeprlError(f"the env function {name} returned {type(env).__name__}, not a gymnasium.Env")
+    return env
+
+
+def has_time_limit(env: gym.Env) -> bool:
+    """Whether a TimeLimit wrapper cuts `env`'s episodes."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return True
+        env = env.env
+    return False
+
+
+def check_time_limit(env: gym.Env, env_name: str) -> None:
+    """Refuse a registered env without a time limit (CliffWalking's): an episode the policy never ends would never
+    finish, and evaluations would stop the run late. Custom envs without a spec often end their own episodes."""
+    if env.spec is not None and not has_time_limit(env):
+        raise DeeprlError(f"{env_name} has no time limit (its spec's max_episode_steps is None), so an episode the "
+                          "policy never ends would run forever: set max_episode_steps=N (e.g. 200)")
 
 
 def factory_for(
-    env: str | os.PathLike | Callable[..., gym.Env] | None, agent: Any = None, **options: Any
+    env: str | os.PathLike | gym.Env | Callable[..., gym.Env] | None, agent: Any = None, **options: Any
 ) -> Callable[..., gym.Env]:
-    """A function making envs from an env id or run directory (with make_env's `options`), a function
-    making envs (returned as is), or None: the env `agent` was trained on, as its `env_spec` records it."""
+    """A function making envs from an env id or run directory (with make_env's `options`), an env object (copies
+    of it, see env_source), a function making envs (returned as is), or None: the env `agent` was trained on, as
+    its `env_spec` records it."""
     if env is None:
         spec = getattr(agent, "env_spec", None)
         if not spec:
@@ -278,6 +416,10 @@ def factory_for(
         return spec_factory(spec)
     if isinstance(env, (str, os.PathLike)):
         return env_factory(env, **options)
+    if isinstance(env, gym.Env):
+        source = env_source(env)
+        given = {name: value for name, value in options.items() if value is not None}
+        return spec_factory({**source.settings, **given}, source.make_base)
     return env
 
 
