@@ -7,7 +7,7 @@
 Each (framework, seed) trains in a fresh subprocess of this script (`--worker`), deeprl then SB3 for each
 seed, so neither framework's imports, threads or crashes touch the other and slow drifts of a shared
 machine hit both alike. Both are evaluated the same way: each time training crosses a multiple of
-`--eval-every` env steps, 20 greedy episodes through `deeprl.evaluate.evaluate` on seeds
+`--eval-every` env steps, 20 greedy episodes through `deeprl.evaluation.evaluate` on seeds
 1_000_000 + 1000*seed + i, with the clock paused; the final agent gets 20 greedy episodes on seeds
 2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios) and
 writes the raw per-seed results to JSON.
@@ -236,7 +236,7 @@ def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | 
 
 
 class SB3Agent:
-    """What `deeprl.evaluate.evaluate` needs from an agent, backed by an SB3 model (batches included)."""
+    """What `deeprl.evaluation.evaluate` needs from an agent, backed by an SB3 model (batches included)."""
 
     def __init__(self, model: Any, normalizer: Any = None) -> None:
         self.model = model
@@ -262,7 +262,7 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from deeprl.evaluate import evaluate
+    from deeprl.evaluation import evaluate
 
     torch.set_num_threads(1)
     setup = sb3_setup(zoo_hyperparams(algo, env_id))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import deeprl
 from deeprl.config import parse_seeds
-from deeprl.evaluate import evaluate
+from deeprl.evaluation import evaluate
 
 FRESH_SEED = 3_000_000  # neither the periodic (1e6) nor the final (2e6) evaluation seeds of a run
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +76,13 @@ def test_import_deeprl_loads_neither_torch_nor_gymnasium_until_used():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.splitlines() == [f"{deeprl.__version__} []", "True"]
+
+
+def test_every_public_name_is_the_function_even_after_its_module_is_imported():
+    """A submodule named like a public function would replace it on the package once imported: none may be."""
+    for module in sorted(import_graph()):
+        if module != "deeprl.__main__":  # runs the CLI
+            importlib.import_module(module)
+    for name in deeprl.__all__:
+        if name != "__version__":
+            assert inspect.isfunction(getattr(deeprl, name)), name

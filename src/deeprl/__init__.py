@@ -18,7 +18,7 @@ from deeprl.version import __version__
 # and Gymnasium until a function that uses them is called.
 _PUBLIC = {
     "animate": "deeprl.media",
-    "evaluate": "deeprl.evaluate",
+    "evaluate": "deeprl.evaluation",
     "load": "deeprl.agent",
     "make_env": "deeprl.envs",
     "make_vec_env": "deeprl.envs",
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from deeprl.agent import load
     from deeprl.api import train
     from deeprl.envs import make_env, make_vec_env
-    from deeprl.evaluate import evaluate
+    from deeprl.evaluation import evaluate
     from deeprl.media import animate
     from deeprl.sweeps import sweep
 

@@ -188,7 +188,7 @@ def _print_summary(agent, quiet: bool) -> None:
 def _agent_env(agent, override: str | None):
     """The env id a loaded agent was trained on (or `override`) and a factory for it, checked to fit."""
     from deeprl.envs import spec_factory
-    from deeprl.evaluate import check_agent_fits
+    from deeprl.evaluation import check_agent_fits
 
     spec = getattr(agent, "env_spec", {}) or {}
     env_id = override or spec.get("env")
@@ -213,7 +213,7 @@ def _note_unfinished_run(path: str, agent) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from deeprl.agent import load
-    from deeprl.evaluate import evaluate
+    from deeprl.evaluation import evaluate
 
     episodes = _positive("--episodes", args.episodes)
     agent = load(args.path)
@@ -239,7 +239,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     agent = load(args.path)
     env_id, make = _agent_env(agent, None)
     if not args.video and os.environ.get("DISPLAY"):
-        from deeprl.evaluate import evaluate
+        from deeprl.evaluation import evaluate
 
         _note_unfinished_run(args.path, agent)
         result = evaluate(agent, lambda: make(render_mode="human"), episodes, seed=args.seed, parallel=1)

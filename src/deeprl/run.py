@@ -29,7 +29,7 @@ from deeprl.checkpoint import checkpoint_dir, save_checkpoint
 from deeprl.config import RunConfig, config_to_yaml
 from deeprl.envs import env_options
 from deeprl.errors import DeeprlError, Interrupted, discard_stdout
-from deeprl.evaluate import EvalResult, evaluate
+from deeprl.evaluation import EvalResult, evaluate
 from deeprl.files import atomic_write, atomic_write_json, atomic_write_text, check_writable, file_in_the_way
 from deeprl.media import plot_runs
 
