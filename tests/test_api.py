@@ -19,7 +19,7 @@ import deeprl
 from deeprl.api import first_update, resolve_config
 from deeprl.envs import check_time_limit, make_env
 from deeprl.errors import DeeprlError
-from deeprl.evaluate import evaluate
+from deeprl.evaluation import evaluate
 from deeprl.run import TIME_COLUMN
 from tests.custom_envs import Corridor
 
