@@ -62,6 +62,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _forker.close()
 
 
+SLOW_MARKS = ("learning", "resume", "ray")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist workers, the slow tests first (in their order): a worker then ends the run on short tests rather
+    than on a long one handed out last. A run without workers keeps the files' order."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: not any(item.get_closest_marker(mark) for mark in SLOW_MARKS))
+
+
 def start_deeprl(args: list[Any], cwd: Path, **options: Any) -> ForkedProcess:
     """`deeprl ARGS` as a forked process, without waiting; `options` as CliForker.start's (stdout, stderr, env,
     python_path, pause_at, file_size_limit, script)."""

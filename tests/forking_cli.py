@@ -246,7 +246,7 @@ def _preload() -> None:
     a test hides it from some children)."""
     import deeprl.algos
     import deeprl.api
-    import deeprl.cli  # noqa: F401
+    import deeprl.cli
 
     for module in pkgutil.walk_packages(deeprl.algos.__path__, "deeprl.algos."):
         importlib.import_module(module.name)

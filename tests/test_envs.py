@@ -46,10 +46,19 @@ def time_limits(env: gym.Env) -> list[int]:
     return limits
 
 
-def test_reward_threshold_is_the_env_specs():
-    env = make_env("CartPole-v1")
-    assert reward_threshold(env) == 475.0
-    assert reward_threshold(make_env("tests.custom_envs:Corridor")) is None  # no spec, no threshold
+def test_reward_threshold_is_read_through_deeprls_wrappers_as_a_float():
+    """The spec's threshold (an int here) reaches the run as a float through the time limit deeprl puts on; an env
+    registered without one, or made from a class (no spec), has none."""
+    gym.register("ThresholdCorridor-v0", entry_point="tests.custom_envs:Corridor", reward_threshold=-5)
+    try:
+        env = make_env("ThresholdCorridor-v0", max_episode_steps=7)
+        assert time_limits(env) == [7]
+        threshold = reward_threshold(env)
+        assert threshold == -5.0 and type(threshold) is float
+    finally:
+        del gym.registry["ThresholdCorridor-v0"]
+    assert reward_threshold(make_env("Pendulum-v1")) is None
+    assert reward_threshold(make_env("tests.custom_envs:Corridor")) is None
 
 
 @pytest.mark.parametrize(("limit", "expected"), [(None, [500]), (3, [3]), (1000, [1000])])

@@ -140,9 +140,17 @@ def test_gaussian_noise_std_and_no_memory():
     noise.reset(np.array([0]))  # a no-op, callable like OU's
 
 
-def test_make_noise_kinds():
-    assert isinstance(make_noise("ou", 2, 1, 0.2, theta=0.3, dt=0.05), OrnsteinUhlenbeckNoise)
-    assert isinstance(make_noise("gaussian", 2, 1, 0.2, theta=0.3, dt=0.05), GaussianNoise)
+def test_make_noise_builds_the_named_process_with_its_settings():
+    """Each kind draws what its process draws with every setting passed on (theta and dt matter to OU alone)."""
+    made = make_noise("ou", 2, 3, 0.2, theta=0.3, dt=0.05, seed=4)
+    direct = OrnsteinUhlenbeckNoise(n_envs=2, action_dim=3, sigma=0.2, theta=0.3, dt=0.05, seed=4)
+    for _ in range(5):
+        np.testing.assert_array_equal(made.sample(), direct.sample())
+    made = make_noise("gaussian", 2, 3, 0.2, theta=0.3, dt=0.05, seed=4)
+    direct = GaussianNoise(n_envs=2, action_dim=3, sigma=0.2, seed=4)
+    for _ in range(5):
+        np.testing.assert_array_equal(made.sample(), direct.sample())
+    assert made.sample().shape == (2, 3)
     assert make_noise("none", 2, 1, 0.2, theta=0.3, dt=0.05) is None
     with pytest.raises(ValueError, match="unknown action noise"):
         make_noise("pink", 2, 1, 0.2, theta=0.3, dt=0.05)

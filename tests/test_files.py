@@ -57,9 +57,16 @@ def test_interrupted_write_leaves_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_torch_save_round_trip(tmp_path):
-    path = tmp_path / "blob.pt"
-    atomic_torch_save({"w": torch.arange(3.0), "meta": "{}"}, path)
-    loaded = torch.load(path, weights_only=True)
-    assert torch.equal(loaded["w"], torch.tensor([0.0, 1.0, 2.0]))
-    assert loaded["meta"] == "{}"
+def test_torch_save_that_fails_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    """torch.save raises halfway through an object it cannot pickle (a lambda): what was saved before stays, whole
+    and loadable, and nothing else is left in the folder; a save that works then replaces it."""
+    path = tmp_path / "checkpoint.pt"
+    atomic_torch_save({"w": torch.arange(3.0)}, path)
+    saved = path.read_bytes()
+    with pytest.raises(Exception, match="pickle"):
+        atomic_torch_save({"w": torch.ones(1000), "callback": lambda: None}, path)
+    assert path.read_bytes() == saved and os.listdir(tmp_path) == ["checkpoint.pt"]
+    atomic_torch_save({"w": torch.ones(2)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(2))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]

@@ -3,11 +3,10 @@ with several env copies caught in the middle of their episodes."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
 import deeprl
+from deeprl.run import FINAL_EVAL_SEED
 from tests.conftest import kill_and_resume
 
 TRAIN_ARGS = [
@@ -28,7 +27,8 @@ def test_reinforce_learns_cartpole(tmp_path):
     agent = deeprl.train("reinforce", "CartPole-v1", seed=0, steps=12_000, run_dir=tmp_path / "run",
                          tensorboard=False, eval_every=4000, eval_episodes=5, final_eval_episodes=10)
     assert agent.summary["best"]["mean_return"] > 150  # a random policy averages about 22
-    loaded = deeprl.load(agent.run_dir)
-    assert loaded.act(np.zeros(4, dtype=np.float32)) in (0, 1)
-    assert torch.equal(next(iter(loaded.policy.state_dict().values())),
-                       next(iter(torch.load(agent.run_dir / "best_policy.pt")["state_dict"].values())))
+    # the files hold the policies that were scored: loaded, each plays its final evaluation's episodes again
+    for which, policy in (("best", "best_policy.pt"), ("final", "policy.pt")):
+        replayed = deeprl.evaluate(deeprl.load(agent.run_dir / policy), "CartPole-v1", episodes=10,
+                                   seed=FINAL_EVAL_SEED + 1000 * agent.summary["seed"])
+        assert replayed.returns.tolist() == agent.summary[which]["returns"], which
