@@ -49,6 +49,9 @@ def test_train_exits_zero_and_prints_the_run_directory(trained_run, workdir):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == ""  # --quiet: no progress output
+    # --quiet: the results alone (scores, solved or not, time, where the run is), no file list
+    assert [line.split(":")[0].split(" (")[0] for line in result.stdout.splitlines()] == [
+        "final policy", "best policy", "not solved", "time", "run directory"]
     match = re.search(r"^run directory: (.+)$", result.stdout, re.MULTILINE)
     assert match is not None, result.stdout
     assert (workdir / match.group(1)).resolve() == run_dir.resolve()
@@ -186,6 +189,59 @@ def test_summary_and_eval_json_say_where_the_time_went(trained_run):
             f"{summary['steps_per_second']:.0f} steps/s") in result.stdout
 
 
+def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
+    """`deeprl train ... | head -1`: the reader leaves after the first progress line; the run goes on to its end
+    and writes everything, and nothing is said about the pipe."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--steps", "3000", "--run-dir", "run",
+         "--set", "eval_every=300", "--set", "learning_starts=100", "--set", "eval_episodes=2",
+         "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32"],
+        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    first = process.stdout.readline()
+    process.stdout.close()  # as head does after its line
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert first.startswith("step      300 |"), first
+    assert stderr == ""
+    summary = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert summary["steps"] == 3000
+    assert (tmp_path / "run" / "curve.png").is_file() and (tmp_path / "run" / "policy.pt").is_file()
+
+
+def test_a_closed_stdout_stops_a_listing_without_a_traceback(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "deeprl", "list", "--envs"], cwd=tmp_path, env=subprocess_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # the reader is gone before the first line
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0
+    assert stderr == ""
+
+
+def test_the_python_api_trains_on_when_its_stdout_closes(tmp_path):
+    """A script printing deeprl's progress into a pipe whose reader left: the run finishes all the same."""
+    script = ("import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
+              "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
+              "hidden_sizes=(32, 32))")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert first.startswith("step      300 |") and stderr == ""
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == 3000
+
+
+def test_an_old_env_id_that_still_works_evaluates_without_gymnasiums_warning(trained_run, workdir):
+    """The pixel preset trains on CartPole-v0; Gymnasium warns (in raw colour codes) that v1 exists."""
+    _, run_dir = trained_run
+    result = run_deeprl("eval", run_dir, "--env", "CartPole-v0", "--episodes", 2, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("CartPole-v0: mean return ")
+
+
 def test_watch_without_a_display_says_where_the_video_went(trained_run, tmp_path):
     _, run_dir = trained_run
     copy = tmp_path / "run"
@@ -231,7 +287,43 @@ BAD_INPUTS = [
     ("eval-zero-episodes", ("eval", "{run}", "--episodes", "0"), {}, "--episodes must be >= 1 (got 0)"),
     ("watch-avi", ("watch", "{run}", "--video", "out.avi"), {}, "--video must end in .mp4, .gif, .html"),
     ("plot-not-a-run", ("plot", "."), {}, "is not a run directory (no metrics.csv)"),
+    ("plot-output-gif", ("plot", "{run}", "-o", "curve.gif"), {},
+     "a plot is written as .png, .svg, .pdf, .jpg, .jpeg, .eps: name the file with one of them (got 'curve.gif')"),
+    ("plot-group-by-unknown", ("plot", "{run}", "--group-by", "lrr"), {},
+     "unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, seed, or a setting in the "
+     "runs' config.yaml)"),
+    ("set-twice", (*BAD_TRAIN, "--set", "gamma=0.9", "--set", "gamma=0.99"), {},
+     "--set gamma is given twice (gamma=0.9 and gamma=0.99); give it once"),
+    ("set-stable-baselines-name", (*BAD_TRAIN, "--set", "learning_rate=1e-3"), {},
+     "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr' (`deeprl list --settings dqn` shows them all)"),
+    ("deprecated-env", ("train", "dqn", "LunarLander-v2", "--run-dir", "x"), {},
+     "LunarLander-v2 is deprecated: use LunarLander-v3"),
+    ("deprecated-env-taxi", ("train", "dqn", "Taxi-v3", "--run-dir", "x"), {}, "Taxi-v3 is deprecated: use Taxi-v4"),
+    ("watch-env-without-render-mode", ("watch", "{undrawn}", "--video", "out.gif"), {},
+     "env 'tests.custom_envs:UndrawnCorridor' cannot be drawn: its constructor takes no render_mode; give it a "
+     "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, 3) array"),
+    ("watch-env-drawing-nothing", ("watch", "{blank}", "--video", "out.gif"), {},
+     "env BlankCorridor's render() returned None, not a picture: made with render_mode='rgb_array', it must return "
+     "the frame as a (height, width, 3) array"),
 ]
+
+# The RL Zoo's train.py flags: each names deeprl's way to do the same
+ZOO_FLAG_CASES = [
+    ("-n", ("-n", "1000"), "--steps N"),
+    ("--n-timesteps", ("--n-timesteps", "1000"), "--steps N"),
+    ("--n-envs", ("--n-envs=8",), "--set n_envs=N"),
+    ("--eval-freq", ("--eval-freq", "500"), "--set eval_every=N"),
+    ("--hyperparams", ("--hyperparams", "learning_rate:0.001"), "--set KEY=VALUE, repeated"),
+    ("--tensorboard-log", ("--tensorboard-log", "tb"), "TensorBoard events always go to RUN/tensorboard"),
+    ("-optimize", ("-optimize",), "deeprl sweep ALGO ENV --grid KEY=V1,V2"),
+    ("--optimize", ("--optimize",), "deeprl sweep ALGO ENV --grid KEY=V1,V2"),
+    ("-f", ("-f", "logs"), "--run-dir DIR"),
+    ("--log-folder", ("--log-folder", "logs"), "--run-dir DIR"),
+    ("--env-kwargs", ("--env-kwargs", "gravity:9"), "--set 'env_kwargs={key: value}'"),
+    ("--algo", ("--algo", "ppo"), "the ALGO argument (deeprl train ALGO ENV)"),
+]
+ZOO_FLAGS = [(f"zoo-flag{flag}", ("train", "ppo", "CartPole-v1", "--run-dir", "x", *args), {},
+              f"deeprl: error: {flag} is an RL Zoo flag; in deeprl: {use}") for flag, args, use in ZOO_FLAG_CASES]
 
 # More bad input: every case runs as a real subprocess too
 MORE_BAD_INPUTS = [
@@ -257,6 +349,10 @@ MORE_BAD_INPUTS = [
                              "--set", "conv_kernels=3"), {},
      "conv_kernels and conv_strides need a value for each of the 2 conv_channels layers"),
     ("no-command", (), {}, "required: command"),
+    ("unknown-flag", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--bogus", "3"), {},
+     "deeprl: error: unrecognized arguments: --bogus 3 (see `deeprl train --help`)"),
+    ("eval-zoo-flag", ("eval", "{run}", "-n", "10"), {},
+     "deeprl: error: -n is an RL Zoo flag; in deeprl: --episodes N (see `deeprl eval --help`)"),
     ("run-dir-not-empty", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken/keep.txt": b"mine"},
      "run directory taken already exists and is not empty"),
     ("run-dir-is-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken": b"mine"},
@@ -343,9 +439,21 @@ def prepare_case(cwd: Path, files: dict[str, bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def bad_input_results(trained_run, tmp_path_factory):
+def corridor_runs(tmp_path_factory) -> dict[str, Path]:
+    """Short runs on custom envs that cannot be watched: one whose constructor takes no render_mode, one whose
+    render() returns nothing."""
+    root = tmp_path_factory.mktemp("corridors")
+    settings = dict(steps=300, learning_starts=50, max_episode_steps=50, eval_every=1000, final_eval_episodes=2,
+                    tensorboard=False, progress=False)
+    return {name: deeprl.train("dqn", f"tests.custom_envs:{env}", run_dir=root / name, **settings).run_dir.resolve()
+            for name, env in (("undrawn", "UndrawnCorridor"), ("blank", "BlankCorridor"))}
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(trained_run, corridor_runs, tmp_path_factory):
     """Every bad input as its own process in its own empty folder (forked after the imports: see forking_cli)."""
     run_dir = trained_run[1].resolve()
+    places = {"{run}": str(run_dir), **{f"{{{name}}}": str(path) for name, path in corridor_runs.items()}}
     folders = {}
     for case_id, _, files, _ in ALL_BAD_INPUTS:
         folders[case_id] = tmp_path_factory.mktemp(case_id)
@@ -353,14 +461,13 @@ def bad_input_results(trained_run, tmp_path_factory):
     before = {case_id: snapshot(cwd) for case_id, cwd in folders.items()}
     run_before = snapshot(run_dir)
     results = forker().run(
-        [Case([arg.replace("{run}", str(run_dir)) for arg in args], folders[case_id])
-         for case_id, args, _, _ in ALL_BAD_INPUTS])
+        [Case([places.get(arg, arg) for arg in args], folders[case_id]) for case_id, args, _, _ in ALL_BAD_INPUTS])
     run_after = snapshot(run_dir)
     return {case[0]: (result, before[case[0]], snapshot(folders[case[0]]), run_before, run_after)
             for case, result in zip(ALL_BAD_INPUTS, results, strict=True)}
 
 
-ALL_BAD_INPUTS = BAD_INPUTS + MORE_BAD_INPUTS
+ALL_BAD_INPUTS = BAD_INPUTS + MORE_BAD_INPUTS + ZOO_FLAGS
 
 
 @pytest.mark.parametrize(("case_id", "message"), [(case[0], case[3]) for case in ALL_BAD_INPUTS],

@@ -142,16 +142,12 @@ def curve_color(axes, label: str):
     return next(line.get_color() for line in axes.get_lines() if line.get_label() == label)
 
 
-def preset_title(run_dir: Path) -> str:
-    """The algorithm and, once runs record it, the preset, as titles name them."""
-    return " · ".join(part for part in (config(run_dir)["algo"], config(run_dir).get("preset")) if part)
-
-
 def test_comparison_of_two_envs_labels_runs_by_what_differs(runs, tmp_path):
     cartpole_0, _, acrobot = runs
     figure = runs_figure(runs)
     assert [axes.get_title() for axes in figure.axes] == ["CartPole-v1", "Acrobot-v1"]
-    assert figure.get_suptitle() == preset_title(cartpole_0)  # the shared algorithm, not "runs"
+    assert config(cartpole_0)["preset"] == "default"
+    assert figure.get_suptitle() == "dqn"  # the shared algorithm, not "runs"; the default preset goes unsaid
     assert figure.get_supxlabel() == "environment steps"
     cartpole, acrobot_axes = figure.axes
     preset_lr = config(cartpole_0)["lr"]
@@ -178,7 +174,7 @@ def test_comparison_of_two_envs_labels_runs_by_what_differs(runs, tmp_path):
 def test_one_run_as_a_finished_run_draws_it(runs):
     cartpole_0, _, _ = runs
     (axes,) = runs_figure([cartpole_0]).axes
-    assert axes.get_title() == f"{preset_title(cartpole_0)} on CartPole-v1 (seed 0)"
+    assert axes.get_title() == "dqn on CartPole-v1 · seed 0"
     assert legend(axes) == ["episode return", MEAN, "greedy evaluation", "solved (475)"]
     # Run.finish passes its own threshold and title; they win over the recorded ones
     (axes,) = runs_figure([cartpole_0], threshold=400, title="dqn on CartPole-v1 (seed 0)").axes
@@ -211,7 +207,7 @@ def test_runs_identical_in_every_setting_are_told_apart_by_directory(runs, tmp_p
     first, second = copy_run(cartpole_0, tmp_path / "first"), copy_run(cartpole_0, tmp_path / "second")
     (axes,) = runs_figure([first, second]).axes
     assert legend(axes)[:2] == ["first", "second"]
-    assert axes.get_title() == f"{preset_title(cartpole_0)} on CartPole-v1 (seed 0)"
+    assert axes.get_title() == "dqn on CartPole-v1 · seed 0"
     (axes,) = runs_figure([first, second, copy_run(cartpole_0, tmp_path / "third", seed=1)]).axes
     assert legend(axes)[:3] == ["seed 0 · first", "seed 0 · second", "seed 1"]
 
@@ -236,11 +232,18 @@ def test_settings_that_follow_from_the_preset_stay_out_of_labels(runs, tmp_path)
     tutorial = copy_run(cartpole_0, tmp_path / "tutorial", preset="tutorial", lr=0.0001, batch_size=64)
     old = copy_run(cartpole_0, tmp_path / "old", preset=...)  # written before runs recorded their preset
     (axes,) = runs_figure([default, tutorial, old]).axes
-    assert legend(axes)[:3] == ["default", "tutorial", "preset ?"]
-    assert axes.get_title() == "dqn on CartPole-v1 (seed 0)"
+    assert legend(axes)[:3] == ["preset default", "preset tutorial", "preset ?"]
+    assert axes.get_title() == "dqn on CartPole-v1 · seed 0"
     (axes,) = runs_figure([tutorial, copy_run(tutorial, tmp_path / "tutorial-2", seed=2, lr=0.0002)]).axes
     assert legend(axes)[:2] == ["seed 0 · lr=0.0001", "seed 2 · lr=0.0002"]
-    assert axes.get_title() == "dqn · tutorial on CartPole-v1"
+    assert axes.get_title() == "dqn on CartPole-v1 · preset tutorial"
+    (axes,) = runs_figure([tutorial], note="interrupted at step 300").axes
+    assert axes.get_title() == "dqn on CartPole-v1 · preset tutorial · seed 0 · interrupted at step 300"
+    # runs of different algorithms, the same preset and seed: what they share, and no preset named as an algorithm
+    ppo = copy_run(default, tmp_path / "ppo", algo="ppo")
+    (axes,) = runs_figure([default, ppo]).axes
+    assert axes.get_title() == "CartPole-v1 · seed 0"
+    assert legend(axes)[:2] == ["dqn", "ppo"]
 
 
 def test_envs_without_a_registered_threshold_have_no_solve_line(runs, tmp_path):
@@ -255,3 +258,106 @@ def test_envs_without_a_registered_threshold_have_no_solve_line(runs, tmp_path):
     figure = runs_figure([custom, unknown])
     assert [axes.get_title() for axes in figure.axes] == ["my_pkg.envs:Warehouse", "NoSuchEnv-v9"]
     assert [solved_lines(axes) for axes in figure.axes] == [[], []]
+
+
+def legend_beside_axes(figure) -> list[bool]:
+    """Per subplot, whether its legend lies wholly right of the axes' drawing area and inside the picture."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # lays the figure out as it is saved
+    renderer = canvas.get_renderer()
+    width = figure.bbox.width
+    placed = []
+    for axes in figure.axes:
+        box, area = axes.get_legend().get_window_extent(renderer), axes.get_window_extent(renderer)
+        placed.append(box.x0 >= area.x1 and box.x1 <= width)
+    return placed
+
+
+def test_legends_sit_beside_the_data(runs, tmp_path):
+    cartpole_0, cartpole_1, _ = runs
+    assert legend_beside_axes(runs_figure(runs)) == [True, True]
+    assert legend_beside_axes(runs_figure([cartpole_0])) == [True]
+    from deeprl.media import groups_figure
+
+    assert legend_beside_axes(groups_figure({"lr=a": [cartpole_0], "lr=b": [cartpole_1]})) == [True]
+
+
+def write_metrics(path: Path, rows: list[str], **settings) -> Path:
+    """A run directory reduced to what a plot reads: config.yaml and metrics rows."""
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "preset": "default", "env": "Pendulum-v1",
+                                                      "seed": 0, **settings}, sort_keys=False))
+    (path / "metrics.csv").write_text("kind,step,episode,return,return_std,length,time_s\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_episodes_ending_on_one_step_are_one_point(tmp_path):
+    """Eight env copies of fixed-length episodes end theirs together: each step is one point (the episodes'
+    mean, their range shaded), never a vertical line, and the moving average is taken after the step's last."""
+    returns = {200: [-1800, -1600, -1700, -1500], 400: [-1200, -1400, -1000, -1300]}
+    rows = [f"train,{step},{episode},{value},,200,0.1" for step, values in returns.items()
+            for episode, value in enumerate(values)]
+    (axes,) = runs_figure([write_metrics(tmp_path / "vector", [*rows, "eval,400,8,-900,0,200,0.2"])]).axes
+    episodes = next(line for line in axes.get_lines() if line.get_label().startswith("episode return"))
+    mean = next(line for line in axes.get_lines() if line.get_label() == MEAN)
+    assert episodes.get_label() == "episode return (mean per step)"
+    assert list(episodes.get_xdata()) == [200, 400] and list(mean.get_xdata()) == [200, 400]
+    assert list(episodes.get_ydata()) == [-1650.0, -1225.0]
+    assert list(mean.get_ydata()) == [-1650.0, (-6600 - 4900) / 8]  # all 4, then all 8 episodes
+    (band,) = axes.collections
+    assert band.get_label() == "range per step"
+    low, high = band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == (-1800.0, -1000.0)
+    assert "range per step" in legend(axes)
+
+
+def test_a_single_point_is_drawn_with_a_marker(tmp_path):
+    from deeprl.media import groups_figure
+
+    one = write_metrics(tmp_path / "one", ["train,200,0,-1500,,200,0.1", "eval,200,1,-1400,0,200,0.1"], lr=0.1)
+    many = [write_metrics(tmp_path / f"many-{seed}", [f"eval,{step},1,{-1000 + 100 * seed},0,200,0.1"
+                                                      for step in (200, 400)], seed=seed, lr=0.2)
+            for seed in range(2)]
+    (axes,) = groups_figure({"lr=0.1": [one], "lr=0.2": many}).axes
+    single, pair = (line for line in axes.get_lines() if line.get_label().startswith("lr="))
+    assert single.get_label() == "lr=0.1 (1 run)" and single.get_marker() == "o"
+    assert pair.get_label() == "lr=0.2 (2 runs)" and pair.get_marker() in ("", "None", None)
+    (axes,) = runs_figure([one]).axes
+    assert {line.get_label(): line.get_marker() for line in axes.get_lines() if len(line.get_xdata()) == 1
+            and line.get_linestyle() != "None"} == {"episode return": "o", MEAN: "o"}
+
+
+@pytest.mark.parametrize(("suffix", "signature"), [(".png", PNG_SIGNATURE), (".svg", b"<?xml"), (".pdf", b"%PDF"),
+                                                   (".jpg", b"\xff\xd8\xff"), (".JPEG", b"\xff\xd8\xff"),
+                                                   (".eps", b"%!PS")])
+def test_a_plot_is_written_in_the_format_its_name_says(runs, tmp_path, suffix, signature):
+    cartpole_0, _, _ = runs
+    output = tmp_path / f"curve{suffix}"
+    plot_runs([cartpole_0], output)
+    assert output.read_bytes().startswith(signature)
+
+
+def test_a_plot_name_matplotlib_cannot_write_is_refused(runs, tmp_path):
+    cartpole_0, _, _ = runs
+    for name in ("curve.gif", "curve", "curve.png.txt"):
+        with pytest.raises(DeeprlError, match=r"a plot is written as \.png, \.svg, \.pdf, \.jpg, \.jpeg, \.eps"):
+            plot_runs([cartpole_0], tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_group_by_takes_run_level_keys_and_refuses_unknown_ones(runs, tmp_path):
+    from deeprl.media import group_runs
+
+    cartpole_0, _, _ = runs
+    ppo = copy_run(cartpole_0, tmp_path / "ppo", algo="ppo")
+    assert {label: [path.name for path in paths] for label, paths in group_runs([cartpole_0, ppo], "algo").items()} \
+        == {"algo=dqn": ["cartpole-0"], "algo=ppo": ["ppo"]}
+    assert list(group_runs(runs, "env")) == ["env=CartPole-v1", "env=Acrobot-v1"]
+    assert list(group_runs(runs, "seed")) == ["seed=0", "seed=1"]
+    assert list(group_runs(runs, "preset")) == ["preset=default"]
+    with pytest.raises(DeeprlError) as caught:
+        group_runs(runs, "lrr")
+    assert str(caught.value) == ("unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, "
+                                 "seed, or a setting in the runs' config.yaml)")
