@@ -334,11 +334,11 @@ def _run(
         elif extend:
             _extend_run(path, run_config, preset)
         torch.set_num_threads(run_config.torch_threads)
-        # Building a torch optimiser imports torch._dynamo on first use (3-5 s here): import it before the run's
-        # clock starts, so that time to solve measures training.
+        # Building a torch optimiser imports torch._dynamo on first use (seconds of imports): import it before the
+        # run's clock starts, so that time to solve measures training.
         importlib.import_module("torch._dynamo")
-        # NumPy's BLAS acts for small nets (nets.numpy_sequential); its default thread pool was 2.3x slower
-        # here on a loaded 2-core machine (Acrobot tutorial preset, 512-wide layers).
+        # NumPy's BLAS acts for small nets (nets.numpy_sequential); its default pool of one thread per core fights
+        # torch and every other process for the cores, and small products gain nothing from splitting.
         blas_threads = threadpool_limits(run_config.torch_threads, user_api="blas")
         run = Run(
             path, run_config, module.METRIC_COLUMNS, make_run_env, threshold, preset=preset,

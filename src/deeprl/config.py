@@ -62,8 +62,8 @@ class RunConfig:
     screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
     frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
     device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
-    torch_threads: int = knob(1, "CPU threads for torch and NumPy's BLAS; 1 is fastest for small nets (measured)",
-                              low=1)
+    torch_threads: int = knob(1, "CPU threads for torch and NumPy's BLAS; 1 is fastest for small nets (too little "
+                              "work to split)", low=1)
     eval_every: int = knob(5_000, "environment steps between greedy evaluations", low=1)
     eval_episodes: int = knob(10, "episodes per periodic greedy evaluation", low=1)
     final_eval_episodes: int = knob(20, "episodes for the final evaluation written to eval.json", low=1)

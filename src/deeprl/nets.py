@@ -575,8 +575,8 @@ def gradient_step(
 @contextmanager
 def frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
     """Parameters that take no gradient inside the block (an actor's loss passes through the critics without
-    changing them). A list kept by the caller: Module.requires_grad_ walks the module tree on every call, which was
-    a tenth of a 64-64 SAC gradient step here."""
+    changing them). A list kept by the caller: Module.requires_grad_ walks the module tree on every call, Python
+    work of the same order as a small network's whole gradient step."""
     for parameter in parameters:
         parameter.requires_grad_(False)
     try:

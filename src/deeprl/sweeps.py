@@ -51,8 +51,8 @@ TRIAL_RETRIES = 3  # restarts of a trial whose process died, each resuming from 
 CONNECT_TIMEOUT_S = 5.0
 RAYLET_WATCH = "deeprl-exit-with-raylet"  # the thread that ends a trial's worker when its Ray node is gone
 # Set for every sweep unless the user set them: Ray's servers stay on loopback and send no usage data, and
-# the runs train at normal priority: Ray starts its workers at nice 15, where anything else on the machine
-# (a test suite, a browser) starved them here (2.5 minutes to import deeprl beside one busy process).
+# the runs train at normal priority: Ray starts its workers at nice 15, where anything else busy on the machine
+# (a test suite, a browser) starves them, even of the time to import deeprl.
 RAY_QUIET_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                          "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
                          "RAY_worker_niceness": "0"}

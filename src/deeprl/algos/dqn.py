@@ -168,7 +168,7 @@ class DQNLearner:
         options = {"fused": True} if config.optimizer == "adam" else {"foreach": True}
         self.optimizer = optimizers[config.optimizer](self.parameters, lr=config.lr, **options)
         self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
-        # Switching modes walks every submodule (~9% of an MLP update here): only BatchNorm nets need it.
+        # Switching modes walks every submodule in Python on every update: only BatchNorm nets need it.
         self.switches_mode = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
                                  for module in self.q_net.modules())
 

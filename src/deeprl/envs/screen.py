@@ -1,9 +1,9 @@
 """CartPole seen through its screen: the picture drawn from the state, cut to the band around the cart
 and shrunk, as seed 000 learns from.
 
-Gymnasium draws CartPole with pygame (≈ 2 ms a frame here, 140x the physics step). `draw_cartpole`
-paints the same shapes with NumPy into only the rows the observation uses, several times faster; a
-test compares its pictures with pygame's pixel by pixel.
+Gymnasium draws CartPole with pygame, the whole screen for every frame: far more work than the physics step
+it shows. `draw_cartpole` paints the same shapes with NumPy into only the rows the observation uses; a test
+compares its pictures with pygame's pixel by pixel.
 """
 
 from __future__ import annotations
