@@ -121,8 +121,9 @@ class CliForker:
         file_size_limit: int | None = None, script: Path | None = None,
     ) -> ForkedProcess:
         """Fork `deeprl ARGS` (or `python SCRIPT ARGS`) in `cwd`; stdout and stderr go to the files given (new
-        ones in a temporary folder if not). `env` is added to the server's environment, `pause_at` freezes the
-        child halfway through a write (tests/pausing_trainer.py), `file_size_limit` sets RLIMIT_FSIZE."""
+        ones in a temporary folder if not). `env` is added to the server's environment (None removes a variable),
+        `pause_at` freezes the child halfway through a write (tests/pausing_trainer.py), `file_size_limit` sets
+        RLIMIT_FSIZE."""
         with self.changed:
             job_id, self.next_id = self.next_id, self.next_id + 1
         stdout = Path(stdout or Path(self.folder.name) / f"{job_id}.out")
@@ -206,7 +207,11 @@ def _child(job: dict) -> None:
             descriptor = os.open(path, flags, 0o644)
             os.dup2(descriptor, stream)
             os.close(descriptor)
-        os.environ.update(job["env"])
+        for name, value in job["env"].items():  # None: not set in the child
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if job["file_size_limit"] is not None:
             import resource
 
@@ -236,8 +241,11 @@ def _child(job: dict) -> None:
         traceback.print_exc()
         code = 1
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # as an interpreter's exit does when its output cannot be flushed (a closed pipe)
+            code = 120
         os._exit(code)
 
 

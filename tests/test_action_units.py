@@ -47,6 +47,7 @@ def learning_record(run_dir: Path) -> tuple[list[dict[str, str]], dict[str, Any]
     return rows, {name: evaluations[name] for name in ("best", "final")}
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("algo", list(BUDGETS))
 def test_the_units_of_the_action_change_nothing(algo, tmp_path):
     # Pendulum-v1's preset applies to the custom envs too, so that every run has the same settings

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,9 +19,9 @@ from deeprl.envs import check_time_limit, make_env
 from deeprl.errors import DeeprlError
 from deeprl.evaluation import evaluate
 from deeprl.run import TIME_COLUMN
+from tests.conftest import run_deeprl
 from tests.custom_envs import Corridor
 
-REPO = Path(__file__).resolve().parents[1]
 # a small PPO: 2 copies x 64 steps a rollout, so 512 steps make 4 updates
 SMALL_PPO = {"seed": 0, "steps": 512, "n_steps": 64, "n_envs": 2, "eval_every": 256, "eval_episodes": 2,
              "final_eval_episodes": 2, "lr_end": None, "progress": False}
@@ -36,11 +34,7 @@ def metric_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]), "SDL_VIDEODRIVER": "dummy",
-           "SDL_AUDIODRIVER": "dummy"}
-    env.pop("DEEPRL_MAX_STEPS", None)
-    return subprocess.run([sys.executable, "-m", "deeprl", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_deeprl(*args, cwd=cwd, env={"DEEPRL_MAX_STEPS": None})  # never capped, whatever the outer env says
 
 
 # ------------------------------------------------------------------------------------------ env objects

@@ -39,6 +39,7 @@ TD3_PENDULUM = {
 }
 
 
+@pytest.mark.learning
 def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
     # tutorial-shaped pays tip height - 1 (at most 1, about -3 hanging down) for up to 1 000 steps; plain
     # Acrobot-v1 pays -1 for at most 500 steps, so no return there falls below -500.

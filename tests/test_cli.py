@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,15 @@ from PIL import Image
 
 import deeprl
 from deeprl.run import TIMING_KEYS
-from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, run_deeprl, snapshot, subprocess_env
+from tests.conftest import (
+    PNG_SIGNATURE,
+    forker,
+    rows_without_time,
+    run_deeprl,
+    snapshot,
+    start_deeprl,
+    subprocess_env,
+)
 from tests.forking_cli import Case
 
 pytestmark = pytest.mark.xdist_group("test_cli")  # one worker makes the shared runs and bad-input table
@@ -189,19 +198,23 @@ def test_summary_and_eval_json_say_where_the_time_went(trained_run):
             f"{summary['steps_per_second']:.0f} steps/s") in result.stdout
 
 
+def named_pipe(folder: Path) -> Path:
+    """A pipe with a name (`folder/stdout`), for a forked process's stdout: the child's open waits for the reader."""
+    os.mkfifo(folder / "stdout")
+    return folder / "stdout"
+
+
 def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
     """`deeprl train ... | head -1`: the reader leaves after the first progress line; the run goes on to its end
     and writes everything, and nothing is said about the pipe."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deeprl", "train", "dqn", "CartPole-v1", "--steps", "3000", "--run-dir", "run",
-         "--set", "eval_every=300", "--set", "learning_starts=100", "--set", "eval_episodes=2",
-         "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32"],
-        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    first = process.stdout.readline()
-    process.stdout.close()  # as head does after its line
-    stderr = process.stderr.read()
-    assert process.wait(timeout=300) == 0, stderr
+    process = start_deeprl(
+        ["train", "dqn", "CartPole-v1", "--steps", "3000", "--run-dir", "run", "--set", "eval_every=300",
+         "--set", "learning_starts=100", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2",
+         "--set", "tensorboard=false", "--set", "hidden_sizes=32,32"], tmp_path, stdout=named_pipe(tmp_path))
+    with open(tmp_path / "stdout") as pipe:
+        first = pipe.readline()  # then closed, as head does after its line
+    assert process.wait(timeout=300) == 0, process.stderr()
+    stderr = process.stderr()
     assert first.startswith("step      300 |"), first
     assert stderr == ""
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
@@ -210,26 +223,23 @@ def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
 
 
 def test_a_closed_stdout_stops_a_listing_without_a_traceback(tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "deeprl", "list", "--envs"], cwd=tmp_path, env=subprocess_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    process.stdout.close()  # the reader is gone before the first line
-    stderr = process.stderr.read()
+    process = start_deeprl(["list", "--envs"], tmp_path, stdout=named_pipe(tmp_path))
+    open(tmp_path / "stdout").close()  # the reader is gone before the first line
     assert process.wait(timeout=120) == 0
-    assert stderr == ""
+    assert process.stderr() == ""
 
 
 def test_the_python_api_trains_on_when_its_stdout_closes(tmp_path):
     """A script printing deeprl's progress into a pipe whose reader left: the run finishes all the same."""
-    script = ("import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
-              "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
-              "hidden_sizes=(32, 32))")
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = process.stdout.readline()
-    process.stdout.close()
-    stderr = process.stderr.read()
-    assert process.wait(timeout=300) == 0, stderr
-    assert first.startswith("step      300 |") and stderr == ""
+    script = tmp_path / "script.py"
+    script.write_text("import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
+                      "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
+                      "hidden_sizes=(32, 32))")
+    process = start_deeprl([], tmp_path, script=script, stdout=named_pipe(tmp_path))
+    with open(tmp_path / "stdout") as pipe:
+        first = pipe.readline()
+    assert process.wait(timeout=300) == 0, process.stderr()
+    assert first.startswith("step      300 |") and process.stderr() == ""
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == 3000
 
 

@@ -116,15 +116,16 @@ def run_script(run_dir: Path, on_a_terminal: bool) -> tuple[str, str]:
         return process.stdout(), process.stderr()
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    # the child opens the terminal by its name: this end stays open until the child is gone, so that the reader
+    # never finds the terminal closed before the child has opened it
     process = start_deeprl([], run_dir.parent, script=script, stderr=Path(os.ttyname(terminal)))
-    os.close(terminal)
     shown: list[bytes] = []
 
     def read_terminal() -> None:
         while True:
             try:
                 data = os.read(controller, 4096)
-            except OSError:  # the terminal closed with the process
+            except OSError:  # the terminal closed after the process
                 return
             if not data:
                 return
@@ -133,6 +134,7 @@ def run_script(run_dir: Path, on_a_terminal: bool) -> tuple[str, str]:
     reader = threading.Thread(target=read_terminal)
     reader.start()
     process.wait(timeout=300)
+    os.close(terminal)
     reader.join(timeout=30)
     os.close(controller)
     assert process.returncode == 0, b"".join(shown).decode(errors="replace")

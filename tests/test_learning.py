@@ -12,6 +12,7 @@ import dataclasses
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import deeprl
 from deeprl.algos import dqn
@@ -48,6 +49,7 @@ class RandomAgent:
         return self.rng.integers(self.n, size=len(obs))
 
 
+@pytest.mark.learning
 def test_dqn_learns_cartpole(tmp_path):
     settings = {**DEFAULTS, **SETTINGS, "seed": 0, "total_steps": 10_000}
     trained = deeprl.train("dqn", "CartPole-v1", run_dir=tmp_path / "run", **settings)
