@@ -16,6 +16,7 @@ from deeprl.nets import (
     QCritic,
     SquashedGaussianActor,
     fan_in_init_,
+    set_learning_rate,
     soft_update_,
     squashed_log_prob,
 )
@@ -207,3 +208,16 @@ def test_soft_update_by_hand():
     assert target[1].running_mean.item() == 7.0 and target[1].num_batches_tracked.item() == 7
     assert online[0].weight.tolist() == [[11.0, 22.0]]  # the online net is left alone
     assert target[0].weight.grad is None and target[0].weight.requires_grad
+
+
+def test_set_learning_rate_reaches_every_group_of_every_optimizer():
+    first, second, third = (nn.Parameter(torch.tensor([1.0])) for _ in range(3))
+    two_groups = torch.optim.SGD([{"params": [first], "lr": 1.0}, {"params": [second], "lr": 0.5}])
+    one_group = torch.optim.SGD([third], lr=2.0)
+    set_learning_rate([two_groups, one_group], 0.25)
+    for parameter in (first, second, third):
+        parameter.grad = torch.tensor([4.0])
+    two_groups.step()
+    one_group.step()
+    # each parameter moved by 0.25 * its gradient: 1 - 0.25 * 4 = 0
+    assert [first.item(), second.item(), third.item()] == [0.0, 0.0, 0.0]

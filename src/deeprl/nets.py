@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -570,6 +570,13 @@ def gradient_step(
     if max_grad_norm is not None:
         clip_grad_norm_(parameters, max_grad_norm)
     optimizer.step()
+
+
+def set_learning_rate(optimizers: Iterable[torch.optim.Optimizer], lr: float) -> None:
+    """Every parameter group of each optimiser learns at `lr` from its next step (an annealed schedule's value)."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 @contextmanager
