@@ -106,6 +106,14 @@ def test_critic_target_update_and_delayed_soft_target_update_by_hand(twin):
                                    (0.9 * before + 0.1 * online[key]).numpy(), rtol=1e-6, atol=1e-7)
 
 
+def test_annealed_learning_rates_keep_the_actors_ratio_to_the_critics():
+    config = ddpg.Config(env="Pendulum-v1", hidden_sizes=(8,), lr=1e-3, actor_lr=4e-4)
+    learner = DDPG(config, PENDULUM.observation_space, PENDULUM.action_space, CPU)
+    learner.set_lr(5e-4)  # half the critic's initial rate: the actor's halves too, 4e-4 -> 2e-4
+    assert [group["lr"] for group in learner.critic_optimizer.param_groups] == [5e-4]
+    assert [group["lr"] for group in learner.actor_optimizer.param_groups] == [pytest.approx(2e-4, rel=1e-15)]
+
+
 # ------------------------------------------------------------------------------------------------- exploration
 
 

@@ -124,6 +124,15 @@ def test_fixed_alpha_stays_and_has_no_optimiser():
     assert restored.log_alpha.item() == learner.log_alpha.item()
 
 
+@pytest.mark.parametrize("alpha", [None, 0.2], ids=["tuned", "fixed"])
+def test_annealed_learning_rate_reaches_every_optimiser(alpha):
+    learner = learner_for(alpha=alpha, lr=1e-3)
+    learner.set_lr(2.5e-4)
+    optimizers = [learner.actor_optimizer, learner.critic_optimizer] + ([learner.alpha_optimizer] if alpha is None
+                                                                          else [])
+    assert [group["lr"] for optimizer in optimizers for group in optimizer.param_groups] == [2.5e-4] * len(optimizers)
+
+
 def test_exploration_samples_the_policy_in_the_bounds_after_learning_starts():
     learner = learner_for(learning_starts=10)
     rng = np.random.default_rng(0)

@@ -43,6 +43,7 @@ from deeprl.nets import (
     check_finite,
     frozen,
     observation_encoder,
+    set_learning_rate,
     soft_update_,
 )
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
@@ -210,10 +211,8 @@ class DDPG:
 
     def set_lr(self, lr: float) -> None:
         """Anneal both learning rates together, keeping their ratio."""
-        for group in self.critic_optimizer.param_groups:
-            group["lr"] = lr
-        for group in self.actor_optimizer.param_groups:
-            group["lr"] = lr * self.actor_lr / self.config.lr
+        set_learning_rate([self.critic_optimizer], lr)
+        set_learning_rate([self.actor_optimizer], lr * self.actor_lr / self.config.lr)
 
     def check_finite(self, step: int) -> None:
         check_finite(self.actor, step)

@@ -39,6 +39,7 @@ from deeprl.nets import (
     check_finite,
     frozen,
     observation_encoder,
+    set_learning_rate,
     soft_update_,
 )
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
@@ -158,10 +159,7 @@ class SAC:
         pass
 
     def set_lr(self, lr: float) -> None:
-        optimizers = [self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer]
-        for optimizer in filter(None, optimizers):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        set_learning_rate(filter(None, [self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer]), lr)
 
     def check_finite(self, step: int) -> None:
         check_finite(self.actor, step)
