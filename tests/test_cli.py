@@ -139,6 +139,30 @@ def test_list_through_the_installed_entry_point(tmp_path):
     assert "Discrete" in result.stdout
 
 
+def test_list_columns_line_up_whatever_their_widest_entry(tmp_path):
+    """Env ids longer than the rest (MountainCarContinuous-v0) and values longer than the rest (an env id as the
+    env setting's value) keep every column aligned."""
+    from deeprl.algos import get_algorithm
+    from deeprl.config import build_config, describe_fields
+
+    listing = run_deeprl("list", cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    env_lines = [line for line in listing.stdout.splitlines() if line.startswith("  ") and "presets: " in line]
+    assert any("MountainCarContinuous-v0" in line for line in env_lines)
+    assert len({line.index("presets: ") for line in env_lines}) == 1
+    settings = run_deeprl("list", "--settings", "sac", "--env", "LunarLanderContinuous-v3", cwd=tmp_path)
+    assert settings.returncode == 0, settings.stderr
+    rows = describe_fields(build_config(get_algorithm("sac").Config, "LunarLanderContinuous-v3"))
+    lines = settings.stdout.splitlines()[1:]
+    assert len(lines) == len(rows)
+    # columns are set apart by two spaces or more (an entry holds single spaces at most: 'float | None'), and
+    # each column starts at the same place on every line
+    starts = {tuple(match.end() for match in re.finditer(" {2,}", line))[:3] for line in lines}
+    assert len(starts) == 1
+    ((_, _, meaning_starts),) = starts
+    assert all(line[meaning_starts:] == doc for line, (_, _, _, doc) in zip(lines, rows, strict=True))
+
+
 def test_list_settings(tmp_path):
     result = run_deeprl("list", "--settings", "dqn", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
