@@ -9,12 +9,17 @@ from ray.tune import Callback
 
 from deeprl.sweeps import TRIAL_RETRIES, describe_trial
 
+# Whether this sweep prints its trials' lines (`--quiet` does not): read at each line rather than kept by the
+# announcer, because a resumed sweep runs the announcer Tune restores from the stopped sweep's state, whose
+# choice may have been another.
+announcing = True
+
 
 class TrialAnnouncer(Callback):
     """One line per finished or failed trial: '[3/20] lr=0.001-s2: solved at step 9000 (12.3 s); ...'."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.ended = total, enabled, 0
+    def __init__(self, total: int) -> None:
+        self.total, self.ended = total, 0
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended += 1
@@ -30,5 +35,5 @@ class TrialAnnouncer(Callback):
                   f"(Ray's log: {trial.path})")
 
     def _say(self, text: str, count: bool = True) -> None:
-        if self.enabled:
+        if announcing:
             print(f"  [{self.ended}/{self.total}] {text}" if count else f"  {text}", flush=True)

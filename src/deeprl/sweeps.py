@@ -478,8 +478,9 @@ def _describe_cluster(ray: Any) -> str:
 def _fit(spec: SweepSpec, path: Path, trials: list[dict[str, Any]], restoring: bool, progress: bool) -> None:
     from ray import tune
 
-    from deeprl.sweep_progress import TrialAnnouncer
+    from deeprl import sweep_progress
 
+    sweep_progress.announcing = progress
     trainable = tune.with_resources(run_trial, {"cpu": spec.cpus_per_trial})
     tune_dir = (path / TUNE_FOLDER).resolve()
     if restoring:
@@ -497,7 +498,7 @@ def _fit(spec: SweepSpec, path: Path, trials: list[dict[str, Any]], restoring: b
                 name=TUNE_FOLDER, storage_path=str(tune_dir.parent), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[TrialAnnouncer(len(trials), progress)],
+                callbacks=[sweep_progress.TrialAnnouncer(len(trials))],
             ),
         )
     tuner.fit()
