@@ -333,6 +333,8 @@ BAD_INPUTS = [
     ("deprecated-env", ("train", "dqn", "LunarLander-v2", "--run-dir", "x"), {},
      "LunarLander-v2 is deprecated: use LunarLander-v3"),
     ("deprecated-env-taxi", ("train", "dqn", "Taxi-v3", "--run-dir", "x"), {}, "Taxi-v3 is deprecated: use Taxi-v4"),
+    # an old id that still exists: Gymnasium's out-of-date warning would print before the one line
+    ("old-env-id", ("train", "dqn", "Hopper-v4", "--run-dir", "x"), {}, "Hopper-v4"),
     ("watch-env-without-render-mode", ("watch", "{undrawn}", "--video", "out.gif"), {},
      "env 'tests.custom_envs:UndrawnCorridor' cannot be drawn: its constructor takes no render_mode; give it a "
      "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, 3) array"),
