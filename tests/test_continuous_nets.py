@@ -14,10 +14,10 @@ from torch.distributions import Normal, TanhTransform, TransformedDistribution
 from deeprl.nets import (
     DeterministicActor,
     QCritic,
+    SoftUpdate,
     SquashedGaussianActor,
     fan_in_init_,
     set_learning_rate,
-    soft_update_,
     squashed_log_prob,
 )
 from deeprl.policies import scale_action, unscale_action
@@ -200,7 +200,7 @@ def test_soft_update_by_hand():
         return layers
 
     target, online = network([1.0, 2.0], 0.0, 3.0), network([11.0, 22.0], 10.0, 7.0)
-    soft_update_(target, online, tau=0.1)
+    SoftUpdate(target, online, tau=0.1)()
     # 0.9·target + 0.1·online
     assert_close(target[0].weight, torch.tensor([[2.0, 4.0]]))
     assert_close(target[0].bias, torch.tensor([1.0]))
@@ -208,6 +208,21 @@ def test_soft_update_by_hand():
     assert target[1].running_mean.item() == 7.0 and target[1].num_batches_tracked.item() == 7
     assert online[0].weight.tolist() == [[11.0, 22.0]]  # the online net is left alone
     assert target[0].weight.grad is None and target[0].weight.requires_grad
+
+
+def test_soft_update_follows_the_networks_as_training_and_resuming_change_them():
+    online = nn.Linear(1, 1)
+    target = nn.Linear(1, 1)
+    update_target = SoftUpdate(target, online, tau=0.5)  # made once, when the algorithm is built
+    # a resume loads both networks' saved weights; an optimiser step then moves the online one
+    online.load_state_dict({"weight": torch.tensor([[4.0]]), "bias": torch.tensor([2.0])})
+    target.load_state_dict({"weight": torch.tensor([[0.0]]), "bias": torch.tensor([0.0])})
+    optimizer = torch.optim.SGD(online.parameters(), lr=1.0)
+    online(torch.tensor([[1.0]])).sum().backward()  # gradient 1 for the weight and the bias
+    optimizer.step()
+    update_target()
+    # halfway from the loaded target (0, 0) to the stepped online net (4 - 1, 2 - 1)
+    assert target.weight.item() == 1.5 and target.bias.item() == 0.5
 
 
 def test_set_learning_rate_reaches_every_group_of_every_optimizer():

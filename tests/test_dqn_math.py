@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from deeprl.algos.dqn import Config, DQNLearner, td_target
+from deeprl.algos.dqn import DQN, Config, td_target
 from deeprl.buffers import ReplayBuffer
 from deeprl.nets import QNetwork
 
@@ -78,8 +79,10 @@ def test_dueling_head_matches_its_heads_for_random_weights():
     torch.testing.assert_close(q.mean(dim=1, keepdim=True), value)
 
 
-def network(dueling: bool = False) -> dict:
-    return {"obs_dim": 3, "n_actions": 2, "hidden_sizes": [8], "activation": "relu", "dueling": dueling}
+def dqn_for(**settings) -> DQN:
+    """DQN on 3 numbers and 2 actions, one hidden layer of 8 (unless `settings` say otherwise)."""
+    config = Config(**{"hidden_sizes": (8,), **settings})
+    return DQN(config, gym.spaces.Box(-np.inf, np.inf, shape=(3,)), gym.spaces.Discrete(2), torch.device("cpu"))
 
 
 def fill(module: torch.nn.Module, value: float) -> None:
@@ -89,7 +92,7 @@ def fill(module: torch.nn.Module, value: float) -> None:
 
 
 def test_target_starts_as_a_frozen_copy():
-    learner = DQNLearner(Config(), network(), torch.device("cpu"))
+    learner = dqn_for()
     for online, target in zip(learner.q_net.parameters(), learner.target_net.parameters()):
         torch.testing.assert_close(online, target, rtol=0, atol=0)
         assert not target.requires_grad
@@ -97,7 +100,7 @@ def test_target_starts_as_a_frozen_copy():
 
 
 def test_update_target_tau_one_copies_exactly():
-    learner = DQNLearner(Config(tau=1.0), network(dueling=True), torch.device("cpu"))
+    learner = dqn_for(tau=1.0, dueling=True)
     torch.manual_seed(3)
     with torch.no_grad():
         for parameter in learner.q_net.parameters():
@@ -108,7 +111,7 @@ def test_update_target_tau_one_copies_exactly():
 
 
 def test_update_target_tau_half_gives_midpoint():
-    learner = DQNLearner(Config(tau=0.5), network(), torch.device("cpu"))
+    learner = dqn_for(tau=0.5)
     fill(learner.q_net, 2.0)
     fill(learner.target_net, -1.0)
     learner.update_target()
@@ -125,15 +128,14 @@ def test_update_target_tau_half_gives_midpoint():
 def test_gradient_steps_fit_a_fixed_target(double_q):
     """With the target frozen at zero, repeated updates drive Q(s, a) towards the rewards."""
     torch.manual_seed(0)
-    config = Config(lr=1e-2, double_q=double_q, loss="mse", max_grad_norm=None)
-    learner = DQNLearner(config, network(), torch.device("cpu"))
+    learner = dqn_for(lr=1e-2, double_q=double_q, loss="mse", max_grad_norm=None)
     fill(learner.target_net, 0.0)
     replay = ReplayBuffer(8, (3,), np.dtype(np.float32))
     for index in range(4):
         obs = np.eye(3, dtype=np.float32)[index % 3]
         replay.add(obs, index % 2, float(index), obs, terminated=False, truncated=False)
     batch = replay.batch_at(np.arange(4), n_step=1, gamma=0.9)  # target = reward + 0.9 * 0
-    losses = [learner.update(batch) for _ in range(300)]
+    losses = [learner.learn(batch, step)["loss"] for step in range(1, 301)]
     assert losses[-1] < 0.01 * losses[0]
     with torch.no_grad():
         q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
@@ -143,10 +145,10 @@ def test_gradient_steps_fit_a_fixed_target(double_q):
 def test_batchnorm_targets_use_batch_statistics_like_the_predictions():
     """One update's loss equals Huber(Q(s, a), r + gamma * max Q_target(s')) with both nets in train mode."""
     torch.manual_seed(3)
-    encoder = {"in_shape": [1, 8, 8], "channels": [4], "kernels": [3], "strides": [2], "batch_norm": True}
-    net = {"obs_dim": 0, "n_actions": 2, "hidden_sizes": [], "activation": "relu", "dueling": False,
-           "encoder": encoder}
-    learner = DQNLearner(Config(double_q=False, loss="huber"), net, torch.device("cpu"))
+    config = Config(double_q=False, loss="huber", hidden_sizes=(), conv_channels=(4,), conv_kernels=(3,),
+                    conv_strides=(2,), batch_norm=True)
+    learner = DQN(config, gym.spaces.Box(0, 255, shape=(1, 8, 8), dtype=np.uint8), gym.spaces.Discrete(2),
+                  torch.device("cpu"))
     replay = ReplayBuffer(16, (1, 8, 8), np.dtype(np.uint8))
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 256, size=(9, 1, 8, 8), dtype=np.uint8)
@@ -161,7 +163,7 @@ def test_batchnorm_targets_use_batch_statistics_like_the_predictions():
     expected = torch.nn.functional.smooth_l1_loss(q_taken, batch_statistics).item()
     other = torch.nn.functional.smooth_l1_loss(q_taken, running_statistics).item()
     assert abs(expected - other) > 0.01  # the check below can tell the two apart
-    assert learner.update(batch) == pytest.approx(expected, rel=1e-5)
+    assert learner.learn(batch, step=1)["loss"] == pytest.approx(expected, rel=1e-5)
     assert not learner.q_net.training and not learner.target_net.training  # acting uses running statistics
 
 
@@ -200,7 +202,7 @@ def test_numpy_forward_declines_unknown_layers():
 
 
 def test_set_lr():
-    learner = DQNLearner(Config(lr=1e-3), network(), torch.device("cpu"))
+    learner = dqn_for(lr=1e-3)
     learner.set_lr(2.5e-4)
     assert [group["lr"] for group in learner.optimizer.param_groups] == [2.5e-4]
 
@@ -214,10 +216,11 @@ def small_batch(seed: int = 0):
     return replay.batch_at(np.arange(8), n_step=1, gamma=0.9)
 
 
-def gradients_at_step(config: Config) -> tuple[list[torch.Tensor], float, float]:
+def gradients_at_step(**settings) -> tuple[list[torch.Tensor], float, float]:
     """The gradients the optimiser steps with in one update, that update's loss, and the loss by hand."""
     torch.manual_seed(0)
-    learner = DQNLearner(config, network(), torch.device("cpu"))
+    learner = dqn_for(**settings)
+    config = learner.config
     batch = small_batch()
     with torch.no_grad():
         q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
@@ -232,7 +235,7 @@ def gradients_at_step(config: Config) -> tuple[list[torch.Tensor], float, float]
         return step(*args, **kwargs)
 
     learner.optimizer.step = recording_step
-    loss = learner.update(batch)
+    loss = learner.learn(batch, step=1)["loss"]
     return seen, loss, by_hand
 
 
@@ -243,18 +246,18 @@ def global_norm(gradients: list[torch.Tensor]) -> float:
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 def test_update_clips_gradients_before_the_step(loss):
     base = {"double_q": False, "loss": loss}
-    free, free_loss, by_hand = gradients_at_step(Config(max_grad_norm=None, **base))
+    free, free_loss, by_hand = gradients_at_step(max_grad_norm=None, **base)
     assert free_loss == pytest.approx(by_hand, rel=1e-6)  # the loss the update reports is the TD loss
     assert global_norm(free) > 0.2  # large rewards: the clips below bind
-    clipped, _, _ = gradients_at_step(Config(max_grad_norm=0.1, **base))
+    clipped, _, _ = gradients_at_step(max_grad_norm=0.1, **base)
     assert global_norm(clipped) == pytest.approx(0.1, rel=1e-4)
     for before, after in zip(free, clipped):  # rescaled, not reshaped
         torch.testing.assert_close(after, before * 0.1 / global_norm(free), rtol=1e-4, atol=1e-7)
-    clamped, _, _ = gradients_at_step(Config(max_grad_norm=None, grad_clip_value=0.01, **base))
+    clamped, _, _ = gradients_at_step(max_grad_norm=None, grad_clip_value=0.01, **base)
     for before, after in zip(free, clamped):
         torch.testing.assert_close(after, before.clamp(-0.01, 0.01))
     # both: each element clamped first, then the whole rescaled to the norm
-    both, _, _ = gradients_at_step(Config(max_grad_norm=0.02, grad_clip_value=0.01, **base))
+    both, _, _ = gradients_at_step(max_grad_norm=0.02, grad_clip_value=0.01, **base)
     clamped_norm = global_norm([gradient.clamp(-0.01, 0.01) for gradient in free])
     assert clamped_norm > 0.02
     for before, after in zip(free, both):

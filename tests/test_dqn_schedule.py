@@ -1,7 +1,7 @@
 """When DQN's loop learns: gradient rounds and target updates counted in steps or episodes, several gradient
 steps per round, lr annealing, and acting with exploration (deterministic=False).
 
-Real short DQN runs on CartPole-v1 with the learner's methods wrapped (and called through): each call is
+Real short DQN runs on CartPole-v1 with DQN's methods wrapped (and called through): each call is
 recorded with the env step it came at (the loop adds one transition to the replay per step). What the
 calls should be is computed by hand from the episode ends the run wrote to metrics.csv.
 """
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import deeprl
-from deeprl.algos.dqn import DQNLearner, QAgent
+from deeprl.algos.dqn import DQN, QAgent
 from deeprl.buffers import ReplayBuffer
 from deeprl.config import read_config_file
-from deeprl.nets import QNetwork
+from deeprl.nets import QNetwork, SoftUpdate
 
 COMMON = {"hidden_sizes": (16,), "eval_episodes": 1, "final_eval_episodes": 1, "tensorboard": False,
           "checkpoint_every": 0}
@@ -63,17 +63,16 @@ class RecordedRun:
 
 def recorded_run(tmp_path_factory: pytest.TempPathFactory, name: str, settings: dict) -> RecordedRun:
     calls = Calls()
-    add, update, update_target, set_lr = (ReplayBuffer.add, DQNLearner.update, DQNLearner.update_target,
-                                          DQNLearner.set_lr)
+    add, learn, update_target, set_lr = ReplayBuffer.add, DQN.learn, SoftUpdate.__call__, DQN.set_lr
 
     def counting_add(self, *args, **kwargs):
         calls.step += 1
         return add(self, *args, **kwargs)
 
-    def recording_update(self, batch):
+    def recording_learn(self, batch, step):
         calls.updates.append(calls.step)
         calls.lr_at_update.append(self.optimizer.param_groups[0]["lr"])
-        return update(self, batch)
+        return learn(self, batch, step)
 
     def recording_update_target(self):
         calls.target_updates.append(calls.step)
@@ -86,9 +85,9 @@ def recorded_run(tmp_path_factory: pytest.TempPathFactory, name: str, settings: 
     run_dir = tmp_path_factory.mktemp(name) / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ReplayBuffer, "add", counting_add)
-        patch.setattr(DQNLearner, "update", recording_update)
-        patch.setattr(DQNLearner, "update_target", recording_update_target)
-        patch.setattr(DQNLearner, "set_lr", recording_set_lr)
+        patch.setattr(DQN, "learn", recording_learn)
+        patch.setattr(SoftUpdate, "__call__", recording_update_target)  # DQN's only soft update: its target's
+        patch.setattr(DQN, "set_lr", recording_set_lr)
         deeprl.train("dqn", "CartPole-v1", run_dir=run_dir, **COMMON, **settings)
     assert calls.step == settings["steps"]  # every step went through the replay once
     return RecordedRun(run_dir, calls, settings)

@@ -593,13 +593,23 @@ def frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
             parameter.requires_grad_(True)
 
 
-@torch.no_grad()
-def soft_update_(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """Polyak averaging of a target network: parameters ← (1 − τ)·target + τ·online; buffers (BatchNorm's
-    running statistics) copied, since they are not learnt by gradient and averaging a step count is meaningless."""
-    target_parameters, online_parameters = list(target.parameters()), list(online.parameters())
-    if len(target_parameters) != len(online_parameters):
-        raise ValueError("target and online networks differ in their parameters")
-    torch._foreach_lerp_(target_parameters, online_parameters, tau)
-    for target_buffer, online_buffer in zip(target.buffers(), online.buffers(), strict=True):
-        target_buffer.copy_(online_buffer)
+class SoftUpdate:
+    """Polyak averaging of a target network towards its online twin, called after each of the online net's updates
+    that the algorithm chooses: parameters ← (1 − τ)·target + τ·online (τ = 1: an exact copy); buffers (BatchNorm's
+    running statistics) copied, since they are not learnt by gradient and averaging a step count is meaningless.
+
+    The tensors are listed once, here: walking the module tree on every call costs more than the averaging itself on
+    a small net. Training changes them in place (optimiser steps, load_state_dict), so the lists stay current."""
+
+    def __init__(self, target: nn.Module, online: nn.Module, tau: float) -> None:
+        self.target_parameters, self.online_parameters = list(target.parameters()), list(online.parameters())
+        if len(self.target_parameters) != len(self.online_parameters):
+            raise ValueError("target and online networks differ in their parameters")
+        self.buffers = list(zip(target.buffers(), online.buffers(), strict=True))
+        self.tau = tau
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        torch._foreach_lerp_(self.target_parameters, self.online_parameters, self.tau)
+        for target_buffer, online_buffer in self.buffers:
+            target_buffer.copy_(online_buffer)

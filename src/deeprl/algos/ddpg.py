@@ -40,11 +40,11 @@ from deeprl.nets import (
     INITS,
     DeterministicActor,
     QCritic,
+    SoftUpdate,
     check_finite,
     frozen,
     observation_encoder,
     set_learning_rate,
-    soft_update_,
 )
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
@@ -147,6 +147,9 @@ class DDPG:
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        # the actor's and the critics' targets in one pass
+        self.update_targets = SoftUpdate(torch.nn.ModuleList([self.actor_target, self.critics_target]),
+                                         torch.nn.ModuleList([self.actor, self.critics]), config.tau)
         self.critic_parameters = list(self.critics.parameters())
         self.actor_lr = config.lr if config.actor_lr is None else config.actor_lr
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr, fused=True)
@@ -197,8 +200,7 @@ class DDPG:
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 actor_loss.backward()
             self.actor_optimizer.step()
-            soft_update_(self.actor_target, self.actor, config.tau)
-            soft_update_(self.critics_target, self.critics, config.tau)
+            self.update_targets()
             metrics["actor_loss"] = actor_loss.item()
         return metrics
 

@@ -31,7 +31,15 @@ from deeprl.config import knob
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
-from deeprl.nets import ACTIVATIONS, QNetwork, check_finite, clip_grad_norm_, observation_encoder
+from deeprl.nets import (
+    ACTIVATIONS,
+    QNetwork,
+    SoftUpdate,
+    check_finite,
+    clip_grad_norm_,
+    observation_encoder,
+    set_learning_rate,
+)
 from deeprl.offpolicy import OffPolicyConfig
 from deeprl.run import Run
 
@@ -154,61 +162,6 @@ def load_policy(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAgen
     )
 
 
-class DQNLearner:
-    """The online and target Q-networks, the optimiser, and one gradient step."""
-
-    def __init__(self, config: Config, network: dict[str, Any], device: torch.device) -> None:
-        self.config = config
-        self.q_net = QNetwork(**network).to(device).eval()
-        self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
-        optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
-        self.parameters = list(self.q_net.parameters())
-        self.target_parameters = list(self.target_net.parameters())
-        # Fused Adam runs one kernel for all parameters: small nets are bound by per-op overhead.
-        options = {"fused": True} if config.optimizer == "adam" else {"foreach": True}
-        self.optimizer = optimizers[config.optimizer](self.parameters, lr=config.lr, **options)
-        self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
-        # Switching modes walks every submodule in Python on every update: only BatchNorm nets need it.
-        self.switches_mode = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
-                                 for module in self.q_net.modules())
-
-    def update(self, batch: TransitionBatch) -> float:
-        config = self.config
-        if self.switches_mode:
-            # BatchNorm: predictions and targets both normalise with batch statistics. Targets from running
-            # statistics disagree with batch-normalised predictions, and on CartPole pictures the Huber loss
-            # then grew to 26-90 instead of staying below 2 (docs/tutorials/cartpole-pixels.md).
-            self.q_net.train()
-            self.target_net.train()
-        q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        with torch.no_grad():
-            next_q_online = self.q_net(batch.next_obs) if config.double_q else None
-            target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
-        if self.switches_mode:  # acting uses the running statistics
-            self.q_net.eval()
-            self.target_net.eval()
-        loss = self.loss_fn(q_taken, target_q)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
-        if config.max_grad_norm is not None:
-            clip_grad_norm_(self.parameters, config.max_grad_norm)
-        self.optimizer.step()
-        return loss.item()
-
-    def set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    @torch.no_grad()
-    def update_target(self) -> None:
-        """Polyak-average the target towards the online net (tau = 1: a plain copy)."""
-        torch._foreach_lerp_(self.target_parameters, self.parameters, self.config.tau)
-        for target, online in zip(self.target_net.buffers(), self.q_net.buffers()):
-            target.copy_(online)
-
-
 def check_setup(config: Config, env: gym.Env) -> None:
     """Refuse settings that do not fit this env before anything is written."""
     image_encoder(config, env.observation_space)
@@ -235,7 +188,8 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
 
 
 class DQN:
-    """Epsilon-greedy acting and the Q-learning step, as the shared off-policy loop (deeprl.offpolicy) drives them."""
+    """The online and target Q-networks, their optimiser and epsilon-greedy acting: the Q-learning step and when to
+    take it, as the shared off-policy loop (deeprl.offpolicy) drives them."""
 
     def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Discrete,
                  device: torch.device) -> None:
@@ -248,8 +202,19 @@ class DQN:
             "dueling": config.dueling,
             "encoder": image_encoder(config, obs_space),
         }
-        self.learner = DQNLearner(config, self.network, device)
-        self.agent = QAgent(self.learner.q_net, obs_space, action_space, self.network, epsilon=config.epsilon_end)
+        self.q_net = QNetwork(**self.network).to(device).eval()
+        self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.update_target = SoftUpdate(self.target_net, self.q_net, config.tau)
+        optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+        self.parameters = list(self.q_net.parameters())
+        # Fused Adam runs one kernel for all parameters: small nets are bound by per-op overhead.
+        options = {"fused": True} if config.optimizer == "adam" else {"foreach": True}
+        self.optimizer = optimizers[config.optimizer](self.parameters, lr=config.lr, **options)
+        self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
+        # Switching modes walks every submodule in Python on every update: only BatchNorm nets need it.
+        self.switches_mode = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+                                 for module in self.q_net.modules())
+        self.agent = QAgent(self.q_net, obs_space, action_space, self.network, epsilon=config.epsilon_end)
         self.epsilon = EpsilonSchedule(
             config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
             config.epsilon_decay_steps, config.epsilon_decay_factor,
@@ -267,33 +232,56 @@ class DQN:
         return np.array([action + self.first_action]), np.array([action]), {"epsilon": epsilon}
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
-        return {"loss": self.learner.update(batch)}
+        """One gradient step on the TD error of a replayed batch."""
+        config = self.config
+        if self.switches_mode:
+            # BatchNorm: predictions and targets both normalise with batch statistics. Targets from running
+            # statistics disagree with batch-normalised predictions, and on CartPole pictures the Huber loss
+            # then grew to 26-90 instead of staying below 2 (docs/tutorials/cartpole-pixels.md).
+            self.q_net.train()
+            self.target_net.train()
+        q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():
+            next_q_online = self.q_net(batch.next_obs) if config.double_q else None
+            target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
+        if self.switches_mode:  # acting uses the running statistics
+            self.q_net.eval()
+            self.target_net.eval()
+        loss = self.loss_fn(q_taken, target_q)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
+        if config.max_grad_norm is not None:
+            clip_grad_norm_(self.parameters, config.max_grad_norm)
+        self.optimizer.step()
+        return {"loss": loss.item()}
 
     def after_step(self, step: int) -> None:
         if self.config.target_update_unit == "steps" and step % self.config.target_update_interval == 0:
-            self.learner.update_target()
+            self.update_target()
 
     def after_episode(self, episodes: int) -> None:
         if self.config.target_update_unit == "episodes" and episodes % self.config.target_update_interval == 0:
-            self.learner.update_target()
+            self.update_target()
 
     def set_lr(self, lr: float) -> None:
-        self.learner.set_lr(lr)
+        set_learning_rate([self.optimizer], lr)
 
     def check_finite(self, step: int) -> None:
-        check_finite(self.learner.q_net, step)
+        check_finite(self.q_net, step)
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "q_net": self.learner.q_net.state_dict(),
-            "target_net": self.learner.target_net.state_dict(),
-            "optimizer": self.learner.optimizer.state_dict(),
+            "q_net": self.q_net.state_dict(),
+            "target_net": self.target_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.learner.q_net.load_state_dict(state["q_net"])
-        self.learner.target_net.load_state_dict(state["target_net"])
-        self.learner.optimizer.load_state_dict(state["optimizer"])
+        self.q_net.load_state_dict(state["q_net"])
+        self.target_net.load_state_dict(state["target_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def train(

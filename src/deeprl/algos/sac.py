@@ -35,12 +35,12 @@ from deeprl.errors import DeeprlError
 from deeprl.nets import (
     ACTIVATIONS,
     QCritic,
+    SoftUpdate,
     SquashedGaussianActor,
     check_finite,
     frozen,
     observation_encoder,
     set_learning_rate,
-    soft_update_,
 )
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
@@ -101,6 +101,7 @@ class SAC:
             for _ in range(2)
         ).to(device)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.update_targets = SoftUpdate(self.critics_target, self.critics, config.tau)
         self.critic_parameters = list(self.critics.parameters())
         self.target_entropy = -float(self.action_dim) if config.target_entropy is None else config.target_entropy
         self.log_alpha = torch.tensor(math.log(config.alpha or config.alpha_init), device=device,
@@ -148,7 +149,7 @@ class SAC:
             self.alpha_optimizer.step()
         self.gradient_steps += 1
         if self.gradient_steps % config.target_update_interval == 0:
-            soft_update_(self.critics_target, self.critics, config.tau)
+            self.update_targets()
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item(),
                 "entropy": -log_probs.mean().item(), "q_mean": q_values[0].mean().item()}
 
