@@ -369,37 +369,31 @@ def print_columns(rows: list[tuple[str, ...]]) -> None:
 
 
 # The RL Zoo's train.py / enjoy.py flags and deeprl's way to do the same: their users type these first.
-ZOO_FLAGS = {
-    "-n": "--steps N",
-    "--n-timesteps": "--steps N",
-    "--algo": "the ALGO argument (deeprl train ALGO ENV)",
-    "--env": "the ENV argument (deeprl train ALGO ENV)",
-    "--n-envs": "--set n_envs=N (a2c, ppo, reinforce, actor-critic)",
-    "--eval-freq": "--set eval_every=N",
-    "--eval-episodes": "--set eval_episodes=N",
-    "--save-freq": "--set checkpoint_every=N",
-    "--hyperparams": "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)",
-    "-params": "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)",
-    "--env-kwargs": "--set 'env_kwargs={key: value}'",
-    "-conf": "--config FILE (a run's config.yaml)",
-    "--conf-file": "--config FILE (a run's config.yaml)",
-    "-f": "--run-dir DIR",
-    "--log-folder": "--run-dir DIR",
-    "-tb": "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns them off)",
-    "--tensorboard-log": "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns them off)",
-    "-optimize": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
-    "--optimize": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
-    "--optimize-hyperparameters": "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
-    "--n-trials": "deeprl sweep ALGO ENV --grid KEY=V1,V2 (every combination runs)",
-    "-i": "deeprl resume RUN (it continues an interrupted run)",
-    "--trained-agent": "deeprl resume RUN (it continues an interrupted run)",
-    "--num-threads": "--set torch_threads=N",
-    "--vec-env": "--set n_envs=N (deeprl steps its env copies in one process)",
-    "--verbose": "progress shows by default (--quiet hides it)",
-    "--save-replay-buffer": "checkpoints hold the replay memory (--set checkpoint_replay=false leaves it out)",
-    "--no-render": "deeprl eval RUN (it never renders)",
-    "--deterministic": "deeprl eval and watch always act greedily",
-}
+ZOO_FLAGS = {flag: way for flags, way in (
+    (("-n", "--n-timesteps"), "--steps N"),
+    (("--algo",), "the ALGO argument (deeprl train ALGO ENV)"),
+    (("--env",), "the ENV argument (deeprl train ALGO ENV)"),
+    (("--n-envs",), "--set n_envs=N (a2c, ppo, reinforce, actor-critic)"),
+    (("--vec-env",), "--set n_envs=N (deeprl steps its env copies in one process)"),
+    (("--eval-freq",), "--set eval_every=N"),
+    (("--eval-episodes",), "--set eval_episodes=N"),
+    (("--save-freq",), "--set checkpoint_every=N"),
+    (("--hyperparams", "-params"), "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)"),
+    (("--env-kwargs",), "--set 'env_kwargs={key: value}'"),
+    (("-conf", "--conf-file"), "--config FILE (a run's config.yaml)"),
+    (("-f", "--log-folder"), "--run-dir DIR"),
+    (("-tb", "--tensorboard-log"), "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns "
+                                   "them off)"),
+    (("-optimize", "--optimize", "--optimize-hyperparameters"),
+     "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)"),
+    (("--n-trials",), "deeprl sweep ALGO ENV --grid KEY=V1,V2 (every combination runs)"),
+    (("-i", "--trained-agent"), "deeprl resume RUN (it continues an interrupted run)"),
+    (("--num-threads",), "--set torch_threads=N"),
+    (("--verbose",), "progress shows by default (--quiet hides it)"),
+    (("--save-replay-buffer",), "checkpoints hold the replay memory (--set checkpoint_replay=false leaves it out)"),
+    (("--no-render",), "deeprl eval RUN (it never renders)"),
+    (("--deterministic",), "deeprl eval and watch always act greedily"),
+) for flag in flags}
 # Where an evaluating command does it differently
 ZOO_FLAGS_WHEN_WATCHING = {"-n": "--episodes N", "-f": "the RUN argument", "--folder": "the RUN argument"}
 
