@@ -14,6 +14,7 @@ bash scripts/install.sh dev
 . .venv/bin/activate
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 ruff check src tests benchmarks
-# Two workers, each given the next test as it finishes one (the modules marked xdist_group stay on one worker:
-# their tests share a costly module fixture); the slowest tests are listed at the end, so the cost stays visible.
-pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadgroup --durations=25 "${subset[@]}" "$@"
+# Two workers: each starts on its half of the tests (in order, so a module's tests share its fixtures) and takes
+# over tests from the other's queue when its own is done; the slowest tests are listed at the end, so the cost
+# stays visible.
+pytest -q -n "${PYTEST_WORKERS:-2}" --dist worksteal --durations=25 "${subset[@]}" "$@"

@@ -22,8 +22,6 @@ from deeprl.run import FINAL_EVAL_SEED, TIMING_KEYS
 from tests.conftest import PNG_SIGNATURE
 from tests.tensorboard_events import tensorboard_scalars
 
-pytestmark = pytest.mark.xdist_group("test_agent")  # one worker trains the shared tiny agent
-
 TINY = {
     "seed": 0,
     "steps": 600,

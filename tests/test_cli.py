@@ -28,8 +28,6 @@ from tests.conftest import (
 )
 from tests.forking_cli import Case
 
-pytestmark = pytest.mark.xdist_group("test_cli")  # one worker makes the shared runs and bad-input table
-
 TINY_SETTINGS = [
     "--set", "learning_starts=100", "--set", "eval_every=200", "--set", "eval_episodes=2",
     "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32",

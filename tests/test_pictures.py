@@ -89,11 +89,13 @@ def final_return(agent) -> float:
     return agent.summary["final"]["mean_return"]
 
 
+@pytest.mark.learning
 def test_dqn_learns_from_channels_last_pictures(dqn_run):
     assert dqn_run.network["encoder"]["layout"] == "HWC" and dqn_run.numpy_q_values is None  # torch acts for a CNN
     assert final_return(dqn_run) == 10.0  # every side named in 10 fresh episodes; a blind policy averages 5
 
 
+@pytest.mark.learning
 def test_ppo_learns_from_channels_first_pictures(tmp_path):
     agent = deeprl.train("ppo", CHW, steps=1536, run_dir=tmp_path / "run", n_steps=128, n_envs=2, batch_size=64,
                          n_epochs=4, **{**QUICK, "final_eval_episodes": 10})
@@ -119,6 +121,7 @@ def test_every_box_observation_algorithm_trains_on_pictures(tmp_path, algo, env,
     assert np.isfinite(final_return(agent))
 
 
+@pytest.mark.learning  # on the learnt run
 def test_a_loaded_agent_acts_on_the_envs_own_pictures(dqn_run):
     agent = deeprl.load(dqn_run.run_dir / "policy.pt")
     assert agent.act(picture(0)) == 0 and agent.act(picture(1)) == 1
@@ -160,5 +163,6 @@ PICTURE_RUN = [
 ]
 
 
+@pytest.mark.resume
 def test_a_killed_picture_run_resumes_identically(tmp_path, uninterrupted):
     kill_and_resume(tmp_path, uninterrupted("dqn", HWC, PICTURE_RUN), PICTURE_RUN, 100, env=HWC)

@@ -70,6 +70,7 @@ def test_readme_python_blocks_run_as_written(tmp_path):
         assert f"DEEPRL_MAX_STEPS={STEP_CAP} caps this run" in result.stderr
 
 
+@pytest.mark.resume  # its first line is stopped with Ctrl-C, and resumed
 def test_readme_using_it_lines_run(tmp_path):
     lines = using_it_lines()
     assert len(lines) >= 10

@@ -33,7 +33,7 @@ from tests.conftest import (
 )
 from tests.tensorboard_events import tensorboard_scalars
 
-pytestmark = [pytest.mark.resume, pytest.mark.xdist_group("test_resume")]  # the reference is made once
+pytestmark = pytest.mark.resume
 
 STEPS = 2000
 CHECKPOINT_EVERY = 400  # checkpoints come at the first episode end at or after each multiple

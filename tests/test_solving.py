@@ -23,7 +23,7 @@ from deeprl.media import plot_runs, runs_figure
 from deeprl.run import CONFIRM_EVAL_SEED, PERIODIC_EVAL_SEED
 from tests.conftest import run_deeprl
 
-pytestmark = [pytest.mark.learning, pytest.mark.xdist_group("test_solving")]  # 20 000-step runs, shared
+pytestmark = pytest.mark.learning  # 20 000-step runs that stop once solved
 
 LINES = (300, 260, 220, 340, 180)
 CHECK_EPISODES = 5
