@@ -15,11 +15,18 @@ import pytest
 import torch
 
 import deeprl
-from deeprl.agent import as_batch
+from deeprl.agent import as_batch, save_policy
+from deeprl.algos import dqn, ppo, sac
+from deeprl.algos.dqn import DQN
+from deeprl.algos.sac import SAC
 from deeprl.config import load_presets, read_config_file
 from deeprl.errors import DeeprlError
+from deeprl.nets import ActorCritic
+from deeprl.normalization import ObservationNormalizer
+from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import FINAL_EVAL_SEED, TIMING_KEYS
 from tests.conftest import PNG_SIGNATURE
+from tests.continuous_control import CPU
 from tests.tensorboard_events import tensorboard_scalars
 
 TINY = {
@@ -269,6 +276,59 @@ def test_damaged_model_is_refused(tmp_path):
                 "state_dict": {"body.0.weight": torch.zeros(3, 3)}}, mismatched)
     with pytest.raises(DeeprlError, match="does not match its algorithm 'dqn'"):
         deeprl.load(mismatched)
+    for algo, meta_json in ((5, "{}"), ("dqn", "[1]")):  # JSON of the wrong shape
+        torch.save({"format": "deeprl-policy", "algo": algo, "meta_json": meta_json, "state_dict": {}}, damaged)
+        with pytest.raises(DeeprlError, match="damaged deeprl model file"):
+            deeprl.load(damaged)
+
+
+def agent_of_kind(kind: str):
+    """(algorithm, agent, env id): a freshly built agent of each kind deeprl saves, as DQN, PPO (with normalised
+    observations) and SAC make them."""
+    torch.manual_seed(0)
+    if kind == "q":
+        env = gym.make("CartPole-v1")
+        return "dqn", DQN(dqn.Config(hidden_sizes=(8,)), env.observation_space, env.action_space, CPU).agent, env
+    env = gym.make("Pendulum-v1")
+    if kind == "scaled_actor":
+        return "sac", SAC(sac.Config(hidden_sizes=(8,)), env.observation_space, env.action_space, CPU).agent, env
+    network = policy_network(env.observation_space, env.action_space, ppo.Config(hidden_sizes=(8,)), "separate")
+    normalizer = ObservationNormalizer(env.observation_space.shape)
+    normalizer.update(np.random.default_rng(0).normal(3.0, 2.0, size=(50, 3)))  # statistics that change the input
+    agent = PolicyAgent(ActorCritic(**network), env.observation_space, env.action_space, network, normalizer)
+    return "ppo", agent, env
+
+
+@pytest.mark.parametrize("kind", ["q", "policy", "scaled_actor"])
+def test_a_policy_file_names_its_agent_and_files_from_before_load_by_their_algorithm(tmp_path, kind):
+    algo, agent, env = agent_of_kind(kind)
+    env.observation_space.seed(0)
+    obs = np.stack([env.observation_space.sample() for _ in range(20)])
+    save_policy(tmp_path / "policy.pt", algo, agent, {"env": env.spec.id})
+    blob = torch.load(tmp_path / "policy.pt", weights_only=True)
+    meta = json.loads(blob["meta_json"])
+    assert meta["agent"] == kind
+    # the description alone rebuilds the agent: the algorithm's name plays no part
+    torch.save({**blob, "algo": "not-an-algorithm"}, tmp_path / "renamed.pt")
+    # a file written before policy files named their agent: its algorithm's agent kind
+    del meta["agent"]
+    torch.save({**blob, "meta_json": json.dumps(meta)}, tmp_path / "before.pt")
+    for name in ("policy.pt", "renamed.pt", "before.pt"):
+        loaded = deeprl.load(tmp_path / name)
+        assert type(loaded) is type(agent)
+        np.testing.assert_array_equal(loaded.act(obs), agent.act(obs))
+
+
+def test_an_agent_deeprl_cannot_rebuild_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "policy.pt"
+    torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": json.dumps({"agent": "recurrent"}),
+                "state_dict": {}}, path)
+    with pytest.raises(DeeprlError, match=r"holds an agent of kind 'recurrent', which this deeprl cannot rebuild "
+                                          r"\(it knows q, policy, scaled_actor\)"):
+        deeprl.load(path)
+    torch.save({"format": "deeprl-policy", "algo": "dqn9", "meta_json": "{}", "state_dict": {}}, path)
+    with pytest.raises(DeeprlError, match="names no agent kind and comes from an unknown algorithm 'dqn9'"):
+        deeprl.load(path)
 
 
 @pytest.mark.parametrize("length", [4096, 16, 4])

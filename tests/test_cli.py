@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import deeprl
@@ -359,6 +361,15 @@ ZOO_FLAG_CASES = [
 ZOO_FLAGS = [(f"zoo-flag{flag}", ("train", "ppo", "CartPole-v1", "--run-dir", "x", *args), {},
               f"deeprl: error: {flag} is an RL Zoo flag; in deeprl: {use}") for flag, args, use in ZOO_FLAG_CASES]
 
+
+
+def policy_file(algo: str, meta: dict) -> bytes:
+    """The bytes of a deeprl policy file with this description and no weights."""
+    buffer = io.BytesIO()
+    torch.save({"format": "deeprl-policy", "algo": algo, "meta_json": json.dumps(meta), "state_dict": {}}, buffer)
+    return buffer.getvalue()
+
+
 # More bad input: every case runs as a real subprocess too
 MORE_BAD_INPUTS = [
     ("env-constructor-fails", ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x"), {},
@@ -405,6 +416,11 @@ MORE_BAD_INPUTS = [
     ("eval-empty-pickle", ("eval", "p.pt"), {"p.pt": b"\x80\x02."}, "p.pt is not a readable deeprl model file"),
     ("eval-not-a-run-directory", ("eval", "."), {}, ". is neither a run directory (no config.yaml) nor a model file"),
     ("eval-directory-without-policy", ("eval", "."), {"config.yaml": b"algo: dqn\n"}, "holds no policy"),
+    ("eval-unknown-agent-kind", ("eval", "future.pt"), {"future.pt": policy_file("dqn", {"agent": "recurrent"})},
+     "future.pt holds an agent of kind 'recurrent', which this deeprl cannot rebuild (it knows q, policy, "
+     "scaled_actor)"),
+    ("eval-unknown-algorithm-file", ("eval", "old.pt"), {"old.pt": policy_file("dqn9", {})},
+     "old.pt names no agent kind and comes from an unknown algorithm 'dqn9'"),
     ("eval-other-env", ("eval", "{run}", "--env", "Acrobot-v1"), {}, "Acrobot-v1 has Discrete(3)"),
     ("watch-zero-every", ("watch", "{run}", "--video", "out.gif", "--every", "0"), {}, "--every must be >= 1"),
     ("watch-zero-episodes", ("watch", "{run}", "--video", "out.gif", "--episodes", "0"), {},

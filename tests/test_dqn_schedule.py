@@ -19,10 +19,11 @@ import pytest
 import torch
 
 import deeprl
-from deeprl.algos.dqn import DQN, QAgent
+from deeprl.algos.dqn import DQN
 from deeprl.buffers import ReplayBuffer
 from deeprl.config import read_config_file
 from deeprl.nets import QNetwork, SoftUpdate
+from deeprl.policies import QAgent
 
 COMMON = {"hidden_sizes": (16,), "eval_episodes": 1, "final_eval_episodes": 1, "tensorboard": False,
           "checkpoint_every": 0}

@@ -1,8 +1,8 @@
 """What a trained agent is to its users: `act`, and a self-contained policy file.
 
 A policy file is a `torch.save` of plain data only: tensors plus a JSON string saying which algorithm
-built it, the spaces it acts in and the network's shape. It loads with `weights_only=True`, so a file
-from anyone cannot run code on the loading machine.
+built it, which kind of agent it holds (see deeprl.policies), the spaces it acts in and the network's shape.
+It loads with `weights_only=True`, so a file from anyone cannot run code on the loading machine.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from deeprl.version import __version__
 POLICY_FORMAT = "deeprl-policy"
 BEST_POLICY = "best_policy.pt"
 FINAL_POLICY = "policy.pt"
+# Policy files written before they named their agent's kind: the kind each algorithm's agent was then.
+AGENT_OF_ALGORITHM = {"dqn": "q", "reinforce": "policy", "a2c": "policy", "ppo": "policy", "actor-critic": "policy",
+                      "ddpg": "scaled_actor", "td3": "scaled_actor", "sac": "scaled_actor"}
 
 
 class Agent(Protocol):
@@ -36,7 +39,8 @@ class Agent(Protocol):
         recurrent state that deeprl's agents do not have."""
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        """(JSON-able description, tensors) that `load_policy` of the same algorithm rebuilds from."""
+        """(JSON-able description naming the agent's kind, tensors): what the loader of that kind
+        (deeprl.policies.AGENT_LOADERS) rebuilds the agent from."""
 
 
 def observation_dtype(space: gym.Space) -> np.dtype:
@@ -91,22 +95,30 @@ def read_policy_file(path: Path) -> tuple[str, dict[str, Any], dict[str, torch.T
     if not isinstance(blob, dict) or blob.get("format") != POLICY_FORMAT:
         raise DeeprlError(f"{path} is not a deeprl model file")
     try:
-        meta = json.loads(blob["meta_json"])
-        return blob["algo"], meta, blob["state_dict"]
+        algo, meta, tensors = blob["algo"], json.loads(blob["meta_json"]), blob["state_dict"]
     except (KeyError, TypeError, json.JSONDecodeError):
         raise DeeprlError(f"{path} is a damaged deeprl model file") from None
+    if not (isinstance(algo, str) and isinstance(meta, dict)):
+        raise DeeprlError(f"{path} is a damaged deeprl model file")
+    return algo, meta, tensors
 
 
 def load(path: str | Path) -> Agent:
     """The agent in a model file, or the best agent of a run directory. A policy file inside a finished run
     directory brings the run's eval.json as `agent.summary` (final and best scores, steps, timing); the summary
     is None for an unfinished run or a model file outside a run directory."""
-    from deeprl.algos import get_algorithm  # the registry imports algorithms; agent.py stays below them
+    from deeprl.policies import AGENT_LOADERS  # the agents use as_batch: agent.py stays below them
 
     policy_path = resolve_policy_path(path)
     algo, meta, tensors = read_policy_file(policy_path)
+    kind = meta.get("agent", AGENT_OF_ALGORITHM.get(algo))
+    if not isinstance(kind, str) or kind not in AGENT_LOADERS:
+        if "agent" not in meta:
+            raise DeeprlError(f"{policy_path} names no agent kind and comes from an unknown algorithm '{algo}'")
+        raise DeeprlError(f"{policy_path} holds an agent of kind {kind!r}, which this deeprl cannot rebuild "
+                          f"(it knows {', '.join(AGENT_LOADERS)})")
     try:
-        agent = get_algorithm(algo).load_policy(meta, tensors)
+        agent = AGENT_LOADERS[kind](meta, tensors)
     except (KeyError, TypeError, RuntimeError) as error:
         raise DeeprlError(f"{policy_path} does not match its algorithm '{algo}': {error}") from None
     agent.env_spec = meta.get("env_spec", {})

@@ -1,11 +1,15 @@
-"""The agent every policy-gradient algorithm returns and `deeprl.load` rebuilds: a policy network (categorical for
-Discrete actions, Gaussian for Box) that acts on observations as the env returns them, normalising them first with
-the statistics it carries when it was trained on normalised observations. Every continuous-action agent works in
-[-1, 1] units and scales to the env's Box only where its actions leave for the env (`scale_action`), so the units
-the env gives its actions in change nothing it learns."""
+"""The agents deeprl's algorithms return and `deeprl.load` rebuilds, one kind each: a Q-network acting greedily
+(`QAgent`: DQN), a policy network (`PolicyAgent`: the policy-gradient family; categorical for Discrete actions,
+Gaussian for Box) that acts on observations as the env returns them, normalising them first with the statistics it
+carries when it was trained on normalised observations, and an actor in [-1, 1] (`ScaledActorAgent`: DDPG, TD3, SAC).
+Every continuous-action agent works in [-1, 1] units and scales to the env's Box only where its actions leave for
+the env (`scale_action`), so the units the env gives its actions in change nothing it learns.
+
+A policy file names its agent's kind (`policy_file_data`), and `AGENT_LOADERS` rebuilds each kind from the file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ from torch import nn
 
 from deeprl.agent import as_batch
 from deeprl.envs import space_from_dict, space_to_dict
-from deeprl.nets import ActorCritic, DeterministicActor, SquashedGaussianActor, observation_encoder
+from deeprl.nets import ActorCritic, DeterministicActor, QNetwork, SquashedGaussianActor, observation_encoder
 from deeprl.normalization import ObservationNormalizer
 
 
@@ -35,6 +39,77 @@ def scale_action(unit_actions: np.ndarray, low: np.ndarray, high: np.ndarray) ->
 def unscale_action(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """The inverse of `scale_action`: actions in the Box [low, high] -> [-1, 1]."""
     return 2.0 * (actions - low) / (high - low) - 1.0
+
+
+def policy_file_data(
+    kind: str, network_module: nn.Module, observation_space: gym.Space, action_space: gym.Space,
+    network: dict[str, Any], **details: Any,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """What a policy file holds of an agent: (description, the network's weights on the CPU). The JSON-able
+    description names the agent's kind (a key of AGENT_LOADERS), the spaces it acts in, the network's constructor
+    arguments and the kind's own `details`."""
+    meta = {
+        "agent": kind,
+        "observation_space": space_to_dict(observation_space),
+        "action_space": space_to_dict(action_space),
+        "network": network,
+        **details,
+    }
+    return meta, {name: tensor.detach().cpu() for name, tensor in network_module.state_dict().items()}
+
+
+class QAgent:
+    """Acts greedily on Q-values (epsilon-greedy when not deterministic): DQN's agent."""
+
+    def __init__(
+        self,
+        q_net: QNetwork,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Discrete,
+        network: dict[str, Any],
+        epsilon: float = 0.0,
+    ) -> None:
+        self.q_net = q_net
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.network = network
+        self.epsilon = epsilon  # used only when acting with deterministic=False
+        self.device = next(q_net.parameters()).device
+        self.numpy_q_values = q_net.numpy_forward()  # fast path for acting on the CPU
+        self.rng = np.random.default_rng()
+        self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
+        self.summary: dict[str, Any] | None = None
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any:
+        batch, single = as_batch(obs, self.observation_space)
+        if self.numpy_q_values is not None:
+            actions = self.numpy_q_values(batch.reshape(len(batch), -1)).argmax(axis=1)
+        else:
+            with torch.inference_mode():
+                actions = self.q_net(torch.from_numpy(batch).to(self.device)).argmax(dim=1).cpu().numpy()
+        if not deterministic:
+            explore = self.rng.random(len(actions)) < self.epsilon
+            actions = np.where(explore, self.rng.integers(self.action_space.n, size=len(actions)), actions)
+        actions = actions + self.action_space.start
+        return int(actions[0]) if single else actions
+
+    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
+        return self.act(obs, deterministic), None
+
+    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        return policy_file_data("q", self.q_net, self.observation_space, self.action_space, self.network,
+                                epsilon=self.epsilon)
+
+
+def load_q_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAgent:
+    q_net = QNetwork(**meta["network"])
+    q_net.load_state_dict(tensors)
+    q_net.eval()
+    return QAgent(
+        q_net, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
+        meta["network"], epsilon=meta.get("epsilon", 0.0),
+    )
 
 
 def policy_network(
@@ -145,15 +220,11 @@ class PolicyAgent:
         return self.act(obs, deterministic), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        meta = {
-            "observation_space": space_to_dict(self.observation_space),
-            "action_space": space_to_dict(self.action_space),
-            "network": self.network,
-            "action_units": self.action_units,
-        }
+        details: dict[str, Any] = {"action_units": self.action_units}
         if self.obs_normalizer is not None:
-            meta["obs_normalization"] = self.obs_normalizer.state_dict()
-        return meta, {name: tensor.detach().cpu() for name, tensor in self.policy.state_dict().items()}
+            details["obs_normalization"] = self.obs_normalizer.state_dict()
+        return policy_file_data("policy", self.policy, self.observation_space, self.action_space, self.network,
+                                **details)
 
 
 def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
@@ -216,12 +287,7 @@ class ScaledActorAgent:
         return self.act(obs, deterministic), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        meta = {
-            "observation_space": space_to_dict(self.observation_space),
-            "action_space": space_to_dict(self.action_space),
-            "network": self.network,
-        }
-        return meta, {name: tensor.detach().cpu() for name, tensor in self.actor.state_dict().items()}
+        return policy_file_data("scaled_actor", self.actor, self.observation_space, self.action_space, self.network)
 
 
 def build_actor(network: dict[str, Any]) -> nn.Module:
@@ -237,3 +303,10 @@ def load_scaled_actor_agent(meta: dict[str, Any], tensors: dict[str, torch.Tenso
     return ScaledActorAgent(
         actor, meta["network"], space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
     )
+
+
+AGENT_LOADERS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]] = {
+    "q": load_q_agent,
+    "policy": load_policy_agent,
+    "scaled_actor": load_scaled_actor_agent,
+}

@@ -1,7 +1,7 @@
 """The algorithm registry: name -> module. Each module provides `Config` (a RunConfig dataclass),
 `OBSERVATION_SPACES`, `ACTION_SPACES`, `METRIC_COLUMNS`, `check_setup(config, env)` (settings that do not
-fit the env, refused before the run directory exists), `train(config, env, run, device)` and
-`load_policy(meta, tensors)`."""
+fit the env, refused before the run directory exists) and `train(config, env, run, device)`. The agents they
+return are rebuilt from policy files without them (deeprl.policies.AGENT_LOADERS)."""
 
 from __future__ import annotations
 

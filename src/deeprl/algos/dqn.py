@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -25,10 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from deeprl import offpolicy
-from deeprl.agent import as_batch
 from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
-from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.exploration import EPSILON_SCHEDULES, EpsilonSchedule
 from deeprl.nets import (
@@ -41,6 +38,7 @@ from deeprl.nets import (
     set_learning_rate,
 )
 from deeprl.offpolicy import OffPolicyConfig
+from deeprl.policies import QAgent
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
@@ -101,65 +99,6 @@ def td_target(
         best_actions = next_q_online.argmax(dim=1, keepdim=True)
         next_value = next_q_target.gather(1, best_actions).squeeze(1)
     return returns + discounts * next_value
-
-
-class QAgent:
-    """Acts greedily on Q-values (epsilon-greedy when not deterministic); what `deeprl.load` returns."""
-
-    def __init__(
-        self,
-        q_net: QNetwork,
-        observation_space: gym.spaces.Box,
-        action_space: gym.spaces.Discrete,
-        network: dict[str, Any],
-        epsilon: float = 0.0,
-    ) -> None:
-        self.q_net = q_net
-        self.observation_space = observation_space
-        self.action_space = action_space
-        self.network = network
-        self.epsilon = epsilon  # used only when acting with deterministic=False
-        self.device = next(q_net.parameters()).device
-        self.numpy_q_values = q_net.numpy_forward()  # fast path for acting on the CPU
-        self.rng = np.random.default_rng()
-        self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
-        self.summary: dict[str, Any] | None = None
-
-    def act(self, obs: Any, deterministic: bool = True) -> Any:
-        batch, single = as_batch(obs, self.observation_space)
-        if self.numpy_q_values is not None:
-            actions = self.numpy_q_values(batch.reshape(len(batch), -1)).argmax(axis=1)
-        else:
-            with torch.inference_mode():
-                actions = self.q_net(torch.from_numpy(batch).to(self.device)).argmax(dim=1).cpu().numpy()
-        if not deterministic:
-            explore = self.rng.random(len(actions)) < self.epsilon
-            actions = np.where(explore, self.rng.integers(self.action_space.n, size=len(actions)), actions)
-        actions = actions + self.action_space.start
-        return int(actions[0]) if single else actions
-
-    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
-        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
-        return self.act(obs, deterministic), None
-
-    def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        meta = {
-            "observation_space": space_to_dict(self.observation_space),
-            "action_space": space_to_dict(self.action_space),
-            "network": self.network,
-            "epsilon": self.epsilon,
-        }
-        return meta, {name: tensor.detach().cpu() for name, tensor in self.q_net.state_dict().items()}
-
-
-def load_policy(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAgent:
-    q_net = QNetwork(**meta["network"])
-    q_net.load_state_dict(tensors)
-    q_net.eval()
-    return QAgent(
-        q_net, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
-        meta["network"], epsilon=meta.get("epsilon", 0.0),
-    )
 
 
 def check_setup(config: Config, env: gym.Env) -> None:

@@ -43,13 +43,12 @@ from deeprl.nets import (
     set_learning_rate,
 )
 from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
-from deeprl.policies import ScaledActorAgent, load_scaled_actor_agent
+from deeprl.policies import ScaledActorAgent
 from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Box,)
 METRIC_COLUMNS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
-load_policy = load_scaled_actor_agent
 
 
 @dataclass

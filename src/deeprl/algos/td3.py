@@ -17,7 +17,6 @@ ACTION_SPACES = ddpg.ACTION_SPACES
 METRIC_COLUMNS = ddpg.METRIC_COLUMNS
 check_setup = ddpg.check_setup
 train = ddpg.train
-load_policy = ddpg.load_policy
 
 
 @dataclass
