@@ -33,7 +33,6 @@ def tiny_batch() -> TransitionBatch:
         returns=torch.tensor([1.0, 2.0]),
         next_obs=torch.tensor([[0.0, 1.0, 1.0], [-1.0, 0.0, 3.0]]),
         discounts=torch.tensor([0.9, 0.0]),  # the second ended in a true terminal state: no bootstrap
-        indices=np.arange(2),
     )
 
 

@@ -24,7 +24,6 @@ class TransitionBatch:
     returns: torch.Tensor  # n-step discounted reward sum (one step: the reward)
     next_obs: torch.Tensor  # observation to bootstrap from, m <= n steps later
     discounts: torch.Tensor  # gamma**m, or 0 when the window ended in a true terminal state
-    indices: np.ndarray  # buffer slots, for prioritized replay's priority updates
 
 
 class ReplayBuffer:
@@ -166,7 +165,6 @@ class ReplayBuffer:
             returns=tensor(returns),
             next_obs=tensor(self.successors(bootstrap)),
             discounts=tensor(discounts),
-            indices=indices,
         )
 
 

@@ -31,7 +31,8 @@ from deeprl.run import Run
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
 ACTION_SPACES = onpolicy.ACTION_SPACES
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance", "lr")
-SUMMED = METRIC_COLUMNS[:5]  # the update's own columns, averaged over its minibatches
+# the update's own columns, in the order it stacks them: summed over the minibatches, then averaged
+SUMMED = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 check_setup = onpolicy.check_setup
 load_policy = load_policy_agent
 
