@@ -33,16 +33,13 @@ def main() -> None:
     config = build_config(dqn.Config, args.env, "default", {"buffer_size": args.buffer})
     env = make_env(args.env)
     obs_dim = int(np.prod(env.observation_space.shape))
-    network = {"obs_dim": obs_dim, "n_actions": int(env.action_space.n), "hidden_sizes": list(config.hidden_sizes),
-               "activation": config.activation, "dueling": config.dueling}
-    learner = dqn.DQNLearner(config, network, torch.device("cpu"))
+    algorithm = dqn.DQN(config, env.observation_space, env.action_space, torch.device("cpu"))
     replay = ReplayBuffer(args.buffer, env.observation_space.shape, np.dtype(np.float32))
     rng = np.random.default_rng(0)
     for _ in range(args.buffer):  # a full buffer of plausible values
         obs = rng.standard_normal(obs_dim).astype(np.float32)
         replay.add(obs, int(rng.integers(env.action_space.n)), float(rng.standard_normal()), obs, False, False)
-    state = {"algo": {"q_net": learner.q_net.state_dict(), "target_net": learner.target_net.state_dict(),
-                      "optimizer": learner.optimizer.state_dict(), "replay": replay.state_dict()}, "run": {}}
+    state = {"algo": {**algorithm.state_dict(), "replay": replay.state_dict()}, "run": {}}
     seconds, size = [], 0
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):

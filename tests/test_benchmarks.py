@@ -16,8 +16,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SEEDS_SCRIPT = BENCHMARKS / "seeds.py"
 
 
-def load_compare() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_compare", BENCHMARKS / "compare.py")
+def load_benchmark(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
@@ -25,7 +25,7 @@ def load_compare() -> ModuleType:
     return module
 
 
-compare = load_compare()
+compare = load_benchmark("compare")
 
 # Shaped like the entries of rl_zoo3 2.9's hyperparams/*.yml, as yaml.safe_load returns them.
 PPO_CARTPOLE = {
@@ -122,3 +122,13 @@ def test_evaluation_fires_when_a_step_boundary_is_crossed() -> None:
             last = steps
             fired.append(steps)
     assert fired == [1008, 2016, 3000, 4008]
+
+
+def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "argv", ["checkpoint_cost.py", "--env", "CartPole-v1", "--buffer", "500",
+                                      "--repeats", "1"])
+    load_benchmark("checkpoint_cost").main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("CartPole-v1, buffer 500 transitions of 4 floats, ")
+    assert lines[1].startswith("checkpoint: ") and "(median of 1)" in lines[1]
