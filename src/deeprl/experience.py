@@ -22,9 +22,10 @@ from deeprl.run import Run
 
 
 @dataclass
-class Step:
-    """One step of every copy: what to learn from. `next_obs` holds the final observation of a copy whose
-    episode ended (`terminated` or `truncated`); `EnvRunner.obs` already holds its next episode's first one."""
+class Transitions:
+    """One env step of every copy, made as training step `step`: what to learn from. `next_obs` holds the final
+    observation of a copy whose episode ended (`terminated` or `truncated`); `EnvRunner.obs` already holds its next
+    episode's first one."""
 
     step: int
     obs: np.ndarray
@@ -58,7 +59,7 @@ class EnvRunner:
         self.obs, _ = self.envs.reset(seed=[seed + index for index in range(n_envs)])
         self.envs.action_space.seed(seed)
 
-    def step(self, actions: np.ndarray, step: int) -> Step:
+    def step(self, actions: np.ndarray, step: int) -> Transitions:
         """Step every copy with `actions` (one per copy, as the env takes them) as training step `step`; the
         copies whose episode ended are reset (their episodes are reported with `report`)."""
         obs = self.obs
@@ -75,12 +76,12 @@ class EnvRunner:
             ended.append((self.episodes, float(self.episode_returns[index]), int(self.episode_lengths[index])))
         if finished:
             self._reset(finished)
-        return Step(step, obs, actions, rewards, next_obs, terminated, truncated, ended)
+        return Transitions(step, obs, actions, rewards, next_obs, terminated, truncated, ended)
 
-    def report(self, result: Step, **extra: Any) -> None:
-        """Write a metrics row per episode that ended in `result` (with the algorithm's `extra` columns)."""
-        for episode, episodic_return, length in result.ended:
-            self.run.end_episode(result.step, episode, episodic_return, length, **extra)
+    def report(self, transitions: Transitions, **extra: Any) -> None:
+        """Write a metrics row per episode that ended in `transitions` (with the algorithm's `extra` columns)."""
+        for episode, episodic_return, length in transitions.ended:
+            self.run.end_episode(transitions.step, episode, episodic_return, length, **extra)
 
     def _reset(self, copies: list[int]) -> None:
         for index in copies:

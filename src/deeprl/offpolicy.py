@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -23,11 +23,10 @@ import torch
 
 from deeprl.agent import observation_dtype
 from deeprl.buffers import ReplayBuffer, TransitionBatch
-from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError, warn
 from deeprl.experience import EnvRunner
+from deeprl.loop import drive
 from deeprl.run import Run
 
 IMAGE_RANK = 3  # (channels, height, width) observations are stored once, not again as next_obs
@@ -56,15 +55,21 @@ class OffPolicyConfig(RunConfig):
             raise DeeprlError(f"batch_size ({self.batch_size}) must not exceed buffer_size ({self.buffer_size})")
 
 
+class Exploration(NamedTuple):
+    """What an off-policy algorithm does at a step of training."""
+
+    env_actions: np.ndarray  # one per copy, as the env takes them
+    stored_actions: np.ndarray  # one per copy, as the replay memory keeps them (indices 0..n-1, [-1, 1] units)
+    episode_values: dict[str, float]  # columns of the episode's row (epsilon, the noise's scale), or none
+
+
 class OffPolicyAlgorithm(Protocol):
     """What the loop needs from an algorithm (DQN, DDPG/TD3, SAC)."""
 
     agent: Any  # acts greedily / deterministically: evaluations and policy files use it
 
-    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        """(actions for the env, actions to store in the replay, values for the episode row) for a batch of one
-        observation per env copy."""
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
+        """The exploring actions for a batch of one observation per env copy."""
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         """One gradient step (soft target updates that go with it included); the losses it reports."""
@@ -120,87 +125,93 @@ def episode_means(metrics: list[dict[str, float]]) -> dict[str, float]:
     return {name: float(np.mean([values[name] for values in metrics if name in values])) for name in names}
 
 
+class OffPolicyTrainer:
+    """The off-policy family as the loop skeleton (deeprl.loop) drives it: one env step per `advance`, stored in the
+    replay memory, and the algorithm's gradient rounds on its schedule."""
+
+    def __init__(self, config: OffPolicyConfig, runner: EnvRunner, run: Run, rng: np.random.Generator,
+                 device: torch.device, build: Build) -> None:
+        self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
+        self.algorithm = build(runner.observation_space, runner.action_space, device)
+        self.agent = self.algorithm.agent
+        self.replay = replay_for(config, runner.observation_space, runner.action_space)
+        self.train_every_step = config.train_freq_unit == "steps"
+        self.learning_starts = config.learning_starts
+        self.episode_metrics: list[dict[str, float]] = []  # the gradient steps of the episode in progress
+        self.episode_ended = False
+
+    def advance(self, step: int) -> int:
+        """One env step: act, store, and a round of gradient steps when one is due."""
+        config, runner, algorithm = self.config, self.runner, self.algorithm
+        step += 1
+        obs = runner.obs
+        actions = algorithm.explore(obs, step, runner.episodes, self.rng)
+        transitions = runner.step(actions.env_actions, step)
+        terminated, truncated = bool(transitions.terminated[0]), bool(transitions.truncated[0])
+        self.replay.add(obs[0], actions.stored_actions[0], float(transitions.rewards[0]), transitions.next_obs[0],
+                        terminated, truncated)
+
+        learning = step > self.learning_starts
+        if config.lr_end is not None:
+            algorithm.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
+        if learning and self.train_every_step and step % config.train_freq == 0:
+            self.gradient_round(step)
+        algorithm.after_step(step)
+
+        self.episode_ended = terminated or truncated
+        if self.episode_ended:
+            if learning and not self.train_every_step and runner.episodes % config.train_freq == 0:
+                self.gradient_round(step)
+            runner.report(transitions, **actions.episode_values, **episode_means(self.episode_metrics))
+            algorithm.after_episode(runner.episodes)
+            self.episode_metrics = []
+        return step
+
+    def gradient_round(self, step: int) -> None:
+        config = self.config
+        if len(self.replay) < config.batch_size:
+            return
+        for _ in range(config.gradient_steps):
+            batch = self.replay.sample(config.batch_size, self.rng, config.n_step, config.gamma, self.device)
+            metrics = self.algorithm.learn(batch, step)
+            self.run.count_update()
+            for name, value in metrics.items():
+                if not math.isfinite(value):
+                    raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
+            self.episode_metrics.append(metrics)
+
+    def can_checkpoint(self, step: int) -> bool:
+        # at episode ends, and at the budget's end, where `resume --steps N` continues a finished run
+        return self.episode_ended or step == self.config.total_steps
+
+    def next_checkpoint(self, step: int) -> None:
+        return None
+
+    def check_finite(self, step: int) -> None:
+        self.algorithm.check_finite(step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.algorithm.state_dict(),
+            "replay": self.replay.state_dict() if self.config.checkpoint_replay else None,
+            "episode_metrics": self.episode_metrics,  # the episode in progress's (at the budget's end)
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.algorithm.load_state_dict(state)
+        self.episode_metrics = list(state.get("episode_metrics", []))
+        if state["replay"] is not None:
+            self.replay.load_state_dict(state["replay"])
+        else:  # an empty memory: gather learning_starts fresh steps again before learning from it
+            self.learning_starts = state["step"] + self.config.learning_starts
+            warn(f"the checkpoint at step {state['step']} holds no replay memory (checkpoint_replay: false); "
+                 f"it refills until step {self.learning_starts}, so this run will differ from an uninterrupted one")
+
+
 def train(
     config: OffPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
     resume: dict[str, Any] | None, build: Build,
 ) -> Any:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, 1, config.seed, run)
-    algorithm = build(runner.observation_space, runner.action_space, device)
-    replay = replay_for(config, runner.observation_space, runner.action_space)
-    train_every_step = config.train_freq_unit == "steps"
-    episode_metrics: list[dict[str, float]] = []
-
-    def gradient_round() -> None:
-        if len(replay) < config.batch_size:
-            return
-        for _ in range(config.gradient_steps):
-            metrics = algorithm.learn(replay.sample(config.batch_size, rng, config.n_step, config.gamma, device), step)
-            run.count_update()
-            for name, value in metrics.items():
-                if not math.isfinite(value):
-                    raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
-            episode_metrics.append(metrics)
-
-    def training_state() -> dict[str, Any]:
-        return {
-            **algorithm.state_dict(),
-            "replay": replay.state_dict() if config.checkpoint_replay else None,
-            "step": step,
-            "runner": runner.state_dict(),
-            "rng": process_rng_states(rng),
-            "episode_metrics": episode_metrics,  # the gradient steps of the episode in progress (at the budget's end)
-        }
-
-    first_step = 1
-    learning_starts = config.learning_starts
-    if resume is not None:
-        algorithm.load_state_dict(resume)
-        restore_process_rng_states(resume["rng"], rng)
-        runner.load_state_dict(resume["runner"])
-        first_step = resume["step"] + 1
-        episode_metrics = list(resume.get("episode_metrics", []))
-        if resume["replay"] is not None:
-            replay.load_state_dict(resume["replay"])
-        else:  # an empty memory: gather learning_starts fresh steps again before learning from it
-            learning_starts = resume["step"] + config.learning_starts
-            warn(f"the checkpoint at step {resume['step']} holds no replay memory (checkpoint_replay: false); "
-                 f"it refills until step {learning_starts}, so this run will differ from an uninterrupted one")
-    step = first_step - 1
-    try:
-        for step in range(first_step, config.total_steps + 1):
-            obs = runner.obs
-            env_actions, stored_actions, row_values = algorithm.explore(obs, step, runner.episodes, rng)
-            result = runner.step(env_actions, step)
-            terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
-            replay.add(obs[0], stored_actions[0], float(result.rewards[0]), result.next_obs[0], terminated, truncated)
-
-            learning = step > learning_starts
-            if config.lr_end is not None:
-                algorithm.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
-            if learning and train_every_step and step % config.train_freq == 0:
-                gradient_round()
-            algorithm.after_step(step)
-
-            episode_ended = terminated or truncated
-            if episode_ended:
-                if learning and not train_every_step and runner.episodes % config.train_freq == 0:
-                    gradient_round()
-                means = episode_means(episode_metrics)
-                runner.report(result, **row_values, **means)
-                algorithm.after_episode(runner.episodes)
-                episode_metrics = []
-
-            if run.evaluate_due(step - 1, step):
-                algorithm.check_finite(step)
-                if run.evaluate(step, runner.episodes, algorithm.agent):
-                    break
-            # at episode ends, and at the budget's end, where `resume --steps N` continues a finished run
-            if (episode_ended or step == config.total_steps) and run.checkpoint_due(step):
-                algorithm.check_finite(step)
-                run.checkpoint(step, training_state(), algorithm.agent)
-        algorithm.agent.summary = run.finish(step, runner.episodes, algorithm.agent)
-    finally:
-        runner.close()
-    return algorithm.agent
+    return drive(config, make_env, run, resume, 1,
+                 lambda runner, rng: OffPolicyTrainer(config, runner, run, rng, device, build))

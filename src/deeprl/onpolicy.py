@@ -24,11 +24,10 @@ import torch
 
 from deeprl.agent import observation_dtype
 from deeprl.buffers import RolloutBuffer
-from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
+from deeprl.loop import drive
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
 from deeprl.normalization import ObservationNormalizer, RewardScaler
 from deeprl.policies import PolicyAgent, policy_network
@@ -82,8 +81,8 @@ def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
 
 
 @dataclass
-class Learner:
-    """What an algorithm's update works on."""
+class UpdateContext:
+    """What an algorithm's update works on: the policy, its optimiser, the generator of minibatch orders."""
 
     config: Any  # the algorithm's Config (an OnPolicyConfig)
     policy: ActorCritic
@@ -99,8 +98,8 @@ class Learner:
         gradient_step(self.optimizer, self.parameters, loss, self.config.max_grad_norm, step)
 
 
-# update(learner, rollout, progress, step) -> the update's metrics row; progress is the fraction of training done
-Update = Callable[[Learner, RolloutBuffer, float, int], dict[str, float]]
+# update(context, rollout, progress, step) -> the update's metrics row; progress is the fraction of training done
+Update = Callable[[UpdateContext, RolloutBuffer, float, int], dict[str, float]]
 
 
 def normalized_advantages(advantages: torch.Tensor) -> torch.Tensor:
@@ -148,93 +147,102 @@ def values_of(policy: ActorCritic, network_obs: np.ndarray, device: torch.device
         return policy.value(torch.from_numpy(network_obs).to(device)).cpu().numpy()
 
 
+class RolloutTrainer:
+    """The rollout family as the loop skeleton (deeprl.loop) drives it: one step of every copy per `advance`, and
+    the algorithm's `update` on each complete rollout."""
+
+    def __init__(self, config: OnPolicyConfig, runner: EnvRunner, run: Run, rng: np.random.Generator,
+                 device: torch.device, update: Update) -> None:
+        self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
+        self.update = update
+        obs_space, action_space = runner.observation_space, runner.action_space
+        network = policy_network(obs_space, action_space, config, config.value_network, config.log_std_init)
+        self.policy = ActorCritic(**network).to(device)
+        self.obs_normalizer = ObservationNormalizer(obs_space.shape) if config.normalize_observations else None
+        self.reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None
+        self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
+        self.context = UpdateContext(config, self.policy, make_optimizer(config, self.policy), rng, device)
+        discrete = isinstance(action_space, gym.spaces.Discrete)
+        # what the network reads is stored: normalised vectors as float32, pictures as bytes
+        self.obs_dtype = np.dtype(np.float32) if self.obs_normalizer is not None else observation_dtype(obs_space)
+        self.rollout = RolloutBuffer(
+            config.n_steps, config.n_envs, obs_space.shape, self.obs_dtype,
+            action_shape=() if discrete else (network["action"]["dim"],),
+            action_dtype=np.int64 if discrete else np.float32,
+        )
+        if self.obs_normalizer is not None:  # every observation acted on enters the statistics, the first ones too
+            self.obs_normalizer.update(runner.obs)  # (a resumed run's statistics replace these)
+
+    def advance(self, step: int) -> int:
+        """One step of every copy into the rollout; the update once the rollout is complete."""
+        config, runner, agent = self.config, self.runner, self.agent
+        step += config.n_envs
+        network_obs = agent.network_input(runner.obs.astype(self.obs_dtype))
+        raw_actions = agent.raw_act(network_obs, deterministic=False, rng=self.rng)
+        transitions = runner.step(agent.to_env(raw_actions), step)
+        cut = transitions.truncated & ~transitions.terminated
+        truncated_values = np.zeros(config.n_envs, dtype=np.float32)
+        if cut.any():  # the episode goes on beyond the time limit: its final observation's value stands for it
+            final_obs = agent.network_input(transitions.next_obs[cut].astype(self.obs_dtype))
+            truncated_values[cut] = values_of(self.policy, final_obs, self.device)
+        rewards = transitions.rewards.astype(np.float32)
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler(transitions.rewards, transitions.terminated | transitions.truncated)
+        # log-probabilities and values are scored for the whole rollout once it is complete (score_rollout)
+        self.rollout.add(network_obs, raw_actions, 0.0, 0.0, rewards, transitions.terminated, transitions.truncated,
+                         truncated_values)
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(runner.obs)
+        runner.report(transitions)
+        if self.rollout.full:
+            self.learn(step)
+        return step
+
+    def learn(self, step: int) -> None:
+        config, rollout = self.config, self.rollout
+        score_rollout(self.policy, rollout, self.device)
+        last_values = values_of(self.policy, self.agent.network_input(self.runner.obs.astype(self.obs_dtype)),
+                                self.device)
+        rollout.compute_advantages(last_values, config.gamma, config.gae_lambda)
+        progress = min(step / config.total_steps, 1.0)
+        lr = annealed(config.lr, config.lr_end, progress)
+        for group in self.context.optimizer.param_groups:
+            group["lr"] = lr
+        metrics = self.update(self.context, rollout, progress, step)
+        self.run.log_update(step, self.runner.episodes, **metrics,
+                            explained_variance=explained_variance(rollout.values, rollout.returns), lr=lr)
+        rollout.reset()
+
+    def can_checkpoint(self, step: int) -> bool:
+        return self.rollout.position == 0  # a half-collected rollout is never saved
+
+    def next_checkpoint(self, step: int) -> int:
+        return step + self.rollout.n_steps * self.config.n_envs
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.policy, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.context.optimizer.state_dict(),
+            "obs_normalizer": None if self.obs_normalizer is None else self.obs_normalizer.state_dict(),
+            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.context.optimizer.load_state_dict(state["optimizer"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
+
+
 def train(
     config: OnPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
     resume: dict[str, Any] | None, update: Update,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, config.n_envs, config.seed, run)
-    obs_space, action_space = runner.observation_space, runner.action_space
-    network = policy_network(obs_space, action_space, config, config.value_network, config.log_std_init)
-    policy = ActorCritic(**network).to(device)
-    obs_normalizer = ObservationNormalizer(obs_space.shape) if config.normalize_observations else None
-    reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None
-    agent = PolicyAgent(policy, obs_space, action_space, network, obs_normalizer=obs_normalizer)
-    learner = Learner(config, policy, make_optimizer(config, policy), rng, device)
-    discrete = isinstance(action_space, gym.spaces.Discrete)
-    # what the network reads is stored: normalised vectors as float32, pictures as bytes
-    obs_dtype = np.dtype(np.float32) if obs_normalizer is not None else observation_dtype(obs_space)
-    rollout = RolloutBuffer(
-        config.n_steps, config.n_envs, obs_space.shape, obs_dtype,
-        action_shape=() if discrete else (network["action"]["dim"],), action_dtype=np.int64 if discrete else np.float32,
-    )
-    step = 0
-    if resume is not None:
-        policy.load_state_dict(resume["policy"])
-        learner.optimizer.load_state_dict(resume["optimizer"])
-        restore_process_rng_states(resume["rng"], rng)
-        runner.load_state_dict(resume["runner"])
-        if obs_normalizer is not None:
-            obs_normalizer.load_state_dict(resume["obs_normalizer"])
-        if reward_scaler is not None:
-            reward_scaler.load_state_dict(resume["reward_scaler"])
-        step = resume["step"]
-    elif obs_normalizer is not None:  # every observation acted on enters the statistics, the first ones too
-        obs_normalizer.update(runner.obs)
-
-    def learn() -> None:
-        score_rollout(policy, rollout, device)
-        last_values = values_of(policy, agent.network_input(runner.obs.astype(obs_dtype)), device)
-        rollout.compute_advantages(last_values, config.gamma, config.gae_lambda)
-        progress = min(step / config.total_steps, 1.0)
-        lr = annealed(config.lr, config.lr_end, progress)
-        for group in learner.optimizer.param_groups:
-            group["lr"] = lr
-        metrics = update(learner, rollout, progress, step)
-        run.log_update(step, runner.episodes, **metrics,
-                       explained_variance=explained_variance(rollout.values, rollout.returns), lr=lr)
-        rollout.reset()
-
-    try:
-        while step < config.total_steps:
-            previous_step, step = step, step + config.n_envs
-            network_obs = agent.network_input(runner.obs.astype(obs_dtype))
-            raw_actions = agent.raw_act(network_obs, deterministic=False, rng=rng)
-            result = runner.step(agent.to_env(raw_actions), step)
-            cut = result.truncated & ~result.terminated
-            truncated_values = np.zeros(config.n_envs, dtype=np.float32)
-            if cut.any():  # the episode goes on beyond the time limit: its final observation's value stands for it
-                final_obs = agent.network_input(result.next_obs[cut].astype(obs_dtype))
-                truncated_values[cut] = values_of(policy, final_obs, device)
-            rewards = result.rewards.astype(np.float32)
-            if reward_scaler is not None:
-                rewards = reward_scaler(result.rewards, result.terminated | result.truncated)
-            # log-probabilities and values are scored for the whole rollout once it is complete (score_rollout)
-            rollout.add(network_obs, raw_actions, 0.0, 0.0, rewards, result.terminated, result.truncated,
-                        truncated_values)
-            if obs_normalizer is not None:
-                obs_normalizer.update(runner.obs)
-            runner.report(result)
-            if rollout.full:
-                learn()
-            if run.evaluate_due(previous_step, step):
-                check_finite(policy, step)
-                if run.evaluate(step, runner.episodes, agent):
-                    break
-            # a half-collected rollout is never saved: the last checkpoint comes at the last whole one
-            if rollout.position == 0 and run.checkpoint_due(step, next_point=step + rollout.n_steps * config.n_envs):
-                check_finite(policy, step)
-                run.checkpoint(step, {
-                    "policy": policy.state_dict(),
-                    "optimizer": learner.optimizer.state_dict(),
-                    "rng": process_rng_states(rng),
-                    "runner": runner.state_dict(),
-                    "obs_normalizer": None if obs_normalizer is None else obs_normalizer.state_dict(),
-                    "reward_scaler": None if reward_scaler is None else reward_scaler.state_dict(),
-                    "step": step,
-                }, agent)
-        agent.summary = run.finish(step, runner.episodes, agent)
-    finally:
-        runner.close()
-    return agent
+    return drive(config, make_env, run, resume, config.n_envs,
+                 lambda runner, rng: RolloutTrainer(config, runner, run, rng, device, update))

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,44 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+@dataclass
+class RunRecord:
+    """What a run's bookkeeping carries from checkpoint to checkpoint (a checkpoint's "run" entry, plain data), so
+    that a resumed run goes on with the same metrics file, best policy, solve record, timings and schedule."""
+
+    # as of the newest checkpoint (None before the first): its step, metrics.csv's length then (the rows after it
+    # are redone on resume) and the training time so far
+    step: int | None = None
+    metrics_bytes: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0  # wall-clock spent evaluating so far
+    recent_returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))  # the last 100 episodes'
+    best_mean: float = -math.inf  # the best evaluation's score, and its step
+    best_step: int | None = None
+    solved_step: int | None = None  # where an evaluation (confirmed) first reached the threshold, and when
+    solved_time: float | None = None
+    last_eval_step: int | None = None
+    next_checkpoint: int = 0
+    # learning updates so far: a rollout's (A2C, PPO, actor-critics) or episodes' (REINFORCE) update, or one
+    # gradient step of the off-policy learners
+    updates: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{item.name: getattr(self, item.name) for item in fields(self)},
+                "recent_returns": list(self.recent_returns)}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], next_checkpoint: int) -> RunRecord:
+        """The record a checkpoint holds; an entry it lacks (an older deeprl's) takes its first value (the first
+        checkpoint's step: `next_checkpoint`)."""
+        record = cls(next_checkpoint=next_checkpoint)
+        for item in fields(record):
+            if item.name in state:
+                setattr(record, item.name, state[item.name])
+        record.recent_returns = deque(record.recent_returns, maxlen=100)
+        return record
+
+
 class Run:
     """One training run's directory and bookkeeping; `resume_state` continues one from a checkpoint."""
 
@@ -214,20 +253,20 @@ class Run:
         self.threshold = threshold
         self.env_spec = env_options(config)
         self.columns = (*BASE_COLUMNS, *extra_columns, TIME_COLUMN)
-        state = resume_state or {}
+        self.record = RunRecord.from_dict(resume_state or {}, next_checkpoint=config.checkpoint_every)
         metrics_path = path / "metrics.csv"
         if resume_state is None:
             atomic_write_text(path / "config.yaml", config_to_yaml(config, preset))
             metrics_path.write_text(",".join(self.columns) + "\n")
         else:  # drop the rows written after the checkpoint (and a partial last line): they will be redone
             with open(metrics_path, "r+b") as metrics:
-                metrics.truncate(state["metrics_bytes"])
+                metrics.truncate(self.record.metrics_bytes)
             # a process killed while writing a file atomically leaves its temporary file (a checkpoint's can
             # be 0.6 GB); this run holds the lock now, so no one else is writing them
             for folder in (path, checkpoint_dir(path)):
                 for temporary in folder.glob(".*.tmp"):
                     temporary.unlink(missing_ok=True)
-            _restore_best_policy(path / BEST_POLICY, state)
+            _restore_best_policy(path / BEST_POLICY, resume_state)
         # Open for the whole run, line-buffered: a crash loses at most the row being written.
         self.metrics = open(metrics_path, "a", buffering=1)  # noqa: SIM115
         self.tensorboard = None
@@ -236,22 +275,10 @@ class Run:
 
             # A resumed run writes again what came after its checkpoint's step: purge_step hides those
             # events (everything up to and including the checkpoint's step was flushed with it).
-            purge_step = None if resume_state is None else state["step"] + 1
+            purge_step = None if self.record.step is None else self.record.step + 1
             self.tensorboard = SummaryWriter(log_dir=str(path / "tensorboard"), purge_step=purge_step)
-        self.progress = Progress(config.total_steps, show_progress, initial=state.get("step", 0))
-        self.eval_seconds = state.get("eval_seconds", 0.0)
-        self.started = time.perf_counter() - state.get("train_seconds", 0.0) - self.eval_seconds
-        self.recent_returns: deque[float] = deque(state.get("recent_returns", []), maxlen=100)
-        self.best_mean = state.get("best_mean", -math.inf)
-        self.best_step: int | None = state.get("best_step")
-        self.solved_step: int | None = state.get("solved_step")
-        self.solved_time: float | None = state.get("solved_time")
-        self.last_eval_step: int | None = state.get("last_eval_step")
-        self.next_checkpoint = state.get("next_checkpoint", config.checkpoint_every)
-        self.checkpoint_step: int | None = state.get("step")  # the newest checkpoint's, None before the first
-        # learning updates so far: a rollout's (A2C, PPO, actor-critics) or episodes' (REINFORCE) update, or one
-        # gradient step of the off-policy learners
-        self.updates: int = state.get("updates", 0)
+        self.progress = Progress(config.total_steps, show_progress, initial=self.record.step or 0)
+        self.started = time.perf_counter() - self.record.train_seconds - self.record.eval_seconds
         self.stop_requested = False
         self.previous_handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -276,34 +303,21 @@ class Run:
         every = self.config.checkpoint_every
         total = self.config.total_steps
         last_point = step >= total if next_point is None else next_point > total
-        return self.stop_requested or (every > 0 and (step >= self.next_checkpoint or last_point))
+        return self.stop_requested or (every > 0 and (step >= self.record.next_checkpoint or last_point))
 
     def checkpoint(self, step: int, algo_state: dict[str, Any], agent: Agent) -> None:
         """Save the whole training state; after a stop request, also the current policy and the curve (so
         eval, watch and plot work on the interrupted run), then end the run (it can be resumed)."""
         every = self.config.checkpoint_every
         if every > 0:
-            self.next_checkpoint = (step // every + 1) * every
+            self.record.next_checkpoint = (step // every + 1) * every
         self.metrics.flush()
         if self.tensorboard is not None:
             self.tensorboard.flush()
-        run_state = {
-            "step": step,
-            "metrics_bytes": self.metrics.tell(),
-            "train_seconds": self.train_seconds(),
-            "eval_seconds": self.eval_seconds,
-            "recent_returns": list(self.recent_returns),
-            "best_mean": self.best_mean,
-            "best_step": self.best_step,
-            "solved_step": self.solved_step,
-            "solved_time": self.solved_time,
-            "last_eval_step": self.last_eval_step,
-            "next_checkpoint": self.next_checkpoint,
-            "updates": self.updates,
-            "best_policy": _file_bytes(self.path / BEST_POLICY),
-        }
+        record = self.record
+        record.step, record.metrics_bytes, record.train_seconds = step, self.metrics.tell(), self.train_seconds()
+        run_state = {**record.to_dict(), "best_policy": _file_bytes(self.path / BEST_POLICY)}
         save_checkpoint(self.path, step, {"run": run_state, "algo": algo_state}, self.config.algo, self.config.env)
-        self.checkpoint_step = step
         if self.stop_requested:
             self.close()
             save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec, step)
@@ -323,18 +337,19 @@ class Run:
 
     def train_seconds(self) -> float:
         """Wall-clock spent training so far, evaluation time excluded."""
-        return time.perf_counter() - self.started - self.eval_seconds
+        return time.perf_counter() - self.started - self.record.eval_seconds
 
     def timing(self, step: int) -> dict[str, float]:
         """Where the wall-clock went: training steps/s, overall steps/s, and the share spent evaluating."""
         train_seconds = max(self.train_seconds(), 1e-9)
-        wall_seconds = train_seconds + self.eval_seconds
+        eval_seconds = self.record.eval_seconds
+        wall_seconds = train_seconds + eval_seconds
         return {
             "train_seconds": round(train_seconds, 3),
-            "eval_seconds": round(self.eval_seconds, 3),
+            "eval_seconds": round(eval_seconds, 3),
             "train_steps_per_second": round(step / train_seconds, 1),
             "steps_per_second": round(step / wall_seconds, 1),
-            "eval_fraction": round(self.eval_seconds / wall_seconds, 4),
+            "eval_fraction": round(eval_seconds / wall_seconds, 4),
         }
 
     def _write_row(self, values: dict[str, Any]) -> None:
@@ -346,20 +361,20 @@ class Run:
                     self.tensorboard.add_scalar(f"{values['kind']}/{key}", value, values["step"])
 
     def end_episode(self, step: int, episode: int, episodic_return: float, length: int, **extra: Any) -> None:
-        self.recent_returns.append(episodic_return)
+        self.record.recent_returns.append(episodic_return)
         self._write_row(
             {"kind": "train", "step": step, "episode": episode, "return": episodic_return, "length": length, **extra}
         )
-        self.progress.advance(length, float(np.mean(self.recent_returns)))
+        self.progress.advance(length, float(np.mean(self.record.recent_returns)))
 
     def log_update(self, step: int, episode: int, **values: Any) -> None:
         """A metrics row (and TensorBoard scalars) for one learning update: losses, entropy and the like."""
-        self.updates += 1
+        self.record.updates += 1
         self._write_row({"kind": "update", "step": step, "episode": episode, **values})
 
     def count_update(self) -> None:
         """One learning update that writes no row of its own (an off-policy gradient step)."""
-        self.updates += 1
+        self.record.updates += 1
 
     def evaluate_due(self, previous_step: int, step: int) -> bool:
         """Whether the steps after `previous_step` up to `step` crossed a multiple of eval_every (a vectorised
@@ -374,47 +389,71 @@ class Run:
             agent, self.make_eval_env, self.config.eval_episodes,
             seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
         )
-        reached = self.threshold is not None and result.mean >= self.threshold and self.solved_step is None
-        confirmation = None
-        score = result.mean
-        if reached and self.config.solve_confirm_episodes > 0:
-            # The periodic evaluation replays the same episodes each time, so the policy picked at its
-            # first crossing is partly picked for those episodes; new ones tell whether it holds.
-            confirmation = evaluate(
-                agent, self.make_eval_env, self.config.solve_confirm_episodes,
-                seed=CONFIRM_EVAL_SEED + 10_000_000 * self.config.seed + step,
-            )
-            score = float(np.mean([*result.returns, *confirmation.returns]))  # the better estimate ranks it
-        self.last_eval_step = step
-        if score > self.best_mean:
-            self.best_mean, self.best_step = score, step
-            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec, step)
-        self.eval_seconds += time.perf_counter() - started
+        record = self.record
+        reached = self.threshold is not None and result.mean >= self.threshold and record.solved_step is None
+        confirmation = self._confirm_solve(step, agent) if reached else None
+        record.last_eval_step = step
+        # the better estimate ranks the policy: the confirming episodes count too
+        score = result.mean if confirmation is None else float(np.mean([*result.returns, *confirmation.returns]))
+        self._keep_if_best(step, agent, score)
+        record.eval_seconds += time.perf_counter() - started
         self._write_eval_row("eval", step, episode, result)
         if confirmation is not None:
             self._write_eval_row("confirm", step, episode, confirmation)
         newly_solved = reached and (confirmation is None or confirmation.mean >= self.threshold)
         if newly_solved:
-            self.solved_step, self.solved_time = step, self.train_seconds()
-        recent = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+            record.solved_step, record.solved_time = step, self.train_seconds()
         timing = self.timing(step)
+        self._log_timing(step, timing)
+        self._announce(step, episode, result, confirmation, timing,
+                       " | solved" if newly_solved else " | not confirmed" if reached else "")
+        if self.on_evaluation is not None:
+            self.on_evaluation(self._evaluation_report(step, episode, result))
+        return newly_solved and self.config.stop_on_solve
+
+    def _confirm_solve(self, step: int, agent: Agent) -> EvalResult | None:
+        """Episodes never played before, where an evaluation first reaches the threshold (None: no confirmation
+        asked). The periodic evaluation replays the same episodes each time, so the policy picked at its first
+        crossing is partly picked for those episodes; new ones tell whether it holds."""
+        if self.config.solve_confirm_episodes <= 0:
+            return None
+        return evaluate(
+            agent, self.make_eval_env, self.config.solve_confirm_episodes,
+            seed=CONFIRM_EVAL_SEED + 10_000_000 * self.config.seed + step,
+        )
+
+    def _keep_if_best(self, step: int, agent: Agent, score: float) -> None:
+        """Save the policy as the best one when its evaluation scores above every earlier one."""
+        if score > self.record.best_mean:
+            self.record.best_mean, self.record.best_step = score, step
+            save_policy(self.path / BEST_POLICY, self.config.algo, agent, self.env_spec, step)
+
+    def _log_timing(self, step: int, timing: dict[str, float]) -> None:
+        """Where the wall-clock went, as TensorBoard scalars."""
         if self.tensorboard is not None:
             for key in ("train_steps_per_second", "steps_per_second", "eval_fraction"):
                 self.tensorboard.add_scalar(f"time/{key}", timing[key], step)
+
+    def _announce(self, step: int, episode: int, result: EvalResult, confirmation: EvalResult | None,
+                  timing: dict[str, float], outcome: str) -> None:
+        """One progress line per evaluation."""
+        recent_returns = self.record.recent_returns
+        recent = float(np.mean(recent_returns)) if recent_returns else float("nan")
         self.progress.message(
             f"step {step:>8} | episodes {episode:>6} | mean return (last 100) {recent:8.2f} | "
             f"eval {result.mean:8.2f} ± {result.std:6.2f} | {timing_text(timing)}"
-            + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}")
-            + (" | solved" if newly_solved else " | not confirmed" if reached else "")
+            + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}") + outcome
         )
-        if self.on_evaluation is not None:
-            self.on_evaluation({
-                "step": step, "episode": episode, "eval_return": result.mean, "eval_return_std": result.std,
-                "best_return": self.best_mean, "solved": self.solved_step is not None,
-                "solved_at_step": self.solved_step, "train_seconds": round(self.train_seconds(), 3),
-                "checkpoint_step": self.checkpoint_step,
-            })
-        return newly_solved and self.config.stop_on_solve
+
+    def _evaluation_report(self, step: int, episode: int, result: EvalResult) -> dict[str, Any]:
+        """What `on_evaluation` is told after an evaluation."""
+        record = self.record
+        return {
+            "step": step, "episode": episode, "eval_return": result.mean, "eval_return_std": result.std,
+            "best_return": record.best_mean, "solved": record.solved_step is not None,
+            "solved_at_step": record.solved_step, "train_seconds": round(self.train_seconds(), 3),
+            "checkpoint_step": record.step,
+        }
 
     def _write_eval_row(self, kind: str, step: int, episode: int, result: EvalResult) -> None:
         self._write_row({"kind": kind, "step": step, "episode": episode, "return": result.mean,
@@ -422,7 +461,7 @@ class Run:
 
     def finish(self, step: int, episode: int, agent: Agent) -> dict[str, Any]:
         """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
-        if self.last_eval_step != step:  # the final policy competes for "best" like every evaluated one
+        if self.record.last_eval_step != step:  # the final policy competes for "best" like every evaluated one
             self.evaluate(step, episode, agent)
         timing = self.timing(step)
         self.close()
@@ -431,7 +470,7 @@ class Run:
         episodes = self.config.final_eval_episodes
         final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
         # the best policy is the final one when the last evaluation ranked highest: same weights, same episodes
-        best = final if self.best_step == step else evaluate(
+        best = final if self.record.best_step == step else evaluate(
             load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed
         )
         summary = {
@@ -440,13 +479,13 @@ class Run:
             "seed": self.config.seed,
             "steps": step,
             "episodes": episode,
-            "updates": self.updates,
+            "updates": self.record.updates,
             **timing,
             "solve_threshold": self.threshold,
-            "solved": self.solved_step is not None,
-            "solved_at_step": self.solved_step,
-            "solved_train_seconds": None if self.solved_time is None else round(self.solved_time, 3),
-            "best_policy_step": self.best_step,
+            "solved": self.record.solved_step is not None,
+            "solved_at_step": self.record.solved_step,
+            "solved_train_seconds": None if self.record.solved_time is None else round(self.record.solved_time, 3),
+            "best_policy_step": self.record.best_step,
             "best": best.to_dict(),
             "final": final.to_dict(),
         }

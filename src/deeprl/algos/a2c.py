@@ -23,7 +23,7 @@ import torch
 from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
-from deeprl.onpolicy import Learner, OnPolicyConfig, normalized_advantages
+from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent
 from deeprl.run import Run
 
@@ -49,16 +49,16 @@ class Config(OnPolicyConfig):
     normalize_advantages: bool = knob(False, "standardise the advantages within each rollout")
 
 
-def update(learner: Learner, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
+def update(context: UpdateContext, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
     """One gradient step on the whole rollout."""
-    config: Config = learner.config
-    (batch,) = rollout.minibatches(config.n_steps * config.n_envs, learner.rng, learner.device)
-    log_probs, entropy, values = learner.policy.evaluate_actions(batch.obs, batch.actions)
+    config: Config = context.config
+    (batch,) = rollout.minibatches(config.n_steps * config.n_envs, context.rng, context.device)
+    log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
     advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
     policy_loss = -(advantages * log_probs).mean()
     value_loss = ((values - batch.returns) ** 2).mean()
     entropy = entropy.mean()
-    learner.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
+    context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
     return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
 
 

@@ -34,11 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeprl.agent import observation_dtype
-from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything
 from deeprl.errors import DeeprlError
-from deeprl.experience import EnvRunner, Step
+from deeprl.experience import EnvRunner, Transitions
+from deeprl.loop import drive
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -145,46 +144,56 @@ def critic_targets(
     return targets.view(-1)
 
 
-def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, config.n_envs, config.seed, run)
-    obs_space, action_space = runner.observation_space, runner.action_space
-    uses_value, uses_q = config.critic in ("td", "advantage"), config.critic in ("q", "advantage")
-    value = ("shared" if config.shared_trunk else "separate") if uses_value else "none"
-    network = policy_network(obs_space, action_space, config, value)
-    policy = ActorCritic(**network).to(device)
-    q_head = QHead(policy, policy.input_dim, int(action_space.n), config).to(device) if uses_q else None
-    agent = PolicyAgent(policy, obs_space, action_space, network)
-    obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
-    parameters = list({id(p): p for module in (policy, q_head) if module is not None
-                       for p in module.parameters()}.values())  # a shared trunk is listed once
-    groups: list[dict[str, Any]] = [{"params": parameters}]
-    if config.actor_lr is not None:  # the actor's own parameters: its head, and its trunk unless shared
-        actor_modules = [policy.policy_head] if config.shared_trunk else [policy.policy_head, policy.trunk]
-        actor_ids = {id(p) for module in actor_modules for p in module.parameters()}
-        if policy.log_std is not None:
-            actor_ids.add(id(policy.log_std))
-        groups = [{"params": [p for p in parameters if id(p) in actor_ids], "lr": config.actor_lr},
-                  {"params": [p for p in parameters if id(p) not in actor_ids]}]
-    optimizer = torch.optim.Adam(groups, lr=config.lr)
-    value_loss_fn = F.smooth_l1_loss if config.value_loss == "smooth_l1" else F.mse_loss
-    step = 0
-    if resume is not None:
-        policy.load_state_dict(resume["policy"])
-        if q_head is not None:
-            q_head.load_state_dict(resume["q_head"])
-        optimizer.load_state_dict(resume["optimizer"])
-        restore_process_rng_states(resume["rng"], rng)
-        runner.load_state_dict(resume["runner"])
-        step = resume["step"]
+class ActorCriticTrainer:
+    """The actor-critics as the loop skeleton (deeprl.loop) drives them: a rollout of n_steps steps of every copy
+    per `advance` (shorter where the budget ends), and one update on it."""
 
-    def update(rollout: list[Step], raw_actions: list[np.ndarray]) -> None:
+    def __init__(self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator,
+                 device: torch.device) -> None:
+        self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
+        obs_space, action_space = runner.observation_space, runner.action_space
+        self.uses_value, self.uses_q = config.critic in ("td", "advantage"), config.critic in ("q", "advantage")
+        value = ("shared" if config.shared_trunk else "separate") if self.uses_value else "none"
+        network = policy_network(obs_space, action_space, config, value)
+        self.policy = policy = ActorCritic(**network).to(device)
+        self.q_head = QHead(policy, policy.input_dim, int(action_space.n), config).to(device) if self.uses_q else None
+        self.agent = PolicyAgent(policy, obs_space, action_space, network)
+        self.obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
+        self.parameters = list({id(p): p for module in (policy, self.q_head) if module is not None
+                                for p in module.parameters()}.values())  # a shared trunk is listed once
+        groups: list[dict[str, Any]] = [{"params": self.parameters}]
+        if config.actor_lr is not None:  # the actor's own parameters: its head, and its trunk unless shared
+            actor_modules = [policy.policy_head] if config.shared_trunk else [policy.policy_head, policy.trunk]
+            actor_ids = {id(p) for module in actor_modules for p in module.parameters()}
+            if policy.log_std is not None:
+                actor_ids.add(id(policy.log_std))
+            groups = [{"params": [p for p in self.parameters if id(p) in actor_ids], "lr": config.actor_lr},
+                      {"params": [p for p in self.parameters if id(p) not in actor_ids]}]
+        self.optimizer = torch.optim.Adam(groups, lr=config.lr)
+        self.value_loss_fn = F.smooth_l1_loss if config.value_loss == "smooth_l1" else F.mse_loss
+
+    def advance(self, step: int) -> int:
+        """A rollout of n_steps steps of every copy (cut at the budget's end), then the update on it."""
+        config, runner, agent = self.config, self.runner, self.agent
+        rollout, raw_actions = [], []
+        for _ in range(config.n_steps):
+            step += config.n_envs
+            raw = agent.raw_act(runner.obs.astype(self.obs_dtype, copy=False), deterministic=False, rng=self.rng)
+            transitions = runner.step(agent.to_env(raw), step)
+            runner.report(transitions)
+            rollout.append(transitions)
+            raw_actions.append(raw)
+            if step >= config.total_steps:
+                break
+        self.update(rollout, raw_actions, step)
+        return step
+
+    def update(self, rollout: list[Transitions], raw_actions: list[np.ndarray], step: int) -> None:
+        config, device, policy, q_head = self.config, self.device, self.policy, self.q_head
+        uses_value, uses_q = self.uses_value, self.uses_q
+
         def stacked(name: str) -> torch.Tensor:
-            return torch.from_numpy(np.concatenate([getattr(result, name) for result in rollout])).to(device)
+            return torch.from_numpy(np.concatenate([getattr(transitions, name) for transitions in rollout])).to(device)
 
         obs, next_obs = stacked("obs").float(), stacked("next_obs").float()
         actions = torch.from_numpy(np.concatenate(raw_actions)).to(device)
@@ -205,9 +214,9 @@ def train(
             if uses_value:  # Q = V + A with V held fixed here: the head learns A(s, a), the mean of y - V(s)
                 q_all = q_all + values.detach().unsqueeze(1)
             q_taken = q_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
-            critic_loss = critic_loss + value_loss_fn(q_taken, targets)
+            critic_loss = critic_loss + self.value_loss_fn(q_taken, targets)
         if uses_value:
-            critic_loss = critic_loss + value_loss_fn(values, targets)
+            critic_loss = critic_loss + self.value_loss_fn(values, targets)
         if config.critic == "q":
             weights = q_taken.detach()
         elif config.critic == "advantage":
@@ -221,39 +230,38 @@ def train(
         else:
             policy_loss = -(log_probs * weights).mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + config.value_coef * critic_loss
-        gradient_step(optimizer, parameters, loss, config.max_grad_norm, step, "try a lower lr or reward_scale")
-        run.log_update(step, runner.episodes, policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
-                       entropy=entropy.mean().item())
+        gradient_step(self.optimizer, self.parameters, loss, config.max_grad_norm, step,
+                      "try a lower lr or reward_scale")
+        self.run.log_update(step, self.runner.episodes, policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
+                            entropy=entropy.mean().item())
 
-    try:
-        while step < config.total_steps:
-            previous_step = step
-            rollout, raw_actions = [], []
-            for _ in range(config.n_steps):
-                step += config.n_envs
-                raw = agent.raw_act(runner.obs.astype(obs_dtype, copy=False), deterministic=False, rng=rng)
-                result = runner.step(agent.to_env(raw), step)
-                runner.report(result)
-                rollout.append(result)
-                raw_actions.append(raw)
-                if step >= config.total_steps:
-                    break
-            update(rollout, raw_actions)
-            if run.evaluate_due(previous_step, step):
-                check_finite(policy, step)
-                if run.evaluate(step, runner.episodes, agent):
-                    break
-            if run.checkpoint_due(step):  # between rollouts: nothing is pending
-                check_finite(policy, step)
-                run.checkpoint(step, {
-                    "policy": policy.state_dict(),
-                    "q_head": None if q_head is None else q_head.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": process_rng_states(rng),
-                    "runner": runner.state_dict(),
-                    "step": step,
-                }, agent)
-        agent.summary = run.finish(step, runner.episodes, agent)
-    finally:
-        runner.close()
-    return agent
+    def can_checkpoint(self, step: int) -> bool:
+        return True  # between rollouts: nothing is pending
+
+    def next_checkpoint(self, step: int) -> None:
+        return None
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.policy, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "q_head": None if self.q_head is None else self.q_head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        if self.q_head is not None:
+            self.q_head.load_state_dict(state["q_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def train(
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
+) -> PolicyAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    return drive(config, make_env, run, resume, config.n_envs,
+                 lambda runner, rng: ActorCriticTrainer(config, runner, run, rng, device))

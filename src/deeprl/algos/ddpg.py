@@ -46,7 +46,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
+from deeprl.offpolicy import Exploration, OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent
 from deeprl.run import Run
 
@@ -164,17 +164,16 @@ class DDPG:
         return annealed_sigma(config.noise_sigma, config.noise_sigma_end, step,
                               config.noise_decay_steps or config.total_steps)
 
-    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
         if self.config.random_start and step <= self.config.learning_starts:
             actions = rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
-            return self.agent.to_env(actions), actions, {}
+            return Exploration(self.agent.to_env(actions), actions, {})
         actions = self.agent.unit_act(obs.astype(np.float32))
         if self.noise is None:
-            return self.agent.to_env(actions), actions, {}
+            return Exploration(self.agent.to_env(actions), actions, {})
         self.noise.sigma = self.noise_sigma(step)
         actions = np.clip(actions + self.noise.sample(), -1.0, 1.0)
-        return self.agent.to_env(actions), actions, {"noise_sigma": self.noise.sigma}
+        return Exploration(self.agent.to_env(actions), actions, {"noise_sigma": self.noise.sigma})
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         config = self.config

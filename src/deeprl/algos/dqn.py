@@ -37,7 +37,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.offpolicy import OffPolicyConfig
+from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import QAgent
 from deeprl.run import Run
 
@@ -161,14 +161,13 @@ class DQN:
         self.n_actions = int(action_space.n)
         self.first_action = int(action_space.start)  # the replay stores 0..n-1; the env may number from `start`
 
-    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
         epsilon = self.epsilon.value(step, episodes)
         if rng.random() < epsilon:
             action = int(rng.integers(self.n_actions))
         else:
             action = self.agent.act(obs[0]) - self.first_action
-        return np.array([action + self.first_action]), np.array([action]), {"epsilon": epsilon}
+        return Exploration(np.array([action + self.first_action]), np.array([action]), {"epsilon": epsilon})
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         """One gradient step on the TD error of a replayed batch."""

@@ -24,7 +24,7 @@ import torch
 from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
-from deeprl.onpolicy import Learner, OnPolicyConfig, annealed, normalized_advantages
+from deeprl.onpolicy import OnPolicyConfig, UpdateContext, annealed, normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent
 from deeprl.run import Run
 
@@ -83,20 +83,20 @@ def approx_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor) -> torch.Ten
     return (torch.exp(log_ratio) - 1 - log_ratio).mean()
 
 
-def update(learner: Learner, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
+def update(context: UpdateContext, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
     """n_epochs passes of minibatch steps over the rollout; the row holds the means over every minibatch."""
-    config: Config = learner.config
+    config: Config = context.config
     clip_range = annealed(config.clip_range, config.clip_range_end, progress)
-    sums = torch.zeros(len(SUMMED), device=learner.device)  # summed on the device: no sync per minibatch
+    sums = torch.zeros(len(SUMMED), device=context.device)  # summed on the device: no sync per minibatch
     minibatches = 0
     for _ in range(config.n_epochs):
-        for batch in rollout.minibatches(config.batch_size, learner.rng, learner.device):
-            log_probs, entropy, values = learner.policy.evaluate_actions(batch.obs, batch.actions)
+        for batch in rollout.minibatches(config.batch_size, context.rng, context.device):
+            log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
             advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
             policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
             value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)
             entropy = entropy.mean()
-            learner.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
+            context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
             with torch.no_grad():
                 kl = approx_kl(log_probs, batch.old_log_probs)
                 sums += torch.stack([policy_loss, value_loss, entropy, kl, clip_fraction])

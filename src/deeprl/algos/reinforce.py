@@ -24,11 +24,11 @@ import torch.nn.functional as F
 
 from deeprl.agent import observation_dtype
 from deeprl.buffers import discounted_returns
-from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig, knob
-from deeprl.envs import seed_everything
 from deeprl.experience import EnvRunner
+from deeprl.loop import drive
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
+from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
@@ -84,105 +84,113 @@ class Episode:
                    [np.asarray(a, dtype=action_dtype) for a in state["actions"]], list(state["rewards"]))
 
 
-def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, config.n_envs, config.seed, run)
-    obs_space, action_space = runner.observation_space, runner.action_space
-    network = policy_network(obs_space, action_space, config, "separate" if config.baseline == "value" else "none")
-    policy = ActorCritic(**network).to(device)
-    agent = PolicyAgent(policy, obs_space, action_space, network)
-    value_parameters = [p for name, p in policy.named_parameters() if name.startswith("value_")]
-    policy_parameters = [p for name, p in policy.named_parameters() if not name.startswith("value_")]
-    groups = [{"params": policy_parameters, "lr": config.lr}]
-    if value_parameters:
-        groups.append({"params": value_parameters, "lr": config.value_lr})
-    optimizer = torch.optim.Adam(groups)
-    parameters = list(policy.parameters())
-    obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
-    action_dtype = np.dtype(np.int64 if agent.discrete else np.float32)
+class ReinforceTrainer:
+    """REINFORCE as the loop skeleton (deeprl.loop) drives it: one step of every copy per `advance`, and an update
+    once `episodes_per_update` episodes have ended."""
 
-    running = [Episode() for _ in range(config.n_envs)]  # each copy's episode in progress
-    finished: list[tuple[Episode, np.ndarray]] = []  # whole episodes and their returns, awaiting the update
-    baseline_mean = 0.0
-    step = 0
-    if resume is not None:
-        policy.load_state_dict(resume["policy"])
-        optimizer.load_state_dict(resume["optimizer"])
-        restore_process_rng_states(resume["rng"], rng)
-        runner.load_state_dict(resume["runner"])
-        running = [Episode.from_state(state, obs_dtype, action_dtype) for state in resume["running"]]
-        baseline_mean, step = resume["baseline_mean"], resume["step"]
+    def __init__(self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator,
+                 device: torch.device) -> None:
+        self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
+        obs_space, action_space = runner.observation_space, runner.action_space
+        network = policy_network(obs_space, action_space, config, "separate" if config.baseline == "value" else "none")
+        self.policy = ActorCritic(**network).to(device)
+        self.agent = PolicyAgent(self.policy, obs_space, action_space, network)
+        value_parameters = [p for name, p in self.policy.named_parameters() if name.startswith("value_")]
+        policy_parameters = [p for name, p in self.policy.named_parameters() if not name.startswith("value_")]
+        groups = [{"params": policy_parameters, "lr": config.lr}]
+        if value_parameters:
+            groups.append({"params": value_parameters, "lr": config.value_lr})
+        self.optimizer = torch.optim.Adam(groups)
+        self.parameters = list(self.policy.parameters())
+        self.obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
+        self.action_dtype = np.dtype(np.int64 if self.agent.discrete else np.float32)
+        self.running = [Episode() for _ in range(config.n_envs)]  # each copy's episode in progress
+        self.finished: list[tuple[Episode, np.ndarray]] = []  # whole episodes and their returns, awaiting the update
+        self.baseline_mean = 0.0
 
-    def update() -> None:
-        nonlocal baseline_mean
+    def advance(self, step: int) -> int:
+        """One step of every copy; the update once enough episodes have ended."""
+        runner = self.runner
+        step += self.config.n_envs
+        obs = runner.obs.astype(self.obs_dtype, copy=False)
+        raw_actions = self.agent.raw_act(obs, deterministic=False, rng=self.rng)
+        transitions = runner.step(self.agent.to_env(raw_actions), step)
+        for index, episode in enumerate(self.running):
+            episode.obs.append(obs[index])
+            episode.actions.append(raw_actions[index])
+            episode.rewards.append(float(transitions.rewards[index]))
+            if transitions.terminated[index] or transitions.truncated[index]:
+                returns = self.returns_of(episode, bool(transitions.terminated[index]), transitions.next_obs[index])
+                self.finished.append((episode, returns))
+                self.running[index] = Episode()
+        runner.report(transitions)
+        if len(self.finished) >= self.config.episodes_per_update:
+            self.update(step)
+            self.finished = []
+        return step
+
+    def returns_of(self, episode: Episode, terminated: bool, final_obs: np.ndarray) -> np.ndarray:
+        """The episode's returns G_t; a time-limit cut bootstraps with the learnt value of its final observation."""
+        bootstrap = 0.0
+        if not terminated and self.config.baseline == "value":
+            with torch.inference_mode():
+                bootstrap = self.policy.value(torch.from_numpy(final_obs[None]).to(self.device)).item()
+        return discounted_returns(np.asarray(episode.rewards, dtype=np.float32), self.config.gamma, bootstrap)
+
+    def update(self, step: int) -> None:
+        config, device, finished = self.config, self.device, self.finished
         obs = torch.from_numpy(np.concatenate([np.stack(episode.obs) for episode, _ in finished])).to(device)
         actions = torch.from_numpy(np.concatenate([np.stack(episode.actions) for episode, _ in finished]))
         returns = torch.from_numpy(np.concatenate([episode_returns for _, episode_returns in finished])).to(device)
-        log_probs, entropy, values = policy.evaluate_actions(obs, actions.to(device))
+        log_probs, entropy, values = self.policy.evaluate_actions(obs, actions.to(device))
         value_loss = torch.zeros((), device=device)
         if config.baseline == "value":
             weights = returns - values.detach()
             value_loss = F.mse_loss(values, returns)
         elif config.baseline == "mean":
-            weights = returns - baseline_mean
-            baseline_mean = config.baseline_decay * baseline_mean + (1 - config.baseline_decay) * returns.mean().item()
+            weights = returns - self.baseline_mean
+            self.baseline_mean = (config.baseline_decay * self.baseline_mean
+                                  + (1 - config.baseline_decay) * returns.mean().item())
         else:
             weights = returns
-        if config.normalize_returns and len(weights) > 1:
-            weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+        if config.normalize_returns:
+            weights = normalized_advantages(weights)
         per_step = -log_probs * weights
         policy_loss = per_step.sum() if config.loss_reduction == "sum" else per_step.mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + value_loss
-        gradient_step(optimizer, parameters, loss, config.max_grad_norm, step)
-        run.log_update(step, runner.episodes, policy_loss=policy_loss.item(), value_loss=value_loss.item(),
-                       entropy=entropy.mean().item(), baseline=baseline_mean if config.baseline == "mean" else None)
+        gradient_step(self.optimizer, self.parameters, loss, config.max_grad_norm, step)
+        self.run.log_update(step, self.runner.episodes, policy_loss=policy_loss.item(), value_loss=value_loss.item(),
+                            entropy=entropy.mean().item(),
+                            baseline=self.baseline_mean if config.baseline == "mean" else None)
 
-    def end_of_episode(episode: Episode, terminated: bool, final_obs: np.ndarray) -> np.ndarray:
-        """The episode's returns G_t; a time-limit cut bootstraps with the learnt value of its final observation."""
-        bootstrap = 0.0
-        if not terminated and config.baseline == "value":
-            with torch.inference_mode():
-                bootstrap = policy.value(torch.from_numpy(final_obs[None]).to(device)).item()
-        return discounted_returns(np.asarray(episode.rewards, dtype=np.float32), config.gamma, bootstrap)
+    def can_checkpoint(self, step: int) -> bool:
+        return not self.finished  # whole episodes are learnt from before a checkpoint
 
-    try:
-        while step < config.total_steps:
-            previous_step, step = step, step + config.n_envs
-            obs = runner.obs.astype(obs_dtype, copy=False)
-            raw_actions = agent.raw_act(obs, deterministic=False, rng=rng)
-            result = runner.step(agent.to_env(raw_actions), step)
-            for index, episode in enumerate(running):
-                episode.obs.append(obs[index])
-                episode.actions.append(raw_actions[index])
-                episode.rewards.append(float(result.rewards[index]))
-                if result.terminated[index] or result.truncated[index]:
-                    returns = end_of_episode(episode, bool(result.terminated[index]), result.next_obs[index])
-                    finished.append((episode, returns))
-                    running[index] = Episode()
-            runner.report(result)
-            if len(finished) >= config.episodes_per_update:
-                update()
-                finished = []
-            if run.evaluate_due(previous_step, step):
-                check_finite(policy, step)
-                if run.evaluate(step, runner.episodes, agent):
-                    break
-            if not finished and run.checkpoint_due(step):  # whole episodes are learnt from before a checkpoint
-                check_finite(policy, step)
-                run.checkpoint(step, {
-                    "policy": policy.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rng": process_rng_states(rng),
-                    "runner": runner.state_dict(),
-                    "running": [episode.state() for episode in running],
-                    "baseline_mean": baseline_mean,
-                    "step": step,
-                }, agent)
-        agent.summary = run.finish(step, runner.episodes, agent)
-    finally:
-        runner.close()
-    return agent
+    def next_checkpoint(self, step: int) -> None:
+        return None
+
+    def check_finite(self, step: int) -> None:
+        check_finite(self.policy, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "running": [episode.state() for episode in self.running],
+            "baseline_mean": self.baseline_mean,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.running = [Episode.from_state(episode, self.obs_dtype, self.action_dtype) for episode in state["running"]]
+        self.baseline_mean = state["baseline_mean"]
+
+
+def train(
+    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    resume: dict[str, Any] | None = None,
+) -> PolicyAgent:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+    return drive(config, make_env, run, resume, config.n_envs,
+                 lambda runner, rng: ReinforceTrainer(config, runner, run, rng, device))

@@ -42,7 +42,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.offpolicy import OffPolicyConfig, load_state_of, state_of
+from deeprl.offpolicy import Exploration, OffPolicyConfig, load_state_of, state_of
 from deeprl.policies import ScaledActorAgent
 from deeprl.run import Run
 
@@ -111,13 +111,12 @@ class SAC:
         self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
         self.gradient_steps = 0
 
-    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
         if step <= self.config.learning_starts:
             actions = rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
         else:
             actions = self.agent.unit_act(obs.astype(np.float32), deterministic=False)
-        return self.agent.to_env(actions), actions, {}
+        return Exploration(self.agent.to_env(actions), actions, {})
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         config = self.config

@@ -1,0 +1,85 @@
+"""The skeleton every family's training follows: seed, env copies, resume, then advance, evaluate and checkpoint
+on schedule until the budget ends, and finish.
+
+A family (the off-policy learners, the rollout learners A2C and PPO, REINFORCE, the actor-critics) supplies a
+`Trainer`: how training advances past a step (one env step, one step of a rollout, a whole rollout), where its state
+can be saved whole (an episode's end, a rollout's boundary), and that state. The driver owns only what every family
+shares: the step count, the process's random generators and the env copies; networks, optimisers, buffers and any
+state a policy carries (a recurrent one's included) belong to the trainer and its state_dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from deeprl.agent import Agent
+from deeprl.checkpoint import process_rng_states, restore_process_rng_states
+from deeprl.config import RunConfig
+from deeprl.envs import seed_everything
+from deeprl.experience import EnvRunner
+from deeprl.run import Run
+
+
+class Trainer(Protocol):
+    """What the driver needs of a family's training."""
+
+    agent: Agent  # acts for evaluations and policy files
+
+    def advance(self, step: int) -> int:
+        """Collect the experience after `step` (and learn from it when due); the step reached."""
+
+    def can_checkpoint(self, step: int) -> bool:
+        """Whether nothing half-done is pending at `step`, so the state saved there is whole."""
+
+    def next_checkpoint(self, step: int) -> int | None:
+        """The step of the next point where a checkpoint can be taken, where it is known ahead (a rollout's
+        boundary); None where any later step may be one (an episode's end, the budget's)."""
+
+    def check_finite(self, step: int) -> None:
+        """Stop the run with one line when a network holds NaN or inf."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers, buffers and schedules; its keys sit beside the driver's in the checkpoint."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state` (the checkpoint's whole algorithm entry, the driver's keys included)."""
+
+
+# build(runner, rng) -> the family's trainer, its networks freshly initialised
+Build = Callable[[EnvRunner, np.random.Generator], Trainer]
+
+
+def drive(
+    config: RunConfig, make_env: Callable[..., gym.Env], run: Run, resume: dict[str, Any] | None, n_envs: int,
+    build: Build,
+) -> Any:
+    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped; the agent."""
+    rng = seed_everything(config.seed)
+    runner = EnvRunner(make_env, n_envs, config.seed, run)
+    try:
+        trainer = build(runner, rng)
+        step = 0
+        if resume is not None:
+            trainer.load_state_dict(resume)
+            restore_process_rng_states(resume["rng"], rng)
+            runner.load_state_dict(resume["runner"])
+            step = resume["step"]
+        while step < config.total_steps:
+            previous_step, step = step, trainer.advance(step)
+            if run.evaluate_due(previous_step, step):
+                trainer.check_finite(step)
+                if run.evaluate(step, runner.episodes, trainer.agent):
+                    break
+            if trainer.can_checkpoint(step) and run.checkpoint_due(step, trainer.next_checkpoint(step)):
+                trainer.check_finite(step)
+                state = {**trainer.state_dict(), "step": step, "runner": runner.state_dict(),
+                         "rng": process_rng_states(rng)}
+                run.checkpoint(step, state, trainer.agent)
+        trainer.agent.summary = run.finish(step, runner.episodes, trainer.agent)
+    finally:
+        runner.close()
+    return trainer.agent
