@@ -28,7 +28,14 @@ from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.loop import drive
-from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
+from deeprl.nets import (
+    ACTIVATIONS,
+    ActorCritic,
+    check_finite,
+    gradient_step,
+    observation_encoder,
+    set_learning_rate,
+)
 from deeprl.normalization import ObservationNormalizer, RewardScaler
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
@@ -206,8 +213,7 @@ class RolloutTrainer:
         rollout.compute_advantages(last_values, config.gamma, config.gae_lambda)
         progress = min(step / config.total_steps, 1.0)
         lr = annealed(config.lr, config.lr_end, progress)
-        for group in self.context.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate([self.context.optimizer], lr)
         metrics = self.update(self.context, rollout, progress, step)
         self.run.log_update(step, self.runner.episodes, **metrics,
                             explained_variance=explained_variance(rollout.values, rollout.returns), lr=lr)
