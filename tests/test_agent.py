@@ -256,11 +256,11 @@ def test_unreadable_files_are_refused(tmp_path, trained, content):
 def test_missing_paths_are_refused(tmp_path):
     with pytest.raises(DeeprlError, match="no such run directory or model file"):
         deeprl.load(tmp_path / "missing")
-    with pytest.raises(DeeprlError, match="holds no policy"):
-        deeprl.load(tmp_path)
     with pytest.raises(DeeprlError, match=r"is neither a run directory \(no config.yaml\) nor a model file"):
         deeprl.load(tmp_path)
     (tmp_path / "config.yaml").write_text("algo: dqn\n")
+    with pytest.raises(DeeprlError, match="holds no policy"):
+        deeprl.load(tmp_path)
 
 
 def test_damaged_model_is_refused(tmp_path):
