@@ -24,14 +24,13 @@ from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
-from deeprl.policies import PolicyAgent, load_policy_agent
+from deeprl.policies import PolicyAgent
 from deeprl.run import Run
 
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
 ACTION_SPACES = onpolicy.ACTION_SPACES
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "explained_variance", "lr")
 check_setup = onpolicy.check_setup
-load_policy = load_policy_agent
 
 
 @dataclass

@@ -25,7 +25,7 @@ from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, annealed, normalized_advantages
-from deeprl.policies import PolicyAgent, load_policy_agent
+from deeprl.policies import PolicyAgent
 from deeprl.run import Run
 
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
@@ -34,7 +34,6 @@ METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fra
 # the update's own columns, in the order it stacks them: summed over the minibatches, then averaged
 SUMMED = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 check_setup = onpolicy.check_setup
-load_policy = load_policy_agent
 
 
 @dataclass
