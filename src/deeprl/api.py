@@ -165,7 +165,6 @@ def train(
     env_name = env_settings.pop("env", None)
     module, run_config, preset = resolve_config(algo, env_name, preset=preset, config_file=config,
                                                 settings={**env_settings, **settings})
-    check_first_update(run_config)
     capped_config = capped_steps(run_config)
     if source is not None and source.make_base is not None:
         warn(f"the env object is recorded as '{run_config.env}', which no later process can rebuild: resume with "
@@ -175,7 +174,8 @@ def train(
         run_dir = default_run_dir(run_config.algo, run_config.env.removesuffix(OBJECT_ENV_SUFFIX), run_config.seed,
                                   preset)
     return _run(module, capped_config, preset, Path(run_dir), progress, None, on_evaluation,
-                make_base=None if source is None else source.make_base, capped=capped_config is not run_config)
+                make_base=None if source is None else source.make_base, capped=capped_config is not run_config,
+                budget=run_config)
 
 
 # Fewer learning updates than this in a whole run is said aloud: such a policy has barely trained.
@@ -312,9 +312,11 @@ def _run(
     make_base: Callable[[str | None], gym.Env] | None = None,
     capped: bool = False,
     extend: bool = False,
+    budget: RunConfig | None = None,
 ) -> Agent:
     """Train (or continue from `checkpoint`) in run directory `path`. `make_base` makes the copies of an env given
-    as a Python object; `capped`: DEEPRL_MAX_STEPS cut the budget; `extend`: the budget grows (resume --steps)."""
+    as a Python object; `capped`: DEEPRL_MAX_STEPS cut the budget; `extend`: the budget grows (resume --steps);
+    `budget`: a new run's settings before any cap, refused if they end before the first update."""
     torch_device = resolve_device(run_config.device)
     options = env_options(run_config)
     if run_config.check_env:
@@ -325,6 +327,8 @@ def _run(
         check_spaces(run_config.algo, run_config.env, train_env)
         check_time_limit(train_env, run_config.env)
         module.check_setup(run_config, train_env)
+        if budget is not None:  # after the checks of the env and the settings: what is wrong with them comes first
+            check_first_update(budget)
         train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
         threshold = run_config.solve_threshold
         if threshold is None:
