@@ -34,16 +34,16 @@ REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def subprocess_env(**variables: str) -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
     """The environment of a deeprl subprocess: this checkout's src/ first on the import path, so it runs the code
     under test whatever is installed, and the checkout itself, so `tests.custom_envs:...` imports from any
-    folder; no display (pygame draws off-screen); `variables` on top."""
+    folder; no display (pygame draws off-screen)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), str(REPO), env.get("PYTHONPATH")]))
     env["SDL_VIDEODRIVER"] = "dummy"
     env["SDL_AUDIODRIVER"] = "dummy"
     env.pop("DISPLAY", None)
-    return {**env, **variables}
+    return env
 
 
 _forker: CliForker | None = None

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,7 @@ class ForkedProcess:
 
 
 class CliForker:
-    """The pre-imported process. Use as a context manager, or `close()` it."""
+    """The pre-imported process (tests/conftest.py keeps one per test process); `close()` ends it."""
 
     def __init__(self, env: dict[str, str]) -> None:
         # started in the checkout's root, so that `-m tests.forking_cli` imports from it whatever the env says
@@ -117,7 +118,8 @@ class CliForker:
 
     def start(
         self, args: list[str], cwd: Path, stdout: Path | None = None, stderr: Path | None = None,
-        env: dict[str, str] | None = None, python_path: list[str] = (), pause_at: tuple[str, int] | None = None,
+        env: dict[str, str | None] | None = None, python_path: Sequence[str] = (),
+        pause_at: tuple[str, int] | None = None,
         file_size_limit: int | None = None, script: Path | None = None,
     ) -> ForkedProcess:
         """Fork `deeprl ARGS` (or `python SCRIPT ARGS`) in `cwd`; stdout and stderr go to the files given (new
@@ -145,8 +147,7 @@ class CliForker:
         shown = ["python", str(script), *job["args"]] if script else ["deeprl", *job["args"]]
         return ForkedProcess(self, pid, shown, stdout, stderr)
 
-    def run(self, cases: list[Case], timeout: float = 600, env: dict[str, str] | None = None,
-            ) -> list[subprocess.CompletedProcess]:
+    def run(self, cases: list[Case], timeout: float = 600) -> list[subprocess.CompletedProcess]:
         """Each case's CompletedProcess (args, returncode, stdout, stderr), in order, two running at a time."""
         deadline = time.monotonic() + timeout
         results: list[subprocess.CompletedProcess | None] = [None] * len(cases)
@@ -156,11 +157,13 @@ class CliForker:
             while pending or running:
                 while pending and len(running) < PARALLEL:
                     index, case = pending.pop(0)
-                    running[index] = self.start(case.args, case.cwd, env=env, python_path=case.python_path)
+                    running[index] = self.start(case.args, case.cwd, python_path=case.python_path)
                 with self.changed:
                     self.changed.wait_for(lambda: any(child.returncode is not None for child in running.values())
                                           or not self.alive, max(0.0, deadline - time.monotonic()))
                 finished = [index for index, child in running.items() if child.returncode is not None]
+                if not finished and not self.alive:
+                    raise RuntimeError(f"the forking server ended (exit code {self.server.wait(60)})")
                 if not finished:
                     raise subprocess.TimeoutExpired(running[min(running)].args, timeout)
                 for index in finished:
@@ -179,18 +182,6 @@ class CliForker:
         self.server.wait(timeout=60)
         self.reader.join(timeout=10)
         self.folder.cleanup()
-
-    def __enter__(self) -> CliForker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def run_cli_cases(cases: list[Case], env: dict[str, str], timeout: float = 600) -> list[subprocess.CompletedProcess]:
-    """Each case's CompletedProcess (args, returncode, stdout, stderr), in order, from a server of its own."""
-    with CliForker(env) as forker:
-        return forker.run(cases, timeout)
 
 
 # ------------------------------------------------------------------------------------------- the server
@@ -273,7 +264,7 @@ def _serve() -> None:
     os.set_inheritable(channel, False)
     os.dup2(2, 1)
     _preload()
-    children: dict[int, int] = {}  # pid -> job id
+    children: set[int] = set()
     pending = b""
     reading = True
     while reading:
@@ -289,13 +280,13 @@ def _serve() -> None:
                 if pid == 0:
                     os.close(channel)
                     _child(job)
-                children[pid] = job["id"]
+                children.add(pid)
                 _reply(channel, {"id": job["id"], "pid": pid})
         while children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            children.pop(pid)
+            children.remove(pid)
             _reply(channel, {"pid": pid, "code": os.waitstatus_to_exitcode(status)})
     for pid in children:  # the tests are over: nothing left is needed
         os.kill(pid, signal.SIGKILL)
