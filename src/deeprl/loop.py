@@ -49,6 +49,18 @@ class Trainer(Protocol):
         """Continue from `state` (the checkpoint's whole algorithm entry, the driver's keys included)."""
 
 
+def state_of(parts: dict[str, Any]) -> dict[str, Any]:
+    """Each named part's state_dict (networks, optimisers, noise); a part that is None stays None."""
+    return {name: None if part is None else part.state_dict() for name, part in parts.items()}
+
+
+def load_state_of(parts: dict[str, Any], state: dict[str, Any]) -> None:
+    """The inverse of `state_of`: each named part loads its state from `state`."""
+    for name, part in parts.items():
+        if part is not None:
+            part.load_state_dict(state[name])
+
+
 # build(runner, rng) -> the family's trainer, its networks freshly initialised
 Build = Callable[[EnvRunner, np.random.Generator], Trainer]
 

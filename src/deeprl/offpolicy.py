@@ -1,4 +1,5 @@
-"""The training loop shared by the off-policy learners (DQN, DDPG, TD3, SAC): act, step, store, sample, update.
+"""The trainer shared by the off-policy learners (DQN, DDPG, TD3, SAC), on the loop skeleton of deeprl.loop: act,
+step, store, sample, update.
 
 Every env step the algorithm picks an action for the current observation (exploring: epsilon-greedy, action noise,
 a sampled policy), the transition goes into a replay memory (Discrete actions as indices 0..n-1, Box actions as the
@@ -89,18 +90,6 @@ class OffPolicyAlgorithm(Protocol):
         """Networks, optimisers and exploration state; its keys sit beside the loop's in the checkpoint."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-def state_of(parts: dict[str, Any]) -> dict[str, Any]:
-    """Each named part's state_dict (networks, optimisers, noise); a part that is None stays None."""
-    return {name: None if part is None else part.state_dict() for name, part in parts.items()}
-
-
-def load_state_of(parts: dict[str, Any], state: dict[str, Any]) -> None:
-    """The inverse of `state_of`: each named part loads its state from `state`."""
-    for name, part in parts.items():
-        if part is not None:
-            part.load_state_dict(state[name])
 
 
 # build(observation_space, action_space, device) -> the algorithm, its networks freshly initialised

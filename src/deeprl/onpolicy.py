@@ -1,6 +1,6 @@
-"""The rollout collector and training loop shared by the on-policy actor-critics (A2C, PPO).
+"""The rollout trainer shared by the on-policy actor-critics (A2C, PPO), on the loop skeleton of deeprl.loop.
 
-Each iteration steps n_envs env copies n_steps times and keeps what the policy saw and did in a RolloutBuffer. The
+Each rollout steps n_envs env copies n_steps times and keeps what the policy saw and did in a RolloutBuffer. The
 copies never autoreset (EnvRunner), so no stored step leads from a final observation to a reset one; an episode
 cut by a time limit bootstraps from V(its final observation), one that terminated from nothing. GAE(lambda) then
 gives advantages and returns, the algorithm's `update` learns from them, and a metrics row records the update.
@@ -27,7 +27,7 @@ from deeprl.buffers import RolloutBuffer
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
-from deeprl.loop import drive
+from deeprl.loop import drive, load_state_of, state_of
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -228,21 +228,16 @@ class RolloutTrainer:
     def check_finite(self, step: int) -> None:
         check_finite(self.policy, step)
 
+    def parts(self) -> dict[str, Any]:
+        """What a checkpoint holds of the trainer, by name."""
+        return {"policy": self.policy, "optimizer": self.context.optimizer, "obs_normalizer": self.obs_normalizer,
+                "reward_scaler": self.reward_scaler}
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy.state_dict(),
-            "optimizer": self.context.optimizer.state_dict(),
-            "obs_normalizer": None if self.obs_normalizer is None else self.obs_normalizer.state_dict(),
-            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
-        }
+        return state_of(self.parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.context.optimizer.load_state_dict(state["optimizer"])
-        if self.obs_normalizer is not None:
-            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
-        if self.reward_scaler is not None:
-            self.reward_scaler.load_state_dict(state["reward_scaler"])
+        load_state_of(self.parts(), state)
 
 
 def train(

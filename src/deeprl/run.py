@@ -1,8 +1,10 @@
 """The run directory and the bookkeeping every training loop shares.
 
-An algorithm's loop calls `end_episode` after each episode and `evaluate` every `eval_every` steps;
-`Run` writes metrics.csv and TensorBoard scalars, shows progress, keeps the best-evaluated policy,
-notices when the task is solved, and at the end writes the final policy, eval.json and curve.png.
+The loop skeleton (deeprl.loop) calls `evaluate` every `eval_every` steps, `checkpoint` where due and `finish` at
+the end; the env copies report each episode (`end_episode`) and the trainers each update (`log_update`). `Run`
+writes metrics.csv and TensorBoard scalars, shows progress, keeps the best-evaluated policy, notices when the task
+is solved, and at the end writes the final policy, eval.json and curve.png. What of it a checkpoint carries is one
+`RunRecord`.
 """
 
 from __future__ import annotations

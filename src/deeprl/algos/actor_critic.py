@@ -37,7 +37,7 @@ from deeprl.agent import observation_dtype
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Transitions
-from deeprl.loop import drive
+from deeprl.loop import drive, load_state_of, state_of
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -244,18 +244,15 @@ class ActorCriticTrainer:
     def check_finite(self, step: int) -> None:
         check_finite(self.policy, step)
 
+    def parts(self) -> dict[str, Any]:
+        """What a checkpoint holds of the trainer, by name."""
+        return {"policy": self.policy, "q_head": self.q_head, "optimizer": self.optimizer}
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy.state_dict(),
-            "q_head": None if self.q_head is None else self.q_head.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
+        return state_of(self.parts())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        if self.q_head is not None:
-            self.q_head.load_state_dict(state["q_head"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_state_of(self.parts(), state)
 
 
 def train(

@@ -35,6 +35,7 @@ from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
 from deeprl.errors import DeeprlError
 from deeprl.exploration import NOISE_KINDS, annealed_sigma, make_noise
+from deeprl.loop import load_state_of, state_of
 from deeprl.nets import (
     ACTIVATIONS,
     INITS,
@@ -46,7 +47,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.offpolicy import Exploration, OffPolicyConfig, load_state_of, state_of
+from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
 from deeprl.run import Run
 

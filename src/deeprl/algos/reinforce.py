@@ -26,7 +26,7 @@ from deeprl.agent import observation_dtype
 from deeprl.buffers import discounted_returns
 from deeprl.config import RunConfig, knob
 from deeprl.experience import EnvRunner
-from deeprl.loop import drive
+from deeprl.loop import drive, load_state_of, state_of
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
@@ -173,16 +173,11 @@ class ReinforceTrainer:
         check_finite(self.policy, step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "running": [episode.state() for episode in self.running],
-            "baseline_mean": self.baseline_mean,
-        }
+        return {**state_of({"policy": self.policy, "optimizer": self.optimizer}), "baseline_mean": self.baseline_mean,
+                "running": [episode.state() for episode in self.running]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_state_of({"policy": self.policy, "optimizer": self.optimizer}, state)
         self.running = [Episode.from_state(episode, self.obs_dtype, self.action_dtype) for episode in state["running"]]
         self.baseline_mean = state["baseline_mean"]
 

@@ -32,6 +32,7 @@ from deeprl.algos.ddpg import check_setup  # noqa: F401 - the same checks: pictu
 from deeprl.buffers import TransitionBatch
 from deeprl.config import knob
 from deeprl.errors import DeeprlError
+from deeprl.loop import load_state_of, state_of
 from deeprl.nets import (
     ACTIVATIONS,
     QCritic,
@@ -42,7 +43,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.offpolicy import Exploration, OffPolicyConfig, load_state_of, state_of
+from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
 from deeprl.run import Run
 
