@@ -231,3 +231,67 @@ class TinyPicture(PictureSide):
 
     def __init__(self) -> None:
         super().__init__(size=20)
+
+
+class ScriptedAtari(gym.Env):
+    """An Atari-like game with known frames, lives and rewards, for the Atari preprocessing's tests. It offers what
+    the preprocessing reads from a real one: `ale` (lives, screens, frame limit), `get_action_meanings()` and
+    `_frameskip`. Frame f (the reset shows frame 0, each step is one frame) is a uniform picture of gray level
+    `level(f)`; in colour its channels are level, level // 2 and 255 - level. Lives are lost at LIVES_LOST_AT, the
+    last one ends the game; rewards come at the frames of REWARDS. `actions` logs every action the game receives."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 60}
+    LIVES = 3
+    LIVES_LOST_AT = (38, 80, 120)
+    REWARDS: ClassVar[dict[int, float]] = {13: 5.0, 14: -2.0, 22: -7.0, 50: 10.0, 97: 0.5}
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(0, 255, shape=(210, 160, 3), dtype=np.uint8)
+        self.action_space = gym.spaces.Discrete(4)
+        self._frameskip = 1
+        self.ale = _ScriptedALE(self)
+        self.frame, self.lives, self.actions = 0, self.LIVES, []
+
+    @staticmethod
+    def level(frame: int) -> int:
+        return (37 * frame) % 251  # jumps up and down, so the max of two frames is not simply the newer one
+
+    def get_action_meanings(self) -> list[str]:
+        return ["NOOP", "FIRE", "RIGHT", "LEFT"]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.frame, self.lives, self.actions = 0, self.LIVES, []
+        return self.render(), {"lives": self.lives}
+
+    def step(self, action):
+        self.frame += 1
+        self.actions.append(int(action))
+        self.lives -= self.frame in self.LIVES_LOST_AT
+        return self.render(), self.REWARDS.get(self.frame, 0.0), self.lives == 0, False, {"lives": self.lives}
+
+    def render(self) -> np.ndarray:
+        level = self.level(self.frame)
+        frame = np.empty((210, 160, 3), dtype=np.uint8)
+        frame[...] = (level, level // 2, 255 - level)
+        return frame
+
+
+class _ScriptedALE:
+    """The part of ale_py's ALEInterface the preprocessing calls, for ScriptedAtari."""
+
+    def __init__(self, game: ScriptedAtari) -> None:
+        self.game = game
+
+    def lives(self) -> int:
+        return self.game.lives
+
+    def getScreenGrayscale(self, out: np.ndarray) -> None:
+        out[...] = self.game.level(self.game.frame)
+
+    def getScreenRGB(self, out: np.ndarray) -> None:
+        out[...] = self.game.render()
+
+    def getInt(self, name: str) -> int:
+        return {"max_num_frames_per_episode": 0}[name]

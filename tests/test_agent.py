@@ -166,7 +166,9 @@ def test_loaded_policies_act_like_the_trained_agent(trained, observations):
     assert best_dir.policy_path == run_dir / "best_policy.pt"
     assert best_dir.env_spec == {
         "env": "CartPole-v1", "env_kwargs": {}, "max_episode_steps": None, "reward": "env", "observation": "state",
-        "screen_height": 40, "frame_stack": 2,
+        "screen_height": 40, "frame_stack": 2, "atari_preprocessing": None, "atari_noop_max": 30,
+        "atari_frame_skip": 4, "atari_screen_size": 84, "atari_grayscale": True, "atari_terminal_on_life_loss": True,
+        "atari_fire_reset": True, "atari_clip_rewards": True, "atari_frame_stack": 4,
     }
     assert agent.env_spec == best_dir.env_spec
 

@@ -21,6 +21,7 @@ import yaml
 from deeprl.config_file import read_config_file as read_config_file  # the API's name for it
 from deeprl.config_file import read_config_record as read_config_record
 from deeprl.envs import OBSERVATIONS, REWARDS
+from deeprl.envs.atari import AtariSettings
 from deeprl.errors import DeeprlError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,6 +62,23 @@ class RunConfig:
                             "tutorial's), screen_frames (grayscale stack)", choices=OBSERVATIONS)
     screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
     frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
+    atari_preprocessing: bool | None = knob(AtariSettings.preprocessing, "the standard Atari preprocessing "
+                                            "(docs/atari.md, the atari_* settings); None: on for Atari games")
+    atari_noop_max: int = knob(AtariSettings.noop_max, "Atari: each game starts with a random 1 to N no-op frames; "
+                               "0: none", low=0)
+    atari_frame_skip: int = knob(AtariSettings.frame_skip, "Atari: frames each action is repeated for; the picture "
+                                 "is the max of the last two", low=1)
+    atari_screen_size: int = knob(AtariSettings.screen_size, "Atari: pictures are resized to N x N pixels", low=1)
+    atari_grayscale: bool = knob(AtariSettings.grayscale, "Atari: grayscale pictures; false: colour (3 channels a "
+                                 "frame)")
+    atari_terminal_on_life_loss: bool = knob(AtariSettings.terminal_on_life_loss, "Atari: a lost life ends the "
+                                             "episode for learning; evaluations and returns play whole games")
+    atari_fire_reset: bool = knob(AtariSettings.fire_reset, "Atari: press FIRE when a game or a life starts, in "
+                                  "games that have it")
+    atari_clip_rewards: bool = knob(AtariSettings.clip_rewards, "Atari: learn from the reward's sign; returns "
+                                    "reported are the game's own")
+    atari_frame_stack: int = knob(AtariSettings.frame_stack, "Atari: frames stacked per observation (channels "
+                                  "first)", low=1)
     device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
     torch_threads: int = knob(1, "CPU threads for torch and NumPy's BLAS; 1 is fastest for small nets (too little "
                               "work to split)", low=1)

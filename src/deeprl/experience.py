@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from deeprl.envs import learning_signals
 from deeprl.errors import DeeprlError
 from deeprl.run import Run
 
@@ -63,7 +64,7 @@ class EnvRunner:
         """Step every copy with `actions` (one per copy, as the env takes them) as training step `step`; the
         copies whose episode ended are reset (their episodes are reported with `report`)."""
         obs = self.obs
-        next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+        next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
         self.episode_returns += rewards
         self.episode_lengths += 1
         for index in range(self.n_envs):
@@ -76,7 +77,9 @@ class EnvRunner:
             ended.append((self.episodes, float(self.episode_returns[index]), int(self.episode_lengths[index])))
         if finished:
             self._reset(finished)
-        return Transitions(step, obs, actions, rewards, next_obs, terminated, truncated, ended)
+        # the learner's rewards and terminals may differ from the reported game's (Atari: clipped, lives)
+        learning_rewards, learning_terminated = learning_signals(rewards, terminated, infos)
+        return Transitions(step, obs, actions, learning_rewards, next_obs, learning_terminated, truncated, ended)
 
     def report(self, transitions: Transitions, **extra: Any) -> None:
         """Write a metrics row per episode that ended in `transitions` (with the algorithm's `extra` columns)."""

@@ -21,8 +21,11 @@ import torch
 import yaml
 
 from deeprl.config_file import read_config_file
+from deeprl.envs import atari
 from deeprl.envs.screen import CartPoleScreen
 from deeprl.errors import DeeprlError
+
+MUJOCO_INSTALL = "pip install 'deeprl[mujoco]'"
 
 
 def is_entry_point(env_id: str) -> bool:
@@ -39,7 +42,8 @@ def is_object_env(env_id: str) -> bool:
 
 # How a run shapes its env beyond the id; these are RunConfig fields, saved with every policy as its
 # `env_spec` so that `deeprl.make_env(run_dir)`, eval and watch rebuild exactly the env it learnt in.
-ENV_OPTIONS = ("env_kwargs", "max_episode_steps", "reward", "observation", "screen_height", "frame_stack")
+ENV_OPTIONS = ("env_kwargs", "max_episode_steps", "reward", "observation", "screen_height", "frame_stack",
+               *atari.ATARI_OPTIONS)
 REWARDS = ("env", "tip_height")
 OBSERVATIONS = ("state", "screen_difference", "screen_frames")
 
@@ -59,6 +63,7 @@ def make_env(
     screen_height: int = 40,
     frame_stack: int = 2,
     render_mode: str | None = None,
+    **atari_options: Any,
 ) -> gym.Env:
     """One environment: a registered id, a `package.module:Class`, or a run directory (the env that run
     trained on, wrappers included).
@@ -67,20 +72,34 @@ def make_env(
     (or adds) the TimeLimit, as the Acrobot lecture does; `reward` "tip_height" is that lecture's shaped
     Acrobot reward; `observation` "screen_difference" / "screen_frames" shows CartPole as pictures (as the
     pixel CartPole tutorial learns from) `screen_height` pixels high. A Discrete observation (FrozenLake's
-    square, Taxi's state) becomes a one-hot vector, so every algorithm can read it.
+    square, Taxi's state) becomes a one-hot vector, so every algorithm can read it. An Atari game gets the standard
+    preprocessing, set by the `atari_*` options (deeprl.envs.atari.AtariSettings, docs/atari.md); it repeats
+    actions itself, so the game is made with frameskip=1, and `max_episode_steps` counts agent steps.
     """
     if os.path.isdir(env_id):
         return spec_factory(run_env_spec(env_id))(render_mode=render_mode)
-    env = _make_base(str(env_id), dict(env_kwargs or {}), max_episode_steps, render_mode)
-    return wrap_env(env, reward=reward, observation=observation, screen_height=screen_height, frame_stack=frame_stack)
+    env_id, env_kwargs = str(env_id), dict(env_kwargs or {})
+    settings = atari.AtariSettings.from_options(atari_options)
+    atari.register_ale_envs(env_id)  # before asking whether the id is an Atari game
+    if settings.wanted_for(env_id):
+        env = _make_base(env_id, settings.game_kwargs(env_id, env_kwargs), None, render_mode)
+        return wrap_env(env, max_episode_steps=max_episode_steps, reward=reward, observation=observation,
+                        screen_height=screen_height, frame_stack=frame_stack, **atari_options)
+    env = _make_base(env_id, env_kwargs, max_episode_steps, render_mode)
+    return wrap_env(env, reward=reward, observation=observation, screen_height=screen_height, frame_stack=frame_stack,
+                    **atari_options)
 
 
 def wrap_env(
     env: gym.Env, *, max_episode_steps: int | None = None, reward: str = "env", observation: str = "state",
-    screen_height: int = 40, frame_stack: int = 2,
+    screen_height: int = 40, frame_stack: int = 2, **atari_options: Any,
 ) -> gym.Env:
-    """deeprl's wrappers over a base env (make_env's options): a TimeLimit where `max_episode_steps` is given
-    (make_env gives it to the base env instead), one-hot Discrete observations, the reward and the observation."""
+    """deeprl's wrappers over a base env (make_env's options): an Atari game's preprocessing, a TimeLimit where
+    `max_episode_steps` is given (make_env gives it to other base envs instead), one-hot Discrete observations, the
+    reward and the observation."""
+    settings = atari.AtariSettings.from_options(atari_options)
+    if settings.wanted_for_env(env, _env_name(env)):
+        env = atari.preprocess(env, settings, _env_name(env))
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
     if isinstance(env.observation_space, gym.spaces.Discrete):
@@ -141,6 +160,7 @@ def _make_base(
         kwargs["max_episode_steps"] = max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    atari.register_ale_envs(env_id)
     try:
         with warnings.catch_warnings():
             # Gymnasium's nudge towards an id's newer version, in raw colour codes: noise where the id works, and
@@ -148,6 +168,8 @@ def _make_base(
             warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
             return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as error:
+        if str(getattr(gym.registry.get(env_id), "entry_point", "")).startswith("gymnasium.envs.mujoco"):
+            raise DeeprlError(f"environment '{env_id}' needs MuJoCo, which is missing: {MUJOCO_INSTALL}") from None
         raise DeeprlError(f"environment '{env_id}' needs a missing dependency: {error}") from None
     except gym.error.DeprecatedEnv:
         namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
@@ -155,7 +177,8 @@ def _make_base(
         raise DeeprlError(f"{env_id} is deprecated: use "
                           f"{gym.envs.registration.get_env_id(namespace, name, newest)}") from None
     except gym.error.Error as error:
-        raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})") from None
+        raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})"
+                          f"{atari.missing_atari_hint(env_id)}") from None
     except TypeError as error:  # a keyword argument the env's constructor does not take
         if not env_kwargs:
             raise
@@ -387,7 +410,9 @@ def _call_env_function(make: Callable[..., gym.Env], render_mode: str | None) ->
 
 
 def has_time_limit(env: gym.Env) -> bool:
-    """Whether a TimeLimit wrapper cuts `env`'s episodes."""
+    """Whether a TimeLimit wrapper, or an Atari game's own frame limit, cuts `env`'s episodes."""
+    if atari.has_frame_limit(env):
+        return True
     while isinstance(env, gym.Wrapper):
         if isinstance(env, gym.wrappers.TimeLimit):
             return True
@@ -431,6 +456,18 @@ def make_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **optio
         vec_env.reset(seed=seed)
         vec_env.action_space.seed(seed)
     return vec_env
+
+
+def learning_signals(rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The rewards and terminations a learner takes from a vector env step: the env's own, except where a wrapper
+    gives them for learning only in `infos` (the Atari preprocessing's clipped reward and lost life); the env's
+    rewards and episodes stay what is reported."""
+    if atari.LEARNING_REWARD in infos:
+        rewards = np.where(infos[f"_{atari.LEARNING_REWARD}"], infos[atari.LEARNING_REWARD], rewards)
+    if atari.LEARNING_TERMINAL in infos:
+        terminated = terminated | (infos[f"_{atari.LEARNING_TERMINAL}"] & infos[atari.LEARNING_TERMINAL])
+    return rewards, terminated
 
 
 def reward_threshold(env: gym.Env) -> float | None:
