@@ -17,7 +17,7 @@ from deeprl.envs import make_env
 from deeprl.envs.atari import LEARNING_REWARD, LEARNING_TERMINAL
 from deeprl.experience import EnvRunner
 from deeprl.run import FINAL_EVAL_SEED
-from tests.conftest import subprocess_env
+from tests.conftest import run_deeprl, subprocess_env
 from tests.custom_envs import ScriptedAtari
 
 SCRIPTED = "tests.custom_envs:ScriptedAtari"
@@ -270,18 +270,14 @@ def test_a_missing_extra_is_one_line_naming_its_install_command(tmp_path: Path, 
 
 
 @pytest.mark.parametrize(("args", "line"), [
-    (("--set", "env_kwargs={frameskip: 4}"),
+    (("ALE/Pong-v5", "--set", "env_kwargs={frameskip: 4}"),
      "deeprl: error: env_kwargs frameskip=4 and atari_frame_skip=4 would both skip frames (ALE/Pong-v5): set "
      "atari_frame_skip=1 to let the game skip, or leave frameskip out"),
+    (("CartPole-v1", "--set", "atari_preprocessing=true"),
+     "deeprl: error: atari_preprocessing is for Atari games (ALE envs), not CartPole-v1"),
 ])
-def test_frame_skipping_twice_is_refused(tmp_path: Path, args: tuple[str, ...], line: str):
-    result = deeprl_without([], "train", "dqn", "ALE/Pong-v5", "--run-dir", "run", *args, cwd=tmp_path)
+def test_atari_settings_that_cannot_work_are_refused(tmp_path: Path, args: tuple[str, ...], line: str):
+    result = run_deeprl("train", "dqn", *args, "--run-dir", "run", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == line
-
-
-def test_atari_preprocessing_of_another_env_is_refused(tmp_path: Path):
-    result = deeprl_without([], "train", "dqn", "CartPole-v1", "--run-dir", "run", "--set", "atari_preprocessing=true",
-                            cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == "deeprl: error: atari_preprocessing is for Atari games (ALE envs), not CartPole-v1"
+    assert not (tmp_path / "run").exists()

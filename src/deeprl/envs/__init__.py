@@ -161,6 +161,8 @@ def _make_base(
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     atari.register_ale_envs(env_id)
+    if _is_mujoco_id(env_id):
+        _quiet_mujoco_model_warnings()
     try:
         with warnings.catch_warnings():
             # Gymnasium's nudge towards an id's newer version, in raw colour codes: noise where the id works, and
@@ -168,9 +170,15 @@ def _make_base(
             warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
             return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as error:
-        if str(getattr(gym.registry.get(env_id), "entry_point", "")).startswith("gymnasium.envs.mujoco"):
+        if _is_mujoco_id(env_id):
             raise DeeprlError(f"environment '{env_id}' needs MuJoCo, which is missing: {MUJOCO_INSTALL}") from None
         raise DeeprlError(f"environment '{env_id}' needs a missing dependency: {error}") from None
+    except ImportError as error:  # Gymnasium's v2 and v3 MuJoCo ids, whose mujoco-py it no longer supports
+        namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
+        newest = gym.envs.registration.get_env_id(
+            namespace, name, gym.envs.registration.find_highest_version(namespace, name))
+        instead = f"; use {newest}" if newest != env_id else ""
+        raise DeeprlError(f"environment '{env_id}' cannot be made: {str(error).rstrip('.')}{instead}") from None
     except gym.error.DeprecatedEnv:
         namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
         newest = gym.envs.registration.find_highest_version(namespace, name)
@@ -183,6 +191,23 @@ def _make_base(
         if not env_kwargs:
             raise
         raise DeeprlError(f"environment '{env_id}' does not accept env_kwargs {env_kwargs}: {error}") from None
+
+
+def _is_mujoco_id(env_id: str) -> bool:
+    return str(getattr(gym.registry.get(env_id), "entry_point", "")).startswith("gymnasium.envs.mujoco")
+
+
+def _quiet_mujoco_model_warnings() -> None:
+    """Keep MuJoCo's warning about Gymnasium's own model files (HalfCheetah's `settotalmass`, which no user can act on)
+    off stderr, where it would come before every line a run prints; other warnings print as MuJoCo prints them. A
+    handler the user set stays."""
+    try:
+        import mujoco
+    except ImportError:  # gym.make names the missing package
+        return
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(
+            lambda message: None if "settotalmass" in message else print(f"WARNING: {message}", file=sys.stderr))
 
 
 def _suggest(env_id: str) -> str:
