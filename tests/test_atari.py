@@ -212,6 +212,23 @@ def test_real_games_match_gymnasiums_wrappers_frame_for_frame(env_id: str):
         assert lives_lost >= 3  # the life-loss path was taken
 
 
+def test_a_v5_game_without_sticky_actions_is_the_noframeskip_v4_game():
+    v5 = make_env("ALE/Breakout-v5", env_kwargs={"repeat_action_probability": 0.0})
+    v4 = make_env("BreakoutNoFrameskip-v4")
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(v5.reset(seed=3)[0], v4.reset(seed=3)[0])
+    games = 0
+    for _ in range(600):
+        action = int(rng.integers(4))
+        (obs5, *outcome5, _), (obs4, *outcome4, _) = v5.step(action), v4.step(action)
+        np.testing.assert_array_equal(obs5, obs4)
+        assert outcome5 == outcome4
+        if outcome5[1] or outcome5[2]:  # the next games start unseeded, from each env's generator
+            np.testing.assert_array_equal(v5.reset()[0], v4.reset()[0])
+            games += 1
+    assert games >= 2
+
+
 def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
     run_dir = tmp_path / "run"
     deeprl.train("dqn", "ALE/Breakout-v5", steps=400, run_dir=run_dir, progress=False, seed=0, learning_starts=350,
