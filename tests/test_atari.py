@@ -251,6 +251,13 @@ def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
     assert summary["final"]["returns"] == returns
 
 
+def test_deeprl_list_envs_shows_the_atari_ids(tmp_path: Path):
+    result = run_deeprl("list", "--envs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ids = result.stdout.split()
+    assert {"ALE/Pong-v5", "ALE/Breakout-v5", "PongNoFrameskip-v4", "CartPole-v1"} <= set(ids)
+
+
 # ------------------------------------------------------------------------------------------ missing extras
 
 

@@ -345,6 +345,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.envs:
         import gymnasium as gym
 
+        from deeprl.envs.atari import register_installed_ale_envs
+
+        register_installed_ale_envs()  # Gymnasium registers the Atari ids only on request
         print("\n".join(sorted(gym.registry)))
         return 0
     if args.env or args.preset:

@@ -113,15 +113,21 @@ def register_ale_envs(env_id: str) -> None:
     certain = env_id.startswith("ALE/") or _CERTAINLY_LEGACY_ID.fullmatch(env_id) is not None
     if not (certain or _LEGACY_ID.fullmatch(env_id)):
         return
+    if register_installed_ale_envs() or not certain:
+        return  # without ale-py, an id that may be another env's misspelt gets the unknown-id line and the command
+    raise DeeprlError(f"environment '{env_id}' is an Atari game, which needs the Arcade Learning Environment: "
+                      f"{ATARI_INSTALL}")
+
+
+def register_installed_ale_envs() -> bool:
+    """Register ale_py's ids if it is installed (`deeprl list --envs` shows them too); whether it is."""
     try:
         ale_py = importlib.import_module("ale_py")
     except ImportError:
-        if certain:
-            raise DeeprlError(f"environment '{env_id}' is an Atari game, which needs the Arcade Learning "
-                              f"Environment: {ATARI_INSTALL}") from None
-        return  # perhaps a misspelt id of another env: the unknown-id line says so, with the install command
+        return False
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # not its banner on stderr for every game made
     gym.register_envs(ale_py)
+    return True
 
 
 def missing_atari_hint(env_id: str) -> str:
