@@ -13,6 +13,7 @@ from deeprl.exploration import (
     EpsilonSchedule,
     GaussianNoise,
     OrnsteinUhlenbeckNoise,
+    annealed,
     annealed_sigma,
     make_noise,
 )
@@ -162,3 +163,14 @@ def test_annealed_sigma():
     assert annealed_sigma(0.3, 0.1, step=1000, steps=1000) == pytest.approx(0.1)
     assert annealed_sigma(0.3, 0.1, step=5000, steps=1000) == pytest.approx(0.1)  # flat after the end
     assert annealed_sigma(0.3, None, step=5000, steps=1000) == 0.3  # no end: constant
+
+
+def test_annealed_moves_linearly_then_holds_at_the_end():
+    """The one linear schedule (learning rates, clip range, epsilon, noise): a run continued beyond the budget its
+    schedule was set for stays at the end value instead of going past it."""
+    assert annealed(4e-4, 0.0, 0.0) == 4e-4
+    assert annealed(4e-4, 0.0, 0.5) == 2e-4
+    assert annealed(1.0, 0.1, 0.25) == pytest.approx(0.775)
+    assert annealed(1.0, 0.1, 1.0) == pytest.approx(0.1)
+    assert annealed(1.0, 0.1, 1.5) == pytest.approx(0.1)  # beyond the budget: held, not 1.0 - 1.5 * 0.9
+    assert annealed(1.0, None, 0.5) == 1.0  # no end: constant

@@ -12,6 +12,12 @@ import numpy as np
 EPSILON_SCHEDULES = ("linear", "exponential", "episodic", "constant")
 
 
+def annealed(start: float, end: float | None, progress: float) -> float:
+    """A setting moved linearly from `start` to `end` as `progress` goes from 0 to 1, then held at `end` (constant
+    `start` without an end): every linear schedule (epsilon, action noise, learning rates, PPO's clip range)."""
+    return start if end is None else start + (end - start) * min(progress, 1.0)
+
+
 @dataclass(frozen=True)
 class EpsilonSchedule:
     """Probability of a random action at a given env step / finished-episode count.
@@ -34,8 +40,7 @@ class EpsilonSchedule:
 
     def value(self, step: int, episodes: int = 0) -> float:
         if self.kind == "linear":
-            fraction = min(1.0, step / self.decay_steps)
-            return self.start + fraction * (self.end - self.start)
+            return annealed(self.start, self.end, step / self.decay_steps)
         if self.kind == "exponential":
             return self.end + (self.start - self.end) * math.exp(-step / self.decay_steps)
         if self.kind == "episodic":
@@ -146,4 +151,4 @@ def annealed_sigma(start: float, end: float | None, step: int, steps: int) -> fl
         return start
     if steps <= 0:
         return end
-    return EpsilonSchedule("linear", start, end, decay_steps=steps).value(step)
+    return annealed(start, end, step / steps)

@@ -27,6 +27,7 @@ from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError, warn
 from deeprl.experience import EnvRunner
+from deeprl.exploration import annealed
 from deeprl.loop import drive
 from deeprl.run import Run
 
@@ -142,7 +143,7 @@ class OffPolicyTrainer:
 
         learning = step > self.learning_starts
         if config.lr_end is not None:
-            algorithm.set_lr(config.lr + (config.lr_end - config.lr) * step / config.total_steps)
+            algorithm.set_lr(annealed(config.lr, config.lr_end, step / config.total_steps))
         if learning and self.train_every_step and step % config.train_freq == 0:
             self.gradient_round(step)
         algorithm.after_step(step)

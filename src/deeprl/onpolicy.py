@@ -27,6 +27,7 @@ from deeprl.buffers import RolloutBuffer
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
+from deeprl.exploration import annealed
 from deeprl.loop import drive, load_state_of, state_of
 from deeprl.nets import (
     ACTIVATIONS,
@@ -121,11 +122,6 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     than a constant, negative when worse; NaN when the returns do not vary."""
     variance = np.var(returns)
     return float("nan") if variance == 0 else float(1 - np.var(returns - values) / variance)
-
-
-def annealed(start: float, end: float | None, progress: float) -> float:
-    """A setting moved linearly from `start` to `end` as training progresses from 0 to 1 (constant without end)."""
-    return start if end is None else start + (end - start) * progress
 
 
 def make_optimizer(config: OnPolicyConfig, policy: ActorCritic) -> torch.optim.Optimizer:

@@ -24,7 +24,8 @@ import torch
 from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
-from deeprl.onpolicy import OnPolicyConfig, UpdateContext, annealed, normalized_advantages
+from deeprl.exploration import annealed
+from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
 from deeprl.policies import PolicyAgent
 from deeprl.run import Run
 
