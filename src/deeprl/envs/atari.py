@@ -71,6 +71,7 @@ class AtariSettings:
         return self.preprocessing is not False and is_ale_id(env_id)
 
     def wanted_for_env(self, env: gym.Env, env_name: str) -> bool:
+        """Whether the made env `env` gets the preprocessing; asked for on another env, one line says it cannot."""
         if self.preprocessing is None:
             return is_atari(env)
         if self.preprocessing and not is_atari(env):
