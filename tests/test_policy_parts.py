@@ -1,4 +1,4 @@
-"""Policy-gradient building blocks: discounted returns, GAE in a RolloutBuffer and its minibatches, and the
+"""Policy-gradient building blocks: discounted returns, GAE of a RolloutBuffer and its minibatches, and the
 ActorCritic network, against values worked out by hand."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from deeprl.algos.ppo import gae
 from deeprl.buffers import RolloutBuffer, discounted_returns
 from deeprl.nets import ActorCritic
 
@@ -53,11 +54,13 @@ def filled_rollout(gamma: float, gae_lambda: float) -> RolloutBuffer:
     rollout = RolloutBuffer(4, 2, (1,), np.dtype(np.float32))
     for step in range(4):
         rollout.add(
-            obs=[[step], [step]], actions=[0, 1], log_probs=[0.0, 0.0], values=VALUES[step], rewards=REWARDS[step],
-            terminated=TERMINATED[step], truncated=TRUNCATED[step], truncated_values=TRUNCATED_VALUES[step],
+            obs=[[step], [step]], actions=[0, 1], rewards=REWARDS[step], terminated=TERMINATED[step],
+            truncated=TRUNCATED[step], truncated_values=TRUNCATED_VALUES[step],
         )
     assert rollout.full
-    rollout.compute_advantages(np.array(LAST_VALUES, dtype=np.float32), gamma, gae_lambda)
+    rollout.values[...] = VALUES  # as the policy's scoring fills them in
+    rollout.advantages[...], rollout.returns[...] = gae(rollout, np.array(LAST_VALUES, dtype=np.float32), gamma,
+                                                        gae_lambda)
     return rollout
 
 
@@ -96,12 +99,10 @@ def test_gae_lambda_zero_is_td_errors():
     np.testing.assert_array_equal(rollout.advantages, [[-0.5, -1.0], [1.0, -1.0], [0.0, 2.0], [-2.0, 5.0]])
 
 
-def test_rollout_refuses_adding_past_full_and_advantages_before_full():
+def test_rollout_refuses_adding_past_full():
     rollout = RolloutBuffer(1, 1, (1,), np.dtype(np.float32))
-    with pytest.raises(ValueError, match="holds 0 of its 1 steps"):
-        rollout.compute_advantages(np.zeros(1), GAMMA, 0.5)
-    row = dict(obs=[[0.0]], actions=[0], log_probs=[0.0], values=[0.0], rewards=[0.0], terminated=[False],
-               truncated=[False], truncated_values=[0.0])
+    row = dict(obs=[[0.0]], actions=[0], rewards=[0.0], terminated=[False], truncated=[False],
+               truncated_values=[0.0])
     rollout.add(**row)
     with pytest.raises(ValueError, match="reset"):
         rollout.add(**row)
@@ -115,9 +116,10 @@ def test_minibatches_cover_every_sample_once():
     rollout = RolloutBuffer(n_steps, n_envs, (2,), np.dtype(np.float32), action_shape=(1,), action_dtype=np.float32)
     for step in range(n_steps):
         ids = step * n_envs + np.arange(n_envs, dtype=np.float32)  # each sample's id, stored in every field
-        rollout.add(np.stack([ids, -ids], axis=1), ids[:, None], ids, ids, rewards=ids, terminated=np.zeros(n_envs),
+        rollout.add(np.stack([ids, -ids], axis=1), ids[:, None], rewards=ids, terminated=np.zeros(n_envs),
                     truncated=np.zeros(n_envs), truncated_values=np.zeros(n_envs))
-    rollout.compute_advantages(np.zeros(n_envs), gamma=0.0, gae_lambda=0.0)  # gamma 0: advantage = r - V = 0
+        rollout.log_probs[step] = rollout.values[step] = ids
+    rollout.returns[...] = rollout.values  # advantages 0
     batches = list(rollout.minibatches(5, np.random.default_rng(0), "cpu"))
     assert [len(batch.obs) for batch in batches] == [5, 5, 2]
     ids = torch.cat([batch.obs[:, 0] for batch in batches])

@@ -1,5 +1,6 @@
-"""PPO and A2C: the losses by hand on tiny batches, normalisation statistics that travel inside policy files, raw
-Box samples in the rollout, learning CartPole, and exact resume after SIGKILL with both normalisations on."""
+"""PPO and A2C: the losses and target_kl's stop by hand on tiny batches, normalisation statistics that travel inside
+policy files, raw Box samples in the rollout, learning CartPole, and exact resume after SIGKILL with both
+normalisations on."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ import deeprl
 import deeprl.run
 from deeprl import onpolicy
 from deeprl.agent import BEST_POLICY, FINAL_POLICY
+from deeprl.algos import ppo
 from deeprl.algos.ppo import METRIC_COLUMNS, approx_kl, clipped_surrogate, value_loss_of
+from deeprl.buffers import RolloutBuffer
 from deeprl.experience import EnvRunner
+from deeprl.nets import ActorCritic
 from deeprl.normalization import RewardScaler, RunningMeanStd
-from deeprl.onpolicy import explained_variance
+from deeprl.onpolicy import UpdateContext, explained_variance, make_optimizer
 from tests.conftest import kill_and_resume
 
 QUICK = {"tensorboard": False, "progress": False, "eval_episodes": 2, "final_eval_episodes": 2}
@@ -59,6 +63,41 @@ def test_explained_variance_and_approx_kl_by_hand():
     old_log_probs = torch.tensor([-1.0, -2.0])
     log_probs = old_log_probs + torch.tensor([0.5, 2.0]).log()
     assert approx_kl(log_probs, old_log_probs).item() == pytest.approx(0.25)
+
+
+def epochs_at_ratio_two(target_kl: float | None) -> tuple[dict[str, float], bool]:
+    """PPO's epochs (3 of 2 minibatches) on 4 samples of a 2-action policy that gives each action 1/2 (its head
+    zeroed) where the collecting policy gave 1/4: every ratio is 2. With advantages 1 the ratio lies beyond the clip
+    range on the side the advantage favours, so the policy gets no gradient and every minibatch's KL stays put.
+    (the update's row, whether any parameter moved)"""
+    policy = ActorCritic(1, {"type": "Discrete", "n": 2}, hidden_sizes=(4,))
+    with torch.no_grad():
+        policy.policy_head.weight.zero_()
+        policy.policy_head.bias.zero_()
+    rollout = RolloutBuffer(4, 1, (1,), np.dtype(np.float32))
+    for t in range(4):
+        rollout.add([[t]], [t % 2], rewards=[1.0], terminated=[False], truncated=[False], truncated_values=[0.0])
+    rollout.log_probs[...] = math.log(0.25)
+    rollout.advantages[...] = rollout.returns[...] = 1.0
+    config = ppo.Config(n_epochs=3, batch_size=2, target_kl=target_kl, normalize_advantages=False)
+    context = UpdateContext(config, policy, make_optimizer(config, policy), np.random.default_rng(0),
+                            torch.device("cpu"))
+    before = [parameter.clone() for parameter in policy.parameters()]
+    row = ppo.minibatch_epochs(context, rollout, clip_range=0.2, step=4)
+    return row, any(not torch.equal(old, new) for old, new in zip(before, policy.parameters(), strict=True))
+
+
+def test_target_kl_stops_the_epochs_at_the_first_minibatch_past_it():
+    # r = 2 for every sample: (r - 1) - ln r = 1 - ln 2 = 0.3068528 in every minibatch, the first one included
+    kl = 1 - math.log(2)
+    stopped, moved = epochs_at_ratio_two(target_kl=0.3)
+    assert stopped["epochs"] == 0.0 and not moved  # the first minibatch passes 0.3: its step is not taken
+    assert stopped["approx_kl"] == pytest.approx(kl)  # the row shows the KL that stopped it
+    assert stopped["policy_loss"] == pytest.approx(-1.2) and stopped["clip_fraction"] == 1.0  # -min(2, 1.2) * 1
+    for target_kl in (0.31, None):  # never passed: 3 epochs of 2 steps each (the value head learns)
+        full, moved = epochs_at_ratio_two(target_kl)
+        assert full["epochs"] == 3.0 and moved
+        assert full["approx_kl"] == pytest.approx(kl)
 
 
 def test_running_statistics_and_reward_scaling_by_hand():

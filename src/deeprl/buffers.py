@@ -1,5 +1,5 @@
 """Experience storage: a preallocated ring of transitions with uniform and n-step sampling (off-policy),
-a rollout of n_steps x n_envs with GAE advantages (on-policy), and discounted returns of an episode.
+a rollout of n_steps x n_envs and its minibatches (on-policy), and discounted returns of an episode.
 
 Transitions live in NumPy arrays allocated once; adding one is a handful of slice writes and sampling
 is fancy indexing, so the hot loop creates no Python object per transition.
@@ -195,8 +195,8 @@ class RolloutBuffer:
     """One on-policy rollout: n_steps steps of n_envs vectorised envs, in arrays of shape (n_steps, n_envs, ...).
 
     `truncated_values` holds V(final observation) for envs cut by a time limit at that step (0 elsewhere):
-    with autoreset the next stored observation already belongs to a new episode, so the bootstrap value
-    of a truncated episode has to be stored with the step that ended it.
+    the copy's next stored observation already belongs to a new episode, so the bootstrap value of a truncated
+    episode has to be stored with the step that ended it.
     """
 
     def __init__(
@@ -230,41 +230,19 @@ class RolloutBuffer:
         """Start a new rollout; every array is overwritten by the next n_steps adds."""
         self.position = 0
 
-    def add(self, obs, actions, log_probs, values, rewards, terminated, truncated, truncated_values) -> None:
-        """One step of all envs: each argument has the envs along its first axis."""
+    def add(self, obs, actions, rewards, terminated, truncated, truncated_values) -> None:
+        """One step of all envs, as the env runner gave it: each argument has the envs along its first axis. The
+        algorithm fills in `log_probs`, `values`, `advantages` and `returns` once the rollout is full."""
         if self.full:
             raise ValueError(f"the rollout already holds its {self.n_steps} steps; reset() it before adding")
         step = self.position
         self.obs[step] = obs
         self.actions[step] = actions
-        self.log_probs[step] = log_probs
-        self.values[step] = values
         self.rewards[step] = rewards
         self.terminated[step] = terminated
         self.truncated[step] = truncated
         self.truncated_values[step] = truncated_values
         self.position = step + 1
-
-    def compute_advantages(self, last_values: np.ndarray, gamma: float, gae_lambda: float) -> None:
-        """GAE(lambda) advantages and returns (advantages + values) of the full rollout; `last_values` is
-        V of the observations that follow the last step. gae_lambda=1 gives n-step Monte-Carlo returns
-        with bootstrap, gae_lambda=0 the one-step TD errors."""
-        if not self.full:
-            raise ValueError(f"the rollout holds {self.position} of its {self.n_steps} steps")
-        done = self.terminated | self.truncated
-        advantage = np.zeros(self.n_envs, dtype=np.float32)
-        next_values = np.asarray(last_values, dtype=np.float32)
-        for t in range(self.n_steps - 1, -1, -1):
-            # a terminal has no future value (and wins over a truncation on the same step); a truncated
-            # episode bootstraps from its final observation, whose value was stored with the step
-            bootstrap = np.where(self.truncated[t], self.truncated_values[t], next_values)
-            bootstrap = np.where(self.terminated[t], 0.0, bootstrap)
-            delta = self.rewards[t] + gamma * bootstrap - self.values[t]
-            # the next step's advantage belongs to another episode after a done
-            advantage = delta + gamma * gae_lambda * ~done[t] * advantage
-            self.advantages[t] = advantage
-            next_values = self.values[t]
-        self.returns[...] = self.advantages + self.values
 
     def minibatches(
         self, batch_size: int, rng: np.random.Generator, device: torch.device | str = "cpu"

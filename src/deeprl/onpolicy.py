@@ -2,8 +2,8 @@
 
 Each rollout steps n_envs env copies n_steps times and keeps what the policy saw and did in a RolloutBuffer. The
 copies never autoreset (EnvRunner), so no stored step leads from a final observation to a reset one; an episode
-cut by a time limit bootstraps from V(its final observation), one that terminated from nothing. GAE(lambda) then
-gives advantages and returns, the algorithm's `update` learns from them, and a metrics row records the update.
+cut by a time limit stores V(its final observation) to bootstrap from. The algorithm's `update` (deeprl.algos.ppo
+holds the whole of PPO's: scoring, GAE, epochs, loss) learns from the full rollout, and a metrics row records it.
 
 Optionally the network sees normalised observations (the agent carries the running statistics, so its policy
 files do too) and rewards scaled by the running std of the discounted return (training only: the statistics go
@@ -106,8 +106,9 @@ class UpdateContext:
         gradient_step(self.optimizer, self.parameters, loss, self.config.max_grad_norm, step)
 
 
-# update(context, rollout, progress, step) -> the update's metrics row; progress is the fraction of training done
-Update = Callable[[UpdateContext, RolloutBuffer, float, int], dict[str, float]]
+# update(context, rollout, last_values, progress, step) -> the update's metrics row; last_values is V of the
+# observations that follow the rollout's last step, progress the fraction of training done
+Update = Callable[[UpdateContext, RolloutBuffer, np.ndarray, float, int], dict[str, float]]
 
 
 def normalized_advantages(advantages: torch.Tensor) -> torch.Tensor:
@@ -131,18 +132,6 @@ def make_optimizer(config: OnPolicyConfig, policy: ActorCritic) -> torch.optim.O
         return torch.optim.RMSprop(policy.parameters(), lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps,
                                    foreach=True)
     return torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.optimizer_eps, foreach=True)
-
-
-def score_rollout(policy: ActorCritic, rollout: RolloutBuffer, device: torch.device) -> None:
-    """Fill in the log-probabilities and values of the whole rollout in one batch: the policy did not change while
-    the rollout was collected, and one batched pass costs far less than a torch call per step."""
-    total = rollout.n_steps * rollout.n_envs
-    obs = torch.from_numpy(rollout.obs.reshape(total, *rollout.obs.shape[2:])).to(device)
-    actions = torch.from_numpy(rollout.actions.reshape(total, *rollout.actions.shape[2:])).to(device)
-    with torch.inference_mode():
-        log_probs, _, values = policy.evaluate_actions(obs, actions)
-    rollout.log_probs[...] = log_probs.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
-    rollout.values[...] = values.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
 
 
 def values_of(policy: ActorCritic, network_obs: np.ndarray, device: torch.device) -> np.ndarray:
@@ -181,6 +170,7 @@ class RolloutTrainer:
         config, runner, agent = self.config, self.runner, self.agent
         step += config.n_envs
         network_obs = agent.network_input(runner.obs.astype(self.obs_dtype))
+        # sampled in NumPy (PolicyAgent.raw_act); the algorithm scores the stored raw actions once the rollout is full
         raw_actions = agent.raw_act(network_obs, deterministic=False, rng=self.rng)
         transitions = runner.step(agent.to_env(raw_actions), step)
         cut = transitions.truncated & ~transitions.terminated
@@ -191,8 +181,7 @@ class RolloutTrainer:
         rewards = transitions.rewards.astype(np.float32)
         if self.reward_scaler is not None:
             rewards = self.reward_scaler(transitions.rewards, transitions.terminated | transitions.truncated)
-        # log-probabilities and values are scored for the whole rollout once it is complete (score_rollout)
-        self.rollout.add(network_obs, raw_actions, 0.0, 0.0, rewards, transitions.terminated, transitions.truncated,
+        self.rollout.add(network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated,
                          truncated_values)
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(runner.obs)
@@ -203,14 +192,12 @@ class RolloutTrainer:
 
     def learn(self, step: int) -> None:
         config, rollout = self.config, self.rollout
-        score_rollout(self.policy, rollout, self.device)
         last_values = values_of(self.policy, self.agent.network_input(self.runner.obs.astype(self.obs_dtype)),
                                 self.device)
-        rollout.compute_advantages(last_values, config.gamma, config.gae_lambda)
         progress = min(step / config.total_steps, 1.0)
         lr = annealed(config.lr, config.lr_end, progress)
         set_learning_rate([self.context.optimizer], lr)
-        metrics = self.update(self.context, rollout, progress, step)
+        metrics = self.update(self.context, rollout, last_values, progress, step)
         self.run.log_update(step, self.runner.episodes, **metrics,
                             explained_variance=explained_variance(rollout.values, rollout.returns), lr=lr)
         rollout.reset()

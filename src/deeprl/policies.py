@@ -178,7 +178,11 @@ class PolicyAgent:
     def raw_act(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator | None = None) -> np.ndarray:
         """Actions for a batch of network inputs (see `network_input`) as the network gives them (indices from 0;
         unclipped). Samples are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch
-        for one observation."""
+        for one observation.
+
+        The policy's one NumPy seam: a softmax of the logits sampled by inverse CDF (Discrete) or mean + std * noise
+        (Box) from the same network's weights (ActorCritic.numpy_policy). Learners score the raw actions it returns
+        with ActorCritic.evaluate_actions in torch; nets without a NumPy form (a CNN) act through torch here."""
         if self.numpy_policy is None:
             with torch.inference_mode():
                 actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic=deterministic)

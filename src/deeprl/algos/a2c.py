@@ -1,6 +1,7 @@
 """A2C: synchronous advantage actor-critic (the synchronous form of Mnih et al.'s A3C, 2016).
 
-Each short rollout of n_steps x n_envs steps (see deeprl.onpolicy) gives one gradient step on the whole batch:
+Each short rollout of n_steps x n_envs steps (see deeprl.onpolicy), scored and given GAE advantages as PPO's
+(deeprl.algos.ppo), gives one gradient step on the whole batch:
 
     loss = -mean( A * log pi(a|s) ) + value_coef * mean( (V(s) - R)^2 ) - entropy_coef * entropy
 
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from deeprl import onpolicy
+from deeprl.algos.ppo import gae, score_rollout
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
@@ -48,9 +51,13 @@ class Config(OnPolicyConfig):
     normalize_advantages: bool = knob(False, "standardise the advantages within each rollout")
 
 
-def update(context: UpdateContext, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
-    """One gradient step on the whole rollout."""
+def update(
+    context: UpdateContext, rollout: RolloutBuffer, last_values: np.ndarray, progress: float, step: int
+) -> dict[str, float]:
+    """One gradient step on the whole rollout; `last_values` is V of the observations after its last step."""
     config: Config = context.config
+    score_rollout(context.policy, rollout, context.device)
+    rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
     (batch,) = rollout.minibatches(config.n_steps * config.n_envs, context.rng, context.device)
     log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
     advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages

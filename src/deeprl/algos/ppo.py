@@ -1,8 +1,13 @@
-"""PPO: proximal policy optimisation with the clipped surrogate objective (Schulman et al., 2017).
+"""PPO: proximal policy optimisation with the clipped surrogate objective (Schulman et al., 2017), in the order it
+runs. deeprl.onpolicy steps the env copies (n_steps x n_envs steps per rollout) and stores, per step, the observation
+the network saw, the raw (unclipped) action it sampled, the reward and the bootstrap value of a time-limit cut; with a
+full rollout, `update` below
 
-Each rollout (n_steps x n_envs steps, GAE(lambda) advantages A; see deeprl.onpolicy) is learnt from for n_epochs
-passes of shuffled minibatches. With r = pi(a|s) / pi_old(a|s), the ratio of the current policy's probability of
-the stored (raw, unclipped) action to the collecting policy's,
+1. collect: scores the log-probability log pi_old(a|s) and the value V_old(s) of every stored step (`score_rollout`),
+2. GAE: turns rewards and values into advantages A and returns (`gae`),
+3. epochs: learns from the rollout for n_epochs passes of shuffled minibatches (`minibatch_epochs`), stopping early
+   once the approximate KL to the collecting policy passes `target_kl`,
+4. loss: with r = pi(a|s) / pi_old(a|s),
 
     policy_loss = -mean( min(r * A, clip(r, 1 - eps, 1 + eps) * A) )
 
@@ -10,6 +15,8 @@ so a step gains nothing from moving r beyond 1 ± eps in the direction the advan
 mean squared error to the returns; with `clip_range_vf` the new value may move at most that far from the old one
 unless the unclipped error is larger (the pessimistic maximum of the two, as OpenAI's baselines). The loss is
 policy_loss + value_coef * value_loss - entropy_coef * entropy.
+
+A2C (deeprl.algos.a2c) is steps 1 and 2 and one full-batch gradient step of the plain policy gradient.
 """
 
 from __future__ import annotations
@@ -19,21 +26,23 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from deeprl import onpolicy
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.exploration import annealed
+from deeprl.nets import ActorCritic
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
 from deeprl.policies import PolicyAgent
 from deeprl.run import Run
 
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
 ACTION_SPACES = onpolicy.ACTION_SPACES
-METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance", "lr")
-# the update's own columns, in the order it stacks them: summed over the minibatches, then averaged
-SUMMED = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+# the minibatch means, in the order minibatch_epochs stacks them (averaged over every minibatch it evaluated)
+MINIBATCH_MEANS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+METRIC_COLUMNS = (*MINIBATCH_MEANS, "explained_variance", "lr", "epochs")
 check_setup = onpolicy.check_setup
 
 
@@ -52,7 +61,97 @@ class Config(OnPolicyConfig):
                                         low=0.0)
     clip_range_vf: float | None = knob(None, "how far a value may move from the collecting one before the loss stops "
                                        "rewarding it; None: no value clipping", above=0.0)
+    target_kl: float | None = knob(None, "stop the rollout's epochs at the first minibatch whose approximate KL to "
+                                   "the collecting policy exceeds this (its step not taken); None: all n_epochs",
+                                   above=0.0)
 
+
+def update(
+    context: UpdateContext, rollout: RolloutBuffer, last_values: np.ndarray, progress: float, step: int
+) -> dict[str, float]:
+    """Learn from a full rollout; `last_values` is V of the observations after its last step."""
+    config: Config = context.config
+    score_rollout(context.policy, rollout, context.device)
+    rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
+    return minibatch_epochs(context, rollout, annealed(config.clip_range, config.clip_range_end, progress), step)
+
+
+# ---------------------------------------------------- 1. collect: what the collecting policy gave each stored step
+
+def score_rollout(policy: ActorCritic, rollout: RolloutBuffer, device: torch.device) -> None:
+    """log pi_old(a|s) and V_old(s) of every stored step, in one batched forward pass at the rollout's end.
+
+    The collecting policy did not change while the rollout was collected, so this is what per-step scoring would
+    give, at the cost of one pass instead of a torch call per step (acting samples in NumPy: PolicyAgent.raw_act).
+    It is also the very computation the epochs repeat (ActorCritic.evaluate_actions), so the first minibatch's
+    ratios are 1 up to the rounding of a different batch size."""
+    total = rollout.n_steps * rollout.n_envs
+    obs = torch.from_numpy(rollout.obs.reshape(total, *rollout.obs.shape[2:])).to(device)
+    actions = torch.from_numpy(rollout.actions.reshape(total, *rollout.actions.shape[2:])).to(device)
+    with torch.inference_mode():
+        log_probs, _, values = policy.evaluate_actions(obs, actions)
+    rollout.log_probs[...] = log_probs.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
+    rollout.values[...] = values.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------------------- 2. GAE
+
+def gae(rollout: RolloutBuffer, last_values: np.ndarray, gamma: float, gae_lambda: float) -> tuple[np.ndarray, ...]:
+    """GAE(lambda) (advantages, returns = advantages + values) of a full, scored rollout, arrays (n_steps, n_envs):
+
+        delta_t = r_t + gamma * V(s_t+1) - V(s_t),    A_t = delta_t + gamma * lambda * A_t+1
+
+    with no future after a true terminal (it wins over a time-limit cut on the same step), V(final observation)
+    after a cut, and no A_t+1 across an episode's end. `last_values` is V of the observations that follow the
+    last step. gae_lambda 1 gives n-step returns bootstrapped at the rollout's end, 0 the one-step TD errors."""
+    done = rollout.terminated | rollout.truncated
+    advantages = np.zeros_like(rollout.values)
+    advantage = np.zeros(rollout.n_envs, dtype=np.float32)
+    next_values = np.asarray(last_values, dtype=np.float32)
+    for t in range(rollout.n_steps - 1, -1, -1):
+        bootstrap = np.where(rollout.truncated[t], rollout.truncated_values[t], next_values)
+        bootstrap = np.where(rollout.terminated[t], 0.0, bootstrap)
+        delta = rollout.rewards[t] + gamma * bootstrap - rollout.values[t]
+        advantage = delta + gamma * gae_lambda * ~done[t] * advantage
+        advantages[t] = advantage
+        next_values = rollout.values[t]
+    return advantages, advantages + rollout.values
+
+
+# ------------------------------------------------------------------------------------------------------- 3. epochs
+
+def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range: float, step: int) -> dict[str, float]:
+    """n_epochs passes of minibatch steps over the scored rollout. With `target_kl`, the first minibatch whose
+    approximate KL to the collecting policy exceeds it ends the update before its own step (checked per minibatch:
+    an epoch of 32 minibatches can move far). The row holds the means over every minibatch evaluated (the stopping
+    one too, so approx_kl shows what stopped it) and `epochs`, the passes made: gradient steps / minibatches per
+    epoch, n_epochs unless stopped early."""
+    config: Config = context.config
+    sums = torch.zeros(len(MINIBATCH_MEANS), device=context.device)  # summed on the device: no sync per minibatch
+    minibatches = gradient_steps = 0
+    # every epoch's minibatches in a row (each epoch draws its order when it starts)
+    batches = (batch for _ in range(config.n_epochs)
+               for batch in rollout.minibatches(config.batch_size, context.rng, context.device))
+    for batch in batches:
+        log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
+        advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
+        policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
+        value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)
+        entropy = entropy.mean()
+        with torch.no_grad():
+            kl = approx_kl(log_probs, batch.old_log_probs)
+            sums += torch.stack([policy_loss, value_loss, entropy, kl, clip_fraction])
+        minibatches += 1
+        if config.target_kl is not None and kl.item() > config.target_kl:
+            break
+        context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
+        gradient_steps += 1
+    per_epoch = -(-rollout.n_steps * rollout.n_envs // config.batch_size)
+    return {**dict(zip(MINIBATCH_MEANS, (sums / minibatches).tolist(), strict=True)),
+            "epochs": gradient_steps / per_epoch}
+
+
+# --------------------------------------------------------------------------------------------------------- 4. loss
 
 def clipped_surrogate(
     log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float
@@ -81,27 +180,6 @@ def approx_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor) -> torch.Ten
     """KL(pi_old || pi) estimated from samples of pi_old as mean((r - 1) - log r): unbiased and never negative."""
     log_ratio = log_probs - old_log_probs
     return (torch.exp(log_ratio) - 1 - log_ratio).mean()
-
-
-def update(context: UpdateContext, rollout: RolloutBuffer, progress: float, step: int) -> dict[str, float]:
-    """n_epochs passes of minibatch steps over the rollout; the row holds the means over every minibatch."""
-    config: Config = context.config
-    clip_range = annealed(config.clip_range, config.clip_range_end, progress)
-    sums = torch.zeros(len(SUMMED), device=context.device)  # summed on the device: no sync per minibatch
-    minibatches = 0
-    for _ in range(config.n_epochs):
-        for batch in rollout.minibatches(config.batch_size, context.rng, context.device):
-            log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
-            advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
-            policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
-            value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)
-            entropy = entropy.mean()
-            context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
-            with torch.no_grad():
-                kl = approx_kl(log_probs, batch.old_log_probs)
-                sums += torch.stack([policy_loss, value_loss, entropy, kl, clip_fraction])
-            minibatches += 1
-    return dict(zip(SUMMED, (sums / minibatches).tolist(), strict=True))
 
 
 def train(
