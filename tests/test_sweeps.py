@@ -373,6 +373,14 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
             nodes.add(last["node_id"])
         assert len(nodes) == 2
         assert not ray.is_initialized()  # the sweep disconnected; the cluster is still the test's
+        # a sweep given no address starts a Ray instance of its own beside the running cluster (ray.init alone
+        # would join the cluster, the newest instance on this machine, and refuse the sweep's CPU count)
+        local_dir = tmp_path / "local"
+        rows = deeprl.sweep("dqn", "CartPole-v1", seeds="0", steps=800, sweep_dir=local_dir, settings=TINY,
+                            progress=False)
+        assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 1)]
+        local_node = json.loads(next((local_dir / "tune").glob("*/result.json")).read_text().splitlines()[-1])
+        assert local_node["node_id"] not in nodes
     finally:
         cluster.shutdown()
 

@@ -430,7 +430,10 @@ def connect(ray: Any, address: str | None) -> None:
     # a trial's process dies; the sweep's own lines say what happened to each trial instead.
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **options)
+        # "local": a Ray instance of the sweep's own, even where another one (`ray start`, another sweep) runs on
+        # this machine; without it ray.init joins the newest such instance and refuses num_cpus with a traceback
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
+                 **options)
         return
     if address != "auto":
         host, port = _host_port(address)
