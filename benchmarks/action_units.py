@@ -21,8 +21,11 @@ from typing import Any
 import deeprl
 from deeprl.config import preset_settings
 
-ENVS = {"Pendulum-v1": "Pendulum-v1 [-2, 2]", "tests.custom_envs:NarrowPendulum": "narrow [-0.5, 0.5]",
-        "tests.custom_envs:OffsetPendulum": "offset [3, 7]"}
+ENVS = {
+    "Pendulum-v1": "Pendulum-v1 [-2, 2]",
+    "tests.custom_envs:NarrowPendulum": "narrow [-0.5, 0.5]",
+    "tests.custom_envs:OffsetPendulum": "offset [3, 7]",
+}
 # short budgets that learn something (not all solve): about ten seconds a run on a small CPU
 BUDGETS: dict[str, dict[str, Any]] = {
     "sac": {"total_steps": 4000},
@@ -33,8 +36,15 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "reinforce": {"total_steps": 20000},
     "actor-critic": {"total_steps": 20000},
 }
-SETTINGS = {"eval_every": 2000, "eval_episodes": 5, "final_eval_episodes": 10, "solve_threshold": -200.0,
-            "stop_on_solve": False, "tensorboard": False, "progress": False}
+SETTINGS = {
+    "eval_every": 2000,
+    "eval_episodes": 5,
+    "final_eval_episodes": 10,
+    "solve_threshold": -200.0,
+    "stop_on_solve": False,
+    "tensorboard": False,
+    "progress": False,
+}
 
 
 def learning_record(run_dir: Path) -> tuple[list[dict[str, str]], list[list[float]]]:
@@ -64,8 +74,12 @@ def main() -> None:
             records.append(learning_record(run_dir))
         seconds = time.perf_counter() - started
         same = all(record == records[0] for record in records[1:])
-        print(f"| {algo} | {settings['total_steps']} | " + " | ".join(f"{final:.1f}" for final in finals)
-              + f" | {'yes, bit for bit' if same else 'NO'} | {seconds:.0f} |", flush=True)
+        print(
+            f"| {algo} | {settings['total_steps']} | "
+            + " | ".join(f"{final:.1f}" for final in finals)
+            + f" | {'yes, bit for bit' if same else 'NO'} | {seconds:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

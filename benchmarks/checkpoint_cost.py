@@ -52,8 +52,10 @@ def main() -> None:
     checkpoints = config.total_steps // config.checkpoint_every if config.checkpoint_every else 0
     print(f"{args.env}, buffer {args.buffer} transitions of {obs_dim} floats, {config.hidden_sizes} net")
     print(f"checkpoint: {size / 2**20:.1f} MiB, {per_checkpoint * 1000:.0f} ms (median of {args.repeats})")
-    print(f"default preset: {checkpoints} checkpoints in {config.total_steps} steps "
-          f"= {checkpoints * per_checkpoint:.2f} s of checkpointing")
+    print(
+        f"default preset: {checkpoints} checkpoints in {config.total_steps} steps "
+        f"= {checkpoints * per_checkpoint:.2f} s of checkpointing"
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,15 @@ PERIODIC_EVAL_SEED = 1_000_000  # the same bases deeprl's Run uses, so both fram
 FINAL_EVAL_SEED = 2_000_000
 # Zoo keys that shape the environment (or name classes to import) rather than configure the model:
 # reproducing them is out of scope, so refuse them rather than silently benchmark a different setup.
-ZOO_ENV_KEYS = ("env_wrapper", "frame_stack", "vec_env_wrapper", "callback", "env_kwargs", "monitor_kwargs",
-                "replay_buffer_class")
+ZOO_ENV_KEYS = (
+    "env_wrapper",
+    "frame_stack",
+    "vec_env_wrapper",
+    "callback",
+    "env_kwargs",
+    "monitor_kwargs",
+    "replay_buffer_class",
+)
 ZOO_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")  # where the Zoo reads `lin_<initial>`
 ZOO_KWARGS_TEXT_KEYS = ("policy_kwargs", "replay_buffer_kwargs")  # Python dict text in the YAML
 # Zoo noise_type -> stable_baselines3.common.noise class, built with the action dimension in the worker.
@@ -151,8 +158,10 @@ def _read_normalize(value: Any, gamma: Any) -> dict[str, Any] | None:
 
 def sb3_setup(zoo: dict[str, Any]) -> SB3Setup:
     """Read a Zoo entry the way rl_zoo3's ExperimentManager does, refusing what compare.py does not reproduce."""
-    params = {key: float(value) if isinstance(value, str) and NUMBER.fullmatch(value.strip()) else value
-              for key, value in zoo.items()}
+    params = {
+        key: float(value) if isinstance(value, str) and NUMBER.fullmatch(value.strip()) else value
+        for key, value in zoo.items()
+    }
     unsupported = [key for key in ZOO_ENV_KEYS if key in params]
     policy = str(params.pop("policy"))
     if "." in policy:  # a custom policy class the Zoo would import
@@ -166,8 +175,10 @@ def sb3_setup(zoo: dict[str, Any]) -> SB3Setup:
     if kind is not None:
         kind = str(kind).strip()
         if kind not in NOISE_CLASSES or std is None:
-            raise SystemExit(f"cannot read the Zoo's action noise: noise_type {kind!r} (known: "
-                             f"{', '.join(NOISE_CLASSES)}), noise_std {std!r}")
+            raise SystemExit(
+                f"cannot read the Zoo's action noise: noise_type {kind!r} (known: "
+                f"{', '.join(NOISE_CLASSES)}), noise_std {std!r}"
+            )
         noise = {"kind": kind, "sigma": float(std)}
     for key in ZOO_KWARGS_TEXT_KEYS:
         if isinstance(params.get(key), str):
@@ -191,8 +202,7 @@ def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: i
 # ------------------------------------------------------------------------------------------------- workers
 
 
-def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None,
-               threshold: float | None) -> dict:
+def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float | None) -> dict:
     """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary."""
     import torch
 
@@ -200,8 +210,12 @@ def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | 
 
     torch.set_num_threads(1)
     settings: dict[str, Any] = {
-        "eval_every": eval_every, "eval_episodes": EVAL_EPISODES, "final_eval_episodes": EVAL_EPISODES,
-        "tensorboard": False, "stop_on_solve": False, "torch_threads": 1,
+        "eval_every": eval_every,
+        "eval_episodes": EVAL_EPISODES,
+        "final_eval_episodes": EVAL_EPISODES,
+        "tensorboard": False,
+        "stop_on_solve": False,
+        "torch_threads": 1,
         "solve_confirm_episodes": 0,  # solved means the same for both: one evaluation at the threshold
     }
     if threshold is not None:
@@ -215,9 +229,14 @@ def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | 
         assert summary is not None, "deeprl.train returned an agent without a summary"
         with open(run_dir / "metrics.csv") as metrics:
             evals = [
-                {"step": int(row["step"]), "mean": float(row["return"]), "std": float(row["return_std"]),
-                 "train_seconds": float(row["time_s"])}
-                for row in csv.DictReader(metrics) if row["kind"] == "eval"
+                {
+                    "step": int(row["step"]),
+                    "mean": float(row["return"]),
+                    "std": float(row["return_std"]),
+                    "train_seconds": float(row["time_s"]),
+                }
+                for row in csv.DictReader(metrics)
+                if row["kind"] == "eval"
             ]
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
     return {
@@ -290,8 +309,14 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
             train_seconds = eval_started - self.started - self.eval_seconds
             result = evaluate(self.agent, env_id, episodes=EVAL_EPISODES, seed=PERIODIC_EVAL_SEED + 1000 * seed)
             self.eval_seconds += time.perf_counter() - eval_started
-            self.evals.append({"step": self.num_timesteps, "mean": result.mean, "std": result.std,
-                               "train_seconds": round(train_seconds, 3)})
+            self.evals.append(
+                {
+                    "step": self.num_timesteps,
+                    "mean": result.mean,
+                    "std": result.std,
+                    "train_seconds": round(train_seconds, 3),
+                }
+            )
             if self.solved_at_step is None and result.mean >= threshold:
                 self.solved_at_step, self.solved_train_seconds = self.num_timesteps, round(train_seconds, 3)
             return True  # keep training after solving, as deeprl does with stop_on_solve=False
@@ -303,12 +328,12 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
     if setup.noise is not None:
         dimension = env.action_space.shape[0]
         noise_class = getattr(sb3_noise, NOISE_CLASSES[setup.noise["kind"]])
-        kwargs["action_noise"] = noise_class(mean=np.zeros(dimension),
-                                             sigma=setup.noise["sigma"] * np.ones(dimension))
+        kwargs["action_noise"] = noise_class(mean=np.zeros(dimension), sigma=setup.noise["sigma"] * np.ones(dimension))
     # The clock starts where deeprl's does: env made, networks and replay buffer not yet built.
     started = time.perf_counter()
-    model = getattr(stable_baselines3, ALGOS[algo])(setup.policy, normalizer or env, seed=seed, device="cpu",
-                                                    verbose=0, **kwargs)
+    model = getattr(stable_baselines3, ALGOS[algo])(
+        setup.policy, normalizer or env, seed=seed, device="cpu", verbose=0, **kwargs
+    )
     agent = SB3Agent(model, normalizer)
     callback = PeriodicEval(started, agent)
     model.learn(total_timesteps=budget, callback=callback)
@@ -326,11 +351,19 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
         "final": final.to_dict(),
         "evals": callback.evals,
         # JSON-native where possible; schedules as lin_<initial>, classes such as nn.ReLU as their repr
-        "hyperparams": json.loads(json.dumps(
-            {"policy": setup.policy, "total_timesteps": budget, "n_envs": setup.n_envs,
-             "normalize": setup.normalize, "action_noise": setup.noise, **setup.kwargs},
-            default=repr,
-        )),
+        "hyperparams": json.loads(
+            json.dumps(
+                {
+                    "policy": setup.policy,
+                    "total_timesteps": budget,
+                    "n_envs": setup.n_envs,
+                    "normalize": setup.normalize,
+                    "action_noise": setup.noise,
+                    **setup.kwargs,
+                },
+                default=repr,
+            )
+        ),
     }
 
 
@@ -348,9 +381,20 @@ def worker_main(args: argparse.Namespace) -> None:
 
 def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold: float) -> dict:
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--algo", args.algo,
-        "--env", args.env, "--seeds", str(seed), "--eval-every", str(args.eval_every),
-        "--threshold", repr(threshold),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        framework,
+        "--algo",
+        args.algo,
+        "--env",
+        args.env,
+        "--seeds",
+        str(seed),
+        "--eval-every",
+        str(args.eval_every),
+        "--threshold",
+        repr(threshold),
     ]
     if args.steps is not None:
         command += ["--steps", str(args.steps)]
@@ -366,8 +410,12 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
             pass
     tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
     return {
-        "framework": framework, "seed": seed, "env": args.env, "returncode": process.returncode,
-        "wall_seconds": round(time.perf_counter() - started, 3), "error": "\n".join(tail) or "no output",
+        "framework": framework,
+        "seed": seed,
+        "env": args.env,
+        "returncode": process.returncode,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "error": "\n".join(tail) or "no output",
     }
 
 
@@ -430,8 +478,12 @@ def machine_info() -> dict[str, Any]:
         cpu = match.group(1).strip() if match else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+        "platform": platform.platform(),
+    }
 
 
 def package_versions() -> dict[str, str]:
@@ -462,19 +514,24 @@ def markdown_report(report: dict[str, Any]) -> str:
     ]
     budget_sources = {"deeprl": ("preset `default`", "--steps"), "sb3": ("RL Zoo n_timesteps", "--sb3-steps")}
     for name in frameworks:
-        budgets = sorted({run["budget_steps"] for run in runs
-                          if run["framework"] == name and "budget_steps" in run})
+        budgets = sorted({run["budget_steps"] for run in runs if run["framework"] == name and "budget_steps" in run})
         default_source, flag = budget_sources[name]
         source = default_source if report["steps_override"][name] is None else f"{flag} override"
         budget_text = ", ".join(f"{budget:,}" for budget in budgets) or "unknown (every run crashed)"
         lines.append(f"- {LABELS[name]} budget: {budget_text} env steps ({source})")
     if "sb3" in frameworks:
-        zoo = ", ".join(f"{key}={int(value) if isinstance(value, float) and value.is_integer() else value}"
-                        for key, value in report["zoo_hyperparams"].items())
+        zoo = ", ".join(
+            f"{key}={int(value) if isinstance(value, float) and value.is_integer() else value}"
+            for key, value in report["zoo_hyperparams"].items()
+        )
         lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/{report['algo']}.yml): {zoo}")
 
-    lines += ["", "| seed | framework | solved at step | solved at s | steps run | train s | steps/s "
-              "| final mean ± std | stays solved |", "|---:|---|---:|---:|---:|---:|---:|---:|:---:|"]
+    lines += [
+        "",
+        "| seed | framework | solved at step | solved at s | steps run | train s | steps/s "
+        "| final mean ± std | stays solved |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|:---:|",
+    ]
     for run in sorted(runs, key=lambda run: (run["seed"], frameworks.index(run["framework"]))):
         label = LABELS[run["framework"]]
         if "error" in run:
@@ -505,18 +562,24 @@ def markdown_report(report: dict[str, Any]) -> str:
     row("solved within budget", lambda s: f"{s['solved']}/{s['seeds']}")
     row("env steps to solve, median", lambda s: _steps(s["steps_to_solve_median"]), "steps_to_solve_median")
     row("env steps to solve, worst", lambda s: _steps(s["steps_to_solve_worst"]))
-    row("seconds to solve, median", lambda s: _seconds(s["seconds_to_solve_median"]),
-        "seconds_to_solve_median")
+    row("seconds to solve, median", lambda s: _seconds(s["seconds_to_solve_median"]), "seconds_to_solve_median")
     row("seconds to solve, worst", lambda s: _seconds(s["seconds_to_solve_worst"]))
-    row("training steps/s, median",
-        lambda s: "n/a" if s["steps_per_second_median"] is None else f"{s['steps_per_second_median']:,.0f}")
+    row(
+        "training steps/s, median",
+        lambda s: "n/a" if s["steps_per_second_median"] is None else f"{s['steps_per_second_median']:,.0f}",
+    )
     row("final agent stays solved", lambda s: f"{s['stays_solved']}/{s['seeds']}")
-    row("final agent mean return, median",
-        lambda s: "n/a" if s["final_mean_median"] is None else f"{s['final_mean_median']:.1f}")
+    row(
+        "final agent mean return, median",
+        lambda s: "n/a" if s["final_mean_median"] is None else f"{s['final_mean_median']:.1f}",
+    )
     if any(s["errors"] for s in stats.values()):
         row("crashed runs", lambda s: str(s["errors"]))
-    lines += ["", "An unsolved seed counts as never solving: a median or worst that reads *unsolved* means "
-              "at least half (median) or one (worst) of the seeds did not reach the threshold."]
+    lines += [
+        "",
+        "An unsolved seed counts as never solving: a median or worst that reads *unsolved* means "
+        "at least half (median) or one (worst) of the seeds did not reach the threshold.",
+    ]
     return "\n".join(lines)
 
 
@@ -591,7 +654,8 @@ def main() -> None:
         sb3_setup(zoo)  # refuse an unsupported Zoo entry before spending any time training
     stamp = datetime.now(timezone.utc)
     out = args.out or Path(__file__).resolve().parent / "results" / (
-        f"{args.algo}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.env)}-{stamp:%Y%m%d-%H%M%S}.json")
+        f"{args.algo}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.env)}-{stamp:%Y%m%d-%H%M%S}.json"
+    )
     report: dict[str, Any] = {
         "command": shlex.join(["python", *sys.argv]),
         "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
@@ -618,10 +682,14 @@ def main() -> None:
             if "error" in run:
                 outcome = f"crashed (exit {run['returncode']}): {run['error'].splitlines()[-1]}"
             else:
-                solved = ("not solved" if run["solved_at_step"] is None else
-                          f"solved at step {run['solved_at_step']:,} ({run['solved_train_seconds']:.1f} s)")
-                outcome = (f"{solved}; final mean {run['final']['mean_return']:.1f}; "
-                           f"{run['steps_per_second']:,.0f} steps/s")
+                solved = (
+                    "not solved"
+                    if run["solved_at_step"] is None
+                    else f"solved at step {run['solved_at_step']:,} ({run['solved_train_seconds']:.1f} s)"
+                )
+                outcome = (
+                    f"{solved}; final mean {run['final']['mean_return']:.1f}; {run['steps_per_second']:,.0f} steps/s"
+                )
             print(f"[{framework} seed {seed}] {outcome}", file=sys.stderr, flush=True)
     report["summary"] = {
         name: summarise([run for run in report["runs"] if run["framework"] == name], float(threshold))

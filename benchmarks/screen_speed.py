@@ -25,8 +25,9 @@ from deeprl.envs.screen import BAND_BOTTOM, BAND_TOP, cart_window, draw_cartpole
 
 def states(count: int) -> np.ndarray:
     rng = np.random.default_rng(0)
-    return np.stack([rng.uniform(-2.4, 2.4, count), np.zeros(count), rng.uniform(-0.2, 0.2, count),
-                     np.zeros(count)], axis=1)
+    return np.stack(
+        [rng.uniform(-2.4, 2.4, count), np.zeros(count), rng.uniform(-0.2, 0.2, count), np.zeros(count)], axis=1
+    )
 
 
 def per_second(work, count: int) -> float:
@@ -75,8 +76,10 @@ def main() -> None:
         ("patch via deeprl draw_cartpole (NumPy) + cut + bicubic 80x40", per_second(numpy_patches, count)),
         ("env step, observation=state", per_second(env_steps("state"), count)),
         ("env step, observation=screen_difference (3x40x80)", per_second(env_steps("screen_difference"), count)),
-        ("env step, observation=screen_frames height 20 (2x20x75)",
-         per_second(env_steps("screen_frames", screen_height=20), count)),
+        (
+            "env step, observation=screen_frames height 20 (2x20x75)",
+            per_second(env_steps("screen_frames", screen_height=20), count),
+        ),
     ]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {count} frames each\n")
     print("| pipeline | frames/s |\n| --- | ---: |")

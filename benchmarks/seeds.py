@@ -42,8 +42,21 @@ def main() -> None:
     rows = []
     for seed in parse_seeds(args.seeds):
         run_dir = out / f"s{seed}"
-        command = [sys.executable, "-m", "deeprl", "train", args.algo, args.env, "--preset", args.preset,
-                   "--seed", str(seed), "--run-dir", str(run_dir), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "deeprl",
+            "train",
+            args.algo,
+            args.env,
+            "--preset",
+            args.preset,
+            "--seed",
+            str(seed),
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+        ]
         for setting in args.settings:
             command += ["--set", setting]
         started = time.perf_counter()
@@ -55,12 +68,21 @@ def main() -> None:
         # the run directory stands for its env with the wrappers it trained with (pictures, reward shaping)
         best = evaluate(deeprl.load(run_dir), run_dir, args.episodes, seed=fresh)
         final = evaluate(deeprl.load(run_dir / "policy.pt"), run_dir, args.episodes, seed=fresh)
-        rows.append({
-            "seed": seed, "solved_at_step": summary["solved_at_step"],
-            "solved_train_seconds": summary["solved_train_seconds"], "train_seconds": summary["train_seconds"],
-            "steps": summary["steps"], "wall_seconds": round(wall, 1), "threshold": threshold,
-            "loaded_mean": best.mean, "loaded_std": best.std, "final_mean": final.mean, "final_std": final.std,
-        })
+        rows.append(
+            {
+                "seed": seed,
+                "solved_at_step": summary["solved_at_step"],
+                "solved_train_seconds": summary["solved_train_seconds"],
+                "train_seconds": summary["train_seconds"],
+                "steps": summary["steps"],
+                "wall_seconds": round(wall, 1),
+                "threshold": threshold,
+                "loaded_mean": best.mean,
+                "loaded_std": best.std,
+                "final_mean": final.mean,
+                "final_std": final.std,
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     print(f"### {args.algo} on {args.env}, preset `{args.preset}`, seeds {args.seeds}\n")
@@ -71,19 +93,25 @@ def main() -> None:
     print("| seed | solved at step | solved after s (training) | run steps | train s | loaded agent | final agent |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['seed']} | {row['solved_at_step'] or 'unsolved'} | {row['solved_train_seconds'] or '–'} | "
-              f"{row['steps']} | {row['train_seconds']:.1f} | {row['loaded_mean']:.1f} ± {row['loaded_std']:.1f} | "
-              f"{row['final_mean']:.1f} ± {row['final_std']:.1f} |")
+        print(
+            f"| {row['seed']} | {row['solved_at_step'] or 'unsolved'} | {row['solved_train_seconds'] or '–'} | "
+            f"{row['steps']} | {row['train_seconds']:.1f} | {row['loaded_mean']:.1f} ± {row['loaded_std']:.1f} | "
+            f"{row['final_mean']:.1f} ± {row['final_std']:.1f} |"
+        )
     solved = [row for row in rows if row["solved_at_step"] is not None]
     passed = [row for row in rows if row["loaded_mean"] >= row["threshold"]]
     final_passed = [row for row in rows if row["final_mean"] >= row["threshold"]]
-    print(f"\nloaded agent ≥ threshold: {len(passed)}/{len(rows)}; final agent ≥ threshold: "
-          f"{len(final_passed)}/{len(rows)}; solved during training: {len(solved)}/{len(rows)}")
+    print(
+        f"\nloaded agent ≥ threshold: {len(passed)}/{len(rows)}; final agent ≥ threshold: "
+        f"{len(final_passed)}/{len(rows)}; solved during training: {len(solved)}/{len(rows)}"
+    )
     if solved:
         steps = [row["solved_at_step"] for row in solved]
         seconds = [row["solved_train_seconds"] for row in solved]
-        print(f"steps to solve: median {statistics.median(steps):.0f}, worst {max(steps)}; "
-              f"training seconds to solve: median {statistics.median(seconds):.1f}, worst {max(seconds):.1f}")
+        print(
+            f"steps to solve: median {statistics.median(steps):.0f}, worst {max(steps)}; "
+            f"training seconds to solve: median {statistics.median(seconds):.1f}, worst {max(seconds):.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,16 @@ POLICY_FORMAT = "deeprl-policy"
 BEST_POLICY = "best_policy.pt"
 FINAL_POLICY = "policy.pt"
 # Policy files written before they named their agent's kind: the kind each algorithm's agent was then.
-AGENT_OF_ALGORITHM = {"dqn": "q", "reinforce": "policy", "a2c": "policy", "ppo": "policy", "actor-critic": "policy",
-                      "ddpg": "scaled_actor", "td3": "scaled_actor", "sac": "scaled_actor"}
+AGENT_OF_ALGORITHM = {
+    "dqn": "q",
+    "reinforce": "policy",
+    "a2c": "policy",
+    "ppo": "policy",
+    "actor-critic": "policy",
+    "ddpg": "scaled_actor",
+    "td3": "scaled_actor",
+    "sac": "scaled_actor",
+}
 
 
 class Agent(Protocol):
@@ -115,8 +123,10 @@ def load(path: str | Path) -> Agent:
     if not isinstance(kind, str) or kind not in AGENT_LOADERS:
         if "agent" not in meta:
             raise DeeprlError(f"{policy_path} names no agent kind and comes from an unknown algorithm '{algo}'")
-        raise DeeprlError(f"{policy_path} holds an agent of kind {kind!r}, which this deeprl cannot rebuild "
-                          f"(it knows {', '.join(AGENT_LOADERS)})")
+        raise DeeprlError(
+            f"{policy_path} holds an agent of kind {kind!r}, which this deeprl cannot rebuild "
+            f"(it knows {', '.join(AGENT_LOADERS)})"
+        )
     try:
         agent = AGENT_LOADERS[kind](meta, tensors)
     except (KeyError, TypeError, RuntimeError) as error:

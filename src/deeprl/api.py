@@ -86,8 +86,10 @@ def preset_named_by(algo: str, env: str, settings: dict[str, Any]) -> str | None
     for name, value in settings.items():
         chosen = presets.get(str(value)) or {}
         if str(value) != "default" and name in chosen and str(chosen[name]) == str(value):
-            warn(f"{name}={value} starts from the '{value}' preset for {env} (its tuned settings for this variant; "
-                 f"your settings apply over it; the preset 'default' keeps the defaults)")
+            warn(
+                f"{name}={value} starts from the '{value}' preset for {env} (its tuned settings for this variant; "
+                f"your settings apply over it; the preset 'default' keeps the defaults)"
+            )
             return str(value)
     return None
 
@@ -111,8 +113,9 @@ def capped_steps(config: RunConfig, already: int = 0) -> RunConfig:
         raise DeeprlError(f"{STEP_CAP_VARIABLE} must be >= 1 (got {cap})")
     if config.total_steps <= already + cap:
         return config
-    warn(f"{STEP_CAP_VARIABLE}={cap} caps this run at {already + cap} steps (its settings ask for "
-         f"{config.total_steps})")
+    warn(
+        f"{STEP_CAP_VARIABLE}={cap} caps this run at {already + cap} steps (its settings ask for {config.total_steps})"
+    )
     return dataclasses.replace(config, total_steps=already + cap)
 
 
@@ -152,30 +155,55 @@ def train(
     or None).
     """
     if resume is not None:
-        given = [name for name, value in (("algo", algo), ("seed", seed), ("preset", preset), ("config", config),
-                                           ("run_dir", run_dir), ("device", device)) if value is not None]
+        given = [
+            name
+            for name, value in (
+                ("algo", algo),
+                ("seed", seed),
+                ("preset", preset),
+                ("config", config),
+                ("run_dir", run_dir),
+                ("device", device),
+            )
+            if value is not None
+        ]
         if given or settings:
-            raise DeeprlError(f"resume continues a run with the settings its config.yaml holds; drop "
-                              f"{', '.join([*given, *settings])} (steps and env may go with resume)")
+            raise DeeprlError(
+                f"resume continues a run with the settings its config.yaml holds; drop "
+                f"{', '.join([*given, *settings])} (steps and env may go with resume)"
+            )
         return resume_run(resume, steps=steps, env=env, progress=progress, on_evaluation=on_evaluation)
     source = None if env is None else env_source(env)
     flags = {"seed": seed, "total_steps": steps, "device": device}
     settings.update({key: value for key, value in flags.items() if value is not None})
     env_settings = {} if source is None else dict(source.settings)
     env_name = env_settings.pop("env", None)
-    module, run_config, preset = resolve_config(algo, env_name, preset=preset, config_file=config,
-                                                settings={**env_settings, **settings})
+    module, run_config, preset = resolve_config(
+        algo, env_name, preset=preset, config_file=config, settings={**env_settings, **settings}
+    )
     capped_config = capped_steps(run_config)
     if source is not None and source.make_base is not None:
-        warn(f"the env object is recorded as '{run_config.env}', which no later process can rebuild: resume with "
-             "deeprl.train(resume=RUN, env=env), evaluate with deeprl.evaluate(agent, env) and re-run with "
-             "deeprl.train(config=FILE, env=env), passing the same env")
+        warn(
+            f"the env object is recorded as '{run_config.env}', which no later process can rebuild: resume with "
+            "deeprl.train(resume=RUN, env=env), evaluate with deeprl.evaluate(agent, env) and re-run with "
+            "deeprl.train(config=FILE, env=env), passing the same env"
+        )
     if run_dir is None:
-        run_dir = default_run_dir(run_config.algo, run_config.env.removesuffix(OBJECT_ENV_SUFFIX), run_config.seed,
-                                  preset)
-    return _run(module, capped_config, preset, Path(run_dir), progress, None, on_evaluation,
-                make_base=None if source is None else source.make_base, capped=capped_config is not run_config,
-                budget=run_config)
+        run_dir = default_run_dir(
+            run_config.algo, run_config.env.removesuffix(OBJECT_ENV_SUFFIX), run_config.seed, preset
+        )
+    return _run(
+        module,
+        capped_config,
+        preset,
+        Path(run_dir),
+        progress,
+        None,
+        on_evaluation,
+        make_base=None if source is None else source.make_base,
+        capped=capped_config is not run_config,
+        budget=run_config,
+    )
 
 
 # Fewer learning updates than this in a whole run is said aloud: such a policy has barely trained.
@@ -190,13 +218,17 @@ def first_update(config: RunConfig) -> tuple[int, str] | None:
     actor-critics learn from every rollout, a short last one included)."""
     if isinstance(config, OnPolicyConfig):
         return config.n_steps * config.n_envs, (
-            f"after one rollout of n_steps * n_envs = {config.n_steps} * {config.n_envs} steps")
+            f"after one rollout of n_steps * n_envs = {config.n_steps} * {config.n_envs} steps"
+        )
     if not isinstance(config, OffPolicyConfig):
         return None
     # gradient rounds start at steps > learning_starts, with at least batch_size transitions stored (one a step)
     step = max(config.learning_starts + 1, config.batch_size)
-    decided_by = (f"learning_starts = {config.learning_starts}" if step == config.learning_starts + 1
-                  else f"batch_size = {config.batch_size} (transitions stored before a batch can be drawn)")
+    decided_by = (
+        f"learning_starts = {config.learning_starts}"
+        if step == config.learning_starts + 1
+        else f"batch_size = {config.batch_size} (transitions stored before a batch can be drawn)"
+    )
     if config.train_freq_unit == "steps" and step % config.train_freq:
         step += config.train_freq - step % config.train_freq
         decided_by += f", on a multiple of train_freq = {config.train_freq}"
@@ -208,8 +240,10 @@ def check_first_update(config: RunConfig) -> None:
     first = first_update(config)
     if first is not None and config.total_steps < first[0]:
         step, decided = first
-        raise DeeprlError(f"{config.algo} would not learn in {config.total_steps} steps: its first update comes at "
-                          f"step {step}, {decided}; give at least {step} steps (total_steps) or change that setting")
+        raise DeeprlError(
+            f"{config.algo} would not learn in {config.total_steps} steps: its first update comes at "
+            f"step {step}, {decided}; give at least {step} steps (total_steps) or change that setting"
+        )
 
 
 def schedules_over_total_steps(config: RunConfig) -> list[str]:
@@ -239,41 +273,62 @@ def resume_run(
     make_base = _resume_env(path, run_config, env)
     finished_step = _finished_step(path)
     if finished_step is not None and steps is None:
-        raise DeeprlError(f"run {path} already finished at step {finished_step} (eval.json exists); "
-                          f"`deeprl resume {path} --steps N` continues it to a larger budget N")
+        raise DeeprlError(
+            f"run {path} already finished at step {finished_step} (eval.json exists); "
+            f"`deeprl resume {path} --steps N` continues it to a larger budget N"
+        )
     checkpoint = load_latest_checkpoint(path, run_config.algo, run_config.env)
     capped = False
     if steps is not None:
         checkpoint_step = checkpoint["run"]["step"]
         reached = checkpoint_step if finished_step is None else finished_step
         if steps <= reached:
-            raise DeeprlError(f"run {path} {'finished' if finished_step is not None else 'is checkpointed'} at step "
-                              f"{reached}: steps must be larger to continue it (got {steps})")
+            raise DeeprlError(
+                f"run {path} {'finished' if finished_step is not None else 'is checkpointed'} at step "
+                f"{reached}: steps must be larger to continue it (got {steps})"
+            )
         annealed = schedules_over_total_steps(run_config)
         if annealed and steps != run_config.total_steps:
             anneal = "anneals" if len(annealed) == 1 else "anneal"
-            warn(f"{', '.join(annealed)} {anneal} over total_steps: up to step {checkpoint_step} this run followed the "
-                 f"{run_config.total_steps}-step schedule, so it differs from a run started with {steps} steps")
+            warn(
+                f"{', '.join(annealed)} {anneal} over total_steps: up to step {checkpoint_step} this run followed the "
+                f"{run_config.total_steps}-step schedule, so it differs from a run started with {steps} steps"
+            )
         if checkpoint_step < reached:
-            warn(f"run {path} continues from its newest checkpoint, at step {checkpoint_step} (it ended at step "
-                 f"{reached}): those steps are trained again")
+            warn(
+                f"run {path} continues from its newest checkpoint, at step {checkpoint_step} (it ended at step "
+                f"{reached}): those steps are trained again"
+            )
         extended = dataclasses.replace(run_config, total_steps=steps)
         run_config = capped_steps(extended, already=reached)
         capped = run_config is not extended
-    return _run(module, run_config, preset, path, progress, checkpoint, on_evaluation, make_base=make_base,
-                capped=capped, extend=steps is not None)
+    return _run(
+        module,
+        run_config,
+        preset,
+        path,
+        progress,
+        checkpoint,
+        on_evaluation,
+        make_base=make_base,
+        capped=capped,
+        extend=steps is not None,
+    )
 
 
 def _resume_env(path: Path, config: RunConfig, env: Any) -> Callable[[str | None], gym.Env] | None:
     """The maker of a resumed run's env copies when it was given as a Python object (None: from config.yaml)."""
     if env is None:
         if is_object_env(config.env):
-            raise DeeprlError(f"run {path} trained on an env given as a Python object ('{config.env}'): resume it in "
-                              "Python, passing the same env: deeprl.train(resume=RUN, env=env)")
+            raise DeeprlError(
+                f"run {path} trained on an env given as a Python object ('{config.env}'): resume it in "
+                "Python, passing the same env: deeprl.train(resume=RUN, env=env)"
+            )
         return None
     source = env_source(env)
-    differing = [f"{name} {getattr(config, name)!r}" for name, value in source.settings.items()
-                 if getattr(config, name) != value]
+    differing = [
+        f"{name} {getattr(config, name)!r}" for name, value in source.settings.items() if getattr(config, name) != value
+    ]
     if differing:
         raise DeeprlError(f"run {path} trained on another env than the one given (its {', '.join(differing)})")
     return source.make_base
@@ -345,9 +400,15 @@ def _run(
         # torch and every other process for the cores, and small products gain nothing from splitting.
         blas_threads = threadpool_limits(run_config.torch_threads, user_api="blas")
         run = Run(
-            path, run_config, module.METRIC_COLUMNS, make_run_env, threshold, preset=preset,
+            path,
+            run_config,
+            module.METRIC_COLUMNS,
+            make_run_env,
+            threshold,
+            preset=preset,
             show_progress=someone_watching() if progress is None else progress,
-            resume_state=None if checkpoint is None else checkpoint["run"], on_evaluation=on_evaluation,
+            resume_state=None if checkpoint is None else checkpoint["run"],
+            on_evaluation=on_evaluation,
         )
         try:
             agent = module.train(
@@ -367,7 +428,10 @@ def _run(
     updates = agent.summary["updates"]
     if updates < FEW_UPDATES and not capped:  # a capped run is a smoke test: its cap said it is cut short
         first = first_update(run_config)
-        warn(f"this run made only {updates} learning update{'' if updates == 1 else 's'} in {agent.summary['steps']} "
-             f"steps: its policy has barely trained (give it more steps"
-             + ("" if first is None else f"; the first update comes {first[1]}") + ")")
+        warn(
+            f"this run made only {updates} learning update{'' if updates == 1 else 's'} in {agent.summary['steps']} "
+            f"steps: its policy has barely trained (give it more steps"
+            + ("" if first is None else f"; the first update comes {first[1]}")
+            + ")"
+        )
     return agent

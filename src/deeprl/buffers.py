@@ -91,7 +91,8 @@ class ReplayBuffer:
             "pending_next_obs": torch.from_numpy(self.pending_next_obs.copy()),
             "final_slots": torch.tensor(final_slots, dtype=torch.int64),
             "final_obs": torch.from_numpy(np.stack([self.final_obs[slot] for slot in final_slots]))
-            if final_slots else torch.zeros(0),
+            if final_slots
+            else torch.zeros(0),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
@@ -139,7 +140,11 @@ class ReplayBuffer:
         return following
 
     def sample(
-        self, batch_size: int, rng: np.random.Generator, n_step: int = 1, gamma: float = 0.99,
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        n_step: int = 1,
+        gamma: float = 0.99,
         device: torch.device | str = "cpu",
     ) -> TransitionBatch:
         """Uniformly sampled transitions (with replacement, as is usual for DQN)."""
@@ -265,5 +270,5 @@ class RolloutBuffer:
             return
         order = rng.permutation(total)
         for start in range(0, total, batch_size):
-            indices = order[start:start + batch_size]
+            indices = order[start : start + batch_size]
             yield tensors([array[indices] for array in arrays])

@@ -40,10 +40,19 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], algo: str, 
     folder = checkpoint_dir(run_dir)
     path = folder / f"step-{step:012d}.pt"
     atomic_write(path, lambda stream: stream.write(data))
-    atomic_write_json(path.with_suffix(".json"), {
-        "format": CHECKPOINT_FORMAT, "deeprl_version": __version__, "algo": algo, "env": env,
-        "step": step, "layout": CHECKPOINT_LAYOUT, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-    })
+    atomic_write_json(
+        path.with_suffix(".json"),
+        {
+            "format": CHECKPOINT_FORMAT,
+            "deeprl_version": __version__,
+            "algo": algo,
+            "env": env,
+            "step": step,
+            "layout": CHECKPOINT_LAYOUT,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        },
+    )
     for old in sorted(folder.glob("step-*.json"))[:-KEEP]:
         old.unlink(missing_ok=True)
         old.with_suffix(".pt").unlink(missing_ok=True)

@@ -36,8 +36,14 @@ def build_parser() -> Parser:
     train.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
     train.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
     train.add_argument("--preset", help="preset name for this env (default: default; deeprl list shows them)")
-    train.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting; repeatable (deeprl list --settings ALGO shows them)")
+    train.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting; repeatable (deeprl list --settings ALGO shows them)",
+    )
     train.add_argument("--config", help="re-run from a run's config.yaml")
     train.add_argument("--seed", type=int, help="random seed of the run (default 0)")
     train.add_argument("--steps", type=int, help="environment steps to train for")
@@ -46,8 +52,9 @@ def build_parser() -> Parser:
     train.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     train.set_defaults(handler=cmd_train)
 
-    resume = commands.add_parser("resume", help="continue an interrupted run from its newest checkpoint, or any run "
-                                 "to a larger budget (--steps)")
+    resume = commands.add_parser(
+        "resume", help="continue an interrupted run from its newest checkpoint, or any run to a larger budget (--steps)"
+    )
     resume.add_argument("run", help="run directory")
     resume.add_argument("--steps", type=int, help="continue to this many environment steps (a finished run too)")
     resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -71,30 +78,55 @@ def build_parser() -> Parser:
 
     plot = commands.add_parser("plot", help="plot learning curves of runs, or of a sweep's configurations")
     plot.add_argument("runs", nargs="+", help="run directories, or one sweep directory")
-    plot.add_argument("--group-by", metavar="KEY", help="one mean curve with its 95%% band per value of KEY: a "
-                      "setting in the runs' config.yaml, or algo, env, preset, seed")
-    plot.add_argument("--x", choices=("steps", "time"), default="steps",
-                      help="grouped curves against env steps or training wall-clock (default steps)")
-    plot.add_argument("-o", "--output", help="image file, .png, .svg, .pdf, .jpg or .eps (default: RUN/curve.png "
-                      "for one run, SWEEP/curves.png for a sweep, runs.png)")
+    plot.add_argument(
+        "--group-by",
+        metavar="KEY",
+        help="one mean curve with its 95%% band per value of KEY: a "
+        "setting in the runs' config.yaml, or algo, env, preset, seed",
+    )
+    plot.add_argument(
+        "--x",
+        choices=("steps", "time"),
+        default="steps",
+        help="grouped curves against env steps or training wall-clock (default steps)",
+    )
+    plot.add_argument(
+        "-o",
+        "--output",
+        help="image file, .png, .svg, .pdf, .jpg or .eps (default: RUN/curve.png "
+        "for one run, SWEEP/curves.png for a sweep, runs.png)",
+    )
     plot.set_defaults(handler=cmd_plot)
 
     sweep = commands.add_parser("sweep", help="many runs at once: seeds × a grid of settings, on Ray Tune")
     sweep.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
     sweep.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
     sweep.add_argument("--seeds", default="0-4", help="seeds every configuration runs: 0-9, 0,3,5 (default 0-4)")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                       help="values tried for a setting; repeatable: every combination runs every seed "
-                       "(list values in brackets: hidden_sizes=[64,64],[128])")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values tried for a setting; repeatable: every combination runs every seed "
+        "(list values in brackets: hidden_sizes=[64,64],[128])",
+    )
     sweep.add_argument("--preset", help="preset every run starts from (default: default)")
-    sweep.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                       help="a setting fixed for every run; repeatable")
+    sweep.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting fixed for every run; repeatable",
+    )
     sweep.add_argument("--steps", type=int, help="environment steps per run")
     sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves per run (default 1)")
     sweep.add_argument("--max-concurrent", type=int, help="runs at once (default: as many as the CPUs allow)")
     sweep.add_argument("--sweep-dir", help="where to write the sweep (default: sweeps/ALGO-ENV-TIME)")
-    sweep.add_argument("--address", help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
-                       "(default: start Ray on this machine)")
+    sweep.add_argument(
+        "--address",
+        help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine)",
+    )
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a stopped sweep, keeping finished runs")
     sweep.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sweep.set_defaults(handler=cmd_sweep)
@@ -145,8 +177,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if flags[name] is not None:
             settings[name] = flags[name]
     agent = train(
-        args.algo, args.env, preset=args.preset, config=args.config, run_dir=args.run_dir,
-        progress=not args.quiet, **settings,
+        args.algo,
+        args.env,
+        preset=args.preset,
+        config=args.config,
+        run_dir=args.run_dir,
+        progress=not args.quiet,
+        **settings,
     )
     _print_summary(agent, args.quiet)
     return 0
@@ -167,16 +204,22 @@ def _print_summary(agent, quiet: bool) -> None:
     final, best = summary["final"], summary["best"]
     episodes = final["episodes"]
     print(f"final policy: mean return {final['mean_return']:.2f} ± {final['std_return']:.2f} over {episodes} episodes")
-    print(f"best policy (step {summary['best_policy_step']}): mean return "
-          f"{best['mean_return']:.2f} ± {best['std_return']:.2f} over {episodes} episodes")
+    print(
+        f"best policy (step {summary['best_policy_step']}): mean return "
+        f"{best['mean_return']:.2f} ± {best['std_return']:.2f} over {episodes} episodes"
+    )
     if summary["solve_threshold"] is not None:
         if summary["solved"]:
-            print(f"solved (eval mean >= {summary['solve_threshold']:g}) at step {summary['solved_at_step']} "
-                  f"after {summary['solved_train_seconds']:.1f} s of training")
+            print(
+                f"solved (eval mean >= {summary['solve_threshold']:g}) at step {summary['solved_at_step']} "
+                f"after {summary['solved_train_seconds']:.1f} s of training"
+            )
         else:
             print(f"not solved (threshold {summary['solve_threshold']:g})")
-    print(f"time: {summary['steps']} steps in {summary['train_seconds'] + summary['eval_seconds']:.1f} s, "
-          f"{timing_text(summary)}")
+    print(
+        f"time: {summary['steps']} steps in {summary['train_seconds'] + summary['eval_seconds']:.1f} s, "
+        f"{timing_text(summary)}"
+    )
     run_dir = agent.run_dir
     print(f"run directory: {run_dir}")
     if quiet:
@@ -221,8 +264,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _note_unfinished_run(args.path, agent)
     result = evaluate(agent, make, episodes, seed=args.seed)
     last_seed = args.seed + episodes - 1
-    print(f"{env_id}: mean return {result.mean:.2f} ± {result.std:.2f} over {episodes} episodes "
-          f"(min {result.returns.min():.2f}, max {result.returns.max():.2f}; seeds {args.seed}..{last_seed})")
+    print(
+        f"{env_id}: mean return {result.mean:.2f} ± {result.std:.2f} over {episodes} episodes "
+        f"(min {result.returns.min():.2f}, max {result.returns.max():.2f}; seeds {args.seed}..{last_seed})"
+    )
     return 0
 
 
@@ -253,8 +298,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     height, width = frames[0].shape[:2]
     print(f"{env_id}: returns {', '.join(f'{r:.1f}' for r in returns)}")
     if not args.video:
-        print("no display here (DISPLAY is not set), so the episodes went to a video file instead of a window "
-              "(choose it with --video PATH: .mp4, .gif or .html)")
+        print(
+            "no display here (DISPLAY is not set), so the episodes went to a video file instead of a window "
+            "(choose it with --video PATH: .mp4, .gif or .html)"
+        )
     print(f"video: {output} ({len(frames)} frames, {width}x{height})")
     return 0
 
@@ -288,13 +335,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for run in args.runs:
         if not (Path(run) / "metrics.csv").is_file():
             raise DeeprlError(f"{run} is not a run directory (no metrics.csv)")
-    output = Path(args.output) if args.output else (
-        Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 and not args.group_by else Path("runs.png")
+    output = (
+        Path(args.output)
+        if args.output
+        else (Path(args.runs[0]) / "curve.png" if len(args.runs) == 1 and not args.group_by else Path("runs.png"))
     )
     check_writable(output, "plot")
     if args.group_by:
-        plot_groups(group_runs(args.runs, args.group_by), output, x=args.x,
-                    title=f"mean over runs by {args.group_by}, 95% CI")
+        plot_groups(
+            group_runs(args.runs, args.group_by), output, x=args.x, title=f"mean over runs by {args.group_by}, 95% CI"
+        )
     elif args.x != "steps":
         raise DeeprlError("--x time goes with --group-by or a sweep (single runs are drawn against steps)")
     else:
@@ -308,16 +358,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from deeprl.sweeps import parse_grid, sweep
 
     if args.resume:
-        given = [flag for flag, value in (("ALGO", args.algo), ("ENV", args.env), ("--grid", args.grid),
-                                          ("--set", args.settings), ("--preset", args.preset),
-                                          ("--steps", args.steps), ("--sweep-dir", args.sweep_dir)) if value]
+        given = [
+            flag
+            for flag, value in (
+                ("ALGO", args.algo),
+                ("ENV", args.env),
+                ("--grid", args.grid),
+                ("--set", args.settings),
+                ("--preset", args.preset),
+                ("--steps", args.steps),
+                ("--sweep-dir", args.sweep_dir),
+            )
+            if value
+        ]
         if given:
             raise DeeprlError(f"--resume continues the sweep as it was asked; drop {', '.join(given)}")
     sweep(
-        args.algo, args.env, seeds=args.seeds, grid=parse_grid(args.grid), preset=args.preset,
-        settings=parse_set_args(args.settings), steps=args.steps, cpus_per_trial=args.cpus_per_trial,
-        max_concurrent=args.max_concurrent, sweep_dir=args.sweep_dir, address=args.address, resume=args.resume,
-        progress=not args.quiet, results=True,
+        args.algo,
+        args.env,
+        seeds=args.seeds,
+        grid=parse_grid(args.grid),
+        preset=args.preset,
+        settings=parse_set_args(args.settings),
+        steps=args.steps,
+        cpus_per_trial=args.cpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        sweep_dir=args.sweep_dir,
+        address=args.address,
+        resume=args.resume,
+        progress=not args.quiet,
+        results=True,
     )
     return 0
 
@@ -336,10 +406,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             if args.preset:
                 raise DeeprlError("--preset needs --env: presets belong to an env")
             config = module.Config()
-            print(f"# {config.algo}'s defaults; a preset for the env overrides many of them: "
-                  f"`deeprl list --settings {config.algo} --env ENV [--preset P]` shows what a run would use")
-        rows = [(name, type_name, str(list(value) if isinstance(value, tuple) else value), doc)
-                for name, type_name, value, doc in describe_fields(config)]
+            print(
+                f"# {config.algo}'s defaults; a preset for the env overrides many of them: "
+                f"`deeprl list --settings {config.algo} --env ENV [--preset P]` shows what a run would use"
+            )
+        rows = [
+            (name, type_name, str(list(value) if isinstance(value, tuple) else value), doc)
+            for name, type_name, value, doc in describe_fields(config)
+        ]
         print_columns(rows)
         return 0
     if args.envs:
@@ -372,31 +446,39 @@ def print_columns(rows: list[tuple[str, ...]]) -> None:
 
 
 # The RL Zoo's train.py / enjoy.py flags and deeprl's way to do the same: their users type these first.
-ZOO_FLAGS = {flag: way for flags, way in (
-    (("-n", "--n-timesteps"), "--steps N"),
-    (("--algo",), "the ALGO argument (deeprl train ALGO ENV)"),
-    (("--env",), "the ENV argument (deeprl train ALGO ENV)"),
-    (("--n-envs",), "--set n_envs=N (a2c, ppo, reinforce, actor-critic)"),
-    (("--vec-env",), "--set n_envs=N (deeprl steps its env copies in one process)"),
-    (("--eval-freq",), "--set eval_every=N"),
-    (("--eval-episodes",), "--set eval_episodes=N"),
-    (("--save-freq",), "--set checkpoint_every=N"),
-    (("--hyperparams", "-params"), "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)"),
-    (("--env-kwargs",), "--set 'env_kwargs={key: value}'"),
-    (("-conf", "--conf-file"), "--config FILE (a run's config.yaml)"),
-    (("-f", "--log-folder"), "--run-dir DIR"),
-    (("-tb", "--tensorboard-log"), "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns "
-                                   "them off)"),
-    (("-optimize", "--optimize", "--optimize-hyperparameters"),
-     "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)"),
-    (("--n-trials",), "deeprl sweep ALGO ENV --grid KEY=V1,V2 (every combination runs)"),
-    (("-i", "--trained-agent"), "deeprl resume RUN (it continues an interrupted run)"),
-    (("--num-threads",), "--set torch_threads=N"),
-    (("--verbose",), "progress shows by default (--quiet hides it)"),
-    (("--save-replay-buffer",), "checkpoints hold the replay memory (--set checkpoint_replay=false leaves it out)"),
-    (("--no-render",), "deeprl eval RUN (it never renders)"),
-    (("--deterministic",), "deeprl eval and watch always act greedily"),
-) for flag in flags}
+ZOO_FLAGS = {
+    flag: way
+    for flags, way in (
+        (("-n", "--n-timesteps"), "--steps N"),
+        (("--algo",), "the ALGO argument (deeprl train ALGO ENV)"),
+        (("--env",), "the ENV argument (deeprl train ALGO ENV)"),
+        (("--n-envs",), "--set n_envs=N (a2c, ppo, reinforce, actor-critic)"),
+        (("--vec-env",), "--set n_envs=N (deeprl steps its env copies in one process)"),
+        (("--eval-freq",), "--set eval_every=N"),
+        (("--eval-episodes",), "--set eval_episodes=N"),
+        (("--save-freq",), "--set checkpoint_every=N"),
+        (("--hyperparams", "-params"), "--set KEY=VALUE, repeated (deeprl list --settings ALGO shows the names)"),
+        (("--env-kwargs",), "--set 'env_kwargs={key: value}'"),
+        (("-conf", "--conf-file"), "--config FILE (a run's config.yaml)"),
+        (("-f", "--log-folder"), "--run-dir DIR"),
+        (
+            ("-tb", "--tensorboard-log"),
+            "TensorBoard events always go to RUN/tensorboard (--set tensorboard=false turns them off)",
+        ),
+        (
+            ("-optimize", "--optimize", "--optimize-hyperparameters"),
+            "deeprl sweep ALGO ENV --grid KEY=V1,V2 --seeds 0-4 (Ray Tune)",
+        ),
+        (("--n-trials",), "deeprl sweep ALGO ENV --grid KEY=V1,V2 (every combination runs)"),
+        (("-i", "--trained-agent"), "deeprl resume RUN (it continues an interrupted run)"),
+        (("--num-threads",), "--set torch_threads=N"),
+        (("--verbose",), "progress shows by default (--quiet hides it)"),
+        (("--save-replay-buffer",), "checkpoints hold the replay memory (--set checkpoint_replay=false leaves it out)"),
+        (("--no-render",), "deeprl eval RUN (it never renders)"),
+        (("--deterministic",), "deeprl eval and watch always act greedily"),
+    )
+    for flag in flags
+}
 # Where an evaluating command does it differently
 ZOO_FLAGS_WHEN_WATCHING = {"-n": "--episodes N", "-f": "the RUN argument", "--folder": "the RUN argument"}
 

@@ -56,44 +56,71 @@ class RunConfig:
     seed: int = knob(0, "seeds Python, NumPy, torch, the env and its action space", low=0)
     total_steps: int = knob(100_000, "environment steps to train for", low=1)
     max_episode_steps: int | None = knob(None, "episode step limit (TimeLimit); None keeps the env's own", low=1)
-    reward: str = knob("env", "env's own reward, or tip_height (Acrobot: tip height - 1, as the Acrobot lecture "
-                       "shapes it)", choices=REWARDS)
-    observation: str = knob("state", "state vector, or CartPole's screen: screen_difference (the pixel CartPole "
-                            "tutorial's), screen_frames (grayscale stack)", choices=OBSERVATIONS)
+    reward: str = knob(
+        "env",
+        "env's own reward, or tip_height (Acrobot: tip height - 1, as the Acrobot lecture shapes it)",
+        choices=REWARDS,
+    )
+    observation: str = knob(
+        "state",
+        "state vector, or CartPole's screen: screen_difference (the pixel CartPole "
+        "tutorial's), screen_frames (grayscale stack)",
+        choices=OBSERVATIONS,
+    )
     screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
     frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
-    atari_preprocessing: bool | None = knob(AtariSettings.preprocessing, "the standard Atari preprocessing "
-                                            "(docs/atari.md, the atari_* settings); None: on for Atari games")
-    atari_noop_max: int = knob(AtariSettings.noop_max, "Atari: each game starts with a random 1 to N no-op frames; "
-                               "0: none", low=0)
-    atari_frame_skip: int = knob(AtariSettings.frame_skip, "Atari: frames each action is repeated for; the picture "
-                                 "is the max of the last two", low=1)
+    atari_preprocessing: bool | None = knob(
+        AtariSettings.preprocessing,
+        "the standard Atari preprocessing (docs/atari.md, the atari_* settings); None: on for Atari games",
+    )
+    atari_noop_max: int = knob(
+        AtariSettings.noop_max, "Atari: each game starts with a random 1 to N no-op frames; 0: none", low=0
+    )
+    atari_frame_skip: int = knob(
+        AtariSettings.frame_skip,
+        "Atari: frames each action is repeated for; the picture is the max of the last two",
+        low=1,
+    )
     atari_screen_size: int = knob(AtariSettings.screen_size, "Atari: pictures are resized to N x N pixels", low=1)
-    atari_grayscale: bool = knob(AtariSettings.grayscale, "Atari: grayscale pictures; false: colour (3 channels a "
-                                 "frame)")
-    atari_terminal_on_life_loss: bool = knob(AtariSettings.terminal_on_life_loss, "Atari: a lost life ends the "
-                                             "episode for learning; evaluations and returns play whole games")
-    atari_fire_reset: bool = knob(AtariSettings.fire_reset, "Atari: press FIRE when a game or a life starts, in "
-                                  "games that have it")
-    atari_clip_rewards: bool = knob(AtariSettings.clip_rewards, "Atari: learn from the reward's sign; returns "
-                                    "reported are the game's own")
-    atari_frame_stack: int = knob(AtariSettings.frame_stack, "Atari: frames stacked per observation (channels "
-                                  "first)", low=1)
+    atari_grayscale: bool = knob(
+        AtariSettings.grayscale, "Atari: grayscale pictures; false: colour (3 channels a frame)"
+    )
+    atari_terminal_on_life_loss: bool = knob(
+        AtariSettings.terminal_on_life_loss,
+        "Atari: a lost life ends the episode for learning; evaluations and returns play whole games",
+    )
+    atari_fire_reset: bool = knob(
+        AtariSettings.fire_reset, "Atari: press FIRE when a game or a life starts, in games that have it"
+    )
+    atari_clip_rewards: bool = knob(
+        AtariSettings.clip_rewards, "Atari: learn from the reward's sign; returns reported are the game's own"
+    )
+    atari_frame_stack: int = knob(
+        AtariSettings.frame_stack, "Atari: frames stacked per observation (channels first)", low=1
+    )
     device: str = knob("auto", "torch device: auto (cuda when available), cpu, cuda or cuda:N")
-    torch_threads: int = knob(1, "CPU threads for torch and NumPy's BLAS; 1 is fastest for small nets (too little "
-                              "work to split)", low=1)
+    torch_threads: int = knob(
+        1, "CPU threads for torch and NumPy's BLAS; 1 is fastest for small nets (too little work to split)", low=1
+    )
     eval_every: int = knob(5_000, "environment steps between greedy evaluations", low=1)
     eval_episodes: int = knob(10, "episodes per periodic greedy evaluation", low=1)
     final_eval_episodes: int = knob(20, "episodes for the final evaluation written to eval.json", low=1)
     solve_threshold: float | None = knob(None, "mean eval return that counts as solved; None: env's threshold")
     stop_on_solve: bool = knob(False, "stop training once an evaluation reaches solve_threshold")
-    solve_confirm_episodes: int = knob(0, "episodes on new seeds that must also reach solve_threshold before an "
-                                       "evaluation counts as solved; 0: no second check", low=0)
+    solve_confirm_episodes: int = knob(
+        0,
+        "episodes on new seeds that must also reach solve_threshold before an "
+        "evaluation counts as solved; 0: no second check",
+        low=0,
+    )
     tensorboard: bool = knob(True, "write TensorBoard scalars to the run directory")
     check_env: bool = knob(False, "run Gymnasium's env checker on the env before training")
-    checkpoint_every: int = knob(10_000, "env steps between full checkpoints (taken at the next episode end, or "
-                                 "rollout end for actor-critics, A2C and PPO); 0: none",
-                                 low=0)
+    checkpoint_every: int = knob(
+        10_000,
+        "env steps between full checkpoints (taken at the next episode end, or "
+        "rollout end for actor-critics, A2C and PPO); 0: none",
+        low=0,
+    )
 
     def validate(self) -> None:
         """Cross-field checks; per-field bounds are checked by `validate_fields`."""
@@ -227,8 +254,9 @@ def apply_settings(config: RunConfig, settings: dict[str, Any], source: str | No
         changes[name] = coerce(name, value, hints[name])
         choices = known[name].metadata.get("choices")
         if choices and isinstance(changes[name], str):  # choices read like algorithm names: any case
-            changes[name] = next((choice for choice in choices if choice.lower() == changes[name].lower()),
-                                 changes[name])
+            changes[name] = next(
+                (choice for choice in choices if choice.lower() == changes[name].lower()), changes[name]
+            )
     return dataclasses.replace(config, **changes)
 
 
@@ -300,8 +328,9 @@ def parse_set_args(pairs: list[str]) -> dict[str, str]:
         if not sep or not key:
             raise DeeprlError(f"--set expects key=value (got '{pair}')")
         if key in settings:
-            raise DeeprlError(f"--set {key} is given twice ({key}={settings[key]} and {key}={value.strip()}); "
-                              "give it once")
+            raise DeeprlError(
+                f"--set {key} is given twice ({key}={settings[key]} and {key}={value.strip()}); give it once"
+            )
         settings[key] = value.strip()
     return settings
 

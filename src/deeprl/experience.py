@@ -128,14 +128,18 @@ class EnvRunner:
                 obs, reward, terminated, truncated, _ = env.step(sent)
                 total, length = total + float(reward), length + 1
                 if terminated or truncated:
-                    raise DeeprlError(f"env copy {index} ended its episode while replaying it for resume; "
-                                      "the env is not deterministic, so this run cannot resume exactly")
+                    raise DeeprlError(
+                        f"env copy {index} ended its episode while replaying it for resume; "
+                        "the env is not deterministic, so this run cannot resume exactly"
+                    )
             self.episode_returns[index], self.episode_lengths[index] = total, length
             observations.append(obs)
         self.obs = np.stack(observations).astype(self.obs.dtype)
         if not np.array_equal(self.obs, np.asarray(state["obs"], dtype=self.obs.dtype)):
-            raise DeeprlError("replaying the checkpoint's episodes did not reach the same observations; "
-                              "the env is not deterministic, so this run cannot resume exactly")
+            raise DeeprlError(
+                "replaying the checkpoint's episodes did not reach the same observations; "
+                "the env is not deterministic, so this run cannot resume exactly"
+            )
         # the vector env's own bookkeeping: every copy is mid-episode again
         self.envs._autoreset_envs[:] = False
 

@@ -98,7 +98,12 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
     about σ²/(2θ)."""
 
     def __init__(
-        self, n_envs: int, action_dim: int, sigma: float, theta: float = 0.15, dt: float = 1e-2,
+        self,
+        n_envs: int,
+        action_dim: int,
+        sigma: float,
+        theta: float = 0.15,
+        dt: float = 1e-2,
         seed: int | None = None,
     ) -> None:
         super().__init__(n_envs, action_dim, sigma, seed)
@@ -131,7 +136,12 @@ class OrnsteinUhlenbeckNoise(ActionNoise):
 
 
 def make_noise(
-    kind: str, n_envs: int, action_dim: int, sigma: float, theta: float = 0.15, dt: float = 1e-2,
+    kind: str,
+    n_envs: int,
+    action_dim: int,
+    sigma: float,
+    theta: float = 0.15,
+    dt: float = 1e-2,
     seed: int | None = None,
 ) -> OrnsteinUhlenbeckNoise | GaussianNoise | None:
     """The action noise a config names ("ou", "gaussian" or "none": None); theta and dt only matter for OU."""

@@ -66,7 +66,11 @@ Build = Callable[[EnvRunner, np.random.Generator], Trainer]
 
 
 def drive(
-    config: RunConfig, make_env: Callable[..., gym.Env], run: Run, resume: dict[str, Any] | None, n_envs: int,
+    config: RunConfig,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    resume: dict[str, Any] | None,
+    n_envs: int,
     build: Build,
 ) -> Any:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped; the agent."""
@@ -88,8 +92,12 @@ def drive(
                     break
             if trainer.can_checkpoint(step) and run.checkpoint_due(step, trainer.next_checkpoint(step)):
                 trainer.check_finite(step)
-                state = {**trainer.state_dict(), "step": step, "runner": runner.state_dict(),
-                         "rng": process_rng_states(rng)}
+                state = {
+                    **trainer.state_dict(),
+                    "step": step,
+                    "runner": runner.state_dict(),
+                    "rng": process_rng_states(rng),
+                }
                 run.checkpoint(step, state, trainer.agent)
         trainer.agent.summary = run.finish(step, runner.episodes, trainer.agent)
     finally:

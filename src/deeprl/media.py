@@ -137,7 +137,8 @@ def varying_settings(runs: Sequence[PlottedRun]) -> list[str]:
         groups.setdefault((run.algo, run.preset, run.env), []).append(run)
     names = dict.fromkeys(name for run in runs for name in run.settings if name not in ("env", "seed"))
     return [
-        name for name in names
+        name
+        for name in names
         if any(
             all(name in run.settings for run in group) and len({repr(run.settings[name]) for run in group}) > 1
             for group in groups.values()
@@ -172,22 +173,34 @@ def run_labels(runs: Sequence[PlottedRun]) -> list[str]:
         if not clashes(labels):
             return labels
     clashing = clashes(labels)
-    return [" · ".join(filter(None, (text, runs[index].path.name))) if index in clashing else text
-            for index, text in enumerate(labels)]
+    return [
+        " · ".join(filter(None, (text, runs[index].path.name))) if index in clashing else text
+        for index, text in enumerate(labels)
+    ]
 
 
 def common_title(runs: Sequence[PlottedRun], one_env: bool, note: str = "") -> str:
     """What every run shares: 'dqn on CartPole-v1 · preset tutorial · seed 0' (the default preset, which a
     plain run uses, goes unsaid), then `note`."""
+
     def shared(values: list[Any]) -> Any:
         return values[0] if len(set(values)) == 1 else None
 
-    algo, preset, seed = (shared(values) for values in ([run.algo for run in runs], [run.preset for run in runs],
-                                                        [run.settings.get("seed") for run in runs]))
+    algo, preset, seed = (
+        shared(values)
+        for values in (
+            [run.algo for run in runs],
+            [run.preset for run in runs],
+            [run.settings.get("seed") for run in runs],
+        )
+    )
     env = shared([run.env for run in runs]) if one_env else None
-    parts = [" on ".join(part for part in (algo, env) if part),
-             f"preset {preset}" if preset not in (None, "default") else "",
-             "" if seed is None else f"seed {seed}", note]
+    parts = [
+        " on ".join(part for part in (algo, env) if part),
+        f"preset {preset}" if preset not in (None, "default") else "",
+        "" if seed is None else f"seed {seed}",
+        note,
+    ]
     return " · ".join(part for part in parts if part)
 
 
@@ -234,14 +247,29 @@ def runs_figure(
                 steps, means, lowest, highest, last = per_step([int(row["step"]) for row in train], returns)
                 marker = point_marker(len(steps))
                 if alone:
-                    handles += axes.plot(steps, means, color=color, alpha=0.25, linewidth=0.8, marker=marker,
-                                         label="episode return" if len(last) == len(returns) else
-                                         "episode return (mean per step)")
+                    handles += axes.plot(
+                        steps,
+                        means,
+                        color=color,
+                        alpha=0.25,
+                        linewidth=0.8,
+                        marker=marker,
+                        label="episode return" if len(last) == len(returns) else "episode return (mean per step)",
+                    )
                     if len(last) < len(returns):
-                        handles.append(axes.fill_between(steps, lowest, highest, color=color, alpha=0.1,
-                                                         linewidth=0, label="range per step"))
-                handles += axes.plot(steps, moving_average(returns)[last], color=color, linewidth=2, marker=marker,
-                                     label=labels[index] or f"{MOVING_AVERAGE}-episode mean")
+                        handles.append(
+                            axes.fill_between(
+                                steps, lowest, highest, color=color, alpha=0.1, linewidth=0, label="range per step"
+                            )
+                        )
+                handles += axes.plot(
+                    steps,
+                    moving_average(returns)[last],
+                    color=color,
+                    linewidth=2,
+                    marker=marker,
+                    label=labels[index] or f"{MOVING_AVERAGE}-episode mean",
+                )
             for kind, marker, size in POINT_STYLES:
                 points = [(int(row["step"]), float(row["return"])) for row in run.rows if row["kind"] == kind]
                 if points:
@@ -249,9 +277,13 @@ def runs_figure(
                     markers_used.add(kind)
         # one legend entry per marker style; the dots' colours tie them to their runs' lines
         marker_color = colors[labels[members[0]]] if alone else "gray"
-        handles += [Line2D([], [], linestyle="none", marker=marker, markersize=size, color=marker_color,
-                           label=POINT_LEGEND[kind])
-                    for kind, marker, size in POINT_STYLES if kind in markers_used]
+        handles += [
+            Line2D(
+                [], [], linestyle="none", marker=marker, markersize=size, color=marker_color, label=POINT_LEGEND[kind]
+            )
+            for kind, marker, size in POINT_STYLES
+            if kind in markers_used
+        ]
         lines = dict.fromkeys(runs[index].threshold for index in members if runs[index].threshold is not None)
         for line in lines:
             owners = [index for index in members if runs[index].threshold == line]
@@ -275,7 +307,11 @@ def runs_figure(
 
 
 def plot_runs(
-    run_dirs: Sequence[str | Path], output: str | Path, *, threshold: float | None = None, title: str | None = None,
+    run_dirs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    threshold: float | None = None,
+    title: str | None = None,
     note: str = "",
 ) -> None:
     """runs_figure written to `output` (its suffix names the format), atomically."""
@@ -286,8 +322,9 @@ def image_format(output: str | Path) -> str:
     """The format `output`'s suffix names ('png', 'svg', ...); a suffix matplotlib cannot write is refused."""
     suffix = Path(output).suffix.lower()
     if suffix not in IMAGE_FORMATS:
-        raise DeeprlError(f"a plot is written as {', '.join(IMAGE_FORMATS)}: name the file with one of them "
-                          f"(got '{output}')")
+        raise DeeprlError(
+            f"a plot is written as {', '.join(IMAGE_FORMATS)}: name the file with one of them (got '{output}')"
+        )
     return IMAGE_FORMATS[suffix]
 
 
@@ -334,8 +371,10 @@ def group_runs(run_dirs: Sequence[str | Path], key: str) -> dict[str, list[Path]
         known = sorted({*RUN_KEYS, *(name for run in runs for name in run.settings)})
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DeeprlError(f"unknown --group-by key '{key}': no run has it{hint} (algo, env, preset, seed, or a "
-                          "setting in the runs' config.yaml)")
+        raise DeeprlError(
+            f"unknown --group-by key '{key}': no run has it{hint} (algo, env, preset, seed, or a "
+            "setting in the runs' config.yaml)"
+        )
     groups: dict[str, list[Path]] = {}
     for run in runs:
         value = named[key](run) if key in named else run.settings.get(key)
@@ -361,8 +400,14 @@ def groups_figure(groups: dict[str, Sequence[str | Path]], x: str = "steps", tit
             continue
         grid, mean, low, high = mean_band(curves)
         color = f"C{index}"
-        axes.plot(grid, mean, color=color, linewidth=2, marker=point_marker(len(grid)),
-                  label=f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
+        axes.plot(
+            grid,
+            mean,
+            color=color,
+            linewidth=2,
+            marker=point_marker(len(grid)),
+            label=f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})",
+        )
         if len(grid) == 1:  # a band of one point draws nothing: its interval as an error bar
             axes.errorbar(grid, mean, yerr=[mean - low, high - mean], color=color, capsize=4, linestyle="none")
         else:
@@ -416,8 +461,10 @@ def checked_frame(env: gym.Env, frame: Any) -> np.ndarray:
         return frame
     what = f"an array of shape {frame.shape}" if isinstance(frame, np.ndarray) else repr(frame)[:40]
     name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-    raise DeeprlError(f"env {name}'s render() returned {what}, not a picture: made with render_mode='rgb_array', "
-                      "it must return the frame as a (height, width, 3) array")
+    raise DeeprlError(
+        f"env {name}'s render() returned {what}, not a picture: made with render_mode='rgb_array', "
+        "it must return the frame as a (height, width, 3) array"
+    )
 
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".html")
@@ -458,8 +505,13 @@ def animation_html(frames: Sequence[np.ndarray], fps: int = 30) -> str:
     element = f"deeprl-{uuid.uuid4().hex[:12]}"  # several animations can share one notebook page
     height, width = frames[0].shape[:2]
     return ANIMATION_TEMPLATE.format(
-        id=element, width=width, height=height, last=len(uris) - 1, first=uris[0],
-        frames=json.dumps(uris), interval=max(1, round(1000 / fps)),
+        id=element,
+        width=width,
+        height=height,
+        last=len(uris) - 1,
+        first=uris[0],
+        frames=json.dumps(uris),
+        interval=max(1, round(1000 / fps)),
     )
 
 
@@ -491,7 +543,12 @@ ANIMATION_TEMPLATE = """<div id="{id}" class="deeprl-animation">
 
 
 def animate(
-    agent, env: str | Callable[..., gym.Env] | None = None, *, episodes: int = 1, seed: int = 0, every: int = 1,
+    agent,
+    env: str | Callable[..., gym.Env] | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    every: int = 1,
     fps: int = 30,
 ) -> Animation:
     """An HTML animation of the agent playing greedily (seed 002 shows every 10th frame: every=10).

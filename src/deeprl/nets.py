@@ -70,15 +70,25 @@ def check_finite(module: nn.Module, step: int) -> None:
 
 # The Nature DQN's CNN (Mnih et al., 2015), what SB3's CnnPolicy uses for pictures: three convolutions, then
 # a linear layer of 512 ReLU features.
-NATURE_CNN: dict[str, Any] = {"channels": [32, 64, 64], "kernels": [8, 4, 3], "strides": [4, 2, 1],
-                              "features": 512, "batch_norm": False}
+NATURE_CNN: dict[str, Any] = {
+    "channels": [32, 64, 64],
+    "kernels": [8, 4, 3],
+    "strides": [4, 2, 1],
+    "features": 512,
+    "batch_norm": False,
+}
 
 
 def is_picture_space(space: gym.Space) -> bool:
     """A Box of uint8 pixels in 0..255, of height x width (grayscale) or with a channel dimension first or last:
     what a camera or an env's `render()` gives."""
-    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
-            and bool(np.all(space.low == 0)) and bool(np.all(space.high == 255)))
+    return (
+        isinstance(space, gym.spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) in (2, 3)
+        and bool(np.all(space.low == 0))
+        and bool(np.all(space.high == 255))
+    )
 
 
 def picture_layout(shape: Sequence[int]) -> str:
@@ -117,8 +127,9 @@ def observation_encoder(space: gym.Space, cnn: dict[str, Any] | None = None) -> 
         cnn = NATURE_CNN
     shape = tuple(int(size) for size in space.shape)
     if len(shape) not in (2, 3):
-        raise DeeprlError(f"a CNN reads pictures (height, width, with channels first or last), not observations of "
-                          f"shape {shape}")
+        raise DeeprlError(
+            f"a CNN reads pictures (height, width, with channels first or last), not observations of shape {shape}"
+        )
     layout = picture_layout(shape)
     _, height, width = channels_first_shape(shape, layout)
     smallest = smallest_picture(cnn["kernels"], cnn["strides"])
@@ -128,9 +139,16 @@ def observation_encoder(space: gym.Space, cnn: dict[str, Any] | None = None) -> 
             f"(kernels {list(cnn['kernels'])}, strides {list(cnn['strides'])}: at least {smallest}x{smallest}); "
             f"enlarge them, e.g. with gymnasium.wrappers.ResizeObservation"
         )
-    return {"in_shape": list(shape), "layout": layout, "channels": list(cnn["channels"]),
-            "kernels": list(cnn["kernels"]), "strides": list(cnn["strides"]), "batch_norm": bool(cnn["batch_norm"]),
-            "features": cnn["features"], "scale_bytes": is_picture_space(space)}
+    return {
+        "in_shape": list(shape),
+        "layout": layout,
+        "channels": list(cnn["channels"]),
+        "kernels": list(cnn["kernels"]),
+        "strides": list(cnn["strides"]),
+        "batch_norm": bool(cnn["batch_norm"]),
+        "features": cnn["features"],
+        "scale_bytes": is_picture_space(space),
+    }
 
 
 class ConvEncoder(nn.Module):
@@ -294,8 +312,9 @@ class ActorCritic(nn.Module):
         elif action.get("type") == "Box":
             self.discrete, action_dim = False, int(action["dim"])
         else:
-            raise ValueError(f'action must be {{"type": "Discrete", "n": N}} or {{"type": "Box", "dim": D}}, '
-                             f"not {action!r}")
+            raise ValueError(
+                f'action must be {{"type": "Discrete", "n": N}} or {{"type": "Box", "dim": D}}, not {action!r}'
+            )
         if value not in self.VALUE_KINDS:
             raise ValueError(f"value must be one of {', '.join(self.VALUE_KINDS)}, not {value!r}")
         features = hidden_sizes[-1] if hidden_sizes else obs_dim
@@ -348,9 +367,7 @@ class ActorCritic(nn.Module):
         features = self.trunk(inputs) if self.value_trunk is None else self.value_trunk(inputs)
         return self.value_head(features).squeeze(-1)
 
-    def act(
-        self, obs: torch.Tensor, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def act(self, obs: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(raw actions, their log-probabilities, values or None); deterministic acts on the mode (the
         most likely action, or the Gaussian's mean). Call it under torch.inference_mode when acting."""
         distribution, values = self(obs)
@@ -464,8 +481,10 @@ class QCritic(nn.Module):
         if self.encoder is not None:
             obs_dim = self.encoder.out_dim
         if not 0 <= action_layer <= len(hidden_sizes):
-            raise ValueError(f"action_layer {action_layer} needs at least that many hidden layers, "
-                             f"not hidden_sizes {list(hidden_sizes)}")
+            raise ValueError(
+                f"action_layer {action_layer} needs at least that many hidden layers, "
+                f"not hidden_sizes {list(hidden_sizes)}"
+            )
         # the layers before the action joins (none, an identity, when action_layer is 0), then those after;
         # registered in this order, so the output layer is the last Linear (what fan_in_init_ takes as final)
         self.obs_layers = mlp([obs_dim, *hidden_sizes[:action_layer]], activation, activate_last=True)
@@ -558,8 +577,12 @@ def clip_grad_norm_(parameters: Sequence[torch.Tensor], max_norm: float) -> None
 
 
 def gradient_step(
-    optimizer: torch.optim.Optimizer, parameters: Sequence[torch.Tensor], loss: torch.Tensor,
-    max_grad_norm: float | None, step: int, advice: str = "try a lower lr",
+    optimizer: torch.optim.Optimizer,
+    parameters: Sequence[torch.Tensor],
+    loss: torch.Tensor,
+    max_grad_norm: float | None,
+    step: int,
+    advice: str = "try a lower lr",
 ) -> None:
     """One optimiser step on `loss`, its gradient's norm clipped first; a non-finite loss stops the run with
     `advice`."""

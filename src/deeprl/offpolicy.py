@@ -43,8 +43,11 @@ class OffPolicyConfig(RunConfig):
     lr: float = knob(1e-3, "learning rate", above=0.0)
     lr_end: float | None = knob(None, "anneal lr linearly to this by total_steps; None: constant", low=0.0)
     buffer_size: int = knob(100_000, "replay capacity in transitions", low=1)
-    checkpoint_replay: bool = knob(True, "checkpoints hold the replay memory (resume is exact); false keeps them "
-                                   "small, and a resumed run refills the memory for learning_starts steps")
+    checkpoint_replay: bool = knob(
+        True,
+        "checkpoints hold the replay memory (resume is exact); false keeps them "
+        "small, and a resumed run refills the memory for learning_starts steps",
+    )
     batch_size: int = knob(64, "transitions per gradient step", low=1)
     learning_starts: int = knob(1_000, "env steps before the first gradient step", low=0)
     train_freq: int = knob(1, "env steps (or episodes) between rounds of gradient steps", low=1)
@@ -102,8 +105,11 @@ def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.
     pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs."""
     discrete = isinstance(action_space, gym.spaces.Discrete)
     return ReplayBuffer(
-        config.buffer_size, obs_space.shape, observation_dtype(obs_space),
-        action_shape=() if discrete else action_space.shape, action_dtype=np.int64 if discrete else np.float32,
+        config.buffer_size,
+        obs_space.shape,
+        observation_dtype(obs_space),
+        action_shape=() if discrete else action_space.shape,
+        action_dtype=np.int64 if discrete else np.float32,
         shared_next_obs=len(obs_space.shape) == IMAGE_RANK,
     )
 
@@ -119,8 +125,15 @@ class OffPolicyTrainer:
     """The off-policy family as the loop skeleton (deeprl.loop) drives it: one env step per `advance`, stored in the
     replay memory, and the algorithm's gradient rounds on its schedule."""
 
-    def __init__(self, config: OffPolicyConfig, runner: EnvRunner, run: Run, rng: np.random.Generator,
-                 device: torch.device, build: Build) -> None:
+    def __init__(
+        self,
+        config: OffPolicyConfig,
+        runner: EnvRunner,
+        run: Run,
+        rng: np.random.Generator,
+        device: torch.device,
+        build: Build,
+    ) -> None:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         self.algorithm = build(runner.observation_space, runner.action_space, device)
         self.agent = self.algorithm.agent
@@ -138,8 +151,14 @@ class OffPolicyTrainer:
         actions = algorithm.explore(obs, step, runner.episodes, self.rng)
         transitions = runner.step(actions.env_actions, step)
         terminated, truncated = bool(transitions.terminated[0]), bool(transitions.truncated[0])
-        self.replay.add(obs[0], actions.stored_actions[0], float(transitions.rewards[0]), transitions.next_obs[0],
-                        terminated, truncated)
+        self.replay.add(
+            obs[0],
+            actions.stored_actions[0],
+            float(transitions.rewards[0]),
+            transitions.next_obs[0],
+            terminated,
+            truncated,
+        )
 
         learning = step > self.learning_starts
         if config.lr_end is not None:
@@ -194,14 +213,21 @@ class OffPolicyTrainer:
             self.replay.load_state_dict(state["replay"])
         else:  # an empty memory: gather learning_starts fresh steps again before learning from it
             self.learning_starts = state["step"] + self.config.learning_starts
-            warn(f"the checkpoint at step {state['step']} holds no replay memory (checkpoint_replay: false); "
-                 f"it refills until step {self.learning_starts}, so this run will differ from an uninterrupted one")
+            warn(
+                f"the checkpoint at step {state['step']} holds no replay memory (checkpoint_replay: false); "
+                f"it refills until step {self.learning_starts}, so this run will differ from an uninterrupted one"
+            )
 
 
 def train(
-    config: OffPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
-    resume: dict[str, Any] | None, build: Build,
+    config: OffPolicyConfig,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
+    resume: dict[str, Any] | None,
+    build: Build,
 ) -> Any:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(config, make_env, run, resume, 1,
-                 lambda runner, rng: OffPolicyTrainer(config, runner, run, rng, device, build))
+    return drive(
+        config, make_env, run, resume, 1, lambda runner, rng: OffPolicyTrainer(config, runner, run, rng, device, build)
+    )

@@ -54,26 +54,34 @@ class OnPolicyConfig(RunConfig):
     hidden_sizes: tuple[int, ...] = knob((64, 64), "hidden layer widths of the policy and value MLPs", low=1)
     activation: str = knob("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
     orthogonal_init: bool = knob(True, "orthogonal initial weights (sqrt 2 hidden, 0.01 policy head, 1 value head)")
-    value_network: str = knob("separate", "the value head's trunk: separate (its own MLP) or shared with the policy",
-                              choices=("separate", "shared"))
-    log_std_init: float = knob(0.0, "Box actions: initial log standard deviation of the Gaussian policy, in the "
-                               "[-1, 1] units it acts in (0: a std of half the Box's width)")
+    value_network: str = knob(
+        "separate",
+        "the value head's trunk: separate (its own MLP) or shared with the policy",
+        choices=("separate", "shared"),
+    )
+    log_std_init: float = knob(
+        0.0,
+        "Box actions: initial log standard deviation of the Gaussian policy, in the "
+        "[-1, 1] units it acts in (0: a std of half the Box's width)",
+    )
     # collection
     n_envs: int = knob(1, "env copies stepped together", low=1)
     n_steps: int = knob(2048, "steps of every copy per rollout (a rollout holds n_steps * n_envs)", low=1)
     gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
-    gae_lambda: float = knob(0.95, "GAE lambda: 1 gives Monte-Carlo returns to the rollout's end, 0 one-step TD",
-                             low=0.0, high=1.0)
-    normalize_observations: bool = knob(False, "feed the networks observations standardised by running statistics "
-                                        "(saved in the policy file)")
-    normalize_rewards: bool = knob(False, "divide rewards by the running std of the discounted return (training "
-                                   "only)")
+    gae_lambda: float = knob(
+        0.95, "GAE lambda: 1 gives Monte-Carlo returns to the rollout's end, 0 one-step TD", low=0.0, high=1.0
+    )
+    normalize_observations: bool = knob(
+        False, "feed the networks observations standardised by running statistics (saved in the policy file)"
+    )
+    normalize_rewards: bool = knob(False, "divide rewards by the running std of the discounted return (training only)")
     # learning
     lr: float = knob(3e-4, "learning rate", above=0.0)
     lr_end: float | None = knob(None, "anneal lr linearly to this by total_steps; None: constant", low=0.0)
     optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
-    optimizer_eps: float = knob(1e-5, "the optimiser's epsilon (SB3 and CleanRL use 1e-5 for on-policy methods)",
-                                above=0.0)
+    optimizer_eps: float = knob(
+        1e-5, "the optimiser's epsilon (SB3 and CleanRL use 1e-5 for on-policy methods)", above=0.0
+    )
     value_coef: float = knob(0.5, "weight of the value loss (mean squared error to the returns)", low=0.0)
     entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
     max_grad_norm: float | None = knob(0.5, "clip the gradient's global norm; None: no clipping", above=0.0)
@@ -83,9 +91,11 @@ class OnPolicyConfig(RunConfig):
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
     """Pictures the CNN can take, and observation normalisation for vectors only."""
     if observation_encoder(env.observation_space) is not None and config.normalize_observations:
-        raise DeeprlError(f"normalize_observations standardises observation vectors, but {config.env} gives pictures "
-                          f"{env.observation_space.shape}, which the CNN scales to [0, 1] itself: drop "
-                          f"normalize_observations")
+        raise DeeprlError(
+            f"normalize_observations standardises observation vectors, but {config.env} gives pictures "
+            f"{env.observation_space.shape}, which the CNN scales to [0, 1] itself: drop "
+            f"normalize_observations"
+        )
 
 
 @dataclass
@@ -129,8 +139,9 @@ def make_optimizer(config: OnPolicyConfig, policy: ActorCritic) -> torch.optim.O
     # foreach: one batched kernel per operation over all parameters instead of one per tensor, which small nets
     # (overhead-bound, on the CPU too) feel. A fused Adam would change every recorded result's bits.
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(policy.parameters(), lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps,
-                                   foreach=True)
+        return torch.optim.RMSprop(
+            policy.parameters(), lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps, foreach=True
+        )
     return torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.optimizer_eps, foreach=True)
 
 
@@ -143,8 +154,15 @@ class RolloutTrainer:
     """The rollout family as the loop skeleton (deeprl.loop) drives it: one step of every copy per `advance`, and
     the algorithm's `update` on each complete rollout."""
 
-    def __init__(self, config: OnPolicyConfig, runner: EnvRunner, run: Run, rng: np.random.Generator,
-                 device: torch.device, update: Update) -> None:
+    def __init__(
+        self,
+        config: OnPolicyConfig,
+        runner: EnvRunner,
+        run: Run,
+        rng: np.random.Generator,
+        device: torch.device,
+        update: Update,
+    ) -> None:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         self.update = update
         obs_space, action_space = runner.observation_space, runner.action_space
@@ -158,7 +176,10 @@ class RolloutTrainer:
         # what the network reads is stored: normalised vectors as float32, pictures as bytes
         self.obs_dtype = np.dtype(np.float32) if self.obs_normalizer is not None else observation_dtype(obs_space)
         self.rollout = RolloutBuffer(
-            config.n_steps, config.n_envs, obs_space.shape, self.obs_dtype,
+            config.n_steps,
+            config.n_envs,
+            obs_space.shape,
+            self.obs_dtype,
             action_shape=() if discrete else (network["action"]["dim"],),
             action_dtype=np.int64 if discrete else np.float32,
         )
@@ -181,8 +202,9 @@ class RolloutTrainer:
         rewards = transitions.rewards.astype(np.float32)
         if self.reward_scaler is not None:
             rewards = self.reward_scaler(transitions.rewards, transitions.terminated | transitions.truncated)
-        self.rollout.add(network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated,
-                         truncated_values)
+        self.rollout.add(
+            network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated, truncated_values
+        )
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(runner.obs)
         runner.report(transitions)
@@ -192,14 +214,20 @@ class RolloutTrainer:
 
     def learn(self, step: int) -> None:
         config, rollout = self.config, self.rollout
-        last_values = values_of(self.policy, self.agent.network_input(self.runner.obs.astype(self.obs_dtype)),
-                                self.device)
+        last_values = values_of(
+            self.policy, self.agent.network_input(self.runner.obs.astype(self.obs_dtype)), self.device
+        )
         progress = min(step / config.total_steps, 1.0)
         lr = annealed(config.lr, config.lr_end, progress)
         set_learning_rate([self.context.optimizer], lr)
         metrics = self.update(self.context, rollout, last_values, progress, step)
-        self.run.log_update(step, self.runner.episodes, **metrics,
-                            explained_variance=explained_variance(rollout.values, rollout.returns), lr=lr)
+        self.run.log_update(
+            step,
+            self.runner.episodes,
+            **metrics,
+            explained_variance=explained_variance(rollout.values, rollout.returns),
+            lr=lr,
+        )
         rollout.reset()
 
     def can_checkpoint(self, step: int) -> bool:
@@ -213,8 +241,12 @@ class RolloutTrainer:
 
     def parts(self) -> dict[str, Any]:
         """What a checkpoint holds of the trainer, by name."""
-        return {"policy": self.policy, "optimizer": self.context.optimizer, "obs_normalizer": self.obs_normalizer,
-                "reward_scaler": self.reward_scaler}
+        return {
+            "policy": self.policy,
+            "optimizer": self.context.optimizer,
+            "obs_normalizer": self.obs_normalizer,
+            "reward_scaler": self.reward_scaler,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return state_of(self.parts())
@@ -224,9 +256,19 @@ class RolloutTrainer:
 
 
 def train(
-    config: OnPolicyConfig, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
-    resume: dict[str, Any] | None, update: Update,
+    config: OnPolicyConfig,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
+    resume: dict[str, Any] | None,
+    update: Update,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(config, make_env, run, resume, config.n_envs,
-                 lambda runner, rng: RolloutTrainer(config, runner, run, rng, device, update))
+    return drive(
+        config,
+        make_env,
+        run,
+        resume,
+        config.n_envs,
+        lambda runner, rng: RolloutTrainer(config, runner, run, rng, device, update),
+    )

@@ -42,8 +42,12 @@ def unscale_action(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np
 
 
 def policy_file_data(
-    kind: str, network_module: nn.Module, observation_space: gym.Space, action_space: gym.Space,
-    network: dict[str, Any], **details: Any,
+    kind: str,
+    network_module: nn.Module,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    network: dict[str, Any],
+    **details: Any,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """What a policy file holds of an agent: (description, the network's weights on the CPU). The JSON-able
     description names the agent's kind (a key of AGENT_LOADERS), the spaces it acts in, the network's constructor
@@ -98,8 +102,9 @@ class QAgent:
         return self.act(obs, deterministic), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        return policy_file_data("q", self.q_net, self.observation_space, self.action_space, self.network,
-                                epsilon=self.epsilon)
+        return policy_file_data(
+            "q", self.q_net, self.observation_space, self.action_space, self.network, epsilon=self.epsilon
+        )
 
 
 def load_q_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAgent:
@@ -107,8 +112,11 @@ def load_q_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> QAge
     q_net.load_state_dict(tensors)
     q_net.eval()
     return QAgent(
-        q_net, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
-        meta["network"], epsilon=meta.get("epsilon", 0.0),
+        q_net,
+        space_from_dict(meta["observation_space"]),
+        space_from_dict(meta["action_space"]),
+        meta["network"],
+        epsilon=meta.get("epsilon", 0.0),
     )
 
 
@@ -142,8 +150,13 @@ class PolicyAgent:
     policy file saved at any step carries the statistics of that step."""
 
     def __init__(
-        self, policy: ActorCritic, observation_space: gym.Space, action_space: gym.Space, network: dict[str, Any],
-        obs_normalizer: ObservationNormalizer | None = None, action_units: str = "unit",
+        self,
+        policy: ActorCritic,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        network: dict[str, Any],
+        obs_normalizer: ObservationNormalizer | None = None,
+        action_units: str = "unit",
     ) -> None:
         self.policy = policy
         self.obs_normalizer = obs_normalizer
@@ -164,8 +177,8 @@ class PolicyAgent:
             self.unit_box = bool(np.all(action_space.low == -1.0) and np.all(action_space.high == 1.0))
         self.numpy_policy = policy.numpy_policy()  # fast path for acting on the CPU
         # a view of the live log std (in-place optimiser steps show up at once), for NumPy sampling
-        self.numpy_log_std = None if policy.log_std is None or self.numpy_policy is None else (
-            policy.log_std.detach().numpy()
+        self.numpy_log_std = (
+            None if policy.log_std is None or self.numpy_policy is None else (policy.log_std.detach().numpy())
         )
         self.rng = np.random.default_rng()
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
@@ -227,8 +240,9 @@ class PolicyAgent:
         details: dict[str, Any] = {"action_units": self.action_units}
         if self.obs_normalizer is not None:
             details["obs_normalization"] = self.obs_normalizer.state_dict()
-        return policy_file_data("policy", self.policy, self.observation_space, self.action_space, self.network,
-                                **details)
+        return policy_file_data(
+            "policy", self.policy, self.observation_space, self.action_space, self.network, **details
+        )
 
 
 def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
@@ -238,7 +252,10 @@ def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) ->
     policy.eval()
     normalization = meta.get("obs_normalization")
     return PolicyAgent(
-        policy, space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]), meta["network"],
+        policy,
+        space_from_dict(meta["observation_space"]),
+        space_from_dict(meta["action_space"]),
+        meta["network"],
         obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
         action_units=action_units,
     )
@@ -253,8 +270,9 @@ class ScaledActorAgent:
     `deterministic=False` samples where the actor is stochastic (SAC) and is the mean otherwise (DDPG's exploration
     noise belongs to training, not to the agent)."""
 
-    def __init__(self, actor: nn.Module, network: dict[str, Any], observation_space: gym.Space,
-                 action_space: gym.spaces.Box) -> None:
+    def __init__(
+        self, actor: nn.Module, network: dict[str, Any], observation_space: gym.Space, action_space: gym.spaces.Box
+    ) -> None:
         self.actor = actor
         self.network = network  # {"kind": one of ACTORS, **the actor's constructor arguments}
         self.observation_space = observation_space
@@ -271,8 +289,10 @@ class ScaledActorAgent:
         if deterministic and self.numpy_actor is not None:
             return self.numpy_actor(obs.reshape(len(obs), -1)).astype(np.float32)
         with torch.inference_mode():
-            output = self.actor(torch.from_numpy(obs).float().to(self.device), **(
-                {"deterministic": deterministic} if self.network["kind"] == "squashed_gaussian" else {}))
+            output = self.actor(
+                torch.from_numpy(obs).float().to(self.device),
+                **({"deterministic": deterministic} if self.network["kind"] == "squashed_gaussian" else {}),
+            )
         actions = output[0] if isinstance(output, tuple) else output
         return actions.cpu().numpy().astype(np.float32)
 

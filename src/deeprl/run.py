@@ -217,8 +217,10 @@ class RunRecord:
     updates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{item.name: getattr(self, item.name) for item in fields(self)},
-                "recent_returns": list(self.recent_returns)}
+        return {
+            **{item.name: getattr(self, item.name) for item in fields(self)},
+            "recent_returns": list(self.recent_returns),
+        }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], next_checkpoint: int) -> RunRecord:
@@ -324,9 +326,7 @@ class Run:
             self.close()
             save_policy(self.path / FINAL_POLICY, self.config.algo, agent, self.env_spec, step)
             self._plot(f"interrupted at step {step}")
-            raise Interrupted(
-                f"interrupted at step {step}; checkpoint saved; continue with: deeprl resume {self.path}"
-            )
+            raise Interrupted(f"interrupted at step {step}; checkpoint saved; continue with: deeprl resume {self.path}")
 
     def close(self) -> None:
         self.lock.release()
@@ -388,7 +388,9 @@ class Run:
         """Greedy evaluation; keeps the best policy; True when training should stop (solved)."""
         started = time.perf_counter()
         result = evaluate(
-            agent, self.make_eval_env, self.config.eval_episodes,
+            agent,
+            self.make_eval_env,
+            self.config.eval_episodes,
             seed=PERIODIC_EVAL_SEED + 1000 * self.config.seed,
         )
         record = self.record
@@ -407,8 +409,14 @@ class Run:
             record.solved_step, record.solved_time = step, self.train_seconds()
         timing = self.timing(step)
         self._log_timing(step, timing)
-        self._announce(step, episode, result, confirmation, timing,
-                       " | solved" if newly_solved else " | not confirmed" if reached else "")
+        self._announce(
+            step,
+            episode,
+            result,
+            confirmation,
+            timing,
+            " | solved" if newly_solved else " | not confirmed" if reached else "",
+        )
         if self.on_evaluation is not None:
             self.on_evaluation(self._evaluation_report(step, episode, result))
         return newly_solved and self.config.stop_on_solve
@@ -420,7 +428,9 @@ class Run:
         if self.config.solve_confirm_episodes <= 0:
             return None
         return evaluate(
-            agent, self.make_eval_env, self.config.solve_confirm_episodes,
+            agent,
+            self.make_eval_env,
+            self.config.solve_confirm_episodes,
             seed=CONFIRM_EVAL_SEED + 10_000_000 * self.config.seed + step,
         )
 
@@ -436,30 +446,51 @@ class Run:
             for key in ("train_steps_per_second", "steps_per_second", "eval_fraction"):
                 self.tensorboard.add_scalar(f"time/{key}", timing[key], step)
 
-    def _announce(self, step: int, episode: int, result: EvalResult, confirmation: EvalResult | None,
-                  timing: dict[str, float], outcome: str) -> None:
+    def _announce(
+        self,
+        step: int,
+        episode: int,
+        result: EvalResult,
+        confirmation: EvalResult | None,
+        timing: dict[str, float],
+        outcome: str,
+    ) -> None:
         """One progress line per evaluation."""
         recent_returns = self.record.recent_returns
         recent = float(np.mean(recent_returns)) if recent_returns else float("nan")
         self.progress.message(
             f"step {step:>8} | episodes {episode:>6} | mean return (last 100) {recent:8.2f} | "
             f"eval {result.mean:8.2f} ± {result.std:6.2f} | {timing_text(timing)}"
-            + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}") + outcome
+            + ("" if confirmation is None else f" | new episodes {confirmation.mean:.2f}")
+            + outcome
         )
 
     def _evaluation_report(self, step: int, episode: int, result: EvalResult) -> dict[str, Any]:
         """What `on_evaluation` is told after an evaluation."""
         record = self.record
         return {
-            "step": step, "episode": episode, "eval_return": result.mean, "eval_return_std": result.std,
-            "best_return": record.best_mean, "solved": record.solved_step is not None,
-            "solved_at_step": record.solved_step, "train_seconds": round(self.train_seconds(), 3),
+            "step": step,
+            "episode": episode,
+            "eval_return": result.mean,
+            "eval_return_std": result.std,
+            "best_return": record.best_mean,
+            "solved": record.solved_step is not None,
+            "solved_at_step": record.solved_step,
+            "train_seconds": round(self.train_seconds(), 3),
             "checkpoint_step": record.step,
         }
 
     def _write_eval_row(self, kind: str, step: int, episode: int, result: EvalResult) -> None:
-        self._write_row({"kind": kind, "step": step, "episode": episode, "return": result.mean,
-                         "return_std": result.std, "length": float(np.mean(result.lengths))})
+        self._write_row(
+            {
+                "kind": kind,
+                "step": step,
+                "episode": episode,
+                "return": result.mean,
+                "return_std": result.std,
+                "length": float(np.mean(result.lengths)),
+            }
+        )
 
     def finish(self, step: int, episode: int, agent: Agent) -> dict[str, Any]:
         """Save the final policy, evaluate final and best on fresh seeds, write eval.json and curve.png."""
@@ -472,8 +503,10 @@ class Run:
         episodes = self.config.final_eval_episodes
         final = evaluate(agent, self.make_eval_env, episodes, seed=seed)
         # the best policy is the final one when the last evaluation ranked highest: same weights, same episodes
-        best = final if self.record.best_step == step else evaluate(
-            load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed
+        best = (
+            final
+            if self.record.best_step == step
+            else evaluate(load(self.path / BEST_POLICY), self.make_eval_env, episodes, seed=seed)
         )
         summary = {
             "algo": self.config.algo,
@@ -518,5 +551,7 @@ def _restore_best_policy(path: Path, state: dict[str, Any]) -> None:
 
 def timing_text(timing: dict[str, float]) -> str:
     """'4100 training steps/s, evaluating 83% of the time: 690 steps/s'."""
-    return (f"{timing['train_steps_per_second']:.0f} training steps/s, evaluating "
-            f"{100 * timing['eval_fraction']:.0f}% of the time: {timing['steps_per_second']:.0f} steps/s")
+    return (
+        f"{timing['train_steps_per_second']:.0f} training steps/s, evaluating "
+        f"{100 * timing['eval_fraction']:.0f}% of the time: {timing['steps_per_second']:.0f} steps/s"
+    )

@@ -18,7 +18,7 @@ def interquartile_mean(values: Sequence[float]) -> float:
     if ordered.size == 0:
         return math.nan
     cut = ordered.size // 4
-    return float(ordered[cut:ordered.size - cut].mean())
+    return float(ordered[cut : ordered.size - cut].mean())
 
 
 def bootstrap_ci(
@@ -42,5 +42,4 @@ def mean_ci_iqm(values: Sequence[float]) -> dict[str, float]:
     if data.size == 0:
         return {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "iqm": math.nan}
     low, high = bootstrap_ci(data)
-    return {"mean": float(data.mean()), "ci_low": float(low), "ci_high": float(high),
-            "iqm": interquartile_mean(data)}
+    return {"mean": float(data.mean()), "ci_low": float(low), "ci_high": float(high), "iqm": interquartile_mean(data)}

@@ -26,13 +26,15 @@ class TrialAnnouncer(Callback):
         self._say(describe_trial(trial.config["trial"], trial.last_result))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._say(f"{trial.config['trial']['name']}: its process died; it resumes from its newest checkpoint",
-                  count=False)
+        self._say(
+            f"{trial.config['trial']['name']}: its process died; it resumes from its newest checkpoint", count=False
+        )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended += 1
-        self._say(f"{trial.config['trial']['name']}: crashed; {TRIAL_RETRIES} restarts did not help "
-                  f"(Ray's log: {trial.path})")
+        self._say(
+            f"{trial.config['trial']['name']}: crashed; {TRIAL_RETRIES} restarts did not help (Ray's log: {trial.path})"
+        )
 
     def _say(self, text: str, count: bool = True) -> None:
         if announcing:

@@ -53,9 +53,13 @@ RAYLET_WATCH = "deeprl-exit-with-raylet"  # the thread that ends a trial's worke
 # Set for every sweep unless the user set them: Ray's servers stay on loopback and send no usage data, and
 # the runs train at normal priority: Ray starts its workers at nice 15, where anything else busy on the machine
 # (a test suite, a browser) starves them, even of the time to import deeprl.
-RAY_QUIET_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                         "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-                         "RAY_worker_niceness": "0"}
+RAY_QUIET_ENVIRONMENT = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "RAY_worker_niceness": "0",
+}
 # Settings a sweep sets itself, so the grid cannot.
 SWEEP_ARGUMENTS = {"seed": "--seeds", "total_steps": "--steps", "env": "the ENV argument"}
 
@@ -89,8 +93,16 @@ class SweepSpec:
                 settings = {**self.settings, **combination, "seed": seed}
                 if self.steps is not None:
                     settings["total_steps"] = self.steps
-                trials.append({"name": name, "label": label, "combination": combination, "seed": seed,
-                               "settings": settings, "run_dir": str((sweep_dir / RUNS_FOLDER / name).resolve())})
+                trials.append(
+                    {
+                        "name": name,
+                        "label": label,
+                        "combination": combination,
+                        "seed": seed,
+                        "settings": settings,
+                        "run_dir": str((sweep_dir / RUNS_FOLDER / name).resolve()),
+                    }
+                )
         return trials
 
 
@@ -148,8 +160,10 @@ def check_spec(spec: SweepSpec) -> list[tuple[dict[str, Any], str | None]]:
         if key in SWEEP_ARGUMENTS:
             raise DeeprlError(f"'{key}' cannot be a grid key: a sweep sets it with {SWEEP_ARGUMENTS[key]}")
         if key not in known:
-            raise DeeprlError(f"unknown grid key '{key}' for {spec.algo}{unknown_setting_hint(key, module.Config)} "
-                              f"(`deeprl list --settings {spec.algo}` shows them all)")
+            raise DeeprlError(
+                f"unknown grid key '{key}' for {spec.algo}{unknown_setting_hint(key, module.Config)} "
+                f"(`deeprl list --settings {spec.algo}` shows them all)"
+            )
         if not values:
             raise DeeprlError(f"--grid {key} has no values")
         for value in values:  # a value of the wrong type can never run; one out of range fails its runs alone
@@ -171,8 +185,12 @@ def check_spec(spec: SweepSpec) -> list[tuple[dict[str, Any], str | None]]:
     checked = []
     for combination in spec.combinations():
         try:
-            build_config(module.Config, spec.env, spec.preset,
-                         {**spec.settings, **combination, **({"total_steps": spec.steps} if spec.steps else {})})
+            build_config(
+                module.Config,
+                spec.env,
+                spec.preset,
+                {**spec.settings, **combination, **({"total_steps": spec.steps} if spec.steps else {})},
+            )
         except DeeprlError as error:
             checked.append((combination, str(error)))
         else:
@@ -254,8 +272,15 @@ def run_trial(config: dict[str, Any]) -> None:
                     )
                 if run_dir.exists():  # died before its first checkpoint: start it again from nothing
                     shutil.rmtree(run_dir)
-                agent = train(config["algo"], run_dir=run_dir, progress=False, on_evaluation=report,
-                              preset=config["preset"], env=config["env"], **trial["settings"])
+                agent = train(
+                    config["algo"],
+                    run_dir=run_dir,
+                    progress=False,
+                    on_evaluation=report,
+                    preset=config["preset"],
+                    env=config["env"],
+                    **trial["settings"],
+                )
             summary = agent.summary
     except DeeprlError as error:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -356,9 +381,15 @@ def sweep(
         if algo is None or env is None:
             raise DeeprlError("sweep needs an algorithm and an env (or --resume SWEEP_DIR)")
         spec = SweepSpec(
-            algo=algo, env=env, seeds=parse_seeds(seeds) if isinstance(seeds, str) else list(seeds),
-            grid={key: list(values) for key, values in (grid or {}).items()}, preset=preset or "default",
-            settings=dict(settings or {}), steps=steps, cpus_per_trial=cpus_per_trial, max_concurrent=max_concurrent,
+            algo=algo,
+            env=env,
+            seeds=parse_seeds(seeds) if isinstance(seeds, str) else list(seeds),
+            grid={key: list(values) for key, values in (grid or {}).items()},
+            preset=preset or "default",
+            settings=dict(settings or {}),
+            steps=steps,
+            cpus_per_trial=cpus_per_trial,
+            max_concurrent=max_concurrent,
         )
         path = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir(algo, env)
     checked = check_spec(spec)
@@ -366,8 +397,9 @@ def sweep(
         raise DeeprlError(f"every combination is invalid; the first: {checked[0][1]}")
     ray = import_ray()
     if resume is None and path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise DeeprlError(f"sweep directory {path} already exists and is not empty (choose another --sweep-dir, "
-                          f"or --resume {path})")
+        raise DeeprlError(
+            f"sweep directory {path} already exists and is not empty (choose another --sweep-dir, or --resume {path})"
+        )
     invalid = {combination_label(combination, spec.preset): reason for combination, reason in checked if reason}
     trials = spec.trials(path)
     runnable = [trial for trial in trials if trial["label"] not in invalid]
@@ -384,8 +416,10 @@ def sweep(
                 run_dir = Path(trial["run_dir"])
                 run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(run_dir / ERROR_FILE, invalid[trial["label"]] + "\n")
-        say(f"sweep {path}: {len(runnable)} trials ({len(spec.combinations())} configurations × "
-            f"{len(spec.seeds)} seeds), on {_describe_cluster(ray)}")
+        say(
+            f"sweep {path}: {len(runnable)} trials ({len(spec.combinations())} configurations × "
+            f"{len(spec.seeds)} seeds), on {_describe_cluster(ray)}"
+        )
         for label, reason in invalid.items():  # with the results: they explain its failed rows
             if progress or results:
                 print(f"  {label}: not run: {reason}")
@@ -432,8 +466,9 @@ def connect(ray: Any, address: str | None) -> None:
     if address is None:
         # "local": a Ray instance of the sweep's own, even where another one (`ray start`, another sweep) runs on
         # this machine; without it ray.init joins the newest such instance and refuses num_cpus with a traceback
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                 **options)
+        ray.init(
+            address="local", num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1", **options
+        )
         return
     if address != "auto":
         host, port = _host_port(address)
@@ -461,8 +496,10 @@ def _check_gcs_answers(address: str) -> None:
         except grpc.RpcError as error:
             # a Ray GCS that wants a token still answers as one; anything else is not a Ray cluster
             if error.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                raise DeeprlError(f"no Ray cluster answers at {address}: {error.code().name.lower()} "
-                                  f"({error.details() or 'no details'})") from None
+                raise DeeprlError(
+                    f"no Ray cluster answers at {address}: {error.code().name.lower()} "
+                    f"({error.details() or 'no details'})"
+                ) from None
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -491,14 +528,17 @@ def _fit(spec: SweepSpec, path: Path, trials: list[dict[str, Any]], restoring: b
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space={"algo": spec.algo, "env": spec.env, "preset": spec.preset,
-                         "trial": tune.grid_search(trials)},
+            param_space={"algo": spec.algo, "env": spec.env, "preset": spec.preset, "trial": tune.grid_search(trials)},
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
-                trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                max_concurrent_trials=spec.max_concurrent,
+                reuse_actors=True,
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
             ),
             run_config=tune.RunConfig(
-                name=TUNE_FOLDER, storage_path=str(tune_dir.parent), verbose=0,
+                name=TUNE_FOLDER,
+                storage_path=str(tune_dir.parent),
+                verbose=0,
                 failure_config=tune.FailureConfig(max_failures=TRIAL_RETRIES),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 callbacks=[sweep_progress.TrialAnnouncer(len(trials))],
@@ -517,8 +557,11 @@ def describe_trial(trial: dict[str, Any], result: dict[str, Any]) -> str:
         return f"{name}: failed: {result.get('error')}"
     if not result.get("done"):
         return f"{name}: stopped at step {result.get('step')}"
-    solved = (f"solved at step {result['solved_at_step']} ({result['solved_train_seconds']:.1f} s)"
-              if result.get("solved") else "not solved")
+    solved = (
+        f"solved at step {result['solved_at_step']} ({result['solved_train_seconds']:.1f} s)"
+        if result.get("solved")
+        else "not solved"
+    )
     return f"{name}: {solved}; final agent {result['final_return']:.1f}, best {result['best_return']:.1f}"
 
 
@@ -530,8 +573,12 @@ def read_trials(path: Path, spec: SweepSpec) -> list[dict[str, Any]]:
     rows = []
     for trial in spec.trials(path):
         run_dir = Path(trial["run_dir"])
-        row: dict[str, Any] = {"configuration": trial["label"], "seed": trial["seed"], "run_dir": str(run_dir),
-                               **{key: format_setting(value) for key, value in trial["combination"].items()}}
+        row: dict[str, Any] = {
+            "configuration": trial["label"],
+            "seed": trial["seed"],
+            "run_dir": str(run_dir),
+            **{key: format_setting(value) for key, value in trial["combination"].items()},
+        }
         if (run_dir / ERROR_FILE).is_file():
             row.update(status="failed", error=(run_dir / ERROR_FILE).read_text().strip())
         elif (run_dir / "eval.json").is_file():
@@ -551,9 +598,12 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         finished = [trial for trial in members if trial["status"] == "finished"]
         solved = [trial for trial in finished if trial["solved"]]
         row: dict[str, Any] = {
-            "configuration": label, "seeds": len(members), "finished": len(finished),
+            "configuration": label,
+            "seeds": len(members),
+            "finished": len(finished),
             "failed": sum(trial["status"] == "failed" for trial in members),
-            "solved": len(solved), "success_rate": len(solved) / len(members),
+            "solved": len(solved),
+            "success_rate": len(solved) / len(members),
             "median_steps_to_solve": _median([trial["solved_at_step"] for trial in solved]),
             "median_seconds_to_solve": _median([trial["solved_train_seconds"] for trial in solved]),
         }
@@ -610,10 +660,16 @@ def finish_sweep(path: Path, spec: SweepSpec) -> list[dict[str, Any]]:
         trial = next(trial for trial in spec.trials(path) if trial["label"] == best["configuration"])
         from deeprl.algos import get_algorithm
 
-        config = build_config(get_algorithm(spec.algo).Config, spec.env, spec.preset,
-                              {key: value for key, value in trial["settings"].items() if key != "seed"})
-        header = (f"# best of sweep {path}: {best['configuration']} (success {best['solved']}/{best['seeds']}, "
-                  f"best agents' IQM {best['best_iqm']:.2f}); train it: deeprl train --config FILE --seed N\n")
+        config = build_config(
+            get_algorithm(spec.algo).Config,
+            spec.env,
+            spec.preset,
+            {key: value for key, value in trial["settings"].items() if key != "seed"},
+        )
+        header = (
+            f"# best of sweep {path}: {best['configuration']} (success {best['solved']}/{best['seeds']}, "
+            f"best agents' IQM {best['best_iqm']:.2f}); train it: deeprl train --config FILE --seed N\n"
+        )
         atomic_write_text(path / "best.yaml", header + config_to_yaml(config, spec.preset))
     try:
         groups, title = sweep_groups(path)
@@ -642,16 +698,20 @@ def _csv_value(value: Any) -> Any:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The per-configuration table as Markdown: it prints readably and pastes into a report."""
-    header = ("| configuration | solved | steps to solve (median) | s to solve (median) | final agent: mean "
-              "[95% CI] · IQM | best agent: mean [95% CI] · IQM |")
+    header = (
+        "| configuration | solved | steps to solve (median) | s to solve (median) | final agent: mean "
+        "[95% CI] · IQM | best agent: mean [95% CI] · IQM |"
+    )
     lines = [header, "|---|---:|---:|---:|---|---|"]
     for row in rows:
         steps, seconds = row["median_steps_to_solve"], row["median_seconds_to_solve"]
         solved = f"{row['solved']}/{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
         steps_text = "—" if math.isnan(steps) else f"{steps:,.0f}"
         seconds_text = "—" if math.isnan(seconds) else f"{seconds:.1f}"
-        lines.append(f"| {row['configuration']} | {solved} | {steps_text} | {seconds_text} | "
-                     f"{_score(row, 'final')} | {_score(row, 'best')} |")
+        lines.append(
+            f"| {row['configuration']} | {solved} | {steps_text} | {seconds_text} | "
+            f"{_score(row, 'final')} | {_score(row, 'best')} |"
+        )
     return "\n".join(lines)
 
 
@@ -659,5 +719,7 @@ def _score(row: dict[str, Any], agent: str) -> str:
     """'mean [low, high] · IQM' of one agent's scores."""
     if math.isnan(row[f"{agent}_mean"]):
         return "—"
-    return (f"{row[f'{agent}_mean']:.1f} [{row[f'{agent}_ci_low']:.1f}, {row[f'{agent}_ci_high']:.1f}] · "
-            f"{row[f'{agent}_iqm']:.1f}")
+    return (
+        f"{row[f'{agent}_mean']:.1f} [{row[f'{agent}_ci_low']:.1f}, {row[f'{agent}_ci_high']:.1f}] · "
+        f"{row[f'{agent}_iqm']:.1f}"
+    )

@@ -46,6 +46,5 @@ def check_spaces(name: str, env_id: str, env: gym.Env) -> None:
         fitting = algorithms_for(env.action_space)
         allowed = ", ".join(fitting) if fitting else "none yet"
         raise DeeprlError(
-            f"{name} cannot act in {env_id}: its action space is {env.action_space} "
-            f"(algorithms for it: {allowed})"
+            f"{name} cannot act in {env_id}: its action space is {env.action_space} (algorithms for it: {allowed})"
         )

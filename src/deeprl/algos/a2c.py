@@ -44,8 +44,9 @@ class Config(OnPolicyConfig):
 
     n_envs: int = knob(8, "env copies stepped together", low=1)
     n_steps: int = knob(5, "steps of every copy per rollout (one gradient step per rollout)", low=1)
-    gae_lambda: float = knob(1.0, "GAE lambda: 1 gives n-step returns to the rollout's end, 0 one-step TD",
-                             low=0.0, high=1.0)
+    gae_lambda: float = knob(
+        1.0, "GAE lambda: 1 gives n-step returns to the rollout's end, 0 one-step TD", low=0.0, high=1.0
+    )
     lr: float = knob(7e-4, "learning rate", above=0.0)
     optimizer: str = knob("rmsprop", "rmsprop (SB3's and the paper's) or adam", choices=("adam", "rmsprop"))
     normalize_advantages: bool = knob(False, "standardise the advantages within each rollout")
@@ -69,7 +70,10 @@ def update(
 
 
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""

@@ -63,8 +63,11 @@ load_policy = load_policy_agent
 class Config(RunConfig):
     algo: ClassVar[str] = "actor-critic"
 
-    critic: str = knob("td", "what weighs the actor's log-probabilities: q (Q(s,a)), advantage (Q - V) or td "
-                       "(the TD error)", choices=CRITICS)
+    critic: str = knob(
+        "td",
+        "what weighs the actor's log-probabilities: q (Q(s,a)), advantage (Q - V) or td (the TD error)",
+        choices=CRITICS,
+    )
     hidden_sizes: tuple[int, ...] = knob((64, 64), "hidden layer widths of the actor (and critic) MLP", low=1)
     activation: str = knob("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
     shared_trunk: bool = knob(False, "actor and critic heads on one trunk (the tutorial) or separate networks")
@@ -73,29 +76,40 @@ class Config(RunConfig):
     n_envs: int = knob(1, "env copies stepped together", low=1)
     gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
     lr: float = knob(7e-4, "learning rate (the critics', and the actor's unless actor_lr is set)", above=0.0)
-    actor_lr: float | None = knob(None, "the actor's own learning rate: a slower actor lets the critics keep up "
-                                  "with its policy; None: lr", above=0.0)
+    actor_lr: float | None = knob(
+        None,
+        "the actor's own learning rate: a slower actor lets the critics keep up with its policy; None: lr",
+        above=0.0,
+    )
     reward_scale: float = knob(1.0, "rewards are multiplied by this before learning (the tutorial: 0.01)", above=0.0)
-    value_loss: str = knob("mse", "critic loss: mse or smooth_l1 (Huber, the tutorial's)",
-                           choices=("mse", "smooth_l1"))
+    value_loss: str = knob("mse", "critic loss: mse or smooth_l1 (Huber, the tutorial's)", choices=("mse", "smooth_l1"))
     value_coef: float = knob(0.5, "weight of the critic's loss", above=0.0)
     entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
     max_grad_norm: float | None = knob(0.5, "clip the gradient's global norm; None: no clipping", above=0.0)
-    multi_step: bool = knob(False, "critics learn from the discounted rewards to the end of each rollout "
-                            "(n-step returns, bootstrapped there) instead of one-step TD targets")
-    normalize_advantages: bool = knob(False, "standardise the actor's weights within each update (the sampled "
-                                      "form only)")
-    all_actions: bool = knob(False, "q and advantage critics: the actor's loss -sum_a pi(a|s) Q(s, a) over every "
-                             "action instead of the sampled one's (the same gradient in expectation, without the "
-                             "sampling noise that swamps Q's small differences between actions)")
+    multi_step: bool = knob(
+        False,
+        "critics learn from the discounted rewards to the end of each rollout "
+        "(n-step returns, bootstrapped there) instead of one-step TD targets",
+    )
+    normalize_advantages: bool = knob(
+        False, "standardise the actor's weights within each update (the sampled form only)"
+    )
+    all_actions: bool = knob(
+        False,
+        "q and advantage critics: the actor's loss -sum_a pi(a|s) Q(s, a) over every "
+        "action instead of the sampled one's (the same gradient in expectation, without the "
+        "sampling noise that swamps Q's small differences between actions)",
+    )
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
     """Pictures the CNN can take; Q critics value each discrete action: they need a Discrete action space."""
     observation_encoder(env.observation_space)
     if config.critic in ("q", "advantage") and not isinstance(env.action_space, gym.spaces.Discrete):
-        raise DeeprlError(f"critic={config.critic} learns Q(s, a) for each discrete action; {config.env} has "
-                          f"{env.action_space}: use critic=td")
+        raise DeeprlError(
+            f"critic={config.critic} learns Q(s, a) for each discrete action; {config.env} has "
+            f"{env.action_space}: use critic=td"
+        )
 
 
 class QHead(nn.Module):
@@ -121,8 +135,13 @@ class QHead(nn.Module):
 
 
 def critic_targets(
-    rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor, next_values: torch.Tensor,
-    gamma: float, n_steps: int, multi_step: bool,
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    next_values: torch.Tensor,
+    gamma: float,
+    n_steps: int,
+    multi_step: bool,
 ) -> torch.Tensor:
     """The critics' targets y for a rollout flattened step by step (`n_steps` steps of equally many copies);
     `next_values` is the critic's value of each step's next observation.
@@ -148,8 +167,9 @@ class ActorCriticTrainer:
     """The actor-critics as the loop skeleton (deeprl.loop) drives them: a rollout of n_steps steps of every copy
     per `advance` (shorter where the budget ends), and one update on it."""
 
-    def __init__(self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator, device: torch.device
+    ) -> None:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         obs_space, action_space = runner.observation_space, runner.action_space
         self.uses_value, self.uses_q = config.critic in ("td", "advantage"), config.critic in ("q", "advantage")
@@ -159,16 +179,19 @@ class ActorCriticTrainer:
         self.q_head = QHead(policy, policy.input_dim, int(action_space.n), config).to(device) if self.uses_q else None
         self.agent = PolicyAgent(policy, obs_space, action_space, network)
         self.obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
-        self.parameters = list({id(p): p for module in (policy, self.q_head) if module is not None
-                                for p in module.parameters()}.values())  # a shared trunk is listed once
+        self.parameters = list(
+            {id(p): p for module in (policy, self.q_head) if module is not None for p in module.parameters()}.values()
+        )  # a shared trunk is listed once
         groups: list[dict[str, Any]] = [{"params": self.parameters}]
         if config.actor_lr is not None:  # the actor's own parameters: its head, and its trunk unless shared
             actor_modules = [policy.policy_head] if config.shared_trunk else [policy.policy_head, policy.trunk]
             actor_ids = {id(p) for module in actor_modules for p in module.parameters()}
             if policy.log_std is not None:
                 actor_ids.add(id(policy.log_std))
-            groups = [{"params": [p for p in self.parameters if id(p) in actor_ids], "lr": config.actor_lr},
-                      {"params": [p for p in self.parameters if id(p) not in actor_ids]}]
+            groups = [
+                {"params": [p for p in self.parameters if id(p) in actor_ids], "lr": config.actor_lr},
+                {"params": [p for p in self.parameters if id(p) not in actor_ids]},
+            ]
         self.optimizer = torch.optim.Adam(groups, lr=config.lr)
         self.value_loss_fn = F.smooth_l1_loss if config.value_loss == "smooth_l1" else F.mse_loss
 
@@ -206,8 +229,9 @@ class ActorCriticTrainer:
             # Q's target bootstraps from the policy's average over Q(s', .), unless V is learnt too:
             # Q(s, a) = E[r + gamma V(s')], and V learns from every step whatever the action
             next_q = next_values if uses_value else (next_distribution.probs * q_head(next_obs)).sum(dim=1)
-            targets = critic_targets(rewards, terminated, truncated, next_q, config.gamma, len(rollout),
-                                     config.multi_step)
+            targets = critic_targets(
+                rewards, terminated, truncated, next_q, config.gamma, len(rollout), config.multi_step
+            )
         critic_loss = torch.zeros((), device=device)
         if uses_q:
             q_all = q_head(obs)
@@ -230,10 +254,16 @@ class ActorCriticTrainer:
         else:
             policy_loss = -(log_probs * weights).mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + config.value_coef * critic_loss
-        gradient_step(self.optimizer, self.parameters, loss, config.max_grad_norm, step,
-                      "try a lower lr or reward_scale")
-        self.run.log_update(step, self.runner.episodes, policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
-                            entropy=entropy.mean().item())
+        gradient_step(
+            self.optimizer, self.parameters, loss, config.max_grad_norm, step, "try a lower lr or reward_scale"
+        )
+        self.run.log_update(
+            step,
+            self.runner.episodes,
+            policy_loss=policy_loss.item(),
+            value_loss=critic_loss.item(),
+            entropy=entropy.mean().item(),
+        )
 
     def can_checkpoint(self, step: int) -> bool:
         return True  # between rollouts: nothing is pending
@@ -256,9 +286,18 @@ class ActorCriticTrainer:
 
 
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(config, make_env, run, resume, config.n_envs,
-                 lambda runner, rng: ActorCriticTrainer(config, runner, run, rng, device))
+    return drive(
+        config,
+        make_env,
+        run,
+        resume,
+        config.n_envs,
+        lambda runner, rng: ActorCriticTrainer(config, runner, run, rng, device),
+    )

@@ -65,28 +65,42 @@ class Config(OffPolicyConfig):
     # networks
     hidden_sizes: tuple[int, ...] = knob((400, 300), "hidden layer widths of the actor and the critic", low=1)
     activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
-    init: str = knob("default", "initial weights: default (PyTorch's) or fan_in (uniform ±1/sqrt(fan-in), output "
-                     "layers small: the DDPG paper's)", choices=INITS)
-    critic_action_layer: int = knob(0, "hidden layer the action joins the critic at: 0 the input (TD3, SAC), 1 the "
-                                    "second layer (the DDPG paper and tutorial)", low=0)
-    critic_final_init: float = knob(3e-3, "fan_in init: the critic's output layer uniform in ±this (the DDPG "
-                                    "tutorial: 3e-4)", above=0.0)
+    init: str = knob(
+        "default",
+        "initial weights: default (PyTorch's) or fan_in (uniform ±1/sqrt(fan-in), output "
+        "layers small: the DDPG paper's)",
+        choices=INITS,
+    )
+    critic_action_layer: int = knob(
+        0,
+        "hidden layer the action joins the critic at: 0 the input (TD3, SAC), 1 the "
+        "second layer (the DDPG paper and tutorial)",
+        low=0,
+    )
+    critic_final_init: float = knob(
+        3e-3, "fan_in init: the critic's output layer uniform in ±this (the DDPG tutorial: 3e-4)", above=0.0
+    )
     # learning
     lr: float = knob(1e-3, "critic learning rate", above=0.0)
-    actor_lr: float | None = knob(None, "actor learning rate; None: lr (annealed with it when lr_end is set)",
-                                  above=0.0)
-    critic_weight_decay: float = knob(0.0, "L2 weight decay of the critic's optimiser (the DDPG paper: 1e-2)",
-                                      low=0.0)
-    tau: float = knob(0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0,
-                      high=1.0)
+    actor_lr: float | None = knob(
+        None, "actor learning rate; None: lr (annealed with it when lr_end is set)", above=0.0
+    )
+    critic_weight_decay: float = knob(0.0, "L2 weight decay of the critic's optimiser (the DDPG paper: 1e-2)", low=0.0)
+    tau: float = knob(
+        0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0, high=1.0
+    )
     buffer_size: int = knob(1_000_000, "replay capacity in transitions", low=1)
     batch_size: int = knob(256, "transitions per gradient step", low=1)
     learning_starts: int = knob(100, "env steps before the first gradient step", low=0)
     # exploration
-    random_start: bool = knob(True, "uniformly random actions until learning_starts; false: actor plus noise from "
-                              "the first step")
-    noise: str = knob("gaussian", "exploration noise added to the actor's [-1, 1] actions: ou (Ornstein-Uhlenbeck), "
-                      "gaussian or none", choices=NOISE_KINDS)
+    random_start: bool = knob(
+        True, "uniformly random actions until learning_starts; false: actor plus noise from the first step"
+    )
+    noise: str = knob(
+        "gaussian",
+        "exploration noise added to the actor's [-1, 1] actions: ou (Ornstein-Uhlenbeck), gaussian or none",
+        choices=NOISE_KINDS,
+    )
     noise_sigma: float = knob(0.1, "noise scale in [-1, 1] action units", low=0.0)
     noise_sigma_end: float | None = knob(None, "anneal noise_sigma linearly to this; None: constant", low=0.0)
     noise_decay_steps: int | None = knob(None, "steps over which noise_sigma anneals; None: total_steps", low=1)
@@ -95,15 +109,16 @@ class Config(OffPolicyConfig):
     # TD3's switches
     twin_critics: bool = knob(False, "TD3: two critics; targets take the smaller value")
     policy_delay: int = knob(1, "TD3: critic steps per actor (and target) update", low=1)
-    target_policy_noise: float = knob(0.0, "TD3: std of the noise added to each target action ([-1, 1] units)",
-                                      low=0.0)
+    target_policy_noise: float = knob(0.0, "TD3: std of the noise added to each target action ([-1, 1] units)", low=0.0)
     target_noise_clip: float = knob(0.5, "TD3: the target action noise is clipped to ±this", low=0.0)
 
     def validate(self) -> None:
         super().validate()
         if self.critic_action_layer > len(self.hidden_sizes):
-            raise DeeprlError(f"critic_action_layer {self.critic_action_layer} needs at least that many hidden "
-                              f"layers; hidden_sizes is {list(self.hidden_sizes)}")
+            raise DeeprlError(
+                f"critic_action_layer {self.critic_action_layer} needs at least that many hidden "
+                f"layers; hidden_sizes is {list(self.hidden_sizes)}"
+            )
 
 
 def check_setup(config: Config, env: gym.Env) -> None:
@@ -115,9 +130,11 @@ def check_setup(config: Config, env: gym.Env) -> None:
 def check_bounded_actions(config: Any, env: gym.Env) -> None:
     space = env.action_space
     if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        raise DeeprlError(f"{config.algo} scales its actions to the env's bounds, but {config.env}'s action space "
-                          f"{space} is unbounded; give its action_space finite low and high (the actor's [-1, 1] "
-                          f"is scaled to them)")
+        raise DeeprlError(
+            f"{config.algo} scales its actions to the env's bounds, but {config.env}'s action space "
+            f"{space} is unbounded; give its action_space finite low and high (the actor's [-1, 1] "
+            f"is scaled to them)"
+        )
 
 
 def target_actions(next_actions: torch.Tensor, noise_std: float, noise_clip: float) -> torch.Tensor:
@@ -132,38 +149,59 @@ def target_actions(next_actions: torch.Tensor, noise_std: float, noise_clip: flo
 class DDPG:
     """The actor, the critic(s), their targets and optimisers, and the exploration noise."""
 
-    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box, device: torch.device
+    ) -> None:
         self.config = config
         obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
-        network = {"kind": "deterministic", "obs_dim": obs_dim, "action_dim": self.action_dim,
-                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation, "init": config.init,
-                   "encoder": observation_encoder(obs_space)}  # pictures: the actor and each critic have a CNN
+        network = {
+            "kind": "deterministic",
+            "obs_dim": obs_dim,
+            "action_dim": self.action_dim,
+            "hidden_sizes": list(config.hidden_sizes),
+            "activation": config.activation,
+            "init": config.init,
+            "encoder": observation_encoder(obs_space),
+        }  # pictures: the actor and each critic have a CNN
         self.actor = DeterministicActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
         self.critics = torch.nn.ModuleList(
-            QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation, config.critic_action_layer,
-                    config.init, config.critic_final_init, encoder=network["encoder"])
+            QCritic(
+                obs_dim,
+                self.action_dim,
+                config.hidden_sizes,
+                config.activation,
+                config.critic_action_layer,
+                config.init,
+                config.critic_final_init,
+                encoder=network["encoder"],
+            )
             for _ in range(2 if config.twin_critics else 1)
         ).to(device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         # the actor's and the critics' targets in one pass
-        self.update_targets = SoftUpdate(torch.nn.ModuleList([self.actor_target, self.critics_target]),
-                                         torch.nn.ModuleList([self.actor, self.critics]), config.tau)
+        self.update_targets = SoftUpdate(
+            torch.nn.ModuleList([self.actor_target, self.critics_target]),
+            torch.nn.ModuleList([self.actor, self.critics]),
+            config.tau,
+        )
         self.critic_parameters = list(self.critics.parameters())
         self.actor_lr = config.lr if config.actor_lr is None else config.actor_lr
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr,
-                                                 weight_decay=config.critic_weight_decay, fused=True)
-        self.noise = make_noise(config.noise, 1, self.action_dim, config.noise_sigma, config.noise_theta,
-                                config.noise_dt, seed=config.seed)
+        self.critic_optimizer = torch.optim.Adam(
+            self.critics.parameters(), lr=config.lr, weight_decay=config.critic_weight_decay, fused=True
+        )
+        self.noise = make_noise(
+            config.noise, 1, self.action_dim, config.noise_sigma, config.noise_theta, config.noise_dt, seed=config.seed
+        )
         self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
         self.critic_updates = 0
 
     def noise_sigma(self, step: int) -> float:
         config = self.config
-        return annealed_sigma(config.noise_sigma, config.noise_sigma_end, step,
-                              config.noise_decay_steps or config.total_steps)
+        return annealed_sigma(
+            config.noise_sigma, config.noise_sigma_end, step, config.noise_decay_steps or config.total_steps
+        )
 
     def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
         if self.config.random_start and step <= self.config.learning_starts:
@@ -181,8 +219,9 @@ class DDPG:
         obs, actions = batch.obs.float(), batch.actions
         with torch.no_grad():
             next_obs = batch.next_obs.float()
-            next_actions = target_actions(self.actor_target(next_obs), config.target_policy_noise,
-                                          config.target_noise_clip)
+            next_actions = target_actions(
+                self.actor_target(next_obs), config.target_policy_noise, config.target_noise_clip
+            )
             next_q = torch.stack([critic(next_obs, next_actions) for critic in self.critics_target]).min(dim=0).values
             target_q = batch.returns + batch.discounts * next_q
         q_values = [critic(obs, actions) for critic in self.critics]
@@ -221,9 +260,15 @@ class DDPG:
 
     def parts(self) -> dict[str, Any]:
         """What a checkpoint holds of the algorithm, by name."""
-        return {"actor": self.actor, "critics": self.critics, "actor_target": self.actor_target,
-                "critics_target": self.critics_target, "actor_optimizer": self.actor_optimizer,
-                "critic_optimizer": self.critic_optimizer, "noise": self.noise}
+        return {
+            "actor": self.actor,
+            "critics": self.critics,
+            "actor_target": self.actor_target,
+            "critics_target": self.critics_target,
+            "actor_optimizer": self.actor_optimizer,
+            "critic_optimizer": self.critic_optimizer,
+            "noise": self.noise,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {**state_of(self.parts()), "critic_updates": self.critic_updates}
@@ -232,10 +277,20 @@ class DDPG:
         load_state_of(self.parts(), state)
         self.critic_updates = int(state["critic_updates"])
 
+
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> ScaledActorAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(config, make_env, run, device, resume,
-                           lambda obs_space, action_space, device: DDPG(config, obs_space, action_space, device))
+    return offpolicy.train(
+        config,
+        make_env,
+        run,
+        device,
+        resume,
+        lambda obs_space, action_space, device: DDPG(config, obs_space, action_space, device),
+    )

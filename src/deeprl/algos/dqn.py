@@ -54,8 +54,11 @@ class Config(OffPolicyConfig):
     hidden_sizes: tuple[int, ...] = knob((256, 256), "hidden layer widths of the Q-network MLP", low=1)
     activation: str = knob("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     dueling: bool = knob(False, "dueling head: Q = V + A - mean(A)")
-    conv_channels: tuple[int, ...] = knob((), "CNN channels per layer for image observations; (): the Nature CNN "
-                                          "for uint8 pictures, none for the rest", low=1)
+    conv_channels: tuple[int, ...] = knob(
+        (),
+        "CNN channels per layer for image observations; (): the Nature CNN for uint8 pictures, none for the rest",
+        low=1,
+    )
     conv_kernels: tuple[int, ...] = knob((5, 5, 5), "CNN kernel size per layer", low=1)
     conv_strides: tuple[int, ...] = knob((2, 2, 2), "CNN stride per layer", low=1)
     batch_norm: bool = knob(True, "BatchNorm after each convolution (as the pixel CartPole tutorial does)")
@@ -64,11 +67,13 @@ class Config(OffPolicyConfig):
     optimizer: str = knob("adam", "adam or rmsprop", choices=("adam", "rmsprop"))
     loss: str = knob("huber", "huber (smooth L1) or mse on the TD error", choices=("huber", "mse"))
     max_grad_norm: float | None = knob(10.0, "clip the gradient's global norm; None: no clipping", above=0.0)
-    grad_clip_value: float | None = knob(None, "clamp each gradient element to ±value (pixel CartPole tutorial: 1)",
-                                         above=0.0)
+    grad_clip_value: float | None = knob(
+        None, "clamp each gradient element to ±value (pixel CartPole tutorial: 1)", above=0.0
+    )
     target_update_interval: int = knob(500, "steps (or episodes) between target-network updates", low=1)
-    target_update_unit: str = knob("steps", "unit of target_update_interval (the Acrobot lecture: episodes)",
-                                   choices=("steps", "episodes"))
+    target_update_unit: str = knob(
+        "steps", "unit of target_update_interval (the Acrobot lecture: episodes)", choices=("steps", "episodes")
+    )
     tau: float = knob(1.0, "target update weight: 1 copies, <1 blends (soft update)", above=0.0, high=1.0)
     # exploration
     epsilon_schedule: str = knob("linear", "linear, exponential, episodic or constant", choices=EPSILON_SCHEDULES)
@@ -117,21 +122,25 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
             f"shape {obs_space.shape}; set observation=screen_difference or screen_frames, or conv_channels=[]"
         )
     layers = len(config.conv_channels)
-    return observation_encoder(obs_space, {
-        "channels": config.conv_channels,
-        "kernels": config.conv_kernels[:layers],
-        "strides": config.conv_strides[:layers],
-        "batch_norm": config.batch_norm,
-        "features": None,
-    })
+    return observation_encoder(
+        obs_space,
+        {
+            "channels": config.conv_channels,
+            "kernels": config.conv_kernels[:layers],
+            "strides": config.conv_strides[:layers],
+            "batch_norm": config.batch_norm,
+            "features": None,
+        },
+    )
 
 
 class DQN:
     """The online and target Q-networks, their optimiser and epsilon-greedy acting: the Q-learning step and when to
     take it, as the shared off-policy loop (deeprl.offpolicy) drives them."""
 
-    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Discrete,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Discrete, device: torch.device
+    ) -> None:
         self.config = config
         self.network = {
             "obs_dim": int(np.prod(obs_space.shape)),
@@ -151,12 +160,16 @@ class DQN:
         self.optimizer = optimizers[config.optimizer](self.parameters, lr=config.lr, **options)
         self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
         # Switching modes walks every submodule in Python on every update: only BatchNorm nets need it.
-        self.switches_mode = any(isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
-                                 for module in self.q_net.modules())
+        self.switches_mode = any(
+            isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in self.q_net.modules()
+        )
         self.agent = QAgent(self.q_net, obs_space, action_space, self.network, epsilon=config.epsilon_end)
         self.epsilon = EpsilonSchedule(
-            config.epsilon_schedule, config.epsilon_start, config.epsilon_end,
-            config.epsilon_decay_steps, config.epsilon_decay_factor,
+            config.epsilon_schedule,
+            config.epsilon_start,
+            config.epsilon_end,
+            config.epsilon_decay_steps,
+            config.epsilon_decay_factor,
         )
         self.n_actions = int(action_space.n)
         self.first_action = int(action_space.start)  # the replay stores 0..n-1; the env may number from `start`
@@ -223,9 +236,18 @@ class DQN:
 
 
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> QAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(config, make_env, run, device, resume,
-                           lambda obs_space, action_space, device: DQN(config, obs_space, action_space, device))
+    return offpolicy.train(
+        config,
+        make_env,
+        run,
+        device,
+        resume,
+        lambda obs_space, action_space, device: DQN(config, obs_space, action_space, device),
+    )

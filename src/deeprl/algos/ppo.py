@@ -55,15 +55,23 @@ class Config(OnPolicyConfig):
 
     n_epochs: int = knob(10, "passes over each rollout", low=1)
     batch_size: int = knob(64, "samples per minibatch", low=1)
-    clip_range: float = knob(0.2, "eps: how far the probability ratio may move before the objective stops rewarding "
-                             "it", above=0.0)
-    clip_range_end: float | None = knob(None, "anneal clip_range linearly to this by total_steps; None: constant",
-                                        low=0.0)
-    clip_range_vf: float | None = knob(None, "how far a value may move from the collecting one before the loss stops "
-                                       "rewarding it; None: no value clipping", above=0.0)
-    target_kl: float | None = knob(None, "stop the rollout's epochs at the first minibatch whose approximate KL to "
-                                   "the collecting policy exceeds this (its step not taken); None: all n_epochs",
-                                   above=0.0)
+    clip_range: float = knob(
+        0.2, "eps: how far the probability ratio may move before the objective stops rewarding it", above=0.0
+    )
+    clip_range_end: float | None = knob(
+        None, "anneal clip_range linearly to this by total_steps; None: constant", low=0.0
+    )
+    clip_range_vf: float | None = knob(
+        None,
+        "how far a value may move from the collecting one before the loss stops rewarding it; None: no value clipping",
+        above=0.0,
+    )
+    target_kl: float | None = knob(
+        None,
+        "stop the rollout's epochs at the first minibatch whose approximate KL to "
+        "the collecting policy exceeds this (its step not taken); None: all n_epochs",
+        above=0.0,
+    )
 
 
 def update(
@@ -77,6 +85,7 @@ def update(
 
 
 # ---------------------------------------------------- 1. collect: what the collecting policy gave each stored step
+
 
 def score_rollout(policy: ActorCritic, rollout: RolloutBuffer, device: torch.device) -> None:
     """log pi_old(a|s) and V_old(s) of every stored step, in one batched forward pass at the rollout's end.
@@ -95,6 +104,7 @@ def score_rollout(policy: ActorCritic, rollout: RolloutBuffer, device: torch.dev
 
 
 # ---------------------------------------------------------------------------------------------------------- 2. GAE
+
 
 def gae(rollout: RolloutBuffer, last_values: np.ndarray, gamma: float, gae_lambda: float) -> tuple[np.ndarray, ...]:
     """GAE(lambda) (advantages, returns = advantages + values) of a full, scored rollout, arrays (n_steps, n_envs):
@@ -120,6 +130,7 @@ def gae(rollout: RolloutBuffer, last_values: np.ndarray, gamma: float, gae_lambd
 
 # ------------------------------------------------------------------------------------------------------- 3. epochs
 
+
 def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range: float, step: int) -> dict[str, float]:
     """n_epochs passes of minibatch steps over the scored rollout. With `target_kl`, the first minibatch whose
     approximate KL to the collecting policy exceeds it ends the update before its own step (checked per minibatch:
@@ -130,8 +141,11 @@ def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range:
     sums = torch.zeros(len(MINIBATCH_MEANS), device=context.device)  # summed on the device: no sync per minibatch
     minibatches = gradient_steps = 0
     # every epoch's minibatches in a row (each epoch draws its order when it starts)
-    batches = (batch for _ in range(config.n_epochs)
-               for batch in rollout.minibatches(config.batch_size, context.rng, context.device))
+    batches = (
+        batch
+        for _ in range(config.n_epochs)
+        for batch in rollout.minibatches(config.batch_size, context.rng, context.device)
+    )
     for batch in batches:
         log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
         advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
@@ -147,11 +161,14 @@ def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range:
         context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
         gradient_steps += 1
     per_epoch = -(-rollout.n_steps * rollout.n_envs // config.batch_size)
-    return {**dict(zip(MINIBATCH_MEANS, (sums / minibatches).tolist(), strict=True)),
-            "epochs": gradient_steps / per_epoch}
+    return {
+        **dict(zip(MINIBATCH_MEANS, (sums / minibatches).tolist(), strict=True)),
+        "epochs": gradient_steps / per_epoch,
+    }
 
 
 # --------------------------------------------------------------------------------------------------------- 4. loss
+
 
 def clipped_surrogate(
     log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float
@@ -183,7 +200,10 @@ def approx_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor) -> torch.Ten
 
 
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""

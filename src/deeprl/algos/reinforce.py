@@ -48,13 +48,15 @@ class Config(RunConfig):
     orthogonal_init: bool = knob(True, "orthogonal initial weights (false: PyTorch's defaults, as the tutorial)")
     gamma: float = knob(0.99, "discount factor", low=0.0, high=1.0)
     lr: float = knob(1e-3, "learning rate of the policy", above=0.0)
-    baseline: str = knob("value", "subtracted from the returns: none, mean (running mean), value (learnt V(s))",
-                         choices=BASELINES)
+    baseline: str = knob(
+        "value", "subtracted from the returns: none, mean (running mean), value (learnt V(s))", choices=BASELINES
+    )
     value_lr: float = knob(1e-3, "learning rate of the value baseline", above=0.0)
     baseline_decay: float = knob(0.99, "mean baseline: weight of the old mean at each update", low=0.0, high=1.0)
     normalize_returns: bool = knob(True, "standardise the weights G - b within each update")
-    loss_reduction: str = knob("mean", "mean over the update's steps, or sum (the tutorial's per-episode sum)",
-                               choices=("mean", "sum"))
+    loss_reduction: str = knob(
+        "mean", "mean over the update's steps, or sum (the tutorial's per-episode sum)", choices=("mean", "sum")
+    )
     episodes_per_update: int = knob(1, "whole episodes gathered before each update", low=1)
     n_envs: int = knob(1, "env copies stepped together", low=1)
     entropy_coef: float = knob(0.0, "weight of the policy's entropy bonus", low=0.0)
@@ -75,21 +77,28 @@ class Episode:
     rewards: list[float] = field(default_factory=list)
 
     def state(self) -> dict[str, Any]:
-        return {"obs": [o.tolist() for o in self.obs], "actions": [a.tolist() for a in self.actions],
-                "rewards": self.rewards}
+        return {
+            "obs": [o.tolist() for o in self.obs],
+            "actions": [a.tolist() for a in self.actions],
+            "rewards": self.rewards,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], obs_dtype: np.dtype, action_dtype: np.dtype) -> Episode:
-        return cls([np.asarray(o, dtype=obs_dtype) for o in state["obs"]],
-                   [np.asarray(a, dtype=action_dtype) for a in state["actions"]], list(state["rewards"]))
+        return cls(
+            [np.asarray(o, dtype=obs_dtype) for o in state["obs"]],
+            [np.asarray(a, dtype=action_dtype) for a in state["actions"]],
+            list(state["rewards"]),
+        )
 
 
 class ReinforceTrainer:
     """REINFORCE as the loop skeleton (deeprl.loop) drives it: one step of every copy per `advance`, and an update
     once `episodes_per_update` episodes have ended."""
 
-    def __init__(self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: Config, runner: EnvRunner, run: Run, rng: np.random.Generator, device: torch.device
+    ) -> None:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         obs_space, action_space = runner.observation_space, runner.action_space
         network = policy_network(obs_space, action_space, config, "separate" if config.baseline == "value" else "none")
@@ -149,8 +158,9 @@ class ReinforceTrainer:
             value_loss = F.mse_loss(values, returns)
         elif config.baseline == "mean":
             weights = returns - self.baseline_mean
-            self.baseline_mean = (config.baseline_decay * self.baseline_mean
-                                  + (1 - config.baseline_decay) * returns.mean().item())
+            self.baseline_mean = (
+                config.baseline_decay * self.baseline_mean + (1 - config.baseline_decay) * returns.mean().item()
+            )
         else:
             weights = returns
         if config.normalize_returns:
@@ -159,9 +169,14 @@ class ReinforceTrainer:
         policy_loss = per_step.sum() if config.loss_reduction == "sum" else per_step.mean()
         loss = policy_loss - config.entropy_coef * entropy.mean() + value_loss
         gradient_step(self.optimizer, self.parameters, loss, config.max_grad_norm, step)
-        self.run.log_update(step, self.runner.episodes, policy_loss=policy_loss.item(), value_loss=value_loss.item(),
-                            entropy=entropy.mean().item(),
-                            baseline=self.baseline_mean if config.baseline == "mean" else None)
+        self.run.log_update(
+            step,
+            self.runner.episodes,
+            policy_loss=policy_loss.item(),
+            value_loss=value_loss.item(),
+            entropy=entropy.mean().item(),
+            baseline=self.baseline_mean if config.baseline == "mean" else None,
+        )
 
     def can_checkpoint(self, step: int) -> bool:
         return not self.finished  # whole episodes are learnt from before a checkpoint
@@ -173,8 +188,11 @@ class ReinforceTrainer:
         check_finite(self.policy, step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**state_of({"policy": self.policy, "optimizer": self.optimizer}), "baseline_mean": self.baseline_mean,
-                "running": [episode.state() for episode in self.running]}
+        return {
+            **state_of({"policy": self.policy, "optimizer": self.optimizer}),
+            "baseline_mean": self.baseline_mean,
+            "running": [episode.state() for episode in self.running],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_state_of({"policy": self.policy, "optimizer": self.optimizer}, state)
@@ -183,9 +201,18 @@ class ReinforceTrainer:
 
 
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> PolicyAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(config, make_env, run, resume, config.n_envs,
-                 lambda runner, rng: ReinforceTrainer(config, runner, run, rng, device))
+    return drive(
+        config,
+        make_env,
+        run,
+        resume,
+        config.n_envs,
+        lambda runner, rng: ReinforceTrainer(config, runner, run, rng, device),
+    )

@@ -65,18 +65,21 @@ class Config(OffPolicyConfig):
     log_std_max: float = knob(2.0, "the actor's log std is clamped to at most this")
     # learning
     lr: float = knob(3e-4, "learning rate of the actor, the critics and alpha", above=0.0)
-    tau: float = knob(0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0,
-                      high=1.0)
+    tau: float = knob(
+        0.005, "Polyak weight of each target update: target += tau * (online - target)", above=0.0, high=1.0
+    )
     target_update_interval: int = knob(1, "gradient steps between target updates", low=1)
     buffer_size: int = knob(1_000_000, "replay capacity in transitions", low=1)
     batch_size: int = knob(256, "transitions per gradient step", low=1)
     learning_starts: int = knob(100, "env steps of uniformly random actions before the first gradient step", low=0)
     # entropy
-    alpha: float | None = knob(None, "a fixed entropy weight; None: tuned automatically towards target_entropy",
-                               above=0.0)
+    alpha: float | None = knob(
+        None, "a fixed entropy weight; None: tuned automatically towards target_entropy", above=0.0
+    )
     alpha_init: float = knob(1.0, "automatic tuning: alpha's initial value", above=0.0)
-    target_entropy: float | None = knob(None, "automatic tuning: the entropy to keep, of the [-1, 1] action; None: "
-                                        "-dim(action space)")
+    target_entropy: float | None = knob(
+        None, "automatic tuning: the entropy to keep, of the [-1, 1] action; None: -dim(action space)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -87,14 +90,21 @@ class Config(OffPolicyConfig):
 class SAC:
     """The squashed-Gaussian actor, twin critics and their targets, alpha, and their optimisers."""
 
-    def __init__(self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                 device: torch.device) -> None:
+    def __init__(
+        self, config: Config, obs_space: gym.spaces.Box, action_space: gym.spaces.Box, device: torch.device
+    ) -> None:
         self.config = config
         obs_dim, self.action_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
-        network = {"kind": "squashed_gaussian", "obs_dim": obs_dim, "action_dim": self.action_dim,
-                   "hidden_sizes": list(config.hidden_sizes), "activation": config.activation,
-                   "log_std_min": config.log_std_min, "log_std_max": config.log_std_max,
-                   "encoder": observation_encoder(obs_space)}  # pictures: the actor and each critic have a CNN
+        network = {
+            "kind": "squashed_gaussian",
+            "obs_dim": obs_dim,
+            "action_dim": self.action_dim,
+            "hidden_sizes": list(config.hidden_sizes),
+            "activation": config.activation,
+            "log_std_min": config.log_std_min,
+            "log_std_max": config.log_std_max,
+            "encoder": observation_encoder(obs_space),
+        }  # pictures: the actor and each critic have a CNN
         self.actor = SquashedGaussianActor(**{key: value for key, value in network.items() if key != "kind"}).to(device)
         self.critics = torch.nn.ModuleList(
             QCritic(obs_dim, self.action_dim, config.hidden_sizes, config.activation, encoder=network["encoder"])
@@ -104,8 +114,9 @@ class SAC:
         self.update_targets = SoftUpdate(self.critics_target, self.critics, config.tau)
         self.critic_parameters = list(self.critics.parameters())
         self.target_entropy = -float(self.action_dim) if config.target_entropy is None else config.target_entropy
-        self.log_alpha = torch.tensor(math.log(config.alpha or config.alpha_init), device=device,
-                                      requires_grad=config.alpha is None)
+        self.log_alpha = torch.tensor(
+            math.log(config.alpha or config.alpha_init), device=device, requires_grad=config.alpha is None
+        )
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr, fused=True)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
@@ -149,8 +160,13 @@ class SAC:
         self.gradient_steps += 1
         if self.gradient_steps % config.target_update_interval == 0:
             self.update_targets()
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": alpha.item(),
-                "entropy": -log_probs.mean().item(), "q_mean": q_values[0].mean().item()}
+        return {
+            "critic_loss": critic_loss.item(),
+            "actor_loss": actor_loss.item(),
+            "alpha": alpha.item(),
+            "entropy": -log_probs.mean().item(),
+            "q_mean": q_values[0].mean().item(),
+        }
 
     def after_step(self, step: int) -> None:
         pass
@@ -167,13 +183,21 @@ class SAC:
 
     def parts(self) -> dict[str, Any]:
         """What a checkpoint holds of the algorithm, by name (log alpha aside: a tensor, not a module)."""
-        return {"actor": self.actor, "critics": self.critics, "critics_target": self.critics_target,
-                "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
-                "alpha_optimizer": self.alpha_optimizer}
+        return {
+            "actor": self.actor,
+            "critics": self.critics,
+            "critics_target": self.critics_target,
+            "actor_optimizer": self.actor_optimizer,
+            "critic_optimizer": self.critic_optimizer,
+            "alpha_optimizer": self.alpha_optimizer,
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {**state_of(self.parts()), "log_alpha": self.log_alpha.detach().clone(),
-                "gradient_steps": self.gradient_steps}
+        return {
+            **state_of(self.parts()),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "gradient_steps": self.gradient_steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_state_of(self.parts(), state)
@@ -181,10 +205,20 @@ class SAC:
             self.log_alpha.copy_(state["log_alpha"])
         self.gradient_steps = int(state["gradient_steps"])
 
+
 def train(
-    config: Config, make_env: Callable[..., gym.Env], run: Run, device: torch.device,
+    config: Config,
+    make_env: Callable[..., gym.Env],
+    run: Run,
+    device: torch.device,
     resume: dict[str, Any] | None = None,
 ) -> ScaledActorAgent:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(config, make_env, run, device, resume,
-                           lambda obs_space, action_space, device: SAC(config, obs_space, action_space, device))
+    return offpolicy.train(
+        config,
+        make_env,
+        run,
+        device,
+        resume,
+        lambda obs_space, action_space, device: SAC(config, obs_space, action_space, device),
+    )

@@ -42,8 +42,15 @@ def is_object_env(env_id: str) -> bool:
 
 # How a run shapes its env beyond the id; these are RunConfig fields, saved with every policy as its
 # `env_spec` so that `deeprl.make_env(run_dir)`, eval and watch rebuild exactly the env it learnt in.
-ENV_OPTIONS = ("env_kwargs", "max_episode_steps", "reward", "observation", "screen_height", "frame_stack",
-               *atari.ATARI_OPTIONS)
+ENV_OPTIONS = (
+    "env_kwargs",
+    "max_episode_steps",
+    "reward",
+    "observation",
+    "screen_height",
+    "frame_stack",
+    *atari.ATARI_OPTIONS,
+)
 REWARDS = ("env", "tip_height")
 OBSERVATIONS = ("state", "screen_difference", "screen_frames")
 
@@ -83,16 +90,35 @@ def make_env(
     atari.register_ale_envs(env_id)  # before asking whether the id is an Atari game
     if settings.wanted_for(env_id):
         env = _make_base(env_id, settings.game_kwargs(env_id, env_kwargs), None, render_mode)
-        return wrap_env(env, max_episode_steps=max_episode_steps, reward=reward, observation=observation,
-                        screen_height=screen_height, frame_stack=frame_stack, **atari_options)
+        return wrap_env(
+            env,
+            max_episode_steps=max_episode_steps,
+            reward=reward,
+            observation=observation,
+            screen_height=screen_height,
+            frame_stack=frame_stack,
+            **atari_options,
+        )
     env = _make_base(env_id, env_kwargs, max_episode_steps, render_mode)
-    return wrap_env(env, reward=reward, observation=observation, screen_height=screen_height, frame_stack=frame_stack,
-                    **atari_options)
+    return wrap_env(
+        env,
+        reward=reward,
+        observation=observation,
+        screen_height=screen_height,
+        frame_stack=frame_stack,
+        **atari_options,
+    )
 
 
 def wrap_env(
-    env: gym.Env, *, max_episode_steps: int | None = None, reward: str = "env", observation: str = "state",
-    screen_height: int = 40, frame_stack: int = 2, **atari_options: Any,
+    env: gym.Env,
+    *,
+    max_episode_steps: int | None = None,
+    reward: str = "env",
+    observation: str = "state",
+    screen_height: int = 40,
+    frame_stack: int = 2,
+    **atari_options: Any,
 ) -> gym.Env:
     """deeprl's wrappers over a base env (make_env's options): an Atari game's preprocessing, a TimeLimit where
     `max_episode_steps` is given (make_env gives it to other base envs instead), one-hot Discrete observations, the
@@ -176,17 +202,20 @@ def _make_base(
     except ImportError as error:  # Gymnasium's v2 and v3 MuJoCo ids, whose mujoco-py it no longer supports
         namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
         newest = gym.envs.registration.get_env_id(
-            namespace, name, gym.envs.registration.find_highest_version(namespace, name))
+            namespace, name, gym.envs.registration.find_highest_version(namespace, name)
+        )
         instead = f"; use {newest}" if newest != env_id else ""
         raise DeeprlError(f"environment '{env_id}' cannot be made: {str(error).rstrip('.')}{instead}") from None
     except gym.error.DeprecatedEnv:
         namespace, name, _ = gym.envs.registration.parse_env_id(env_id)
         newest = gym.envs.registration.find_highest_version(namespace, name)
-        raise DeeprlError(f"{env_id} is deprecated: use "
-                          f"{gym.envs.registration.get_env_id(namespace, name, newest)}") from None
+        raise DeeprlError(
+            f"{env_id} is deprecated: use {gym.envs.registration.get_env_id(namespace, name, newest)}"
+        ) from None
     except gym.error.Error as error:
-        raise DeeprlError(f"unknown environment '{env_id}'{_suggest(env_id)} ({error})"
-                          f"{atari.missing_atari_hint(env_id)}") from None
+        raise DeeprlError(
+            f"unknown environment '{env_id}'{_suggest(env_id)} ({error}){atari.missing_atari_hint(env_id)}"
+        ) from None
     except TypeError as error:  # a keyword argument the env's constructor does not take
         if not env_kwargs:
             raise
@@ -207,7 +236,8 @@ def _quiet_mujoco_model_warnings() -> None:
         return
     if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(
-            lambda message: None if "settotalmass" in message else print(f"WARNING: {message}", file=sys.stderr))
+            lambda message: None if "settotalmass" in message else print(f"WARNING: {message}", file=sys.stderr)
+        )
 
 
 def _suggest(env_id: str) -> str:
@@ -230,9 +260,11 @@ def _make_custom(
     if not callable(factory):
         raise DeeprlError(f"'{module_name}' has no class or function '{attribute}' (env '{entry_point}')")
     if render_mode is not None and not _takes_render_mode(factory):
-        raise DeeprlError(f"env '{entry_point}' cannot be drawn: its constructor takes no render_mode; give it a "
-                          "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, "
-                          "3) array")
+        raise DeeprlError(
+            f"env '{entry_point}' cannot be drawn: its constructor takes no render_mode; give it a "
+            "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, "
+            "3) array"
+        )
     try:
         env = factory(**env_kwargs, render_mode=render_mode) if render_mode is not None else factory(**env_kwargs)
     except Exception as error:
@@ -317,8 +349,11 @@ def run_env_checker(spec: dict[str, Any], make_base: Callable[[str | None], gym.
     from gymnasium.utils.env_checker import check_env
 
     env_id = spec["env"]
-    env = make_base(None) if make_base is not None else _make_base(
-        env_id, dict(spec.get("env_kwargs") or {}), spec.get("max_episode_steps"), None)
+    env = (
+        make_base(None)
+        if make_base is not None
+        else _make_base(env_id, dict(spec.get("env_kwargs") or {}), spec.get("max_episode_steps"), None)
+    )
     try:
         check_env(env.unwrapped, skip_render_check=True)
     except Exception as error:
@@ -338,16 +373,19 @@ def env_factory(env_id: str, **options: Any) -> Callable[..., gym.Env]:
     return make
 
 
-def spec_factory(spec: dict[str, Any], make_base: Callable[[str | None], gym.Env] | None = None
-                 ) -> Callable[..., gym.Env]:
+def spec_factory(
+    spec: dict[str, Any], make_base: Callable[[str | None], gym.Env] | None = None
+) -> Callable[..., gym.Env]:
     """env_factory for an `env_spec` ({"env": id, option: value, ...}) as policies and runs record it; with
     `make_base` (an env given as a Python object, see env_source) its copies get the spec's wrappers."""
     options = {name: spec[name] for name in ENV_OPTIONS if spec.get(name) is not None}
     if make_base is None:
         return env_factory(spec["env"], **options)
     if options.pop("env_kwargs", None):
-        raise DeeprlError("env_kwargs go to the constructor of an env made from its id; make the env object with "
-                          "those arguments instead")
+        raise DeeprlError(
+            "env_kwargs go to the constructor of an env made from its id; make the env object with "
+            "those arguments instead"
+        )
 
     def make(render_mode: str | None = None) -> gym.Env:
         return wrap_env(make_base(render_mode), **options)
@@ -381,13 +419,17 @@ def env_source(env: str | os.PathLike | gym.Env | Callable[..., gym.Env]) -> Env
         try:
             template = copy.deepcopy(env)
         except Exception as error:  # whatever the object holds (a socket, a simulator handle) may refuse copying
-            raise DeeprlError(f"cannot copy the env object {_env_name(env)} ({type(error).__name__}: {error}); pass "
-                              "a function that makes it instead: deeprl.train(algo, lambda: MyEnv())") from None
+            raise DeeprlError(
+                f"cannot copy the env object {_env_name(env)} ({type(error).__name__}: {error}); pass "
+                "a function that makes it instead: deeprl.train(algo, lambda: MyEnv())"
+            ) from None
 
         def copy_of(render_mode: str | None) -> gym.Env:
             if render_mode is not None and render_mode != template.render_mode:
-                raise DeeprlError(f"the env object renders as {template.render_mode!r}, not {render_mode!r}: pass a "
-                                  "function that makes it (deeprl calls it with render_mode=...)")
+                raise DeeprlError(
+                    f"the env object renders as {template.render_mode!r}, not {render_mode!r}: pass a "
+                    "function that makes it (deeprl calls it with render_mode=...)"
+                )
             return copy.deepcopy(template)
 
         return EnvSource({"env": _env_name(env) + OBJECT_ENV_SUFFIX}, copy_of)
@@ -408,8 +450,11 @@ def registered_settings(env: gym.Env) -> dict[str, Any] | None:
     registered = gym.registry[spec.id]
     kwargs = {key: value for key, value in spec.kwargs.items() if key != "render_mode"}
     try:
-        env_kwargs = {key: value for key, value in kwargs.items()
-                      if key not in registered.kwargs or bool(registered.kwargs[key] != value)}
+        env_kwargs = {
+            key: value
+            for key, value in kwargs.items()
+            if key not in registered.kwargs or bool(registered.kwargs[key] != value)
+        }
         limit = None if spec.max_episode_steps == registered.max_episode_steps else spec.max_episode_steps
         settings = {"env": spec.id, "env_kwargs": env_kwargs, "max_episode_steps": limit}
         yaml.safe_dump(settings)  # config.yaml must be able to hold them
@@ -449,8 +494,10 @@ def check_time_limit(env: gym.Env, env_name: str) -> None:
     """Refuse a registered env without a time limit (CliffWalking's): an episode the policy never ends would never
     finish, and evaluations would stop the run late. Custom envs without a spec often end their own episodes."""
     if env.spec is not None and not has_time_limit(env):
-        raise DeeprlError(f"{env_name} has no time limit (its spec's max_episode_steps is None), so an episode the "
-                          "policy never ends would run forever: set max_episode_steps=N (e.g. 200)")
+        raise DeeprlError(
+            f"{env_name} has no time limit (its spec's max_episode_steps is None), so an episode the "
+            "policy never ends would run forever: set max_episode_steps=N (e.g. 200)"
+        )
 
 
 def factory_for(
@@ -483,8 +530,9 @@ def make_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **optio
     return vec_env
 
 
-def learning_signals(rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def learning_signals(
+    rewards: np.ndarray, terminated: np.ndarray, infos: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """The rewards and terminations a learner takes from a vector env step: the env's own, except where a wrapper
     gives them for learning only in `infos` (the Atari preprocessing's clipped reward and lost life); the env's
     rewards and episodes stay what is reported."""

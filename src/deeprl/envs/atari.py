@@ -83,9 +83,11 @@ class AtariSettings:
         if self.frame_skip == 1:
             return env_kwargs
         if env_kwargs.get("frameskip", 1) != 1:
-            raise DeeprlError(f"env_kwargs frameskip={env_kwargs['frameskip']!r} and atari_frame_skip="
-                              f"{self.frame_skip} would both skip frames ({env_id}): set atari_frame_skip=1 to let "
-                              "the game skip, or leave frameskip out")
+            raise DeeprlError(
+                f"env_kwargs frameskip={env_kwargs['frameskip']!r} and atari_frame_skip="
+                f"{self.frame_skip} would both skip frames ({env_id}): set atari_frame_skip=1 to let "
+                "the game skip, or leave frameskip out"
+            )
         return {**env_kwargs, "frameskip": 1}
 
 
@@ -116,8 +118,9 @@ def register_ale_envs(env_id: str) -> None:
         return
     if register_installed_ale_envs() or not certain:
         return  # without ale-py, an id that may be another env's misspelt gets the unknown-id line and the command
-    raise DeeprlError(f"environment '{env_id}' is an Atari game, which needs the Arcade Learning Environment: "
-                      f"{ATARI_INSTALL}")
+    raise DeeprlError(
+        f"environment '{env_id}' is an Atari game, which needs the Arcade Learning Environment: {ATARI_INSTALL}"
+    )
 
 
 def register_installed_ale_envs() -> bool:
@@ -151,14 +154,20 @@ def preprocess(env: gym.Env, settings: AtariSettings, env_name: str) -> gym.Env:
     try:
         importlib.import_module("cv2")
     except ImportError:
-        raise DeeprlError(f"the Atari preprocessing resizes pictures with OpenCV, which is missing: {ATARI_INSTALL}"
-                          ) from None
+        raise DeeprlError(
+            f"the Atari preprocessing resizes pictures with OpenCV, which is missing: {ATARI_INSTALL}"
+        ) from None
     if settings.frame_skip > 1 and getattr(env.unwrapped, "_frameskip", 1) != 1:
-        raise DeeprlError(f"{env_name} skips frames itself (frameskip={env.unwrapped._frameskip}) and "
-                          f"atari_frame_skip={settings.frame_skip} would skip again: make it with frameskip=1, or "
-                          "set atari_frame_skip=1")
+        raise DeeprlError(
+            f"{env_name} skips frames itself (frameskip={env.unwrapped._frameskip}) and "
+            f"atari_frame_skip={settings.frame_skip} would skip again: make it with frameskip=1, or "
+            "set atari_frame_skip=1"
+        )
     env = gym.wrappers.AtariPreprocessing(
-        env, noop_max=settings.noop_max, frame_skip=settings.frame_skip, screen_size=settings.screen_size,
+        env,
+        noop_max=settings.noop_max,
+        frame_skip=settings.frame_skip,
+        screen_size=settings.screen_size,
         terminal_on_life_loss=False,  # Gymnasium's ends the game itself; here a lost life ends learning episodes only
         grayscale_obs=settings.grayscale,
     )
@@ -182,7 +191,7 @@ class FireOnStart(gym.Wrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         meanings = env.unwrapped.get_action_meanings()
-        self.start_actions = (meanings.index(FIRE), AFTER_FIRE)[:len(meanings) - 1]
+        self.start_actions = (meanings.index(FIRE), AFTER_FIRE)[: len(meanings) - 1]
         self.lives = 0
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -249,4 +258,3 @@ class StackedColoursAsChannels(gym.ObservationWrapper):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         stack, height, width, colours = observation.shape
         return np.ascontiguousarray(observation.transpose(0, 3, 1, 2)).reshape(stack * colours, height, width)
-

@@ -47,13 +47,18 @@ def _fill_convex(band: np.ndarray, band_top: int, columns: slice, corners: list[
     for a_x, a_y, b_x, b_y in zip(xs, ys, np.roll(xs, -1), np.roll(ys, -1)):
         inside &= orientation * ((b_x - a_x) * (grid_y - a_y) - (b_y - a_y) * (grid_x - a_x)) >= 0
     rows = slice(y_high - (y1 - 1), y_high - y0 + 1)  # drawing y descending = picture rows ascending
-    region = band[rows, x0 - columns.start:x1 - columns.start]
+    region = band[rows, x0 - columns.start : x1 - columns.start]
     region[inside[::-1]] = color
 
 
 def draw_cartpole(
-    cart_x: float, pole_angle: float, *, x_threshold: float = 2.4, pole_half_length: float = 0.5,
-    band: tuple[int, int] = (BAND_TOP, BAND_BOTTOM), columns: tuple[int, int] = (0, SCREEN_WIDTH),
+    cart_x: float,
+    pole_angle: float,
+    *,
+    x_threshold: float = 2.4,
+    pole_half_length: float = 0.5,
+    band: tuple[int, int] = (BAND_TOP, BAND_BOTTOM),
+    columns: tuple[int, int] = (0, SCREEN_WIDTH),
 ) -> np.ndarray:
     """Rows band[0]:band[1] and columns columns[0]:columns[1] of CartPole's rgb_array picture, drawn
     with the shapes, sizes and colours Gymnasium's pygame renderer uses."""
@@ -82,7 +87,9 @@ def draw_cartpole(
     columns_near = np.arange(max(axle_x - radius, cols.start), min(axle_x + radius + 1, cols.stop))
     if rows.size and columns_near.size:
         disc = (columns_near[None, :] - axle_x) ** 2 + (rows[:, None] - axle_row) ** 2 <= radius**2
-        picture[rows[0]:rows[-1] + 1, columns_near[0] - cols.start:columns_near[-1] + 1 - cols.start][disc] = AXLE_COLOR
+        picture[rows[0] : rows[-1] + 1, columns_near[0] - cols.start : columns_near[-1] + 1 - cols.start][disc] = (
+            AXLE_COLOR
+        )
 
     track_row = SCREEN_HEIGHT - 1 - CART_TOP - top
     if 0 <= track_row < bottom - top:
