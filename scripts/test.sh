@@ -14,6 +14,7 @@ bash scripts/install.sh dev
 . .venv/bin/activate
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 ruff check src tests benchmarks
+ruff format --check src tests benchmarks  # layout is the formatter's: `ruff format` fixes it
 # Two workers: each starts on its half of the tests (in order, so a module's tests share its fixtures) and takes
 # over tests from the other's queue when its own is done; the slowest tests are listed at the end, so the cost
 # stays visible.

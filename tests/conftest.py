@@ -105,8 +105,9 @@ def rows_without_time(path: Path) -> list[dict[str, str]]:
         return [{key: value for key, value in row.items() if key != "time_s"} for row in csv.DictReader(stream)]
 
 
-def wait_for(condition: Callable[[], bool], what: str, process: ForkedProcess | None = None,
-             timeout: float = 180) -> None:
+def wait_for(
+    condition: Callable[[], bool], what: str, process: ForkedProcess | None = None, timeout: float = 180
+) -> None:
     """Poll until `condition()` holds; fail if `process` ends first or the time runs out."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -124,13 +125,22 @@ class Trainer:
     file beside the run directory."""
 
     def __init__(
-        self, run_dir: Path, args: list[str], pause_at: tuple[str, int] | None = None, algo: str = "dqn",
+        self,
+        run_dir: Path,
+        args: list[str],
+        pause_at: tuple[str, int] | None = None,
+        algo: str = "dqn",
         env: str = "CartPole-v1",
     ) -> None:
         self.run_dir, self.algo, self.env = run_dir, algo, env
         self.log = run_dir.with_name(run_dir.name + ".stderr")
-        self.process = start_deeprl(["train", algo, env, "--run-dir", run_dir, *args], run_dir.parent,
-                                    stdout=Path(os.devnull), stderr=self.log, pause_at=pause_at)
+        self.process = start_deeprl(
+            ["train", algo, env, "--run-dir", run_dir, *args],
+            run_dir.parent,
+            stdout=Path(os.devnull),
+            stderr=self.log,
+            pause_at=pause_at,
+        )
 
     def state(self) -> str:
         """The process state letter from /proc: R running, S sleeping, T stopped, Z exited."""
@@ -265,8 +275,15 @@ def assert_resumes_identically(run_dir: Path, reference: Path, **same_run: Any) 
     return result
 
 
-def kill_and_resume(tmp_path: Path, reference: Path, args: list[str], step: int, algo: str = "dqn",
-                    env: str = "CartPole-v1", **same_run: Any) -> dict[str, Any]:
+def kill_and_resume(
+    tmp_path: Path,
+    reference: Path,
+    args: list[str],
+    step: int,
+    algo: str = "dqn",
+    env: str = "CartPole-v1",
+    **same_run: Any,
+) -> dict[str, Any]:
     """Kill a trainer with rows written past its checkpoint at `step` or later, resume it, and compare the
     finished run with `reference`; the run state of the checkpoint it resumed from."""
     trainer = Trainer(tmp_path / "run", args, algo=algo, env=env)

@@ -37,10 +37,31 @@ def tiny_batch() -> TransitionBatch:
 
 
 RESUME_ARGS = [
-    "--seed", "3", "--steps", "1200", "--quiet", "--set", "hidden_sizes=[32,32]", "--set", "batch_size=32",
-    "--set", "learning_starts=200", "--set", "train_freq=2", "--set", "checkpoint_every=400",
-    "--set", "eval_every=600", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2",
-    "--set", "tensorboard=true", "--set", "device=cpu",
+    "--seed",
+    "3",
+    "--steps",
+    "1200",
+    "--quiet",
+    "--set",
+    "hidden_sizes=[32,32]",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "learning_starts=200",
+    "--set",
+    "train_freq=2",
+    "--set",
+    "checkpoint_every=400",
+    "--set",
+    "eval_every=600",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
+    "--set",
+    "device=cpu",
 ]
 
 
@@ -54,8 +75,11 @@ RESUME_ARGS = [
 
 def pinned(config_class: type) -> dict[str, Any]:
     """Every setting of the algorithm's defaults but the env."""
-    return {field.name: getattr(config_class(), field.name) for field in dataclasses.fields(config_class)
-            if field.name != "env"}
+    return {
+        field.name: getattr(config_class(), field.name)
+        for field in dataclasses.fields(config_class)
+        if field.name != "env"
+    }
 
 
 class RandomAgent:
@@ -68,19 +92,32 @@ class RandomAgent:
         return self.rng.uniform(self.space.low, self.space.high, size=(len(obs), *self.space.shape))
 
 
-LEARNING = {"hidden_sizes": (64, 64), "gamma": 0.98, "learning_starts": 1000, "batch_size": 64,
-            "buffer_size": 10_000, "eval_episodes": 5, "final_eval_episodes": 10, "tensorboard": False,
-            "device": "cpu"}
+LEARNING = {
+    "hidden_sizes": (64, 64),
+    "gamma": 0.98,
+    "learning_starts": 1000,
+    "batch_size": 64,
+    "buffer_size": 10_000,
+    "eval_episodes": 5,
+    "final_eval_episodes": 10,
+    "tensorboard": False,
+    "device": "cpu",
+}
 
 
 def assert_learns_pendulum(algo: str, config_class: type, steps: int, tmp_path: Path, **settings: Any) -> None:
     """The final policy's mean return over 10 episodes beats -600 and random actions on the same episodes."""
-    run_settings = {**pinned(config_class), **LEARNING, **settings, "seed": 0, "total_steps": steps,
-                    "eval_every": steps}
+    run_settings = {
+        **pinned(config_class),
+        **LEARNING,
+        **settings,
+        "seed": 0,
+        "total_steps": steps,
+        "eval_every": steps,
+    }
     trained = deeprl.train(algo, "Pendulum-v1", run_dir=tmp_path / "run", progress=False, **run_settings)
     final = trained.summary["final"]
-    random = deeprl.evaluate(RandomAgent(PENDULUM.action_space, seed=0), "Pendulum-v1", episodes=10,
-                             seed=final["seed"])
+    random = deeprl.evaluate(RandomAgent(PENDULUM.action_space, seed=0), "Pendulum-v1", episodes=10, seed=final["seed"])
     assert random.mean < -1000  # about -1200
     assert final["mean_return"] > -600, final["returns"]
     assert final["mean_return"] > random.mean + 600

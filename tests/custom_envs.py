@@ -104,8 +104,9 @@ class AsymmetricDial(gym.Env):
 
     def __init__(self) -> None:
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(np.array([-1.0, 0.0], dtype=np.float32),
-                                           np.array([3.0, 10.0], dtype=np.float32), dtype=np.float32)
+        self.action_space = gym.spaces.Box(
+            np.array([-1.0, 0.0], dtype=np.float32), np.array([3.0, 10.0], dtype=np.float32), dtype=np.float32
+        )
         self.steps = 0
 
     def _obs(self) -> np.ndarray:
@@ -190,7 +191,7 @@ class PictureSide(gym.Env):
     def _obs(self) -> np.ndarray:
         picture = np.zeros((self.size, self.size, 3), dtype=np.uint8)
         half = self.size // 2
-        picture[:, half * self.side:half * (self.side + 1)] = (200, 120, 40)  # a colour per channel
+        picture[:, half * self.side : half * (self.side + 1)] = (200, 120, 40)  # a colour per channel
         return picture if self.layout == "HWC" else picture.transpose(2, 0, 1).copy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

@@ -33,8 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 # Loaded lazily by a training run (the first optimiser step, TensorBoard, the learning curve, the envs'
 # modules): imported before forking, so that no child pays for them.
 PRELOADED = (
-    "torch._dynamo", "torch.utils.tensorboard", "matplotlib.backends.backend_agg", "PIL.PngImagePlugin",
-    "gymnasium.envs.classic_control", "gymnasium.envs.box2d", "gymnasium.envs.toy_text",
+    "torch._dynamo",
+    "torch.utils.tensorboard",
+    "matplotlib.backends.backend_agg",
+    "PIL.PngImagePlugin",
+    "gymnasium.envs.classic_control",
+    "gymnasium.envs.box2d",
+    "gymnasium.envs.toy_text",
 )
 
 
@@ -62,8 +67,7 @@ class ForkedProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         with self.forker.changed:
-            if not self.forker.changed.wait_for(lambda: self.returncode is not None or not self.forker.alive,
-                                                timeout):
+            if not self.forker.changed.wait_for(lambda: self.returncode is not None or not self.forker.alive, timeout):
                 raise subprocess.TimeoutExpired(self.args, timeout)
         if self.returncode is None:
             raise RuntimeError(f"the forking server ended before process {self.pid} did")
@@ -90,8 +94,14 @@ class CliForker:
 
     def __init__(self, env: dict[str, str]) -> None:
         # started in the checkout's root, so that `-m tests.forking_cli` imports from it whatever the env says
-        self.server = subprocess.Popen([sys.executable, "-m", "tests.forking_cli"], env=env, text=True, cwd=REPO,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "tests.forking_cli"],
+            env=env,
+            text=True,
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         self.changed = threading.Condition()
         self.alive = True
         self.pids: dict[int, int] = {}  # job id -> pid
@@ -117,10 +127,16 @@ class CliForker:
                 self.changed.notify_all()
 
     def start(
-        self, args: list[str], cwd: Path, stdout: Path | None = None, stderr: Path | None = None,
-        env: dict[str, str | None] | None = None, python_path: Sequence[str] = (),
+        self,
+        args: list[str],
+        cwd: Path,
+        stdout: Path | None = None,
+        stderr: Path | None = None,
+        env: dict[str, str | None] | None = None,
+        python_path: Sequence[str] = (),
         pause_at: tuple[str, int] | None = None,
-        file_size_limit: int | None = None, script: Path | None = None,
+        file_size_limit: int | None = None,
+        script: Path | None = None,
     ) -> ForkedProcess:
         """Fork `deeprl ARGS` (or `python SCRIPT ARGS`) in `cwd`; stdout and stderr go to the files given (new
         ones in a temporary folder if not). `env` is added to the server's environment (None removes a variable),
@@ -133,9 +149,18 @@ class CliForker:
         for path in (stdout, stderr):
             if path.is_file() or not path.exists():  # empty from the start: readable before the child writes
                 path.write_bytes(b"")
-        job = {"id": job_id, "args": [str(arg) for arg in args], "cwd": str(cwd), "stdout": str(stdout),
-               "stderr": str(stderr), "env": env or {}, "python_path": list(python_path),
-               "pause_at": pause_at, "file_size_limit": file_size_limit, "script": script and str(script)}
+        job = {
+            "id": job_id,
+            "args": [str(arg) for arg in args],
+            "cwd": str(cwd),
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+            "env": env or {},
+            "python_path": list(python_path),
+            "pause_at": pause_at,
+            "file_size_limit": file_size_limit,
+            "script": script and str(script),
+        }
         with self.changed:
             self.server.stdin.write(json.dumps(job) + "\n")
             self.server.stdin.flush()
@@ -159,8 +184,10 @@ class CliForker:
                     index, case = pending.pop(0)
                     running[index] = self.start(case.args, case.cwd, python_path=case.python_path)
                 with self.changed:
-                    self.changed.wait_for(lambda: any(child.returncode is not None for child in running.values())
-                                          or not self.alive, max(0.0, deadline - time.monotonic()))
+                    self.changed.wait_for(
+                        lambda: any(child.returncode is not None for child in running.values()) or not self.alive,
+                        max(0.0, deadline - time.monotonic()),
+                    )
                 finished = [index for index, child in running.items() if child.returncode is not None]
                 if not finished and not self.alive:
                     raise RuntimeError(f"the forking server ended (exit code {self.server.wait(60)})")
@@ -168,8 +195,9 @@ class CliForker:
                     raise subprocess.TimeoutExpired(running[min(running)].args, timeout)
                 for index in finished:
                     child = running.pop(index)
-                    results[index] = subprocess.CompletedProcess(child.args, child.returncode, child.stdout(),
-                                                                 child.stderr())
+                    results[index] = subprocess.CompletedProcess(
+                        child.args, child.returncode, child.stdout(), child.stderr()
+                    )
         finally:
             for child in running.values():
                 child.kill()
@@ -192,9 +220,11 @@ def _child(job: dict) -> None:
     code = 1
     try:
         os.chdir(job["cwd"])
-        for stream, path, flags in ((0, os.devnull, os.O_RDONLY),
-                                    (1, job["stdout"], os.O_WRONLY),
-                                    (2, job["stderr"], os.O_WRONLY)):
+        for stream, path, flags in (
+            (0, os.devnull, os.O_RDONLY),
+            (1, job["stdout"], os.O_WRONLY),
+            (2, job["stderr"], os.O_WRONLY),
+        ):
             descriptor = os.open(path, flags, 0o644)
             os.dup2(descriptor, stream)
             os.close(descriptor)

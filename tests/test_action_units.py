@@ -24,8 +24,14 @@ from deeprl.nets import ActorCritic
 from deeprl.policies import PolicyAgent, policy_network, scale_action
 
 PENDULUM_IN_OTHER_UNITS = ("tests.custom_envs:NarrowPendulum", "tests.custom_envs:OffsetPendulum")
-QUIET = {"progress": False, "tensorboard": False, "stop_on_solve": False, "solve_threshold": -200.0,
-         "eval_episodes": 1, "final_eval_episodes": 1}
+QUIET = {
+    "progress": False,
+    "tensorboard": False,
+    "stop_on_solve": False,
+    "solve_threshold": -200.0,
+    "eval_episodes": 1,
+    "final_eval_episodes": 1,
+}
 OFF_POLICY = {"steps": 500, "learning_starts": 100, "hidden_sizes": (32, 32), "batch_size": 64, "eval_every": 250}
 # a few seconds each: updates within the first episodes, so that what the algorithm learnt steers later actions
 BUDGETS: dict[str, dict[str, Any]] = {
@@ -67,8 +73,9 @@ def test_the_units_of_the_action_change_nothing(algo, tmp_path):
 
 # ------------------------------------------------------------------------------- the on-policy agent's env edge
 
-BOUNDED_AND_NOT = gym.spaces.Box(np.array([3.0, -np.inf, 0.0], dtype=np.float32),
-                                 np.array([7.0, np.inf, np.inf], dtype=np.float32))
+BOUNDED_AND_NOT = gym.spaces.Box(
+    np.array([3.0, -np.inf, 0.0], dtype=np.float32), np.array([7.0, np.inf, np.inf], dtype=np.float32)
+)
 
 
 def gaussian_agent(action_space: gym.spaces.Box, action_units: str = "unit") -> PolicyAgent:

@@ -16,25 +16,64 @@ from deeprl.run import FINAL_EVAL_SEED
 from tests.conftest import kill_and_resume, run_deeprl
 
 TRAIN_ARGS = [
-    "--seed", "1", "--steps", "2400", "--quiet", "--set", "critic=advantage", "--set", "shared_trunk=true",
-    "--set", "n_envs=2", "--set", "n_steps=7", "--set", "checkpoint_every=500", "--set", "eval_every=1000",
-    "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
-    "--set", "multi_step=true", "--set", "actor_lr=3e-4",  # the advantage preset's two learning rates
+    "--seed",
+    "1",
+    "--steps",
+    "2400",
+    "--quiet",
+    "--set",
+    "critic=advantage",
+    "--set",
+    "shared_trunk=true",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "n_steps=7",
+    "--set",
+    "checkpoint_every=500",
+    "--set",
+    "eval_every=1000",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
+    "--set",
+    "multi_step=true",
+    "--set",
+    "actor_lr=3e-4",  # the advantage preset's two learning rates
 ]
 
 
 @pytest.mark.resume
 def test_sigkill_resumes_exactly(tmp_path, uninterrupted):
-    kill_and_resume(tmp_path, uninterrupted("actor-critic", "CartPole-v1", TRAIN_ARGS), TRAIN_ARGS, 1000,
-                    algo="actor-critic",
-                    tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"))
+    kill_and_resume(
+        tmp_path,
+        uninterrupted("actor-critic", "CartPole-v1", TRAIN_ARGS),
+        TRAIN_ARGS,
+        1000,
+        algo="actor-critic",
+        tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"),
+    )
 
 
 @pytest.mark.parametrize("critic", ["q", "advantage", "td"])
 def test_each_critic_trains_and_logs_its_updates(tmp_path, critic):
-    agent = deeprl.train("actor-critic", "CartPole-v1", seed=0, steps=400, run_dir=tmp_path / critic, critic=critic,
-                         n_envs=2, n_steps=5, tensorboard=False, eval_every=400, eval_episodes=2,
-                         final_eval_episodes=2)
+    agent = deeprl.train(
+        "actor-critic",
+        "CartPole-v1",
+        seed=0,
+        steps=400,
+        run_dir=tmp_path / critic,
+        critic=critic,
+        n_envs=2,
+        n_steps=5,
+        tensorboard=False,
+        eval_every=400,
+        eval_episodes=2,
+        final_eval_episodes=2,
+    )
     rows = [line.split(",") for line in (agent.run_dir / "metrics.csv").read_text().splitlines()]
     updates = [row for row in rows if row[0] == "update"]
     assert len(updates) == 400 // (2 * 5)  # one update per rollout of 5 steps of 2 copies
@@ -42,25 +81,42 @@ def test_each_critic_trains_and_logs_its_updates(tmp_path, critic):
         losses = [float(row[rows[0].index(column)]) for row in updates]
         assert all(math.isfinite(loss) for loss in losses) and len(set(losses)) > len(losses) // 2, column
     # the policy file holds the actor that was scored: loaded, it plays the final evaluation's episodes again
-    replayed = deeprl.evaluate(deeprl.load(agent.run_dir / "policy.pt"), "CartPole-v1", episodes=2,
-                               seed=FINAL_EVAL_SEED + 1000 * agent.summary["seed"])
+    replayed = deeprl.evaluate(
+        deeprl.load(agent.run_dir / "policy.pt"),
+        "CartPole-v1",
+        episodes=2,
+        seed=FINAL_EVAL_SEED + 1000 * agent.summary["seed"],
+    )
     assert replayed.returns.tolist() == agent.summary["final"]["returns"]
 
 
 @pytest.mark.learning
 def test_td_actor_critic_learns_cartpole(tmp_path):
-    agent = deeprl.train("actor-critic", "CartPole-v1", seed=0, steps=20_000, run_dir=tmp_path / "run",
-                         tensorboard=False, eval_every=5000, eval_episodes=5, final_eval_episodes=5)
+    agent = deeprl.train(
+        "actor-critic",
+        "CartPole-v1",
+        seed=0,
+        steps=20_000,
+        run_dir=tmp_path / "run",
+        tensorboard=False,
+        eval_every=5000,
+        eval_episodes=5,
+        final_eval_episodes=5,
+    )
     assert agent.summary["best"]["mean_return"] > 120  # a random policy averages about 22
 
 
 def test_q_critics_refuse_continuous_actions(tmp_path):
-    with pytest.raises(DeeprlError, match=r"critic=q learns Q\(s, a\) for each discrete action; Pendulum-v1 has "
-                                          r"Box\(-2.0, 2.0, \(1,\), float32\): use critic=td"):
+    with pytest.raises(
+        DeeprlError,
+        match=r"critic=q learns Q\(s, a\) for each discrete action; Pendulum-v1 has "
+        r"Box\(-2.0, 2.0, \(1,\), float32\): use critic=td",
+    ):
         deeprl.train("actor-critic", "Pendulum-v1", critic="q", run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    result = run_deeprl("train", "actor-critic", "Pendulum-v1", "--set", "critic=advantage", "--run-dir", "cli",
-                        cwd=tmp_path)
+    result = run_deeprl(
+        "train", "actor-critic", "Pendulum-v1", "--set", "critic=advantage", "--run-dir", "cli", cwd=tmp_path
+    )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "use critic=td" in result.stderr
 
 

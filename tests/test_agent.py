@@ -77,8 +77,15 @@ def test_run_directory_contents(trained):
     agent, run_dir = trained
     assert agent.run_dir == run_dir
     names = {path.name for path in run_dir.iterdir()}
-    assert {"config.yaml", "metrics.csv", "best_policy.pt", "policy.pt", "eval.json", "curve.png",
-            "tensorboard"} <= names
+    assert {
+        "config.yaml",
+        "metrics.csv",
+        "best_policy.pt",
+        "policy.pt",
+        "eval.json",
+        "curve.png",
+        "tensorboard",
+    } <= names
     assert not [name for name in names if name.endswith(".tmp")]  # no leftovers of atomic writes
     assert (run_dir / "curve.png").read_bytes()[:8] == PNG_SIGNATURE
     assert any(path.name.startswith("events.out.tfevents") for path in (run_dir / "tensorboard").iterdir())
@@ -144,15 +151,17 @@ def test_eval_json(trained):
     assert summary == agent.summary
     assert (summary["algo"], summary["env"], summary["seed"], summary["steps"]) == ("dqn", "CartPole-v1", 0, 600)
     assert summary["solve_threshold"] == 475.0
-    evaluations = [(int(row["step"]), float(row["return"])) for row in read_rows(run_dir / "metrics.csv")
-                   if row["kind"] == "eval"]
+    evaluations = [
+        (int(row["step"]), float(row["return"])) for row in read_rows(run_dir / "metrics.csv") if row["kind"] == "eval"
+    ]
     best = max(evaluations, key=lambda evaluation: evaluation[1])  # the first of equal scores stays
     assert summary["best_policy_step"] == best[0]
     # both policies are scored on the same new episodes, seeded FINAL_EVAL_SEED + 1000 * seed
     for which, policy in (("best", "best_policy.pt"), ("final", "policy.pt")):
         result = summary[which]
-        replayed = deeprl.evaluate(deeprl.load(run_dir / policy), "CartPole-v1", episodes=2,
-                                   seed=FINAL_EVAL_SEED + 1000 * summary["seed"])
+        replayed = deeprl.evaluate(
+            deeprl.load(run_dir / policy), "CartPole-v1", episodes=2, seed=FINAL_EVAL_SEED + 1000 * summary["seed"]
+        )
         assert result["returns"] == replayed.returns.tolist()
         assert result["episodes"] == 2
         assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
@@ -165,10 +174,22 @@ def test_loaded_policies_act_like_the_trained_agent(trained, observations):
     best_dir = deeprl.load(run_dir)
     assert best_dir.policy_path == run_dir / "best_policy.pt"
     assert best_dir.env_spec == {
-        "env": "CartPole-v1", "env_kwargs": {}, "max_episode_steps": None, "reward": "env", "observation": "state",
-        "screen_height": 40, "frame_stack": 2, "atari_preprocessing": None, "atari_noop_max": 30,
-        "atari_frame_skip": 4, "atari_screen_size": 84, "atari_grayscale": True, "atari_terminal_on_life_loss": True,
-        "atari_fire_reset": True, "atari_clip_rewards": True, "atari_frame_stack": 4,
+        "env": "CartPole-v1",
+        "env_kwargs": {},
+        "max_episode_steps": None,
+        "reward": "env",
+        "observation": "state",
+        "screen_height": 40,
+        "frame_stack": 2,
+        "atari_preprocessing": None,
+        "atari_noop_max": 30,
+        "atari_frame_skip": 4,
+        "atari_screen_size": 84,
+        "atari_grayscale": True,
+        "atari_terminal_on_life_loss": True,
+        "atari_fire_reset": True,
+        "atari_clip_rewards": True,
+        "atari_frame_stack": 4,
     }
     assert agent.env_spec == best_dir.env_spec
 
@@ -221,8 +242,14 @@ def test_policy_file_is_plain_data(trained):
     assert blob["format"] == "deeprl-policy"
     assert blob["algo"] == "dqn"
     meta = json.loads(blob["meta_json"])
-    assert meta["network"] == {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [32, 32], "activation": "relu",
-                               "dueling": False, "encoder": None}
+    assert meta["network"] == {
+        "obs_dim": 4,
+        "n_actions": 2,
+        "hidden_sizes": [32, 32],
+        "activation": "relu",
+        "dueling": False,
+        "encoder": None,
+    }
     assert meta["action_space"] == {"type": "Discrete", "n": 2, "start": 0}
     assert all(isinstance(tensor, torch.Tensor) for tensor in blob["state_dict"].values())
 
@@ -271,11 +298,20 @@ def test_damaged_model_is_refused(tmp_path):
     with pytest.raises(DeeprlError, match="damaged deeprl model file"):
         deeprl.load(damaged)
     mismatched = tmp_path / "mismatched.pt"
-    meta = {"network": {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [8]},
-            "observation_space": {"type": "Discrete", "n": 2, "start": 0},
-            "action_space": {"type": "Discrete", "n": 2, "start": 0}}
-    torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": json.dumps(meta),
-                "state_dict": {"body.0.weight": torch.zeros(3, 3)}}, mismatched)
+    meta = {
+        "network": {"obs_dim": 4, "n_actions": 2, "hidden_sizes": [8]},
+        "observation_space": {"type": "Discrete", "n": 2, "start": 0},
+        "action_space": {"type": "Discrete", "n": 2, "start": 0},
+    }
+    torch.save(
+        {
+            "format": "deeprl-policy",
+            "algo": "dqn",
+            "meta_json": json.dumps(meta),
+            "state_dict": {"body.0.weight": torch.zeros(3, 3)},
+        },
+        mismatched,
+    )
     with pytest.raises(DeeprlError, match="does not match its algorithm 'dqn'"):
         deeprl.load(mismatched)
     for algo, meta_json in ((5, "{}"), ("dqn", "[1]")):  # JSON of the wrong shape
@@ -323,10 +359,15 @@ def test_a_policy_file_names_its_agent_and_files_from_before_load_by_their_algor
 
 def test_an_agent_deeprl_cannot_rebuild_is_refused_in_one_line(tmp_path):
     path = tmp_path / "policy.pt"
-    torch.save({"format": "deeprl-policy", "algo": "dqn", "meta_json": json.dumps({"agent": "recurrent"}),
-                "state_dict": {}}, path)
-    with pytest.raises(DeeprlError, match=r"holds an agent of kind 'recurrent', which this deeprl cannot rebuild "
-                                          r"\(it knows q, policy, scaled_actor\)"):
+    torch.save(
+        {"format": "deeprl-policy", "algo": "dqn", "meta_json": json.dumps({"agent": "recurrent"}), "state_dict": {}},
+        path,
+    )
+    with pytest.raises(
+        DeeprlError,
+        match=r"holds an agent of kind 'recurrent', which this deeprl cannot rebuild "
+        r"\(it knows q, policy, scaled_actor\)",
+    ):
         deeprl.load(path)
     torch.save({"format": "deeprl-policy", "algo": "dqn9", "meta_json": "{}", "state_dict": {}}, path)
     with pytest.raises(DeeprlError, match="names no agent kind and comes from an unknown algorithm 'dqn9'"):
@@ -344,8 +385,7 @@ def test_random_bytes_are_refused_in_one_line(tmp_path, length):
         torch.load(path, weights_only=True)
     with pytest.raises(DeeprlError) as refused:
         deeprl.load(path)
-    assert str(refused.value) == (f"{path} is not a readable deeprl model file "
-                                  f"({type(loader_error.value).__name__})")
+    assert str(refused.value) == (f"{path} is not a readable deeprl model file ({type(loader_error.value).__name__})")
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
 
@@ -450,8 +490,17 @@ def test_evaluate_respects_max_episode_steps(trained):
 
 def test_custom_env_end_to_end(tmp_path):
     trained = deeprl.train(
-        "dqn", "tests.custom_envs:Corridor", max_episode_steps=20, steps=300, learning_starts=50, eval_every=100,
-        eval_episodes=2, final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=tmp_path / "run",
+        "dqn",
+        "tests.custom_envs:Corridor",
+        max_episode_steps=20,
+        steps=300,
+        learning_starts=50,
+        eval_every=100,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        hidden_sizes=(16,),
+        tensorboard=False,
+        run_dir=tmp_path / "run",
     )
     assert trained.summary["solve_threshold"] is None  # the env declares none
     assert trained.summary["final"]["mean_length"] <= 20
@@ -468,8 +517,16 @@ def test_env_with_discrete_observations_learns_from_one_hot_vectors(tmp_path):
     and its policy file says so, so loading and evaluating it rebuild the same encoding."""
     run_dir = tmp_path / "run"
     agent = deeprl.train(
-        "dqn", "FrozenLake-v1", steps=300, learning_starts=50, eval_every=150, eval_episodes=2,
-        final_eval_episodes=2, hidden_sizes=(16,), tensorboard=False, run_dir=run_dir,
+        "dqn",
+        "FrozenLake-v1",
+        steps=300,
+        learning_starts=50,
+        eval_every=150,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        hidden_sizes=(16,),
+        tensorboard=False,
+        run_dir=run_dir,
     )
     one_hot = gym.spaces.Box(0.0, 1.0, shape=(16,), dtype=np.float32)
     loaded = deeprl.load(run_dir / "policy.pt")
@@ -499,6 +556,7 @@ def test_evaluation_of_an_endless_episode_stops_with_an_error():
 
     with pytest.raises(DeeprlError, match="has not ended after 50 steps; give the env a limit"):
         deeprl.evaluate(StandStill(), "tests.custom_envs:Corridor", episodes=2, seed=0, step_cap=50)
-    bounded = deeprl.evaluate(StandStill(), "tests.custom_envs:Corridor", episodes=2, seed=0, step_cap=50,
-                              max_episode_steps=30)
+    bounded = deeprl.evaluate(
+        StandStill(), "tests.custom_envs:Corridor", episodes=2, seed=0, step_cap=50, max_episode_steps=30
+    )
     assert list(bounded.lengths) == [30, 30]

@@ -23,8 +23,17 @@ from tests.conftest import run_deeprl
 from tests.custom_envs import Corridor
 
 # a small PPO: 2 copies x 64 steps a rollout, so 512 steps make 4 updates
-SMALL_PPO = {"seed": 0, "steps": 512, "n_steps": 64, "n_envs": 2, "eval_every": 256, "eval_episodes": 2,
-             "final_eval_episodes": 2, "lr_end": None, "progress": False}
+SMALL_PPO = {
+    "seed": 0,
+    "steps": 512,
+    "n_steps": 64,
+    "n_envs": 2,
+    "eval_every": 256,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "lr_end": None,
+    "progress": False,
+}
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -113,10 +122,13 @@ def test_an_env_object_no_id_rebuilds_is_copied(tmp_path):
         deeprl.train(resume=tmp_path / "run", steps=640, env=gym.make("CartPole-v1"))
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    (lambda: "CartPole-v1", "the env function .* returned str, not a gymnasium.Env"),
-    (42, "env must be an env id, a gymnasium.Env or a function making one"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (lambda: "CartPole-v1", "the env function .* returned str, not a gymnasium.Env"),
+        (42, "env must be an env id, a gymnasium.Env or a function making one"),
+    ],
+)
 def test_what_is_not_an_env_is_refused_in_one_line(tmp_path, env, message):
     with pytest.raises(DeeprlError, match=message):
         deeprl.train("ppo", env, run_dir=tmp_path / "run", **SMALL_PPO)
@@ -139,11 +151,14 @@ def test_first_updates_by_hand():
     assert first_update(config("reinforce")) is None and first_update(config("actor-critic")) is None
 
 
-@pytest.mark.parametrize(("algo", "env", "steps", "needed"), [
-    ("ppo", "LunarLander-v3", 200, "16384, after one rollout of n_steps * n_envs = 1024 * 16"),
-    ("ppo", "LunarLander-v3", 2000, "16384, after one rollout of n_steps * n_envs = 1024 * 16"),
-    ("sac", "Pendulum-v1", 500, "1001, after learning_starts = 1000"),
-])
+@pytest.mark.parametrize(
+    ("algo", "env", "steps", "needed"),
+    [
+        ("ppo", "LunarLander-v3", 200, "16384, after one rollout of n_steps * n_envs = 1024 * 16"),
+        ("ppo", "LunarLander-v3", 2000, "16384, after one rollout of n_steps * n_envs = 1024 * 16"),
+        ("sac", "Pendulum-v1", 500, "1001, after learning_starts = 1000"),
+    ],
+)
 def test_a_budget_that_ends_before_the_first_update_is_refused(tmp_path, algo, env, steps, needed):
     refusal = re.escape(f"would not learn in {steps} steps: its first update comes at step {needed}")
     with pytest.raises(DeeprlError, match=refusal):
@@ -154,17 +169,30 @@ def test_a_budget_that_ends_before_the_first_update_is_refused(tmp_path, algo, e
 def test_the_command_line_refuses_ppo_on_pendulum_at_3000_steps(tmp_path):
     result = run_cli("train", "ppo", "Pendulum-v1", "--steps", "3000", "--run-dir", "run", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr == ("deeprl: error: ppo would not learn in 3000 steps: its first update comes at step 4096, "
-                             "after one rollout of n_steps * n_envs = 1024 * 4 steps; give at least 4096 steps "
-                             "(total_steps) or change that setting\n")
+    assert result.stderr == (
+        "deeprl: error: ppo would not learn in 3000 steps: its first update comes at step 4096, "
+        "after one rollout of n_steps * n_envs = 1024 * 4 steps; give at least 4096 steps "
+        "(total_steps) or change that setting\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_with_few_updates_says_how_many(tmp_path, capsys):
     # gradient rounds of 2 steps at steps 104, 108 and 112: 6 updates
-    agent = deeprl.train("dqn", "CartPole-v1", steps=112, learning_starts=100, batch_size=32, train_freq=4,
-                         gradient_steps=2, eval_every=1000, eval_episodes=2, final_eval_episodes=2,
-                         run_dir=tmp_path / "run", progress=False)
+    agent = deeprl.train(
+        "dqn",
+        "CartPole-v1",
+        steps=112,
+        learning_starts=100,
+        batch_size=32,
+        train_freq=4,
+        gradient_steps=2,
+        eval_every=1000,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert agent.summary["updates"] == 6
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["updates"] == 6
     assert "this run made only 6 learning updates in 112 steps" in capsys.readouterr().err
@@ -178,8 +206,16 @@ def test_on_policy_updates_are_counted_in_eval_json(id_run):
 def test_the_step_cap_refuses_nothing(tmp_path, monkeypatch, capsys):
     """DEEPRL_MAX_STEPS smoke-tests scripts: a cap below the first update runs (and says only that it caps)."""
     monkeypatch.setenv("DEEPRL_MAX_STEPS", "200")
-    agent = deeprl.train("dqn", "CartPole-v1", steps=900, eval_every=1000, eval_episodes=2, final_eval_episodes=2,
-                         run_dir=tmp_path / "run", progress=False)
+    agent = deeprl.train(
+        "dqn",
+        "CartPole-v1",
+        steps=900,
+        eval_every=1000,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
     assert agent.summary["steps"] == 200 and agent.summary["updates"] == 0
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == ["deeprl: warning: DEEPRL_MAX_STEPS=200 caps this run at 200 steps (its settings ask for 900)"]
@@ -213,14 +249,26 @@ def test_critic_q_starts_from_the_q_preset(capsys):
 # ------------------------------------------------------------------------- predict and loaded agents
 
 
-@pytest.mark.parametrize(("algo", "env", "settings"), [
-    ("dqn", "CartPole-v1", {"learning_starts": 32, "batch_size": 16}),
-    ("ppo", "CartPole-v1", {"n_steps": 32, "n_envs": 2}),
-    ("sac", "Pendulum-v1", {"learning_starts": 32, "batch_size": 16}),
-])
+@pytest.mark.parametrize(
+    ("algo", "env", "settings"),
+    [
+        ("dqn", "CartPole-v1", {"learning_starts": 32, "batch_size": 16}),
+        ("ppo", "CartPole-v1", {"n_steps": 32, "n_envs": 2}),
+        ("sac", "Pendulum-v1", {"learning_starts": 32, "batch_size": 16}),
+    ],
+)
 def test_predict_returns_the_action_and_no_state(tmp_path, algo, env, settings):
-    trained = deeprl.train(algo, env, steps=64, eval_every=64, eval_episodes=1, final_eval_episodes=1,
-                           run_dir=tmp_path / "run", progress=False, **settings)
+    trained = deeprl.train(
+        algo,
+        env,
+        steps=64,
+        eval_every=64,
+        eval_episodes=1,
+        final_eval_episodes=1,
+        run_dir=tmp_path / "run",
+        progress=False,
+        **settings,
+    )
     observations = np.stack([make_env(env).reset(seed=seed)[0] for seed in range(5)])
     for agent in (trained, deeprl.load(tmp_path / "run")):
         action, state = agent.predict(observations[0], deterministic=True)

@@ -118,13 +118,16 @@ def test_games_start_with_1_to_noop_max_random_no_ops_then_fire():
     assert len(set(starts)) > 6
 
 
-@pytest.mark.parametrize(("options", "shape"), [
-    ({"atari_grayscale": False}, (12, 84, 84)),
-    ({"atari_screen_size": 42}, (4, 42, 42)),
-    ({"atari_frame_stack": 2}, (2, 84, 84)),
-    ({"atari_frame_skip": 1}, (4, 84, 84)),
-    ({"atari_preprocessing": False}, (210, 160, 3)),
-])
+@pytest.mark.parametrize(
+    ("options", "shape"),
+    [
+        ({"atari_grayscale": False}, (12, 84, 84)),
+        ({"atari_screen_size": 42}, (4, 42, 42)),
+        ({"atari_frame_stack": 2}, (2, 84, 84)),
+        ({"atari_frame_skip": 1}, (4, 84, 84)),
+        ({"atari_preprocessing": False}, (210, 160, 3)),
+    ],
+)
 def test_each_part_is_a_setting(options: dict, shape: tuple[int, ...]):
     env = make_env(SCRIPTED, atari_noop_max=0, **options)
     obs, _ = env.reset(seed=0)
@@ -134,14 +137,15 @@ def test_each_part_is_a_setting(options: dict, shape: tuple[int, ...]):
         for index, last_frame in enumerate([8, 8, 8, 12]):
             before, last = ScriptedAtari.level(last_frame - 1), ScriptedAtari.level(last_frame)
             colours = [max(before, last), max(before // 2, last // 2), max(255 - before, 255 - last)]
-            assert obs[3 * index:3 * index + 3, 0, 0].tolist() == colours
+            assert obs[3 * index : 3 * index + 3, 0, 0].tolist() == colours
     if options.get("atari_frame_skip") == 1:  # one frame a step, no pooling: frame 2 (after FIRE and 2), then 3
         assert obs[:, 0, 0].tolist() == [ScriptedAtari.level(2)] * 3 + [ScriptedAtari.level(3)]
 
 
 def test_clipping_life_loss_and_fire_can_each_be_turned_off():
-    env = make_env(SCRIPTED, atari_noop_max=0, atari_clip_rewards=False, atari_terminal_on_life_loss=False,
-                   atari_fire_reset=False)
+    env = make_env(
+        SCRIPTED, atari_noop_max=0, atari_clip_rewards=False, atari_terminal_on_life_loss=False, atari_fire_reset=False
+    )
     env.reset(seed=0)
     assert env.unwrapped.actions == []
     infos = [env.step(NOOP)[-1] for _ in range(12)]
@@ -150,8 +154,9 @@ def test_clipping_life_loss_and_fire_can_each_be_turned_off():
 
 
 def test_a_run_directory_rebuilds_its_atari_settings(tmp_path: Path):
-    (tmp_path / "config.yaml").write_text(f"algo: dqn\nenv: '{SCRIPTED}'\natari_frame_stack: 2\n"
-                                          "atari_grayscale: false\n")
+    (tmp_path / "config.yaml").write_text(
+        f"algo: dqn\nenv: '{SCRIPTED}'\natari_frame_stack: 2\natari_grayscale: false\n"
+    )
     assert make_env(tmp_path).observation_space.shape == (6, 84, 84)
 
 
@@ -231,8 +236,20 @@ def test_a_v5_game_without_sticky_actions_is_the_noframeskip_v4_game():
 
 def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
     run_dir = tmp_path / "run"
-    deeprl.train("dqn", "ALE/Breakout-v5", steps=400, run_dir=run_dir, progress=False, seed=0, learning_starts=350,
-                 buffer_size=1000, eval_every=10**6, final_eval_episodes=2, tensorboard=False, checkpoint_every=0)
+    deeprl.train(
+        "dqn",
+        "ALE/Breakout-v5",
+        steps=400,
+        run_dir=run_dir,
+        progress=False,
+        seed=0,
+        learning_starts=350,
+        buffer_size=1000,
+        eval_every=10**6,
+        final_eval_episodes=2,
+        tensorboard=False,
+        checkpoint_every=0,
+    )
     summary = json.loads((run_dir / "eval.json").read_text())
     agent = deeprl.load(run_dir / "policy.pt")
     assert agent.env_spec["atari_frame_stack"] == 4
@@ -252,16 +269,31 @@ def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
 
 
 # sticky actions off: the emulator's own random numbers are not in a checkpoint yet (docs/atari.md)
-RESUME_ARGS = ["--steps", "900", "--quiet", "--set", "learning_starts=800", "--set", "buffer_size=1000",
-               "--set", "checkpoint_every=300", "--set", "eval_every=100000", "--set", "final_eval_episodes=1",
-               "--set", "tensorboard=true"]
+RESUME_ARGS = [
+    "--steps",
+    "900",
+    "--quiet",
+    "--set",
+    "learning_starts=800",
+    "--set",
+    "buffer_size=1000",
+    "--set",
+    "checkpoint_every=300",
+    "--set",
+    "eval_every=100000",
+    "--set",
+    "final_eval_episodes=1",
+    "--set",
+    "tensorboard=true",
+]
 
 
 @pytest.mark.resume
 def test_sigkill_resumes_an_atari_run_exactly_with_its_frames_in_replay(tmp_path: Path, uninterrupted):
     reference = uninterrupted("dqn", "BreakoutNoFrameskip-v4", RESUME_ARGS)
-    state = kill_and_resume(tmp_path, reference, RESUME_ARGS, 300, env="BreakoutNoFrameskip-v4",
-                            tags=("train/return", "eval/return"))
+    state = kill_and_resume(
+        tmp_path, reference, RESUME_ARGS, 300, env="BreakoutNoFrameskip-v4", tags=("train/return", "eval/return")
+    )
     # games had ended before the checkpoint: the resumed copy replays a game started unseeded
     games = [row for row in rows_without_time(reference / "metrics.csv") if row["kind"] == "train"]
     assert int(games[0]["step"]) <= state["step"]
@@ -279,43 +311,77 @@ def test_deeprl_list_envs_shows_the_atari_ids(tmp_path: Path):
 
 def deeprl_without(modules: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The deeprl command in a process where importing `modules` fails, as if they were not installed."""
-    script = (f"import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n"
-              "from deeprl.cli import main\nsys.exit(main(sys.argv[1:]))")
-    return subprocess.run([sys.executable, "-c", script, *args], cwd=cwd, env=subprocess_env(), capture_output=True,
-                          text=True, timeout=120)
+    script = (
+        f"import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n"
+        "from deeprl.cli import main\nsys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize(("missing", "args", "line"), [
-    (["ale_py"], ("train", "dqn", "ALE/Pong-v5"),
-     "deeprl: error: environment 'ALE/Pong-v5' is an Atari game, which needs the Arcade Learning Environment: "
-     "pip install 'deeprl[atari]'"),
-    (["ale_py"], ("train", "dqn", "PongNoFrameskip-v4"),
-     "deeprl: error: environment 'PongNoFrameskip-v4' is an Atari game, which needs the Arcade Learning Environment: "
-     "pip install 'deeprl[atari]'"),
-    (["ale_py"], ("train", "dqn", "Breakout-v4"),  # a legacy id: perhaps Atari, perhaps a misspelt other one
-     "deeprl: error: unknown environment 'Breakout-v4'; `deeprl list --envs` shows the registered ids (Environment "
-     "`Breakout` doesn't exist.); Atari games need pip install 'deeprl[atari]'"),
-    (["cv2"], ("train", "dqn", "ALE/Pong-v5"),
-     "deeprl: error: the Atari preprocessing resizes pictures with OpenCV, which is missing: "
-     "pip install 'deeprl[atari]'"),
-    (["mujoco"], ("train", "ppo", "Hopper-v5"),
-     "deeprl: error: environment 'Hopper-v5' needs MuJoCo, which is missing: pip install 'deeprl[mujoco]'"),
-])
-def test_a_missing_extra_is_one_line_naming_its_install_command(tmp_path: Path, missing: list[str],
-                                                               args: tuple[str, ...], line: str):
+@pytest.mark.parametrize(
+    ("missing", "args", "line"),
+    [
+        (
+            ["ale_py"],
+            ("train", "dqn", "ALE/Pong-v5"),
+            "deeprl: error: environment 'ALE/Pong-v5' is an Atari game, which needs the Arcade Learning Environment: "
+            "pip install 'deeprl[atari]'",
+        ),
+        (
+            ["ale_py"],
+            ("train", "dqn", "PongNoFrameskip-v4"),
+            "deeprl: error: environment 'PongNoFrameskip-v4' is an Atari game, which needs the Arcade Learning "
+            "Environment: pip install 'deeprl[atari]'",
+        ),
+        (
+            ["ale_py"],
+            ("train", "dqn", "Breakout-v4"),  # a legacy id: perhaps Atari, perhaps a misspelt other one
+            "deeprl: error: unknown environment 'Breakout-v4'; `deeprl list --envs` shows the registered ids "
+            "(Environment `Breakout` doesn't exist.); Atari games need pip install 'deeprl[atari]'",
+        ),
+        (
+            ["cv2"],
+            ("train", "dqn", "ALE/Pong-v5"),
+            "deeprl: error: the Atari preprocessing resizes pictures with OpenCV, which is missing: "
+            "pip install 'deeprl[atari]'",
+        ),
+        (
+            ["mujoco"],
+            ("train", "ppo", "Hopper-v5"),
+            "deeprl: error: environment 'Hopper-v5' needs MuJoCo, which is missing: pip install 'deeprl[mujoco]'",
+        ),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_its_install_command(
+    tmp_path: Path, missing: list[str], args: tuple[str, ...], line: str
+):
     result = deeprl_without(missing, *args, "--run-dir", "run", "--steps", "100", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == line
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize(("args", "line"), [
-    (("ALE/Pong-v5", "--set", "env_kwargs={frameskip: 4}"),
-     "deeprl: error: env_kwargs frameskip=4 and atari_frame_skip=4 would both skip frames (ALE/Pong-v5): set "
-     "atari_frame_skip=1 to let the game skip, or leave frameskip out"),
-    (("CartPole-v1", "--set", "atari_preprocessing=true"),
-     "deeprl: error: atari_preprocessing is for Atari games (ALE envs), not CartPole-v1"),
-])
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("ALE/Pong-v5", "--set", "env_kwargs={frameskip: 4}"),
+            "deeprl: error: env_kwargs frameskip=4 and atari_frame_skip=4 would both skip frames (ALE/Pong-v5): set "
+            "atari_frame_skip=1 to let the game skip, or leave frameskip out",
+        ),
+        (
+            ("CartPole-v1", "--set", "atari_preprocessing=true"),
+            "deeprl: error: atari_preprocessing is for Atari games (ALE envs), not CartPole-v1",
+        ),
+    ],
+)
 def test_atari_settings_that_cannot_work_are_refused(tmp_path: Path, args: tuple[str, ...], line: str):
     result = run_deeprl("train", "dqn", *args, "--run-dir", "run", cwd=tmp_path)
     assert result.returncode == 2, result.stderr

@@ -29,12 +29,29 @@ compare = load_benchmark("compare")
 
 # Shaped like the entries of rl_zoo3 2.9's hyperparams/*.yml, as yaml.safe_load returns them.
 PPO_CARTPOLE = {
-    "n_envs": 8, "n_timesteps": 1e5, "policy": "MlpPolicy", "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8,
-    "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2",
+    "n_envs": 8,
+    "n_timesteps": 1e5,
+    "policy": "MlpPolicy",
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": "lin_0.001",
+    "clip_range": "lin_0.2",
 }
 TD3_PENDULUM = {
-    "n_timesteps": 20000, "policy": "MlpPolicy", "gamma": 0.98, "buffer_size": 200000, "learning_starts": 10000,
-    "noise_type": "normal", "noise_std": 0.1, "gradient_steps": 1, "train_freq": 1, "learning_rate": "1e-3",
+    "n_timesteps": 20000,
+    "policy": "MlpPolicy",
+    "gamma": 0.98,
+    "buffer_size": 200000,
+    "learning_starts": 10000,
+    "noise_type": "normal",
+    "noise_std": 0.1,
+    "gradient_steps": 1,
+    "train_freq": 1,
+    "learning_rate": "1e-3",
     "policy_kwargs": "dict(net_arch=[400, 300])",
 }
 
@@ -44,9 +61,26 @@ def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
     # tutorial-shaped pays tip height - 1 (at most 1, about -3 hanging down) for up to 1 000 steps; plain
     # Acrobot-v1 pays -1 for at most 500 steps, so no return there falls below -500.
     command = [
-        sys.executable, str(SEEDS_SCRIPT), "--env", "Acrobot-v1", "--preset", "tutorial-shaped", "--seeds", "0",
-        "--episodes", "2", "--out", str(tmp_path), "--set", "total_steps=1000", "--set", "eval_every=500",
-        "--set", "eval_episodes=1", "--set", "final_eval_episodes=1",
+        sys.executable,
+        str(SEEDS_SCRIPT),
+        "--env",
+        "Acrobot-v1",
+        "--preset",
+        "tutorial-shaped",
+        "--seeds",
+        "0",
+        "--episodes",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "total_steps=1000",
+        "--set",
+        "eval_every=500",
+        "--set",
+        "eval_episodes=1",
+        "--set",
+        "final_eval_episodes=1",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -68,8 +102,7 @@ def test_zoo_ppo_entry_becomes_sb3_settings_with_linear_schedules() -> None:
     assert kwargs["clip_range"](0.25) == pytest.approx(0.05)
     assert repr(kwargs["clip_range"]) == "lin_0.2"  # as the JSON records it
     rest = {key: value for key, value in kwargs.items() if key not in ("learning_rate", "clip_range")}
-    assert rest == {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
-                    "ent_coef": 0.0}
+    assert rest == {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0}
 
 
 def test_zoo_off_policy_entry_reads_noise_numbers_and_policy_kwargs() -> None:
@@ -81,20 +114,25 @@ def test_zoo_off_policy_entry_reads_noise_numbers_and_policy_kwargs() -> None:
     assert not {"noise_type", "noise_std", "n_timesteps", "policy"} & set(setup.kwargs)
     ou = compare.sb3_setup({**TD3_PENDULUM, "noise_type": "ornstein-uhlenbeck", "noise_std": 0.5})
     assert ou.noise == {"kind": "ornstein-uhlenbeck", "sigma": 0.5}
-    sac = compare.sb3_setup({"n_timesteps": 20000, "policy": "MlpPolicy", "ent_coef": "auto",
-                             "train_freq": [1, "episode"]})
+    sac = compare.sb3_setup(
+        {"n_timesteps": 20000, "policy": "MlpPolicy", "ent_coef": "auto", "train_freq": [1, "episode"]}
+    )
     assert sac.noise is None and sac.kwargs == {"ent_coef": "auto", "train_freq": (1, "episode")}
 
 
-@pytest.mark.parametrize(("normalize", "gamma", "expected"), [
-    (True, None, {}),  # A2C Acrobot-v1: VecNormalize's defaults
-    (True, 0.99, {"gamma": 0.99}),  # PPO Acrobot-v1: the reward is discounted with the algorithm's gamma
-    ("{'norm_obs': True, 'norm_reward': False}", 0.98, {"norm_obs": True, "norm_reward": False, "gamma": 0.98}),
-    ("dict(norm_obs=False, norm_reward=True)", None, {"norm_obs": False, "norm_reward": True}),
-    (False, 0.99, None),
-])
-def test_zoo_normalize_becomes_vecnormalize_options(normalize: object, gamma: float | None,
-                                                    expected: dict | None) -> None:
+@pytest.mark.parametrize(
+    ("normalize", "gamma", "expected"),
+    [
+        (True, None, {}),  # A2C Acrobot-v1: VecNormalize's defaults
+        (True, 0.99, {"gamma": 0.99}),  # PPO Acrobot-v1: the reward is discounted with the algorithm's gamma
+        ("{'norm_obs': True, 'norm_reward': False}", 0.98, {"norm_obs": True, "norm_reward": False, "gamma": 0.98}),
+        ("dict(norm_obs=False, norm_reward=True)", None, {"norm_obs": False, "norm_reward": True}),
+        (False, 0.99, None),
+    ],
+)
+def test_zoo_normalize_becomes_vecnormalize_options(
+    normalize: object, gamma: float | None, expected: dict | None
+) -> None:
     entry = {"n_envs": 16, "n_timesteps": 5e5, "policy": "MlpPolicy", "normalize": normalize}
     if gamma is not None:
         entry["gamma"] = gamma
@@ -103,12 +141,15 @@ def test_zoo_normalize_becomes_vecnormalize_options(normalize: object, gamma: fl
     assert "normalize" not in setup.kwargs
 
 
-@pytest.mark.parametrize(("extra", "named"), [
-    ({"frame_stack": 4}, "frame_stack"),
-    ({"env_wrapper": "sb3_contrib.common.wrappers.TimeFeatureWrapper"}, "env_wrapper"),
-    ({"noise_type": "uniform", "noise_std": 0.1}, "uniform"),
-    ({"gamma": "lin_0.99"}, "gamma"),
-])
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"frame_stack": 4}, "frame_stack"),
+        ({"env_wrapper": "sb3_contrib.common.wrappers.TimeFeatureWrapper"}, "env_wrapper"),
+        ({"noise_type": "uniform", "noise_std": 0.1}, "uniform"),
+        ({"gamma": "lin_0.99"}, "gamma"),
+    ],
+)
 def test_zoo_entries_compare_does_not_reproduce_are_refused_by_name(extra: dict, named: str) -> None:
     with pytest.raises(SystemExit, match=named):
         compare.sb3_setup({**PPO_CARTPOLE, **extra})
@@ -124,10 +165,12 @@ def test_evaluation_fires_when_a_step_boundary_is_crossed() -> None:
     assert fired == [1008, 2016, 3000, 4008]
 
 
-def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(sys, "argv", ["checkpoint_cost.py", "--env", "CartPole-v1", "--buffer", "500",
-                                      "--repeats", "1"])
+def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(
+        sys, "argv", ["checkpoint_cost.py", "--env", "CartPole-v1", "--buffer", "500", "--repeats", "1"]
+    )
     load_benchmark("checkpoint_cost").main()
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("CartPole-v1, buffer 500 transitions of 4 floats, ")

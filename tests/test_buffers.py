@@ -15,14 +15,19 @@ def make_buffer(capacity: int) -> ReplayBuffer:
     return ReplayBuffer(capacity, (1,), np.dtype(np.float32))
 
 
-def add_episode(buffer: ReplayBuffer, rewards, first_obs: float = 0.0, terminated_last: bool = False,
-                truncated_last: bool = False) -> None:
+def add_episode(
+    buffer: ReplayBuffer, rewards, first_obs: float = 0.0, terminated_last: bool = False, truncated_last: bool = False
+) -> None:
     """Transitions obs=t -> next_obs=t+1 (offset by `first_obs`), action t % 2, the given rewards."""
     for t, reward in enumerate(rewards):
         last = t == len(rewards) - 1
         buffer.add(
-            [first_obs + t], t % 2, reward, [first_obs + t + 1],
-            terminated=terminated_last and last, truncated=truncated_last and last,
+            [first_obs + t],
+            t % 2,
+            reward,
+            [first_obs + t + 1],
+            terminated=terminated_last and last,
+            truncated=truncated_last and last,
         )
 
 

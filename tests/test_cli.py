@@ -31,8 +31,18 @@ from tests.conftest import (
 from tests.forking_cli import Case
 
 TINY_SETTINGS = [
-    "--set", "learning_starts=100", "--set", "eval_every=200", "--set", "eval_episodes=2",
-    "--set", "final_eval_episodes=2", "--set", "tensorboard=false", "--set", "hidden_sizes=32,32",
+    "--set",
+    "learning_starts=100",
+    "--set",
+    "eval_every=200",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=false",
+    "--set",
+    "hidden_sizes=32,32",
 ]
 
 
@@ -47,8 +57,18 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained_run(workdir):
     result = run_deeprl(
-        "train", "dqn", "CartPole-v1", "--steps", 400, "--seed", 1, "--quiet", "--run-dir", "run",
-        *TINY_SETTINGS, cwd=workdir,
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--steps",
+        400,
+        "--seed",
+        1,
+        "--quiet",
+        "--run-dir",
+        "run",
+        *TINY_SETTINGS,
+        cwd=workdir,
     )
     return result, workdir / "run"
 
@@ -60,7 +80,12 @@ def test_train_exits_zero_and_prints_the_run_directory(trained_run, workdir):
     assert result.stderr.strip() == ""  # --quiet: no progress output
     # --quiet: the results alone (scores, solved or not, time, where the run is), no file list
     assert [line.split(":")[0].split(" (")[0] for line in result.stdout.splitlines()] == [
-        "final policy", "best policy", "not solved", "time", "run directory"]
+        "final policy",
+        "best policy",
+        "not solved",
+        "time",
+        "run directory",
+    ]
     match = re.search(r"^run directory: (.+)$", result.stdout, re.MULTILINE)
     assert match is not None, result.stdout
     assert (workdir / match.group(1)).resolve() == run_dir.resolve()
@@ -131,8 +156,9 @@ def test_plot_writes_a_png(trained_run, workdir):
 def test_list_through_the_installed_entry_point(tmp_path):
     script = Path(sys.executable).with_name("deeprl")
     assert script.is_file(), f"no deeprl entry point beside {sys.executable}"
-    result = subprocess.run([str(script), "list"], cwd=tmp_path, env=subprocess_env(), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [str(script), "list"], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert re.search(r"^dqn\s", result.stdout, re.MULTILINE)
     assert "CartPole-v1" in result.stdout
@@ -193,8 +219,20 @@ def test_version(tmp_path):
 
 def test_run_level_settings_through_set_any_case_and_the_preset_in_the_name(tmp_path):
     result = run_deeprl(
-        "train", "DQN", "CartPole-v1", "--preset", "tutorial", "--set", "seed=3", "--set", "device=cpu",
-        "--set", "total_steps=300", "--quiet", *TINY_SETTINGS, cwd=tmp_path,
+        "train",
+        "DQN",
+        "CartPole-v1",
+        "--preset",
+        "tutorial",
+        "--set",
+        "seed=3",
+        "--set",
+        "device=cpu",
+        "--set",
+        "total_steps=300",
+        "--quiet",
+        *TINY_SETTINGS,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -217,9 +255,11 @@ def test_summary_and_eval_json_say_where_the_time_went(trained_run):
     assert 400 / (train_high + eval_high) - 0.05 <= summary["steps_per_second"] <= 400 / (train_low + eval_low) + 0.05
     fraction_low, fraction_high = eval_low / (train_high + eval_low), eval_high / (train_low + eval_high)
     assert fraction_low - 5e-5 <= summary["eval_fraction"] <= fraction_high + 5e-5
-    assert (f"time: 400 steps in {train_s + eval_s:.1f} s, {summary['train_steps_per_second']:.0f} training "
-            f"steps/s, evaluating {100 * summary['eval_fraction']:.0f}% of the time: "
-            f"{summary['steps_per_second']:.0f} steps/s") in result.stdout
+    assert (
+        f"time: 400 steps in {train_s + eval_s:.1f} s, {summary['train_steps_per_second']:.0f} training "
+        f"steps/s, evaluating {100 * summary['eval_fraction']:.0f}% of the time: "
+        f"{summary['steps_per_second']:.0f} steps/s"
+    ) in result.stdout
 
 
 def named_pipe(folder: Path) -> Path:
@@ -232,9 +272,30 @@ def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
     """`deeprl train ... | head -1`: the reader leaves after the first progress line; the run goes on to its end
     and writes everything, and nothing is said about the pipe."""
     process = start_deeprl(
-        ["train", "dqn", "CartPole-v1", "--steps", "3000", "--run-dir", "run", "--set", "eval_every=300",
-         "--set", "learning_starts=100", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2",
-         "--set", "tensorboard=false", "--set", "hidden_sizes=32,32"], tmp_path, stdout=named_pipe(tmp_path))
+        [
+            "train",
+            "dqn",
+            "CartPole-v1",
+            "--steps",
+            "3000",
+            "--run-dir",
+            "run",
+            "--set",
+            "eval_every=300",
+            "--set",
+            "learning_starts=100",
+            "--set",
+            "eval_episodes=2",
+            "--set",
+            "final_eval_episodes=2",
+            "--set",
+            "tensorboard=false",
+            "--set",
+            "hidden_sizes=32,32",
+        ],
+        tmp_path,
+        stdout=named_pipe(tmp_path),
+    )
     with open(tmp_path / "stdout") as pipe:
         first = pipe.readline()  # then closed, as head does after its line
     assert process.wait(timeout=300) == 0, process.stderr()
@@ -256,9 +317,11 @@ def test_a_closed_stdout_stops_a_listing_without_a_traceback(tmp_path):
 def test_the_python_api_trains_on_when_its_stdout_closes(tmp_path):
     """A script printing deeprl's progress into a pipe whose reader left: the run finishes all the same."""
     script = tmp_path / "script.py"
-    script.write_text("import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
-                      "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
-                      "hidden_sizes=(32, 32))")
+    script.write_text(
+        "import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
+        "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
+        "hidden_sizes=(32, 32))"
+    )
     process = start_deeprl([], tmp_path, script=script, stdout=named_pipe(tmp_path))
     with open(tmp_path / "stdout") as pipe:
         first = pipe.readline()
@@ -293,54 +356,109 @@ BAD_TRAIN = ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "50")
 
 # (id, arguments, files to create first, text the one-line message must contain); "{run}" is the trained run
 BAD_INPUTS = [
-    ("unknown-algorithm", ("train", "foo", "CartPole-v1", "--run-dir", "x"), {},
-     "unknown algorithm 'foo' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)"),
+    (
+        "unknown-algorithm",
+        ("train", "foo", "CartPole-v1", "--run-dir", "x"),
+        {},
+        "unknown algorithm 'foo' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)",
+    ),
     ("unknown-env", ("train", "dqn", "CartPol-v1", "--run-dir", "x"), {}, "did you mean 'CartPole-v1'"),
-    ("unimportable-module", ("train", "dqn", "no_such_module_xyz:Env", "--run-dir", "x"), {},
-     "cannot import 'no_such_module_xyz'"),
-    ("module-without-class", ("train", "dqn", "tests.custom_envs:Nope", "--run-dir", "x"), {},
-     "'tests.custom_envs' has no class or function 'Nope'"),
-    ("continuous-actions", ("train", "dqn", "Pendulum-v1", "--run-dir", "x"), {},
-     "dqn cannot act in Pendulum-v1"),
+    (
+        "unimportable-module",
+        ("train", "dqn", "no_such_module_xyz:Env", "--run-dir", "x"),
+        {},
+        "cannot import 'no_such_module_xyz'",
+    ),
+    (
+        "module-without-class",
+        ("train", "dqn", "tests.custom_envs:Nope", "--run-dir", "x"),
+        {},
+        "'tests.custom_envs' has no class or function 'Nope'",
+    ),
+    ("continuous-actions", ("train", "dqn", "Pendulum-v1", "--run-dir", "x"), {}, "dqn cannot act in Pendulum-v1"),
     ("unknown-set-key", (*BAD_TRAIN, "--set", "lrr=0.1"), {}, "did you mean 'lr'"),
     ("negative-lr", (*BAD_TRAIN, "--set", "lr=-1"), {}, "lr must be > 0.0"),
-    ("batch-over-buffer", (*BAD_TRAIN, "--set", "batch_size=1000", "--set", "buffer_size=10"), {},
-     "batch_size (1000) must not exceed buffer_size (10)"),
+    (
+        "batch-over-buffer",
+        (*BAD_TRAIN, "--set", "batch_size=1000", "--set", "buffer_size=10"),
+        {},
+        "batch_size (1000) must not exceed buffer_size (10)",
+    ),
     ("gamma-above-one", (*BAD_TRAIN, "--set", "gamma=1.5"), {}, "gamma must be <= 1.0"),
     ("lr-not-a-number", (*BAD_TRAIN, "--set", "lr=abc"), {}, "invalid value for lr: 'abc'"),
     ("malformed-set", (*BAD_TRAIN, "--set", "lr"), {}, "--set expects key=value (got 'lr')"),
     ("unknown-preset", (*BAD_TRAIN, "--preset", "turbo"), {}, "unknown preset 'turbo'"),
     ("config-missing", ("train", "--config", "missing.yaml", "--run-dir", "x"), {}, "config file not found"),
-    ("config-not-yaml", ("train", "--config", "bad.yaml", "--run-dir", "x"),
-     {"bad.yaml": b"algo: dqn\nlr: [1, 2\n"}, "is not valid YAML"),
+    (
+        "config-not-yaml",
+        ("train", "--config", "bad.yaml", "--run-dir", "x"),
+        {"bad.yaml": b"algo: dqn\nlr: [1, 2\n"},
+        "is not valid YAML",
+    ),
     ("eval-missing-path", ("eval", "nowhere"), {}, "no such run directory or model file: nowhere"),
-    ("eval-random-bytes", ("eval", "garbage.pt"), {"garbage.pt": np.random.default_rng(0).bytes(4096)},
-     "garbage.pt is not a readable deeprl model file"),
-    ("eval-text-file", ("eval", "notes.txt"), {"notes.txt": b"hello\n"},
-     "notes.txt is not a readable deeprl model file"),
+    (
+        "eval-random-bytes",
+        ("eval", "garbage.pt"),
+        {"garbage.pt": np.random.default_rng(0).bytes(4096)},
+        "garbage.pt is not a readable deeprl model file",
+    ),
+    (
+        "eval-text-file",
+        ("eval", "notes.txt"),
+        {"notes.txt": b"hello\n"},
+        "notes.txt is not a readable deeprl model file",
+    ),
     ("eval-zero-episodes", ("eval", "{run}", "--episodes", "0"), {}, "--episodes must be >= 1 (got 0)"),
     ("watch-avi", ("watch", "{run}", "--video", "out.avi"), {}, "--video must end in .mp4, .gif, .html"),
     ("plot-not-a-run", ("plot", "."), {}, "is not a run directory (no metrics.csv)"),
-    ("plot-output-gif", ("plot", "{run}", "-o", "curve.gif"), {},
-     "a plot is written as .png, .svg, .pdf, .jpg, .jpeg, .eps: name the file with one of them (got 'curve.gif')"),
-    ("plot-group-by-unknown", ("plot", "{run}", "--group-by", "lrr"), {},
-     "unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, seed, or a setting in the "
-     "runs' config.yaml)"),
-    ("set-twice", (*BAD_TRAIN, "--set", "gamma=0.9", "--set", "gamma=0.99"), {},
-     "--set gamma is given twice (gamma=0.9 and gamma=0.99); give it once"),
-    ("set-stable-baselines-name", (*BAD_TRAIN, "--set", "learning_rate=1e-3"), {},
-     "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr' (`deeprl list --settings dqn` shows them all)"),
-    ("deprecated-env", ("train", "dqn", "LunarLander-v2", "--run-dir", "x"), {},
-     "LunarLander-v2 is deprecated: use LunarLander-v3"),
+    (
+        "plot-output-gif",
+        ("plot", "{run}", "-o", "curve.gif"),
+        {},
+        "a plot is written as .png, .svg, .pdf, .jpg, .jpeg, .eps: name the file with one of them (got 'curve.gif')",
+    ),
+    (
+        "plot-group-by-unknown",
+        ("plot", "{run}", "--group-by", "lrr"),
+        {},
+        "unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, seed, or a setting in the "
+        "runs' config.yaml)",
+    ),
+    (
+        "set-twice",
+        (*BAD_TRAIN, "--set", "gamma=0.9", "--set", "gamma=0.99"),
+        {},
+        "--set gamma is given twice (gamma=0.9 and gamma=0.99); give it once",
+    ),
+    (
+        "set-stable-baselines-name",
+        (*BAD_TRAIN, "--set", "learning_rate=1e-3"),
+        {},
+        "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr' (`deeprl list --settings dqn` shows them all)",
+    ),
+    (
+        "deprecated-env",
+        ("train", "dqn", "LunarLander-v2", "--run-dir", "x"),
+        {},
+        "LunarLander-v2 is deprecated: use LunarLander-v3",
+    ),
     ("deprecated-env-taxi", ("train", "dqn", "Taxi-v3", "--run-dir", "x"), {}, "Taxi-v3 is deprecated: use Taxi-v4"),
     # an old id that still exists: Gymnasium's out-of-date warning would print before the one line
     ("old-env-id", ("train", "dqn", "Hopper-v4", "--run-dir", "x"), {}, "Hopper-v4"),
-    ("watch-env-without-render-mode", ("watch", "{undrawn}", "--video", "out.gif"), {},
-     "env 'tests.custom_envs:UndrawnCorridor' cannot be drawn: its constructor takes no render_mode; give it a "
-     "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, 3) array"),
-    ("watch-env-drawing-nothing", ("watch", "{blank}", "--video", "out.gif"), {},
-     "env BlankCorridor's render() returned None, not a picture: made with render_mode='rgb_array', it must return "
-     "the frame as a (height, width, 3) array"),
+    (
+        "watch-env-without-render-mode",
+        ("watch", "{undrawn}", "--video", "out.gif"),
+        {},
+        "env 'tests.custom_envs:UndrawnCorridor' cannot be drawn: its constructor takes no render_mode; give it a "
+        "render_mode='rgb_array' argument and a render() that returns the frame as a (height, width, 3) array",
+    ),
+    (
+        "watch-env-drawing-nothing",
+        ("watch", "{blank}", "--video", "out.gif"),
+        {},
+        "env BlankCorridor's render() returned None, not a picture: made with render_mode='rgb_array', it must return "
+        "the frame as a (height, width, 3) array",
+    ),
 ]
 
 # The RL Zoo's train.py flags: each names deeprl's way to do the same
@@ -358,9 +476,15 @@ ZOO_FLAG_CASES = [
     ("--env-kwargs", ("--env-kwargs", "gravity:9"), "--set 'env_kwargs={key: value}'"),
     ("--algo", ("--algo", "ppo"), "the ALGO argument (deeprl train ALGO ENV)"),
 ]
-ZOO_FLAGS = [(f"zoo-flag{flag}", ("train", "ppo", "CartPole-v1", "--run-dir", "x", *args), {},
-              f"deeprl: error: {flag} is an RL Zoo flag; in deeprl: {use}") for flag, args, use in ZOO_FLAG_CASES]
-
+ZOO_FLAGS = [
+    (
+        f"zoo-flag{flag}",
+        ("train", "ppo", "CartPole-v1", "--run-dir", "x", *args),
+        {},
+        f"deeprl: error: {flag} is an RL Zoo flag; in deeprl: {use}",
+    )
+    for flag, args, use in ZOO_FLAG_CASES
+]
 
 
 def policy_file(algo: str, meta: dict) -> bytes:
@@ -372,113 +496,277 @@ def policy_file(algo: str, meta: dict) -> bytes:
 
 # More bad input: every case runs as a real subprocess too
 MORE_BAD_INPUTS = [
-    ("env-constructor-fails", ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x"), {},
-     "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire"),
-    ("env-not-an-env", ("train", "dqn", "tests.custom_envs:not_an_env", "--run-dir", "x"), {},
-     "returned object, not a gymnasium.Env"),
-    ("zero-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "0"), {},
-     "total_steps must be >= 1"),
-    ("negative-seed", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "-1"), {},
-     "seed must be >= 0"),
-    ("steps-not-an-integer", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "many"), {},
-     "invalid int value: 'many'"),
+    (
+        "env-constructor-fails",
+        ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x"),
+        {},
+        "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire",
+    ),
+    (
+        "env-not-an-env",
+        ("train", "dqn", "tests.custom_envs:not_an_env", "--run-dir", "x"),
+        {},
+        "returned object, not a gymnasium.Env",
+    ),
+    ("zero-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "0"), {}, "total_steps must be >= 1"),
+    ("negative-seed", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "-1"), {}, "seed must be >= 0"),
+    (
+        "steps-not-an-integer",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "many"),
+        {},
+        "invalid int value: 'many'",
+    ),
     ("train-without-env", ("train", "dqn", "--run-dir", "x"), {}, "train needs an algorithm and an env"),
     ("unknown-command", ("fly",), {}, "invalid choice: 'fly'"),
-    ("reward-for-another-env", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "reward=tip_height"), {},
-     "reward 'tip_height' is defined for Acrobot only, not CartPole-v1"),
-    ("screen-of-another-env", ("train", "dqn", "Acrobot-v1", "--run-dir", "x", "--set", "observation=screen_frames"),
-     {}, "screen observations are drawn for CartPole only, not Acrobot-v1"),
-    ("cnn-on-a-state-vector", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "conv_channels=16,32"), {},
-     "conv_channels needs image observations (channels, height, width), but CartPole-v1 gives shape (4,)"),
-    ("cnn-layers-mismatch", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "conv_channels=16,32",
-                             "--set", "conv_kernels=3"), {},
-     "conv_kernels and conv_strides need a value for each of the 2 conv_channels layers"),
+    (
+        "reward-for-another-env",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "reward=tip_height"),
+        {},
+        "reward 'tip_height' is defined for Acrobot only, not CartPole-v1",
+    ),
+    (
+        "screen-of-another-env",
+        ("train", "dqn", "Acrobot-v1", "--run-dir", "x", "--set", "observation=screen_frames"),
+        {},
+        "screen observations are drawn for CartPole only, not Acrobot-v1",
+    ),
+    (
+        "cnn-on-a-state-vector",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "conv_channels=16,32"),
+        {},
+        "conv_channels needs image observations (channels, height, width), but CartPole-v1 gives shape (4,)",
+    ),
+    (
+        "cnn-layers-mismatch",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "conv_channels=16,32", "--set", "conv_kernels=3"),
+        {},
+        "conv_kernels and conv_strides need a value for each of the 2 conv_channels layers",
+    ),
     ("no-command", (), {}, "required: command"),
-    ("unknown-flag", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--bogus", "3"), {},
-     "deeprl: error: unrecognized arguments: --bogus 3 (see `deeprl train --help`)"),
-    ("eval-zoo-flag", ("eval", "{run}", "-n", "10"), {},
-     "deeprl: error: -n is an RL Zoo flag; in deeprl: --episodes N (see `deeprl eval --help`)"),
-    ("run-dir-not-empty", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken/keep.txt": b"mine"},
-     "run directory taken already exists and is not empty"),
-    ("run-dir-is-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "taken"), {"taken": b"mine"},
-     "run directory taken is an existing file"),
-    ("config-binary", ("train", "--config", "bad.yaml", "--run-dir", "x"),
-     {"bad.yaml": bytes(range(128, 256))}, "cannot read config file"),
-    ("config-not-a-mapping", ("train", "--config", "list.yaml", "--run-dir", "x"),
-     {"list.yaml": b"- 1\n- 2\n"}, "must be a mapping with an 'algo' key"),
-    ("config-unknown-key", ("train", "--config", "c.yaml", "--run-dir", "x"),
-     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamm: 0.9\n"}, "did you mean 'gamma'"),
-    ("config-other-algo", ("train", "ppo", "--config", "c.yaml", "--run-dir", "x"),
-     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"}, "c.yaml is a dqn config, not ppo"),
-    ("config-bad-value", ("train", "--config", "c.yaml", "--run-dir", "x"),
-     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamma: 2\n"}, "gamma must be <= 1.0"),
+    (
+        "unknown-flag",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--bogus", "3"),
+        {},
+        "deeprl: error: unrecognized arguments: --bogus 3 (see `deeprl train --help`)",
+    ),
+    (
+        "eval-zoo-flag",
+        ("eval", "{run}", "-n", "10"),
+        {},
+        "deeprl: error: -n is an RL Zoo flag; in deeprl: --episodes N (see `deeprl eval --help`)",
+    ),
+    (
+        "run-dir-not-empty",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "taken"),
+        {"taken/keep.txt": b"mine"},
+        "run directory taken already exists and is not empty",
+    ),
+    (
+        "run-dir-is-a-file",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "taken"),
+        {"taken": b"mine"},
+        "run directory taken is an existing file",
+    ),
+    (
+        "config-binary",
+        ("train", "--config", "bad.yaml", "--run-dir", "x"),
+        {"bad.yaml": bytes(range(128, 256))},
+        "cannot read config file",
+    ),
+    (
+        "config-not-a-mapping",
+        ("train", "--config", "list.yaml", "--run-dir", "x"),
+        {"list.yaml": b"- 1\n- 2\n"},
+        "must be a mapping with an 'algo' key",
+    ),
+    (
+        "config-unknown-key",
+        ("train", "--config", "c.yaml", "--run-dir", "x"),
+        {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamm: 0.9\n"},
+        "did you mean 'gamma'",
+    ),
+    (
+        "config-other-algo",
+        ("train", "ppo", "--config", "c.yaml", "--run-dir", "x"),
+        {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"},
+        "c.yaml is a dqn config, not ppo",
+    ),
+    (
+        "config-bad-value",
+        ("train", "--config", "c.yaml", "--run-dir", "x"),
+        {"c.yaml": b"algo: dqn\nenv: CartPole-v1\ngamma: 2\n"},
+        "gamma must be <= 1.0",
+    ),
     ("eval-empty-file", ("eval", "empty.pt"), {"empty.pt": b""}, "empty.pt is not a readable deeprl model file"),
     ("eval-empty-pickle", ("eval", "p.pt"), {"p.pt": b"\x80\x02."}, "p.pt is not a readable deeprl model file"),
     ("eval-not-a-run-directory", ("eval", "."), {}, ". is neither a run directory (no config.yaml) nor a model file"),
     ("eval-directory-without-policy", ("eval", "."), {"config.yaml": b"algo: dqn\n"}, "holds no policy"),
-    ("eval-unknown-agent-kind", ("eval", "future.pt"), {"future.pt": policy_file("dqn", {"agent": "recurrent"})},
-     "future.pt holds an agent of kind 'recurrent', which this deeprl cannot rebuild (it knows q, policy, "
-     "scaled_actor)"),
-    ("eval-unknown-algorithm-file", ("eval", "old.pt"), {"old.pt": policy_file("dqn9", {})},
-     "old.pt names no agent kind and comes from an unknown algorithm 'dqn9'"),
+    (
+        "eval-unknown-agent-kind",
+        ("eval", "future.pt"),
+        {"future.pt": policy_file("dqn", {"agent": "recurrent"})},
+        "future.pt holds an agent of kind 'recurrent', which this deeprl cannot rebuild (it knows q, policy, "
+        "scaled_actor)",
+    ),
+    (
+        "eval-unknown-algorithm-file",
+        ("eval", "old.pt"),
+        {"old.pt": policy_file("dqn9", {})},
+        "old.pt names no agent kind and comes from an unknown algorithm 'dqn9'",
+    ),
     ("eval-other-env", ("eval", "{run}", "--env", "Acrobot-v1"), {}, "Acrobot-v1 has Discrete(3)"),
     ("watch-zero-every", ("watch", "{run}", "--video", "out.gif", "--every", "0"), {}, "--every must be >= 1"),
-    ("watch-zero-episodes", ("watch", "{run}", "--video", "out.gif", "--episodes", "0"), {},
-     "--episodes must be >= 1"),
+    ("watch-zero-episodes", ("watch", "{run}", "--video", "out.gif", "--episodes", "0"), {}, "--episodes must be >= 1"),
     ("watch-missing", ("watch", "nowhere", "--video", "out.gif"), {}, "no such run directory or model file"),
     ("plot-one-of-two-not-a-run", ("plot", "{run}", "."), {}, ". is not a run directory"),
-    ("list-unknown-algorithm", ("list", "--settings", "ppo9"), {},
-     "unknown algorithm 'ppo9' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)"),
-    ("list-preset-without-env", ("list", "--settings", "dqn", "--preset", "tutorial"), {},
-     "--preset needs --env: presets belong to an env"),
-    ("list-unknown-preset", ("list", "--settings", "dqn", "--env", "CartPole-v1", "--preset", "nope"), {},
-     "unknown preset 'nope' for dqn on CartPole-v1"),
+    (
+        "list-unknown-algorithm",
+        ("list", "--settings", "ppo9"),
+        {},
+        "unknown algorithm 'ppo9' (available: dqn, reinforce, a2c, ppo, actor-critic, ddpg, td3, sac)",
+    ),
+    (
+        "list-preset-without-env",
+        ("list", "--settings", "dqn", "--preset", "tutorial"),
+        {},
+        "--preset needs --env: presets belong to an env",
+    ),
+    (
+        "list-unknown-preset",
+        ("list", "--settings", "dqn", "--env", "CartPole-v1", "--preset", "nope"),
+        {},
+        "unknown preset 'nope' for dqn on CartPole-v1",
+    ),
     # run-level settings through --set: either they work (seed, device, total_steps) or the flag is named
-    ("set-seed-against-flag", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "2", "--set", "seed=3"),
-     {}, "--seed 2 and --set seed=3 disagree; give one"),
-    ("set-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "steps=100"), {},
-     "'steps' is not set with --set: use --steps N (or --set total_steps=N)"),
-    ("set-env", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env=Acrobot-v1"), {},
-     "'env' is not set with --set: use the ENV argument"),
-    ("set-preset", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "preset=tutorial"), {},
-     "'preset' is not set with --set: use --preset NAME"),
-    ("set-config", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "config=c.yaml"), {},
-     "'config' is not set with --set: use --config FILE"),
-    ("preset-with-config", ("train", "--config", "c.yaml", "--preset", "tutorial", "--run-dir", "x"),
-     {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"}, "--preset does not apply with --config"),
-    ("env-kwargs-unknown", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs={wind: 3}"), {},
-     "environment 'CartPole-v1' does not accept env_kwargs {'wind': 3}"),
-    ("env-kwargs-not-a-mapping", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs=3"), {},
-     "invalid value for env_kwargs: 3 (expected a mapping such as '{key: value}')"),
+    (
+        "set-seed-against-flag",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "2", "--set", "seed=3"),
+        {},
+        "--seed 2 and --set seed=3 disagree; give one",
+    ),
+    (
+        "set-steps",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "steps=100"),
+        {},
+        "'steps' is not set with --set: use --steps N (or --set total_steps=N)",
+    ),
+    (
+        "set-env",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env=Acrobot-v1"),
+        {},
+        "'env' is not set with --set: use the ENV argument",
+    ),
+    (
+        "set-preset",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "preset=tutorial"),
+        {},
+        "'preset' is not set with --set: use --preset NAME",
+    ),
+    (
+        "set-config",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "config=c.yaml"),
+        {},
+        "'config' is not set with --set: use --config FILE",
+    ),
+    (
+        "preset-with-config",
+        ("train", "--config", "c.yaml", "--preset", "tutorial", "--run-dir", "x"),
+        {"c.yaml": b"algo: dqn\nenv: CartPole-v1\n"},
+        "--preset does not apply with --config",
+    ),
+    (
+        "env-kwargs-unknown",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs={wind: 3}"),
+        {},
+        "environment 'CartPole-v1' does not accept env_kwargs {'wind': 3}",
+    ),
+    (
+        "env-kwargs-not-a-mapping",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--set", "env_kwargs=3"),
+        {},
+        "invalid value for env_kwargs: 3 (expected a mapping such as '{key: value}')",
+    ),
     # continuous control: spaces that do not fit, settings that contradict each other
-    ("ddpg-on-discrete-actions", ("train", "ddpg", "CartPole-v1", "--run-dir", "x"), {},
-     "ddpg cannot act in CartPole-v1: its action space is Discrete(2) "
-     "(algorithms for it: dqn, reinforce, a2c, ppo, actor-critic)"),
-    ("sac-unbounded-actions", ("train", "sac", "tests.custom_envs:UnboundedActions", "--run-dir", "x"), {},
-     "sac scales its actions to the env's bounds, but tests.custom_envs:UnboundedActions's action space "
-     "Box(-inf, inf, (1,), float32) is unbounded; give its action_space finite low and high (the actor's "
-     "[-1, 1] is scaled to them)"),
-    ("td3-unknown-noise", ("train", "td3", "Pendulum-v1", "--run-dir", "x", "--set", "noise=pink"), {},
-     "noise must be one of ou, gaussian, none (got 'pink')"),
-    ("sac-log-std-range", ("train", "sac", "Pendulum-v1", "--run-dir", "x", "--set", "log_std_min=3",
-                           "--set", "log_std_max=2"), {},
-     "log_std_min (3.0) must be below log_std_max (2.0)"),
-    ("ddpg-action-layer-too-deep", ("train", "ddpg", "Pendulum-v1", "--run-dir", "x", "--set", "critic_action_layer=5",
-                                    "--set", "hidden_sizes=[64,64]"), {},
-     "critic_action_layer 5 needs at least that many hidden layers; hidden_sizes is [64, 64]"),
+    (
+        "ddpg-on-discrete-actions",
+        ("train", "ddpg", "CartPole-v1", "--run-dir", "x"),
+        {},
+        "ddpg cannot act in CartPole-v1: its action space is Discrete(2) "
+        "(algorithms for it: dqn, reinforce, a2c, ppo, actor-critic)",
+    ),
+    (
+        "sac-unbounded-actions",
+        ("train", "sac", "tests.custom_envs:UnboundedActions", "--run-dir", "x"),
+        {},
+        "sac scales its actions to the env's bounds, but tests.custom_envs:UnboundedActions's action space "
+        "Box(-inf, inf, (1,), float32) is unbounded; give its action_space finite low and high (the actor's "
+        "[-1, 1] is scaled to them)",
+    ),
+    (
+        "td3-unknown-noise",
+        ("train", "td3", "Pendulum-v1", "--run-dir", "x", "--set", "noise=pink"),
+        {},
+        "noise must be one of ou, gaussian, none (got 'pink')",
+    ),
+    (
+        "sac-log-std-range",
+        ("train", "sac", "Pendulum-v1", "--run-dir", "x", "--set", "log_std_min=3", "--set", "log_std_max=2"),
+        {},
+        "log_std_min (3.0) must be below log_std_max (2.0)",
+    ),
+    (
+        "ddpg-action-layer-too-deep",
+        (
+            "train",
+            "ddpg",
+            "Pendulum-v1",
+            "--run-dir",
+            "x",
+            "--set",
+            "critic_action_layer=5",
+            "--set",
+            "hidden_sizes=[64,64]",
+        ),
+        {},
+        "critic_action_layer 5 needs at least that many hidden layers; hidden_sizes is [64, 64]",
+    ),
     # outputs that cannot be written: a virtual file system, a file where a folder should be
-    ("watch-video-unwritable", ("watch", "{run}", "--video", "/proc/deeprl/out.mp4"), {},
-     "cannot write video /proc/deeprl/out.mp4: "),
-    ("watch-gif-under-a-file", ("watch", "{run}", "--video", "blocker/out.gif"), {"blocker": b"x"},
-     "cannot write video blocker/out.gif: blocker is a file, not a folder"),
-    ("plot-output-unwritable", ("plot", "{run}", "-o", "/proc/deeprl/curve.png"), {},
-     "cannot write plot /proc/deeprl/curve.png: "),
-    ("plot-output-under-a-file", ("plot", "{run}", "-o", "blocker/curve.png"), {"blocker": b"x"},
-     "cannot write plot blocker/curve.png: blocker is a file, not a folder"),
-    ("run-dir-unwritable", ("train", "dqn", "CartPole-v1", "--run-dir", "/proc/deeprl/run"), {},
-     "cannot create run directory /proc/deeprl/run: "),
-    ("run-dir-under-a-file", ("train", "dqn", "CartPole-v1", "--run-dir", "blocker/run"), {"blocker": b"x"},
-     "cannot create run directory blocker/run: blocker is a file, not a folder"),
+    (
+        "watch-video-unwritable",
+        ("watch", "{run}", "--video", "/proc/deeprl/out.mp4"),
+        {},
+        "cannot write video /proc/deeprl/out.mp4: ",
+    ),
+    (
+        "watch-gif-under-a-file",
+        ("watch", "{run}", "--video", "blocker/out.gif"),
+        {"blocker": b"x"},
+        "cannot write video blocker/out.gif: blocker is a file, not a folder",
+    ),
+    (
+        "plot-output-unwritable",
+        ("plot", "{run}", "-o", "/proc/deeprl/curve.png"),
+        {},
+        "cannot write plot /proc/deeprl/curve.png: ",
+    ),
+    (
+        "plot-output-under-a-file",
+        ("plot", "{run}", "-o", "blocker/curve.png"),
+        {"blocker": b"x"},
+        "cannot write plot blocker/curve.png: blocker is a file, not a folder",
+    ),
+    (
+        "run-dir-unwritable",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "/proc/deeprl/run"),
+        {},
+        "cannot create run directory /proc/deeprl/run: ",
+    ),
+    (
+        "run-dir-under-a-file",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "blocker/run"),
+        {"blocker": b"x"},
+        "cannot create run directory blocker/run: blocker is a file, not a folder",
+    ),
 ]
 
 
@@ -493,10 +781,19 @@ def corridor_runs(tmp_path_factory) -> dict[str, Path]:
     """Short runs on custom envs that cannot be watched: one whose constructor takes no render_mode, one whose
     render() returns nothing."""
     root = tmp_path_factory.mktemp("corridors")
-    settings = dict(steps=300, learning_starts=50, max_episode_steps=50, eval_every=1000, final_eval_episodes=2,
-                    tensorboard=False, progress=False)
-    return {name: deeprl.train("dqn", f"tests.custom_envs:{env}", run_dir=root / name, **settings).run_dir.resolve()
-            for name, env in (("undrawn", "UndrawnCorridor"), ("blank", "BlankCorridor"))}
+    settings = dict(
+        steps=300,
+        learning_starts=50,
+        max_episode_steps=50,
+        eval_every=1000,
+        final_eval_episodes=2,
+        tensorboard=False,
+        progress=False,
+    )
+    return {
+        name: deeprl.train("dqn", f"tests.custom_envs:{env}", run_dir=root / name, **settings).run_dir.resolve()
+        for name, env in (("undrawn", "UndrawnCorridor"), ("blank", "BlankCorridor"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -511,17 +808,21 @@ def bad_input_results(trained_run, corridor_runs, tmp_path_factory):
     before = {case_id: snapshot(cwd) for case_id, cwd in folders.items()}
     run_before = snapshot(run_dir)
     results = forker().run(
-        [Case([places.get(arg, arg) for arg in args], folders[case_id]) for case_id, args, _, _ in ALL_BAD_INPUTS])
+        [Case([places.get(arg, arg) for arg in args], folders[case_id]) for case_id, args, _, _ in ALL_BAD_INPUTS]
+    )
     run_after = snapshot(run_dir)
-    return {case[0]: (result, before[case[0]], snapshot(folders[case[0]]), run_before, run_after)
-            for case, result in zip(ALL_BAD_INPUTS, results, strict=True)}
+    return {
+        case[0]: (result, before[case[0]], snapshot(folders[case[0]]), run_before, run_after)
+        for case, result in zip(ALL_BAD_INPUTS, results, strict=True)
+    }
 
 
 ALL_BAD_INPUTS = BAD_INPUTS + MORE_BAD_INPUTS + ZOO_FLAGS
 
 
-@pytest.mark.parametrize(("case_id", "message"), [(case[0], case[3]) for case in ALL_BAD_INPUTS],
-                         ids=[case[0] for case in ALL_BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("case_id", "message"), [(case[0], case[3]) for case in ALL_BAD_INPUTS], ids=[case[0] for case in ALL_BAD_INPUTS]
+)
 def test_bad_input_is_one_line_and_exit_code_2(bad_input_results, case_id, message):
     result, before, after, run_before, run_after = bad_input_results[case_id]
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -30,8 +30,11 @@ def test_defaults_for_an_env_without_presets():
     assert config == Config(env="tests.custom_envs:Corridor")
     assert config.hidden_sizes == (256, 256)
     assert config.total_steps == 100_000
-    with pytest.raises(DeeprlError, match=r"unknown preset 'turbo' for dqn on tests.custom_envs:Corridor "
-                                          r"\(available: default\)"):
+    with pytest.raises(
+        DeeprlError,
+        match=r"unknown preset 'turbo' for dqn on tests.custom_envs:Corridor "
+        r"\(available: default\)",
+    ):
         build_config(Config, "tests.custom_envs:Corridor", preset="turbo")
 
 
@@ -180,11 +183,17 @@ def test_unknown_key_without_close_match_has_no_suggestion():
         ("dqn", "learning_rate", "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr' ("),
         ("ppo", "n_timesteps", "for ppo: deeprl calls it 'total_steps' (the --steps flag)"),
         ("sac", "net_arch", "for sac: deeprl calls it 'hidden_sizes' (layer widths such as 64,64)"),
-        ("ppo", "policy_kwargs", "for ppo: deeprl's settings for it are 'hidden_sizes', 'activation', "
-                                 "'orthogonal_init', 'log_std_init'"),
+        (
+            "ppo",
+            "policy_kwargs",
+            "for ppo: deeprl's settings for it are 'hidden_sizes', 'activation', 'orthogonal_init', 'log_std_init'",
+        ),
         ("a2c", "normalize", "for a2c: deeprl's settings for it are 'normalize_observations', 'normalize_rewards'"),
-        ("dqn", "exploration_fraction", "for dqn: deeprl calls it 'epsilon_decay_steps' (a number of steps, not a "
-                                        "fraction of the run)"),
+        (
+            "dqn",
+            "exploration_fraction",
+            "for dqn: deeprl calls it 'epsilon_decay_steps' (a number of steps, not a fraction of the run)",
+        ),
         ("dqn", "exploration_final_eps", "for dqn: deeprl calls it 'epsilon_end'"),
         ("ppo", "ent_coef", "for ppo: deeprl calls it 'entropy_coef'"),
         ("sac", "ent_coef", "for sac: deeprl calls it 'alpha' (a fixed value, or none to tune it as 'auto' does)"),
@@ -192,8 +201,12 @@ def test_unknown_key_without_close_match_has_no_suggestion():
         ("dqn", "n_steps", "for dqn: deeprl calls it 'n_step' (n-step returns)"),
         ("ppo", "use_sde", "for ppo: deeprl has no state-dependent exploration (gSDE)"),
         # names deeprl uses in other algorithms only: which ones, rather than a look-alike
-        ("dqn", "normalize", "for dqn: dqn has no equivalent (deeprl has 'normalize_observations' of a2c, ppo; "
-                             "'normalize_rewards' of a2c, ppo)"),
+        (
+            "dqn",
+            "normalize",
+            "for dqn: dqn has no equivalent (deeprl has 'normalize_observations' of a2c, ppo; "
+            "'normalize_rewards' of a2c, ppo)",
+        ),
         ("reinforce", "n_steps", "for reinforce: 'n_steps' is a setting of a2c, ppo, actor-critic, not reinforce"),
         ("a2c", "n_epochs", "for a2c: 'n_epochs' is a setting of ppo, not a2c"),
         ("ppo", "buffer_size", "for ppo: 'buffer_size' is a setting of dqn, ddpg, td3, sac, not ppo"),
@@ -214,14 +227,16 @@ def test_the_python_api_names_no_command_line_flag_for_its_keywords(tmp_path):
 
     with pytest.raises(DeeprlError) as caught:
         deeprl.train("ppo", "CartPole-v1", run_dir=tmp_path / "run", learning_rate=1e-3)
-    assert str(caught.value) == ("unknown setting 'learning_rate' for ppo: deeprl calls it 'lr' "
-                                 "(`deeprl list --settings ppo` shows them all)")
+    assert str(caught.value) == (
+        "unknown setting 'learning_rate' for ppo: deeprl calls it 'lr' (`deeprl list --settings ppo` shows them all)"
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_choices_take_any_case():
-    config = build_config(Config, "CartPole-v1", settings={"activation": "ReLU", "optimizer": "RMSprop",
-                                                           "train_freq_unit": "Episodes"})
+    config = build_config(
+        Config, "CartPole-v1", settings={"activation": "ReLU", "optimizer": "RMSprop", "train_freq_unit": "Episodes"}
+    )
     assert (config.activation, config.optimizer, config.train_freq_unit) == ("relu", "rmsprop", "episodes")
 
 
@@ -260,7 +275,8 @@ def test_validation_errors(settings, message):
 
 def test_valid_edge_values_pass():
     config = build_config(
-        Config, "CartPole-v1",
+        Config,
+        "CartPole-v1",
         settings={"gamma": "1", "batch_size": "10", "buffer_size": "10", "device": "cuda:1", "learning_starts": 0},
     )
     assert (config.gamma, config.batch_size, config.buffer_size, config.device) == (1.0, 10, 10, "cuda:1")
@@ -268,7 +284,9 @@ def test_valid_edge_values_pass():
 
 def test_parse_set_args():
     assert parse_set_args(["lr=1e-3", " hidden_sizes = 64,64 ", "env=pkg.mod:Env"]) == {
-        "lr": "1e-3", "hidden_sizes": "64,64", "env": "pkg.mod:Env",
+        "lr": "1e-3",
+        "hidden_sizes": "64,64",
+        "env": "pkg.mod:Env",
     }
     assert parse_set_args(["activation=a=b"]) == {"activation": "a=b"}  # only the first '=' splits
     for bad in ["lr", "=3", " =3"]:
@@ -282,9 +300,18 @@ def test_parse_set_args():
 
 def test_yaml_round_trip(tmp_path):
     config = build_config(
-        Config, "CartPole-v1",
-        settings={"seed": 4, "hidden_sizes": "32,16", "max_episode_steps": "300", "max_grad_norm": "none",
-                  "lr": "3e-4", "dueling": "true", "solve_threshold": "195.5", "device": "cpu"},
+        Config,
+        "CartPole-v1",
+        settings={
+            "seed": 4,
+            "hidden_sizes": "32,16",
+            "max_episode_steps": "300",
+            "max_grad_norm": "none",
+            "lr": "3e-4",
+            "dueling": "true",
+            "solve_threshold": "195.5",
+            "device": "cpu",
+        },
     )
     path = tmp_path / "config.yaml"
     path.write_text(config_to_yaml(config))

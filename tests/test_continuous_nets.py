@@ -74,8 +74,11 @@ def test_squashed_log_prob_matches_torch_transformed_distribution():
     reference = TransformedDistribution(Normal(mean, std), [TanhTransform()])
     gaussian_log_prob = Normal(mean, std).log_prob(pre_tanh).sum(dim=-1)
     # the reference inverts the actions with atanh: loose enough for its round trip, tight against a wrong term
-    assert_close(squashed_log_prob(gaussian_log_prob, pre_tanh), reference.log_prob(torch.tanh(pre_tanh)).sum(dim=-1),
-                 tolerance=1e-6)
+    assert_close(
+        squashed_log_prob(gaussian_log_prob, pre_tanh),
+        reference.log_prob(torch.tanh(pre_tanh)).sum(dim=-1),
+        tolerance=1e-6,
+    )
 
 
 def test_squashed_log_prob_is_finite_far_in_the_tails():

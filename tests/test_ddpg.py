@@ -72,8 +72,15 @@ def test_target_noise_is_clipped_and_the_actions_stay_in_unit_range():
 
 @pytest.mark.parametrize("twin", [False, True], ids=["ddpg", "td3"])
 def test_critic_target_update_and_delayed_soft_target_update_by_hand(twin):
-    config = ddpg.Config(env="Pendulum-v1", hidden_sizes=(8, 8), twin_critics=twin, policy_delay=2,
-                         target_policy_noise=0.2 if twin else 0.0, lr=1e-3, tau=0.1)
+    config = ddpg.Config(
+        env="Pendulum-v1",
+        hidden_sizes=(8, 8),
+        twin_critics=twin,
+        policy_delay=2,
+        target_policy_noise=0.2 if twin else 0.0,
+        lr=1e-3,
+        tau=0.1,
+    )
     learner = DDPG(config, PENDULUM.observation_space, PENDULUM.action_space, CPU)
     # target critics 5 and 3 (TD3 takes the smaller); the online critics say 0 and 1 everywhere
     for critic, value in zip(learner.critics_target, (5.0, 3.0)):
@@ -102,8 +109,12 @@ def test_critic_target_update_and_delayed_soft_target_update_by_hand(twin):
     # Polyak averaging after the actor's step: target = 0.9 * target + 0.1 * online
     online = learner.critics.state_dict()
     for key, before in targets_before.items():
-        np.testing.assert_allclose(learner.critics_target.state_dict()[key].numpy(),
-                                   (0.9 * before + 0.1 * online[key]).numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            learner.critics_target.state_dict()[key].numpy(),
+            (0.9 * before + 0.1 * online[key]).numpy(),
+            rtol=1e-6,
+            atol=1e-7,
+        )
 
 
 def test_annealed_learning_rates_keep_the_actors_ratio_to_the_critics():
@@ -187,9 +198,19 @@ def test_noise_sigma_anneals_and_none_means_the_actor_alone():
 def test_asymmetric_bounds_end_to_end(tmp_path):
     """Every action the env receives, training and evaluation, lies in its bounds, and the policy file acts there."""
     AsymmetricDial.received.clear()
-    agent = deeprl.train("ddpg", "tests.custom_envs:AsymmetricDial", seed=0, steps=400, run_dir=tmp_path / "run",
-                         hidden_sizes=(16, 16), batch_size=16, learning_starts=100, noise_sigma=0.5,
-                         eval_every=400, **QUICK)
+    agent = deeprl.train(
+        "ddpg",
+        "tests.custom_envs:AsymmetricDial",
+        seed=0,
+        steps=400,
+        run_dir=tmp_path / "run",
+        hidden_sizes=(16, 16),
+        batch_size=16,
+        learning_starts=100,
+        noise_sigma=0.5,
+        eval_every=400,
+        **QUICK,
+    )
     received = np.array(AsymmetricDial.received)
     assert received.shape == (400 + 2 * 20 + 2 * 20, 2)  # training, one evaluation and the final one
     space = agent.action_space
@@ -216,8 +237,21 @@ def test_ou_noise_restarts_at_each_episode_of_a_run(tmp_path, monkeypatch):
         return explore(self, obs, step, episodes, rng)
 
     monkeypatch.setattr(DDPG, "explore", recording_explore)
-    deeprl.train("ddpg", "Pendulum-v1", seed=0, steps=450, run_dir=tmp_path / "run", noise="ou", noise_sigma=0.5,
-                 hidden_sizes=(8, 8), batch_size=16, learning_starts=100, train_freq=4, eval_every=1000, **QUICK)
+    deeprl.train(
+        "ddpg",
+        "Pendulum-v1",
+        seed=0,
+        steps=450,
+        run_dir=tmp_path / "run",
+        noise="ou",
+        noise_sigma=0.5,
+        hidden_sizes=(8, 8),
+        batch_size=16,
+        learning_starts=100,
+        train_freq=4,
+        eval_every=1000,
+        **QUICK,
+    )
     assert sorted(states) == list(range(1, 451))
     zero = [step for step, x in states.items() if not x.any()]
     # untouched during the random start (through step 100 and at 101, the first noisy step), then restarted at
@@ -227,10 +261,22 @@ def test_ou_noise_restarts_at_each_episode_of_a_run(tmp_path, monkeypatch):
 
 def test_a_diverging_learner_stops_with_the_value_and_the_step(tmp_path):
     with pytest.raises(DeeprlError) as stopped:
-        deeprl.train("ddpg", "Pendulum-v1", seed=0, steps=400, run_dir=tmp_path / "run", hidden_sizes=(8, 8),
-                     batch_size=16, learning_starts=50, lr=1e30, eval_every=1000, **QUICK)
-    match = re.fullmatch(r"the (critic|actor)_loss became (nan|inf|-inf) at step (\d+); try a lower lr",
-                         str(stopped.value))
+        deeprl.train(
+            "ddpg",
+            "Pendulum-v1",
+            seed=0,
+            steps=400,
+            run_dir=tmp_path / "run",
+            hidden_sizes=(8, 8),
+            batch_size=16,
+            learning_starts=50,
+            lr=1e30,
+            eval_every=1000,
+            **QUICK,
+        )
+    match = re.fullmatch(
+        r"the (critic|actor)_loss became (nan|inf|-inf) at step (\d+); try a lower lr", str(stopped.value)
+    )
     assert match, stopped.value
     assert 50 < int(match.group(3)) <= 400
 
@@ -244,13 +290,21 @@ def test_sigkill_resumes_exactly(tmp_path, uninterrupted, algo, extra):
     """Pendulum (a time limit every 200 steps): the noise process, TD3's target noise from torch's generator and
     its delayed updates all continue as if never stopped."""
     args = [*RESUME_ARGS, *extra]
-    kill_and_resume(tmp_path, uninterrupted(algo, "Pendulum-v1", args), args, 800, algo=algo, env="Pendulum-v1",
-                    tags=("train/return", "train/critic_loss", "train/actor_loss", "train/q_mean", "eval/return"))
+    kill_and_resume(
+        tmp_path,
+        uninterrupted(algo, "Pendulum-v1", args),
+        args,
+        800,
+        algo=algo,
+        env="Pendulum-v1",
+        tags=("train/return", "train/critic_loss", "train/actor_loss", "train/q_mean", "eval/return"),
+    )
 
 
 # ------------------------------------------------------------------------------------------ learning Pendulum
 @pytest.mark.learning
-@pytest.mark.parametrize(("algo", "config_class", "steps"), [("ddpg", ddpg.Config, 4000), ("td3", td3.Config, 7000)],
-                         ids=["ddpg", "td3"])
+@pytest.mark.parametrize(
+    ("algo", "config_class", "steps"), [("ddpg", ddpg.Config, 4000), ("td3", td3.Config, 7000)], ids=["ddpg", "td3"]
+)
 def test_learns_pendulum(tmp_path, algo, config_class, steps):
     assert_learns_pendulum(algo, config_class, steps, tmp_path)

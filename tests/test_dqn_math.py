@@ -145,10 +145,18 @@ def test_gradient_steps_fit_a_fixed_target(double_q):
 def test_batchnorm_targets_use_batch_statistics_like_the_predictions():
     """One update's loss equals Huber(Q(s, a), r + gamma * max Q_target(s')) with both nets in train mode."""
     torch.manual_seed(3)
-    config = Config(double_q=False, loss="huber", hidden_sizes=(), conv_channels=(4,), conv_kernels=(3,),
-                    conv_strides=(2,), batch_norm=True)
-    learner = DQN(config, gym.spaces.Box(0, 255, shape=(1, 8, 8), dtype=np.uint8), gym.spaces.Discrete(2),
-                  torch.device("cpu"))
+    config = Config(
+        double_q=False,
+        loss="huber",
+        hidden_sizes=(),
+        conv_channels=(4,),
+        conv_kernels=(3,),
+        conv_strides=(2,),
+        batch_norm=True,
+    )
+    learner = DQN(
+        config, gym.spaces.Box(0, 255, shape=(1, 8, 8), dtype=np.uint8), gym.spaces.Discrete(2), torch.device("cpu")
+    )
     replay = ReplayBuffer(16, (1, 8, 8), np.dtype(np.uint8))
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 256, size=(9, 1, 8, 8), dtype=np.uint8)
@@ -226,7 +234,8 @@ def gradients_at_step(**settings) -> tuple[list[torch.Tensor], float, float]:
         q_taken = learner.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         target = batch.returns + batch.discounts * learner.target_net(batch.next_obs).max(1).values
         by_hand = (torch.nn.functional.mse_loss if config.loss == "mse" else torch.nn.functional.smooth_l1_loss)(
-            q_taken, target).item()
+            q_taken, target
+        ).item()
     seen: list[torch.Tensor] = []
     step = learner.optimizer.step
 

@@ -25,17 +25,44 @@ from deeprl.config import read_config_file
 from deeprl.nets import QNetwork, SoftUpdate
 from deeprl.policies import QAgent
 
-COMMON = {"hidden_sizes": (16,), "eval_episodes": 1, "final_eval_episodes": 1, "tensorboard": False,
-          "checkpoint_every": 0}
+COMMON = {
+    "hidden_sizes": (16,),
+    "eval_episodes": 1,
+    "final_eval_episodes": 1,
+    "tensorboard": False,
+    "checkpoint_every": 0,
+}
 # Rounds after every 2nd episode, 3 gradient steps each; a target copy after every 3rd episode; lr annealed.
-EPISODES_RUN = {"seed": 0, "steps": 700, "eval_every": 700, "learning_starts": 150, "batch_size": 32,
-                "train_freq_unit": "episodes", "train_freq": 2, "gradient_steps": 3,
-                "target_update_unit": "episodes", "target_update_interval": 3, "lr": 1e-3, "lr_end": 2e-4}
+EPISODES_RUN = {
+    "seed": 0,
+    "steps": 700,
+    "eval_every": 700,
+    "learning_starts": 150,
+    "batch_size": 32,
+    "train_freq_unit": "episodes",
+    "train_freq": 2,
+    "gradient_steps": 3,
+    "target_update_unit": "episodes",
+    "target_update_interval": 3,
+    "lr": 1e-3,
+    "lr_end": 2e-4,
+}
 # Rounds every 4th step, 2 gradient steps each; the replay reaches batch_size (48) after learning_starts (10),
 # so the first round is at step 48. A target copy every 50 steps; a constant lr.
-STEPS_RUN = {"seed": 1, "steps": 500, "eval_every": 500, "learning_starts": 10, "batch_size": 48,
-             "train_freq_unit": "steps", "train_freq": 4, "gradient_steps": 2,
-             "target_update_unit": "steps", "target_update_interval": 50, "lr": 1e-3, "lr_end": None}
+STEPS_RUN = {
+    "seed": 1,
+    "steps": 500,
+    "eval_every": 500,
+    "learning_starts": 10,
+    "batch_size": 48,
+    "train_freq_unit": "steps",
+    "train_freq": 4,
+    "gradient_steps": 2,
+    "target_update_unit": "steps",
+    "target_update_interval": 50,
+    "lr": 1e-3,
+    "lr_end": None,
+}
 
 
 @dataclass
@@ -58,8 +85,11 @@ class RecordedRun:
     def episode_ends(self) -> list[tuple[int, int, str]]:
         """(episode, step, loss column) of each finished episode, as metrics.csv has them."""
         with open(self.run_dir / "metrics.csv") as metrics:
-            return [(int(row["episode"]), int(row["step"]), row["loss"])
-                    for row in csv.DictReader(metrics) if row["kind"] == "train"]
+            return [
+                (int(row["episode"]), int(row["step"]), row["loss"])
+                for row in csv.DictReader(metrics)
+                if row["kind"] == "train"
+            ]
 
 
 def recorded_run(tmp_path_factory: pytest.TempPathFactory, name: str, settings: dict) -> RecordedRun:
@@ -107,9 +137,13 @@ def steps_run(tmp_path_factory) -> RecordedRun:
 def test_episode_rounds_come_after_every_second_episode_once_learning_started(episodes_run):
     settings = episodes_run.settings
     ends = episodes_run.episode_ends()
-    rounds = [step for episode, step, _ in ends
-              if episode % settings["train_freq"] == 0 and step > settings["learning_starts"]
-              and step >= settings["batch_size"]]
+    rounds = [
+        step
+        for episode, step, _ in ends
+        if episode % settings["train_freq"] == 0
+        and step > settings["learning_starts"]
+        and step >= settings["batch_size"]
+    ]
     assert len(rounds) >= 5  # the run is long enough to tell the rule apart from others
     expected = Counter({step: settings["gradient_steps"] for step in rounds})
     assert Counter(episodes_run.calls.updates) == expected
@@ -119,9 +153,11 @@ def test_episode_rounds_come_after_every_second_episode_once_learning_started(ep
 
 def test_step_rounds_come_every_train_freq_steps_once_the_replay_holds_a_batch(steps_run):
     settings = steps_run.settings
-    rounds = [step for step in range(1, settings["steps"] + 1)
-              if step % settings["train_freq"] == 0 and step > settings["learning_starts"]
-              and step >= settings["batch_size"]]
+    rounds = [
+        step
+        for step in range(1, settings["steps"] + 1)
+        if step % settings["train_freq"] == 0 and step > settings["learning_starts"] and step >= settings["batch_size"]
+    ]
     assert rounds[0] == 48
     assert steps_run.calls.updates == [step for step in rounds for _ in range(settings["gradient_steps"])]
     # an episode has a loss exactly when a round happened during it
@@ -155,8 +191,7 @@ def test_lr_anneals_linearly_to_lr_end_over_the_run(episodes_run):
     assert calls.lr_set[-1][1] == pytest.approx(lr_end, rel=1e-12)
     assert calls.lr_set[total // 2 - 1][1] == pytest.approx(6e-4, rel=1e-12)  # halfway: (1e-3 + 2e-4) / 2
     # each gradient step ran with the lr of its own step
-    assert calls.lr_at_update == pytest.approx([lr + (lr_end - lr) * step / total for step in calls.updates],
-                                               rel=1e-12)
+    assert calls.lr_at_update == pytest.approx([lr + (lr_end - lr) * step / total for step in calls.updates], rel=1e-12)
 
 
 def test_without_lr_end_the_lr_stays_put(steps_run):
@@ -199,8 +234,9 @@ def test_a_loaded_agent_explores_with_the_runs_final_epsilon(episodes_run, obser
     for epsilon, seed in ((agent.epsilon, 3), (0.3, 5), (1.0, 6)):
         agent.epsilon = epsilon
         agent.rng = np.random.default_rng(seed)
-        np.testing.assert_array_equal(agent.act(observations, deterministic=False),
-                                      replayed_actions(greedy, epsilon, 2, seed))
+        np.testing.assert_array_equal(
+            agent.act(observations, deterministic=False), replayed_actions(greedy, epsilon, 2, seed)
+        )
     agent.epsilon = 0.0
     np.testing.assert_array_equal(agent.act(observations, deterministic=False), greedy)
     assert np.array_equal(agent.act(observations), greedy)  # deterministic acting draws nothing
@@ -227,8 +263,13 @@ def test_random_actions_come_with_frequency_epsilon(epsilon):
     uniform over the action space (numbered from its start)."""
     torch.manual_seed(0)
     network = {"obs_dim": 2, "n_actions": 3, "hidden_sizes": [8], "activation": "relu", "dueling": False}
-    agent = QAgent(QNetwork(**network), gym.spaces.Box(-1.0, 1.0, shape=(2,)), gym.spaces.Discrete(3, start=-1),
-                   network, epsilon=epsilon)
+    agent = QAgent(
+        QNetwork(**network),
+        gym.spaces.Box(-1.0, 1.0, shape=(2,)),
+        gym.spaces.Discrete(3, start=-1),
+        network,
+        epsilon=epsilon,
+    )
     agent.rng = np.random.default_rng(0)
     observations = np.zeros((20_000, 2), dtype=np.float32)  # one observation: one greedy action
     greedy = agent.act(observations[0])

@@ -149,8 +149,10 @@ def test_discrete_observations_become_one_hot_vectors():
 @pytest.mark.parametrize(
     ("env_id", "message"),
     [
-        ("tests.custom_envs:Broken",
-         "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire"),
+        (
+            "tests.custom_envs:Broken",
+            "creating env 'tests.custom_envs:Broken' failed: RuntimeError: the warehouse is on fire",
+        ),
         ("tests.custom_envs:Missing", "'tests.custom_envs' has no class or function 'Missing'"),
         ("tests.custom_envs:not_an_env", "'tests.custom_envs:not_an_env' returned object, not a gymnasium.Env"),
         ("no_such_package_xyz.envs:Env", "cannot import 'no_such_package_xyz.envs'"),

@@ -14,8 +14,22 @@ from tests.conftest import forker, run_deeprl, start_deeprl, wait_for
 
 
 def train(steps: int) -> list[str]:
-    return ["train", "dqn", "CartPole-v1", "--steps", str(steps), "--run-dir", "run", "--quiet",
-            "--set", "learning_starts=100", "--set", "tensorboard=false", "--set", "checkpoint_every=200"]
+    return [
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--steps",
+        str(steps),
+        "--run-dir",
+        "run",
+        "--quiet",
+        "--set",
+        "learning_starts=100",
+        "--set",
+        "tensorboard=false",
+        "--set",
+        "checkpoint_every=200",
+    ]
 
 
 def process_state(pid: int) -> tuple[str, int]:
@@ -52,8 +66,11 @@ def test_sigstop_freezes_and_sigcont_resumes_a_child(tmp_path):
     assert "continue with: deeprl resume" in trainer.stderr()
 
 
-@pytest.mark.parametrize(("args", "code"), [(["--version"], 0), (["train", "foo", "CartPole-v1"], 2), ([], 2)],
-                         ids=["version", "bad-input", "no-command"])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--version"], 0), (["train", "foo", "CartPole-v1"], 2), ([], 2)],
+    ids=["version", "bad-input", "no-command"],
+)
 def test_a_child_exits_with_the_commands_code_and_its_own_output(tmp_path, args, code):
     result = run_deeprl(*args, cwd=tmp_path)
     assert result.returncode == code, result.stderr
@@ -69,9 +86,11 @@ def test_settings_reach_one_child_only(tmp_path):
     (tmp_path / "probe.py").write_text(
         "import os, resource, sys\n"
         "print(os.environ.get('DEEPRL_PROBE'), os.environ.get('HOME') is None,"
-        " resource.getrlimit(resource.RLIMIT_FSIZE)[0], sys.path[0])\n")
-    given = start_deeprl([], tmp_path, script=tmp_path / "probe.py", env={"DEEPRL_PROBE": "1", "HOME": None},
-                         file_size_limit=10_000)
+        " resource.getrlimit(resource.RLIMIT_FSIZE)[0], sys.path[0])\n"
+    )
+    given = start_deeprl(
+        [], tmp_path, script=tmp_path / "probe.py", env={"DEEPRL_PROBE": "1", "HOME": None}, file_size_limit=10_000
+    )
     assert given.wait(timeout=60) == 0, given.stderr()
     assert given.stdout().split() == ["1", "True", "10000", str(tmp_path)]
     plain = start_deeprl([], tmp_path, script=tmp_path / "probe.py")

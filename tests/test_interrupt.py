@@ -20,9 +20,22 @@ from tests.conftest import run_deeprl, start_deeprl, wait_for
 from tests.forking_cli import ForkedProcess
 
 TRAIN_ARGS = [
-    "--seed", "0", "--steps", "1500", "--set", "eval_every=300", "--set", "eval_episodes=2",
-    "--set", "final_eval_episodes=2", "--set", "learning_starts=200", "--set", "tensorboard=false",
-    "--set", "checkpoint_every=100000",
+    "--seed",
+    "0",
+    "--steps",
+    "1500",
+    "--set",
+    "eval_every=300",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "learning_starts=200",
+    "--set",
+    "tensorboard=false",
+    "--set",
+    "checkpoint_every=100000",
 ]
 
 
@@ -76,8 +89,9 @@ def test_ctrl_c_leaves_a_run_that_can_be_read_and_resumed_exactly(tmp_path):
     resumed = run_deeprl("resume", run_dir, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     uninterrupted = tmp_path / "uninterrupted"
-    straight = run_deeprl("train", "dqn", "CartPole-v1", "--run-dir", uninterrupted, "--quiet", *TRAIN_ARGS,
-                          cwd=tmp_path)
+    straight = run_deeprl(
+        "train", "dqn", "CartPole-v1", "--run-dir", uninterrupted, "--quiet", *TRAIN_ARGS, cwd=tmp_path
+    )
     assert straight.returncode == 0, straight.stderr
     assert without_time(run_dir) == without_time(uninterrupted)
     assert deeprl.load(run_dir / "policy.pt").policy_step == 1500

@@ -18,8 +18,9 @@ import deeprl
 from deeprl.algos import dqn
 
 # Every setting is pinned (defaults, then the chosen ones), so editing the CartPole preset cannot change it.
-DEFAULTS = {field.name: getattr(dqn.Config(), field.name) for field in dataclasses.fields(dqn.Config)
-            if field.name != "env"}
+DEFAULTS = {
+    field.name: getattr(dqn.Config(), field.name) for field in dataclasses.fields(dqn.Config) if field.name != "env"
+}
 SETTINGS = {
     "hidden_sizes": (64, 64),
     "lr": 2e-3,

@@ -60,8 +60,15 @@ def train(path: Path, config: Config, checkpoint: dict[str, Any] | None = None) 
     make_env = spec_factory(env_options(config), None)
     if checkpoint is None:
         prepare_run_dir(path)
-    run = Run(path, config, (), make_env, None, show_progress=False,
-              resume_state=None if checkpoint is None else checkpoint["run"])
+    run = Run(
+        path,
+        config,
+        (),
+        make_env,
+        None,
+        show_progress=False,
+        resume_state=None if checkpoint is None else checkpoint["run"],
+    )
     trainers: list[RandomStepper] = []
 
     def build(runner: EnvRunner, rng: np.random.Generator) -> RandomStepper:
@@ -81,8 +88,9 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_the_driver_checkpoints_where_the_trainer_can_and_a_resumed_run_goes_on_exactly(tmp_path):
-    config = Config(total_steps=10, eval_every=5, eval_episodes=1, final_eval_episodes=1, checkpoint_every=6,
-                    tensorboard=False)
+    config = Config(
+        total_steps=10, eval_every=5, eval_episodes=1, final_eval_episodes=1, checkpoint_every=6, tensorboard=False
+    )
     whole = train(tmp_path / "whole", config)
     assert len(whole.draws) == 10
     assert [int(row["step"]) for row in rows(tmp_path / "whole") if row["kind"] == "eval"] == [5, 10]
@@ -104,8 +112,17 @@ def test_the_driver_checkpoints_where_the_trainer_can_and_a_resumed_run_goes_on_
 
 
 def test_a_run_record_round_trips_and_reads_a_checkpoint_from_before_updates_were_counted():
-    record = RunRecord(step=600, metrics_bytes=1234, train_seconds=2.5, eval_seconds=0.5, best_mean=20.0,
-                       best_step=500, last_eval_step=500, next_checkpoint=1000, updates=7)
+    record = RunRecord(
+        step=600,
+        metrics_bytes=1234,
+        train_seconds=2.5,
+        eval_seconds=0.5,
+        best_mean=20.0,
+        best_step=500,
+        last_eval_step=500,
+        next_checkpoint=1000,
+        updates=7,
+    )
     record.recent_returns.extend([10.0, 30.0])
     state = record.to_dict()
     assert state["recent_returns"] == [10.0, 30.0]  # plain data: checkpoints load with weights_only=True

@@ -28,8 +28,17 @@ EVERY = 4
 def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("media") / "run"
     agent = deeprl.train(
-        "dqn", "CartPole-v1", seed=3, steps=600, run_dir=run_dir, hidden_sizes=(32, 32), learning_starts=100,
-        eval_every=300, eval_episodes=2, final_eval_episodes=2, tensorboard=False,
+        "dqn",
+        "CartPole-v1",
+        seed=3,
+        steps=600,
+        run_dir=run_dir,
+        hidden_sizes=(32, 32),
+        learning_starts=100,
+        eval_every=300,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        tensorboard=False,
     )
     return agent, run_dir
 
@@ -62,8 +71,9 @@ def test_watch_writes_an_mp4_that_decodes(trained, tmp_path):
 
 def test_watch_writes_an_html_animation(trained, tmp_path):
     _, run_dir = trained
-    result = run_deeprl("watch", run_dir, "--video", "out.html", "--every", EVERY, "--episodes", "2", "--seed", "60",
-                        cwd=tmp_path)
+    result = run_deeprl(
+        "watch", run_dir, "--video", "out.html", "--every", EVERY, "--episodes", "2", "--seed", "60", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "out.html").read_text()
     frames = html_frames(html)
@@ -88,8 +98,9 @@ def test_animate_api_matches_the_agents_episode(trained, tmp_path):
     assert first.tobytes() == Image.fromarray(env.render()).tobytes()
     animation.save(tmp_path / "episode.html")
     assert (tmp_path / "episode.html").read_text() == animation.html
-    assert animation.returns == [float(expected) for expected in
-                                 deeprl.evaluate(agent, "CartPole-v1", episodes=1, seed=70).returns]
+    assert animation.returns == [
+        float(expected) for expected in deeprl.evaluate(agent, "CartPole-v1", episodes=1, seed=70).returns
+    ]
 
 
 def test_animate_rejects_bad_arguments(trained):
@@ -100,8 +111,15 @@ def test_animate_rejects_bad_arguments(trained):
 
 # ------------------------------------------------------------------------------------------ learning curves
 
-TINY = dict(steps=300, learning_starts=100, eval_every=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False,
-            progress=False)
+TINY = dict(
+    steps=300,
+    learning_starts=100,
+    eval_every=100,
+    eval_episodes=2,
+    final_eval_episodes=2,
+    tensorboard=False,
+    progress=False,
+)
 MEAN = f"{MOVING_AVERAGE}-episode mean"
 
 
@@ -125,8 +143,9 @@ def copy_run(run_dir: Path, target: Path, **changes) -> Path:
     for name in ("metrics.csv", "eval.json"):
         shutil.copy(run_dir / name, target / name)
     settings = {**config(run_dir), **changes}
-    (target / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in settings.items() if v is not ...},
-                                                       sort_keys=False))
+    (target / "config.yaml").write_text(
+        yaml.safe_dump({k: v for k, v in settings.items() if v is not ...}, sort_keys=False)
+    )
     return target
 
 
@@ -151,11 +170,14 @@ def test_comparison_of_two_envs_labels_runs_by_what_differs(runs, tmp_path):
     assert figure.get_supxlabel() == "environment steps"
     cartpole, acrobot_axes = figure.axes
     preset_lr = config(cartpole_0)["lr"]
-    assert legend(cartpole) == [f"seed 0 · lr={preset_lr:g}", "seed 1 · lr=0.0005", "greedy evaluation",
-                                "solved (475)"]
+    assert legend(cartpole) == [f"seed 0 · lr={preset_lr:g}", "seed 1 · lr=0.0005", "greedy evaluation", "solved (475)"]
     # the Acrobot run is alone in its subplot: its episodes are drawn faintly beside its mean, as for one run
-    assert legend(acrobot_axes) == ["episode return", f"seed 0 · lr={config(acrobot)['lr']:g}", "greedy evaluation",
-                                    "solved (-100)"]
+    assert legend(acrobot_axes) == [
+        "episode return",
+        f"seed 0 · lr={config(acrobot)['lr']:g}",
+        "greedy evaluation",
+        "solved (-100)",
+    ]
     assert solved_lines(cartpole) == [475.0]
     assert solved_lines(acrobot_axes) == [-100.0]
     # evaluation dots take their run's colour; the legend's marker is a gray stand-in for all of them
@@ -222,8 +244,10 @@ def test_labels_name_a_few_settings_then_count_the_rest(runs, tmp_path):
     # a run differing from another only in a setting the short labels leave out: every setting is named
     last_only = copy_run(cartpole_0, tmp_path / "last-only", **{**changed, "tau": 1.0})
     labels = legend(runs_figure([base, many, last_only]).axes[0])[:3]
-    assert labels[1:] == ["gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=0.5",
-                          "gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=1"]
+    assert labels[1:] == [
+        "gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=0.5",
+        "gamma=0.9 · n_step=1 · lr=0.01 · batch_size=32 · tau=1",
+    ]
 
 
 def test_settings_that_follow_from_the_preset_stay_out_of_labels(runs, tmp_path):
@@ -287,8 +311,11 @@ def test_legends_sit_beside_the_data(runs, tmp_path):
 def write_metrics(path: Path, rows: list[str], **settings) -> Path:
     """A run directory reduced to what a plot reads: config.yaml and metrics rows."""
     path.mkdir(parents=True)
-    (path / "config.yaml").write_text(yaml.safe_dump({"algo": "a2c", "preset": "default", "env": "Pendulum-v1",
-                                                      "seed": 0, **settings}, sort_keys=False))
+    (path / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"algo": "a2c", "preset": "default", "env": "Pendulum-v1", "seed": 0, **settings}, sort_keys=False
+        )
+    )
     (path / "metrics.csv").write_text("kind,step,episode,return,return_std,length,time_s\n" + "\n".join(rows) + "\n")
     return path
 
@@ -297,8 +324,11 @@ def test_episodes_ending_on_one_step_are_one_point(tmp_path):
     """Eight env copies of fixed-length episodes end theirs together: each step is one point (the episodes'
     mean, their range shaded), never a vertical line, and the moving average is taken after the step's last."""
     returns = {200: [-1800, -1600, -1700, -1500], 400: [-1200, -1400, -1000, -1300]}
-    rows = [f"train,{step},{episode},{value},,200,0.1" for step, values in returns.items()
-            for episode, value in enumerate(values)]
+    rows = [
+        f"train,{step},{episode},{value},,200,0.1"
+        for step, values in returns.items()
+        for episode, value in enumerate(values)
+    ]
     (axes,) = runs_figure([write_metrics(tmp_path / "vector", [*rows, "eval,400,8,-900,0,200,0.2"])]).axes
     episodes = next(line for line in axes.get_lines() if line.get_label().startswith("episode return"))
     mean = next(line for line in axes.get_lines() if line.get_label() == MEAN)
@@ -317,21 +347,38 @@ def test_a_single_point_is_drawn_with_a_marker(tmp_path):
     from deeprl.media import groups_figure
 
     one = write_metrics(tmp_path / "one", ["train,200,0,-1500,,200,0.1", "eval,200,1,-1400,0,200,0.1"], lr=0.1)
-    many = [write_metrics(tmp_path / f"many-{seed}", [f"eval,{step},1,{-1000 + 100 * seed},0,200,0.1"
-                                                      for step in (200, 400)], seed=seed, lr=0.2)
-            for seed in range(2)]
+    many = [
+        write_metrics(
+            tmp_path / f"many-{seed}",
+            [f"eval,{step},1,{-1000 + 100 * seed},0,200,0.1" for step in (200, 400)],
+            seed=seed,
+            lr=0.2,
+        )
+        for seed in range(2)
+    ]
     (axes,) = groups_figure({"lr=0.1": [one], "lr=0.2": many}).axes
     single, pair = (line for line in axes.get_lines() if line.get_label().startswith("lr="))
     assert single.get_label() == "lr=0.1 (1 run)" and single.get_marker() == "o"
     assert pair.get_label() == "lr=0.2 (2 runs)" and pair.get_marker() in ("", "None", None)
     (axes,) = runs_figure([one]).axes
-    assert {line.get_label(): line.get_marker() for line in axes.get_lines() if len(line.get_xdata()) == 1
-            and line.get_linestyle() != "None"} == {"episode return": "o", MEAN: "o"}
+    assert {
+        line.get_label(): line.get_marker()
+        for line in axes.get_lines()
+        if len(line.get_xdata()) == 1 and line.get_linestyle() != "None"
+    } == {"episode return": "o", MEAN: "o"}
 
 
-@pytest.mark.parametrize(("suffix", "signature"), [(".png", PNG_SIGNATURE), (".svg", b"<?xml"), (".pdf", b"%PDF"),
-                                                   (".jpg", b"\xff\xd8\xff"), (".JPEG", b"\xff\xd8\xff"),
-                                                   (".eps", b"%!PS")])
+@pytest.mark.parametrize(
+    ("suffix", "signature"),
+    [
+        (".png", PNG_SIGNATURE),
+        (".svg", b"<?xml"),
+        (".pdf", b"%PDF"),
+        (".jpg", b"\xff\xd8\xff"),
+        (".JPEG", b"\xff\xd8\xff"),
+        (".eps", b"%!PS"),
+    ],
+)
 def test_a_plot_is_written_in_the_format_its_name_says(runs, tmp_path, suffix, signature):
     cartpole_0, _, _ = runs
     output = tmp_path / f"curve{suffix}"
@@ -352,12 +399,16 @@ def test_group_by_takes_run_level_keys_and_refuses_unknown_ones(runs, tmp_path):
 
     cartpole_0, _, _ = runs
     ppo = copy_run(cartpole_0, tmp_path / "ppo", algo="ppo")
-    assert {label: [path.name for path in paths] for label, paths in group_runs([cartpole_0, ppo], "algo").items()} \
-        == {"algo=dqn": ["cartpole-0"], "algo=ppo": ["ppo"]}
+    assert {label: [path.name for path in paths] for label, paths in group_runs([cartpole_0, ppo], "algo").items()} == {
+        "algo=dqn": ["cartpole-0"],
+        "algo=ppo": ["ppo"],
+    }
     assert list(group_runs(runs, "env")) == ["env=CartPole-v1", "env=Acrobot-v1"]
     assert list(group_runs(runs, "seed")) == ["seed=0", "seed=1"]
     assert list(group_runs(runs, "preset")) == ["preset=default"]
     with pytest.raises(DeeprlError) as caught:
         group_runs(runs, "lrr")
-    assert str(caught.value) == ("unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, "
-                                 "seed, or a setting in the runs' config.yaml)")
+    assert str(caught.value) == (
+        "unknown --group-by key 'lrr': no run has it; did you mean 'lr'? (algo, env, preset, "
+        "seed, or a setting in the runs' config.yaml)"
+    )

@@ -20,8 +20,14 @@ from tests.custom_envs import PictureSide
 from tests.test_reliability import assert_one_line_error
 
 HWC, CHW, BOX = "tests.custom_envs:PictureSide", "tests.custom_envs:PictureSideCHW", "tests.custom_envs:PictureSideBox"
-QUICK = {"seed": 0, "progress": False, "eval_every": 10_000, "eval_episodes": 2, "final_eval_episodes": 2,
-         "hidden_sizes": (32,)}
+QUICK = {
+    "seed": 0,
+    "progress": False,
+    "eval_every": 10_000,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "hidden_sizes": (32,),
+}
 OFF_POLICY = {"learning_starts": 50, "batch_size": 16, "buffer_size": 1000, "train_freq": 4}
 
 
@@ -31,16 +37,19 @@ def picture(side: int, layout: str = "HWC") -> np.ndarray:
     return env._obs()
 
 
-@pytest.mark.parametrize(("shape", "dtype", "high", "layout"), [
-    ((36, 36, 3), np.uint8, 255, "HWC"),
-    ((3, 36, 36), np.uint8, 255, "CHW"),
-    ((4, 84, 84), np.uint8, 255, "CHW"),  # four stacked frames
-    ((84, 84, 4), np.uint8, 255, "HWC"),
-    ((40, 40), np.uint8, 255, "HW"),
-    ((3, 36, 36), np.float32, 1.0, None),  # not bytes: read flattened, as every vector
-    ((36, 36, 3), np.uint8, 1, None),  # bytes, but not pixels in 0..255
-    ((4,), np.uint8, 255, None),
-])
+@pytest.mark.parametrize(
+    ("shape", "dtype", "high", "layout"),
+    [
+        ((36, 36, 3), np.uint8, 255, "HWC"),
+        ((3, 36, 36), np.uint8, 255, "CHW"),
+        ((4, 84, 84), np.uint8, 255, "CHW"),  # four stacked frames
+        ((84, 84, 4), np.uint8, 255, "HWC"),
+        ((40, 40), np.uint8, 255, "HW"),
+        ((3, 36, 36), np.float32, 1.0, None),  # not bytes: read flattened, as every vector
+        ((36, 36, 3), np.uint8, 1, None),  # bytes, but not pixels in 0..255
+        ((4,), np.uint8, 255, None),
+    ],
+)
 def test_pictures_are_found_by_dtype_bounds_and_rank_and_their_channels_once(shape, dtype, high, layout):
     description = observation_encoder(gym.spaces.Box(0, high, shape=shape, dtype=dtype))
     if layout is None:
@@ -80,8 +89,9 @@ def test_dqn_conv_settings_read_the_channels_of_a_channels_last_picture():
 def dqn_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("dqn") / "run"
     settings = {**QUICK, **OFF_POLICY, "train_freq": 2, "final_eval_episodes": 10}
-    agent = deeprl.train("dqn", HWC, steps=400, run_dir=run_dir, epsilon_decay_steps=250, target_update_interval=100,
-                         **settings)
+    agent = deeprl.train(
+        "dqn", HWC, steps=400, run_dir=run_dir, epsilon_decay_steps=250, target_update_interval=100, **settings
+    )
     return agent
 
 
@@ -97,20 +107,32 @@ def test_dqn_learns_from_channels_last_pictures(dqn_run):
 
 @pytest.mark.learning
 def test_ppo_learns_from_channels_first_pictures(tmp_path):
-    agent = deeprl.train("ppo", CHW, steps=1536, run_dir=tmp_path / "run", n_steps=128, n_envs=2, batch_size=64,
-                         n_epochs=4, **{**QUICK, "final_eval_episodes": 10})
+    agent = deeprl.train(
+        "ppo",
+        CHW,
+        steps=1536,
+        run_dir=tmp_path / "run",
+        n_steps=128,
+        n_envs=2,
+        batch_size=64,
+        n_epochs=4,
+        **{**QUICK, "final_eval_episodes": 10},
+    )
     assert agent.network["encoder"]["layout"] == "CHW" and agent.numpy_policy is None  # torch acts for a CNN
     assert final_return(agent) == 10.0
 
 
-@pytest.mark.parametrize(("algo", "env", "settings"), [
-    ("a2c", HWC, {"n_envs": 2}),
-    ("reinforce", CHW, {}),
-    ("actor-critic", HWC, {"critic": "advantage"}),  # its Q head reads the actor's CNN
-    ("ddpg", BOX, OFF_POLICY),
-    ("td3", BOX, OFF_POLICY),
-    ("sac", BOX, OFF_POLICY),
-])
+@pytest.mark.parametrize(
+    ("algo", "env", "settings"),
+    [
+        ("a2c", HWC, {"n_envs": 2}),
+        ("reinforce", CHW, {}),
+        ("actor-critic", HWC, {"critic": "advantage"}),  # its Q head reads the actor's CNN
+        ("ddpg", BOX, OFF_POLICY),
+        ("td3", BOX, OFF_POLICY),
+        ("sac", BOX, OFF_POLICY),
+    ],
+)
 def test_every_box_observation_algorithm_trains_on_pictures(tmp_path, algo, env, settings):
     agent = deeprl.train(algo, env, steps=200, run_dir=tmp_path / "run", **QUICK, **settings)
     loaded = deeprl.load(tmp_path / "run" / "policy.pt")
@@ -135,7 +157,8 @@ def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
     assert assert_one_line_error(result) == (
         "deeprl: error: observations of shape (20, 20, 3) are 20x20 pictures (HWC), smaller than the CNN takes "
         "(kernels [8, 4, 3], strides [4, 2, 1]: at least 36x36); enlarge them, e.g. with "
-        "gymnasium.wrappers.ResizeObservation")
+        "gymnasium.wrappers.ResizeObservation"
+    )
     assert not (tmp_path / "run").exists()
     for algo in ("ppo", "reinforce", "actor-critic", "sac"):
         env = "tests.custom_envs:TinyPicture" if algo != "sac" else BOX
@@ -146,20 +169,40 @@ def test_a_picture_smaller_than_the_cnn_takes_is_refused_in_one_line(tmp_path):
 
 
 def test_observation_normalisation_of_pictures_is_refused(tmp_path):
-    result = run_deeprl("train", "ppo", HWC, "--run-dir", "run", "--set", "normalize_observations=true",
-                        cwd=tmp_path)
+    result = run_deeprl("train", "ppo", HWC, "--run-dir", "run", "--set", "normalize_observations=true", cwd=tmp_path)
     assert assert_one_line_error(result) == (
         "deeprl: error: normalize_observations standardises observation vectors, but tests.custom_envs:PictureSide "
-        "gives pictures (36, 36, 3), which the CNN scales to [0, 1] itself: drop normalize_observations")
+        "gives pictures (36, 36, 3), which the CNN scales to [0, 1] itself: drop normalize_observations"
+    )
     assert not (tmp_path / "run").exists()
 
 
 PICTURE_RUN = [
-    "--seed", "0", "--steps", "300", "--quiet", "--set", "hidden_sizes=32", "--set", "learning_starts=50",
-    "--set", "batch_size=16", "--set", "train_freq=4",
-    "--set", "buffer_size=80",  # full before the kill: resume restores a wrapped-around memory of bytes
-    "--set", "checkpoint_every=100", "--set", "eval_every=150", "--set", "eval_episodes=2",
-    "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
+    "--seed",
+    "0",
+    "--steps",
+    "300",
+    "--quiet",
+    "--set",
+    "hidden_sizes=32",
+    "--set",
+    "learning_starts=50",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "train_freq=4",
+    "--set",
+    "buffer_size=80",  # full before the kill: resume restores a wrapped-around memory of bytes
+    "--set",
+    "checkpoint_every=100",
+    "--set",
+    "eval_every=150",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
 ]
 
 

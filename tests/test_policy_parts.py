@@ -54,13 +54,18 @@ def filled_rollout(gamma: float, gae_lambda: float) -> RolloutBuffer:
     rollout = RolloutBuffer(4, 2, (1,), np.dtype(np.float32))
     for step in range(4):
         rollout.add(
-            obs=[[step], [step]], actions=[0, 1], rewards=REWARDS[step], terminated=TERMINATED[step],
-            truncated=TRUNCATED[step], truncated_values=TRUNCATED_VALUES[step],
+            obs=[[step], [step]],
+            actions=[0, 1],
+            rewards=REWARDS[step],
+            terminated=TERMINATED[step],
+            truncated=TRUNCATED[step],
+            truncated_values=TRUNCATED_VALUES[step],
         )
     assert rollout.full
     rollout.values[...] = VALUES  # as the policy's scoring fills them in
-    rollout.advantages[...], rollout.returns[...] = gae(rollout, np.array(LAST_VALUES, dtype=np.float32), gamma,
-                                                        gae_lambda)
+    rollout.advantages[...], rollout.returns[...] = gae(
+        rollout, np.array(LAST_VALUES, dtype=np.float32), gamma, gae_lambda
+    )
     return rollout
 
 
@@ -85,8 +90,9 @@ def test_gae_lambda_one_is_bootstrapped_returns_minus_values():
     # env 0: episode [0, 1] ends in a terminal (no bootstrap); episode [2, 3] runs on (bootstrap V = 2)
     env0 = np.concatenate([discounted_returns([1, 2], GAMMA), discounted_returns([0, 1], GAMMA, bootstrap=2.0)])
     # env 1: episode [0, 2] is cut with V(final obs) = 6; episode [3] runs on (bootstrap V = 4)
-    env1 = np.concatenate([discounted_returns([2, 0, 1], GAMMA, bootstrap=6.0),
-                           discounted_returns([3], GAMMA, bootstrap=4.0)])
+    env1 = np.concatenate(
+        [discounted_returns([2, 0, 1], GAMMA, bootstrap=6.0), discounted_returns([3], GAMMA, bootstrap=4.0)]
+    )
     np.testing.assert_array_equal(env0, [2, 2, 1, 2])  # by hand: 1 + 0.5*2, 2; 0 + 0.5*2, 1 + 0.5*2
     np.testing.assert_array_equal(env1, [3, 2, 4, 5])  # by hand: 2 + 0.5*2, 0 + 0.5*4, 1 + 0.5*6; 3 + 0.5*4
     np.testing.assert_array_equal(rollout.advantages, np.stack([env0, env1], axis=1) - values)
@@ -101,8 +107,7 @@ def test_gae_lambda_zero_is_td_errors():
 
 def test_rollout_refuses_adding_past_full():
     rollout = RolloutBuffer(1, 1, (1,), np.dtype(np.float32))
-    row = dict(obs=[[0.0]], actions=[0], rewards=[0.0], terminated=[False], truncated=[False],
-               truncated_values=[0.0])
+    row = dict(obs=[[0.0]], actions=[0], rewards=[0.0], terminated=[False], truncated=[False], truncated_values=[0.0])
     rollout.add(**row)
     with pytest.raises(ValueError, match="reset"):
         rollout.add(**row)
@@ -116,8 +121,14 @@ def test_minibatches_cover_every_sample_once():
     rollout = RolloutBuffer(n_steps, n_envs, (2,), np.dtype(np.float32), action_shape=(1,), action_dtype=np.float32)
     for step in range(n_steps):
         ids = step * n_envs + np.arange(n_envs, dtype=np.float32)  # each sample's id, stored in every field
-        rollout.add(np.stack([ids, -ids], axis=1), ids[:, None], rewards=ids, terminated=np.zeros(n_envs),
-                    truncated=np.zeros(n_envs), truncated_values=np.zeros(n_envs))
+        rollout.add(
+            np.stack([ids, -ids], axis=1),
+            ids[:, None],
+            rewards=ids,
+            terminated=np.zeros(n_envs),
+            truncated=np.zeros(n_envs),
+            truncated_values=np.zeros(n_envs),
+        )
         rollout.log_probs[step] = rollout.values[step] = ids
     rollout.returns[...] = rollout.values  # advantages 0
     batches = list(rollout.minibatches(5, np.random.default_rng(0), "cpu"))
@@ -230,8 +241,15 @@ def test_orthogonal_init_gains():
 
 @pytest.mark.parametrize("action", [DISCRETE, BOX])
 def test_json_arguments_rebuild_the_network(action):
-    arguments = {"obs_dim": 4, "action": action, "hidden_sizes": [8, 8], "activation": "relu", "value": "shared",
-                 "log_std_init": -0.5, "orthogonal_init": False}
+    arguments = {
+        "obs_dim": 4,
+        "action": action,
+        "hidden_sizes": [8, 8],
+        "activation": "relu",
+        "value": "shared",
+        "log_std_init": -0.5,
+        "orthogonal_init": False,
+    }
     net = ActorCritic(**arguments)
     rebuilt = ActorCritic(**json.loads(json.dumps(arguments)))
     rebuilt.load_state_dict(net.state_dict())

@@ -80,8 +80,9 @@ def epochs_at_ratio_two(target_kl: float | None) -> tuple[dict[str, float], bool
     rollout.log_probs[...] = math.log(0.25)
     rollout.advantages[...] = rollout.returns[...] = 1.0
     config = ppo.Config(n_epochs=3, batch_size=2, target_kl=target_kl, normalize_advantages=False)
-    context = UpdateContext(config, policy, make_optimizer(config, policy), np.random.default_rng(0),
-                            torch.device("cpu"))
+    context = UpdateContext(
+        config, policy, make_optimizer(config, policy), np.random.default_rng(0), torch.device("cpu")
+    )
     before = [parameter.clone() for parameter in policy.parameters()]
     row = ppo.minibatch_epochs(context, rollout, clip_range=0.2, step=4)
     return row, any(not torch.equal(old, new) for old, new in zip(before, policy.parameters(), strict=True))
@@ -125,8 +126,18 @@ def test_best_policy_file_carries_the_observation_statistics_of_its_step(tmp_pat
         save_policy(path, algo, agent, env_spec, step)
 
     monkeypatch.setattr(deeprl.run, "save_policy", recording_save_policy)
-    agent = deeprl.train("ppo", "CartPole-v1", seed=3, steps=1536, run_dir=tmp_path / "run", n_envs=2, n_steps=128,
-                         eval_every=512, normalize_observations=True, **QUICK)
+    agent = deeprl.train(
+        "ppo",
+        "CartPole-v1",
+        seed=3,
+        steps=1536,
+        run_dir=tmp_path / "run",
+        n_envs=2,
+        n_steps=128,
+        eval_every=512,
+        normalize_observations=True,
+        **QUICK,
+    )
     best = [entry for entry in saved if entry[0] == BEST_POLICY][-1]
     # saved before the end, so its statistics are older than the final ones (another seed, if this ever fails)
     assert best[1] == agent.summary["best_policy_step"] < 1536
@@ -159,8 +170,20 @@ def test_box_actions_stored_raw_and_sent_clipped_and_scaled_and_lr_annealed(tmp_
     monkeypatch.setattr(onpolicy.RolloutBuffer, "add", recording_add)
     monkeypatch.setattr(EnvRunner, "step", recording_step)
     # a wide Gaussian (std e^1) samples far beyond the [-1, 1] it acts in (Pendulum's torque of ±2) at once
-    agent = deeprl.train("ppo", "Pendulum-v1", seed=0, steps=256, run_dir=tmp_path / "run", n_envs=2, n_steps=64,
-                         log_std_init=1.0, lr=4e-4, lr_end=0.0, eval_every=256, **QUICK)
+    agent = deeprl.train(
+        "ppo",
+        "Pendulum-v1",
+        seed=0,
+        steps=256,
+        run_dir=tmp_path / "run",
+        n_envs=2,
+        n_steps=64,
+        log_std_init=1.0,
+        lr=4e-4,
+        lr_end=0.0,
+        eval_every=256,
+        **QUICK,
+    )
     raw, scaled = np.concatenate(stored), np.concatenate(sent)
     assert (np.abs(raw) > 1).mean() > 0.2
     np.testing.assert_allclose(scaled, 2 * np.clip(raw, -1, 1), rtol=0, atol=1e-6)
@@ -176,44 +199,120 @@ def test_box_actions_stored_raw_and_sent_clipped_and_scaled_and_lr_annealed(tmp_
 
 @pytest.mark.learning
 def test_ppo_solves_cartpole_with_its_default_preset(tmp_path):
-    agent = deeprl.train("ppo", "CartPole-v1", seed=1, run_dir=tmp_path / "run", tensorboard=False, progress=False,
-                         stop_on_solve=True, final_eval_episodes=5)
+    agent = deeprl.train(
+        "ppo",
+        "CartPole-v1",
+        seed=1,
+        run_dir=tmp_path / "run",
+        tensorboard=False,
+        progress=False,
+        stop_on_solve=True,
+        final_eval_episodes=5,
+    )
     assert agent.summary["solved_at_step"] is not None and agent.summary["solved_at_step"] <= 20_000
 
 
 @pytest.mark.learning
 def test_a2c_learns_cartpole(tmp_path):
-    agent = deeprl.train("a2c", "CartPole-v1", seed=0, steps=10_000, run_dir=tmp_path / "run", tensorboard=False,
-                         progress=False, eval_every=5000, eval_episodes=5, final_eval_episodes=5)
+    agent = deeprl.train(
+        "a2c",
+        "CartPole-v1",
+        seed=0,
+        steps=10_000,
+        run_dir=tmp_path / "run",
+        tensorboard=False,
+        progress=False,
+        eval_every=5000,
+        eval_episodes=5,
+        final_eval_episodes=5,
+    )
     assert agent.summary["best"]["mean_return"] > 150  # a random policy averages about 22
 
 
 PENDULUM_ARGS = [
-    "--seed", "3", "--steps", "1536", "--quiet", "--set", "n_envs=2", "--set", "n_steps=64", "--set", "batch_size=32",
-    "--set", "n_epochs=2", "--set", "normalize_observations=true", "--set", "normalize_rewards=true",
-    "--set", "checkpoint_every=384", "--set", "eval_every=512", "--set", "eval_episodes=2",
-    "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
+    "--seed",
+    "3",
+    "--steps",
+    "1536",
+    "--quiet",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "n_steps=64",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "n_epochs=2",
+    "--set",
+    "normalize_observations=true",
+    "--set",
+    "normalize_rewards=true",
+    "--set",
+    "checkpoint_every=384",
+    "--set",
+    "eval_every=512",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
 ]
 
 
 @pytest.mark.resume
 def test_sigkill_resumes_exactly_with_normalisation(tmp_path, uninterrupted):
     """Pendulum: Box actions, a time limit every 200 steps (bootstrapped values), both normalisations."""
-    kill_and_resume(tmp_path, uninterrupted("ppo", "Pendulum-v1", PENDULUM_ARGS), PENDULUM_ARGS, 768, algo="ppo",
-                    env="Pendulum-v1", tags=(
-                        "train/return", "update/policy_loss", "update/value_loss", "update/approx_kl",
-                        "update/clip_fraction", "update/explained_variance", "eval/return"))
+    kill_and_resume(
+        tmp_path,
+        uninterrupted("ppo", "Pendulum-v1", PENDULUM_ARGS),
+        PENDULUM_ARGS,
+        768,
+        algo="ppo",
+        env="Pendulum-v1",
+        tags=(
+            "train/return",
+            "update/policy_loss",
+            "update/value_loss",
+            "update/approx_kl",
+            "update/clip_fraction",
+            "update/explained_variance",
+            "eval/return",
+        ),
+    )
 
 
 A2C_ARGS = [
-    "--seed", "4", "--steps", "2400", "--quiet", "--set", "n_envs=3", "--set", "checkpoint_every=600",
-    "--set", "eval_every=1200", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2",
-    "--set", "normalize_observations=true", "--set", "tensorboard=true",
+    "--seed",
+    "4",
+    "--steps",
+    "2400",
+    "--quiet",
+    "--set",
+    "n_envs=3",
+    "--set",
+    "checkpoint_every=600",
+    "--set",
+    "eval_every=1200",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "normalize_observations=true",
+    "--set",
+    "tensorboard=true",
 ]
 
 
 @pytest.mark.resume
 def test_a2c_sigkill_resumes_exactly(tmp_path, uninterrupted):
     """A2C on CartPole with three copies killed mid-episode."""
-    kill_and_resume(tmp_path, uninterrupted("a2c", "CartPole-v1", A2C_ARGS), A2C_ARGS, 1200, algo="a2c", tags=(
-        "train/return", "update/policy_loss", "update/value_loss", "update/explained_variance", "eval/return"))
+    kill_and_resume(
+        tmp_path,
+        uninterrupted("a2c", "CartPole-v1", A2C_ARGS),
+        A2C_ARGS,
+        1200,
+        algo="a2c",
+        tags=("train/return", "update/policy_loss", "update/value_loss", "update/explained_variance", "eval/return"),
+    )

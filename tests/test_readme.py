@@ -22,7 +22,7 @@ STEP_CAP = "500"
 STEP_CAP_ENV = {"DEEPRL_MAX_STEPS": STEP_CAP}
 
 # A user's own env package, as the "your own env class" line imagines it: a corridor to walk to the right.
-WAREHOUSE = '''
+WAREHOUSE = """
 import gymnasium as gym
 import numpy as np
 
@@ -46,7 +46,7 @@ class Warehouse(gym.Env):
         self.position = max(0, self.position + (1 if action == 1 else -1))
         arrived = self.position == self.length
         return self._obs(), 1.0 if arrived else -0.1, arrived, False, {}
-'''
+"""
 
 
 def code_blocks(language: str) -> list[str]:
@@ -97,10 +97,14 @@ def test_readme_using_it_lines_run(tmp_path):
     # The first line's run is interrupted (Ctrl-C) once it has evaluated, so that the `resume` line has a run
     # to continue; the lines after it use the resumed, finished run.
     # as `python -m deeprl` would, the working directory comes first on the import path (for my_pkg)
-    trainer = start_deeprl(shlex.split(first)[1:], tmp_path, env={"DEEPRL_MAX_STEPS": "2000"},
-                           python_path=[str(tmp_path)])
-    wait_for(lambda: trainer.stdout().startswith("step ") and "\n" in trainer.stdout(),
-             "the first evaluation's progress line", trainer)
+    trainer = start_deeprl(
+        shlex.split(first)[1:], tmp_path, env={"DEEPRL_MAX_STEPS": "2000"}, python_path=[str(tmp_path)]
+    )
+    wait_for(
+        lambda: trainer.stdout().startswith("step ") and "\n" in trainer.stdout(),
+        "the first evaluation's progress line",
+        trainer,
+    )
     trainer.send_signal(signal.SIGINT)
     trainer.wait(timeout=120)
     errors = trainer.stderr()
@@ -124,9 +128,24 @@ def test_readme_using_it_lines_run(tmp_path):
 @pytest.mark.parametrize("flag", ["--steps", "--set"])
 def test_the_step_cap_is_said_and_recorded(tmp_path, flag):
     args = ["--steps", "900"] if flag == "--steps" else ["--set", "total_steps=900"]
-    result = run_deeprl("train", "dqn", "CartPole-v1", *args, "--quiet", "--run-dir", "run",
-                        "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", cwd=tmp_path, env=STEP_CAP_ENV)
+    result = run_deeprl(
+        "train",
+        "dqn",
+        "CartPole-v1",
+        *args,
+        "--quiet",
+        "--run-dir",
+        "run",
+        "--set",
+        "eval_episodes=2",
+        "--set",
+        "final_eval_episodes=2",
+        cwd=tmp_path,
+        env=STEP_CAP_ENV,
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == f"deeprl: warning: DEEPRL_MAX_STEPS={STEP_CAP} caps this run at {STEP_CAP} " \
-                                    "steps (its settings ask for 900)"
+    assert (
+        result.stderr.strip() == f"deeprl: warning: DEEPRL_MAX_STEPS={STEP_CAP} caps this run at {STEP_CAP} "
+        "steps (its settings ask for 900)"
+    )
     assert f"total_steps: {STEP_CAP}\n" in (tmp_path / "run" / "config.yaml").read_text()

@@ -9,8 +9,19 @@ import pytest
 
 from tests.conftest import run_deeprl
 
-SMALL = ["--steps", "300", "--quiet", "--set", "learning_starts=50", "--set", "eval_every=1000",
-         "--set", "tensorboard=false", "--set", "final_eval_episodes=2"]
+SMALL = [
+    "--steps",
+    "300",
+    "--quiet",
+    "--set",
+    "learning_starts=50",
+    "--set",
+    "eval_every=1000",
+    "--set",
+    "tensorboard=false",
+    "--set",
+    "final_eval_episodes=2",
+]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -24,8 +35,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 def test_observation_of_the_wrong_shape_is_named_before_any_file_is_written(tmp_path):
     result = run_deeprl("train", "dqn", "tests.custom_envs:WrongShape", "--run-dir", "run", *SMALL, cwd=tmp_path)
-    assert_one_line_error(result, "tests.custom_envs:WrongShape", "reset()", "outside its observation_space",
-                          "[0. 0.]", "shape (2,)")
+    assert_one_line_error(
+        result, "tests.custom_envs:WrongShape", "reset()", "outside its observation_space", "[0. 0.]", "shape (2,)"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -35,13 +47,32 @@ def test_observation_out_of_bounds_during_training_is_named(tmp_path):
 
 
 def test_check_env_runs_gymnasiums_checker(tmp_path):
-    result = run_deeprl("train", "dqn", "tests.custom_envs:IgnoresSeed", "--run-dir", "run", "--set", "check_env=true",
-                     *SMALL, cwd=tmp_path)
+    result = run_deeprl(
+        "train",
+        "dqn",
+        "tests.custom_envs:IgnoresSeed",
+        "--run-dir",
+        "run",
+        "--set",
+        "check_env=true",
+        *SMALL,
+        cwd=tmp_path,
+    )
     assert_one_line_error(result, "tests.custom_envs:IgnoresSeed", "fails Gymnasium's env checker")
     assert not (tmp_path / "run").exists()
-    healthy = run_deeprl("train", "dqn", "tests.custom_envs:Corridor", "--run-dir", "ok", "--set", "check_env=true",
-                      "--set", "max_episode_steps=50",
-                      *SMALL, cwd=tmp_path)
+    healthy = run_deeprl(
+        "train",
+        "dqn",
+        "tests.custom_envs:Corridor",
+        "--run-dir",
+        "ok",
+        "--set",
+        "check_env=true",
+        "--set",
+        "max_episode_steps=50",
+        *SMALL,
+        cwd=tmp_path,
+    )
     assert healthy.returncode == 0, healthy.stderr
 
 
@@ -54,8 +85,21 @@ def test_unwritable_run_directory(tmp_path):
 
 @pytest.mark.parametrize("loss", ["mse", "huber"])
 def test_diverging_loss_stops_with_the_step(tmp_path, loss):
-    result = run_deeprl("train", "dqn", "CartPole-v1", "--run-dir", "run", *SMALL, "--set", "lr=1e30",
-                     "--set", f"loss={loss}", "--set", "max_grad_norm=none", cwd=tmp_path)
+    result = run_deeprl(
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--run-dir",
+        "run",
+        *SMALL,
+        "--set",
+        "lr=1e30",
+        "--set",
+        f"loss={loss}",
+        "--set",
+        "max_grad_norm=none",
+        cwd=tmp_path,
+    )
     line = assert_one_line_error(result)
     # the shared off-policy loop's words: which value became what, when, and what to try
     match = re.fullmatch(r"deeprl: error: the loss became (nan|inf|-inf) at step (\d+); try a lower lr", line)
@@ -69,12 +113,32 @@ def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
     failing the write with EFBIG) stop training with one line; the previous checkpoint stays intact and
     usable, no temporary file is left behind, and the run resumes once space is back."""
     limit = 120_000  # a checkpoint outgrows this once the replay buffer holds ~2 500 transitions
-    args = ["train", "dqn", "CartPole-v1", "--run-dir", "run", "--steps", "6000", "--quiet",
-            "--set", "learning_starts=50", "--set", "eval_every=100000", "--set", "tensorboard=false",
-            "--set", "final_eval_episodes=2", "--set", "checkpoint_every=500", "--set", "hidden_sizes=[16]"]
+    args = [
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--run-dir",
+        "run",
+        "--steps",
+        "6000",
+        "--quiet",
+        "--set",
+        "learning_starts=50",
+        "--set",
+        "eval_every=100000",
+        "--set",
+        "tensorboard=false",
+        "--set",
+        "final_eval_episodes=2",
+        "--set",
+        "checkpoint_every=500",
+        "--set",
+        "hidden_sizes=[16]",
+    ]
     result = run_deeprl(*args, cwd=tmp_path, file_size_limit=limit)
-    assert_one_line_error(result, "writing to run directory run failed", "File too large",
-                          "earlier checkpoints are intact")
+    assert_one_line_error(
+        result, "writing to run directory run failed", "File too large", "earlier checkpoints are intact"
+    )
     run_dir = tmp_path / "run"
     assert not any(path.name.endswith(".tmp") for path in run_dir.rglob("*"))
     assert not (run_dir / "eval.json").exists()

@@ -38,18 +38,62 @@ pytestmark = pytest.mark.resume
 STEPS = 2000
 CHECKPOINT_EVERY = 400  # checkpoints come at the first episode end at or after each multiple
 TRAIN_ARGS = [
-    "--seed", "0", "--steps", str(STEPS), "--quiet", "--set", f"checkpoint_every={CHECKPOINT_EVERY}",
-    "--set", "eval_every=1000", "--set", "learning_starts=200", "--set", "train_freq=2",  # halves the updates' time
-    "--set", "eval_episodes=3", "--set", "final_eval_episodes=3", "--set", "tensorboard=true",
+    "--seed",
+    "0",
+    "--steps",
+    str(STEPS),
+    "--quiet",
+    "--set",
+    f"checkpoint_every={CHECKPOINT_EVERY}",
+    "--set",
+    "eval_every=1000",
+    "--set",
+    "learning_starts=200",
+    "--set",
+    "train_freq=2",  # halves the updates' time
+    "--set",
+    "eval_episodes=3",
+    "--set",
+    "final_eval_episodes=3",
+    "--set",
+    "tensorboard=true",
 ]
 PICTURE_ARGS = [
-    "--seed", "1", "--steps", "600", "--quiet", "--set", "observation=screen_frames", "--set", "screen_height=16",
-    "--set", "conv_channels=4,8", "--set", "conv_kernels=3,3", "--set", "hidden_sizes=16",
-    "--set", "max_episode_steps=40",  # truncations put final pictures aside in the replay
-    "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "train_freq=4",  # CNN updates are slow
-    "--set", "buffer_size=300",  # full before the kill: resume restores a wrapped-around memory
-    "--set", "checkpoint_every=200", "--set", "eval_every=300", "--set", "eval_episodes=2",
-    "--set", "final_eval_episodes=2", "--set", "tensorboard=true",
+    "--seed",
+    "1",
+    "--steps",
+    "600",
+    "--quiet",
+    "--set",
+    "observation=screen_frames",
+    "--set",
+    "screen_height=16",
+    "--set",
+    "conv_channels=4,8",
+    "--set",
+    "conv_kernels=3,3",
+    "--set",
+    "hidden_sizes=16",
+    "--set",
+    "max_episode_steps=40",  # truncations put final pictures aside in the replay
+    "--set",
+    "learning_starts=100",
+    "--set",
+    "batch_size=16",
+    "--set",
+    "train_freq=4",  # CNN updates are slow
+    "--set",
+    "buffer_size=300",  # full before the kill: resume restores a wrapped-around memory
+    "--set",
+    "checkpoint_every=200",
+    "--set",
+    "eval_every=300",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
 ]
 
 
@@ -215,8 +259,9 @@ def test_checkpoints_without_the_replay_memory_refill_it_after_resume(tmp_path, 
     # TensorBoard follows the run it belongs to: the resumed losses, not the killed process's
     losses = dict(tensorboard_scalars(run_dir)["train/loss"])
     assert sorted(losses) == [int(row["step"]) for row in train if row["loss"] != ""]
-    assert all(losses[int(row["step"])] == pytest.approx(float(row["loss"]), rel=1e-5)
-               for row in train if row["loss"] != "")
+    assert all(
+        losses[int(row["step"])] == pytest.approx(float(row["loss"]), rel=1e-5) for row in train if row["loss"] != ""
+    )
 
 
 class Exploit:
@@ -241,10 +286,20 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, reference):
     assert marker.exists()
     marker.unlink()
     data = checkpoint.read_bytes()
-    checkpoint.with_suffix(".json").write_text(json.dumps({
-        "format": "deeprl-checkpoint", "deeprl_version": "0.1.0", "algo": "dqn", "env": "CartPole-v1",
-        "step": 400, "layout": CHECKPOINT_LAYOUT, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-    }))
+    checkpoint.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "format": "deeprl-checkpoint",
+                "deeprl_version": "0.1.0",
+                "algo": "dqn",
+                "env": "CartPole-v1",
+                "step": 400,
+                "layout": CHECKPOINT_LAYOUT,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+            }
+        )
+    )
     result = resume(run_dir)
     assert result.returncode == 2
     assert "cannot be loaded" in result.stderr and "Traceback" not in result.stderr
@@ -272,16 +327,28 @@ def test_checkpoints_of_an_older_layout_are_refused(tmp_path, reference):
         manifest = json.loads(manifest_path.read_text())
         del manifest["layout"]  # as deeprl wrote them before layout 2
         manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(DeeprlError, match=r"has no intact checkpoint to resume from \(checkpoint step-\d+\.pt comes "
-                                          r"from an older deeprl \(layout 1\) and cannot be resumed by this one"):
+    with pytest.raises(
+        DeeprlError,
+        match=r"has no intact checkpoint to resume from \(checkpoint step-\d+\.pt comes "
+        r"from an older deeprl \(layout 1\) and cannot be resumed by this one",
+    ):
         deeprl.train(resume=run_dir)
 
 
 # ------------------------------------------------------------------------ continuing to a larger budget
 
 # DQN with nothing annealed over total_steps (lr_end: null), so a budget's end changes nothing before it
-CONTINUED = {"seed": 0, "learning_starts": 100, "train_freq": 2, "lr_end": None, "checkpoint_every": 200,
-             "eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, "progress": False}
+CONTINUED = {
+    "seed": 0,
+    "learning_starts": 100,
+    "train_freq": 2,
+    "lr_end": None,
+    "checkpoint_every": 200,
+    "eval_every": 300,
+    "eval_episodes": 2,
+    "final_eval_episodes": 2,
+    "progress": False,
+}
 
 
 def test_a_finished_run_continues_to_a_larger_budget_as_if_started_with_it(tmp_path, capsys):
@@ -306,13 +373,15 @@ def test_continuing_says_where_annealing_differs_and_refuses_a_smaller_budget(tm
     shutil.copytree(reference, run_dir)
     result = run_deeprl("resume", run_dir, "--steps", STEPS, "--quiet", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr == (f"deeprl: error: run {run_dir} finished at step {STEPS}: steps must be larger to "
-                             f"continue it (got {STEPS})\n")
+    assert result.stderr == (
+        f"deeprl: error: run {run_dir} finished at step {STEPS}: steps must be larger to continue it (got {STEPS})\n"
+    )
     assert (run_dir / "eval.json").is_file()  # refused: nothing changed
     result = run_deeprl("resume", run_dir, "--steps", STEPS + 400, "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     # the DQN preset anneals lr to lr_end over total_steps: the continued run followed the shorter schedule
-    assert (f"deeprl: warning: lr_end anneals over total_steps: up to step {newest_step(reference)} this run "
-            f"followed the {STEPS}-step schedule, so it differs from a run started with {STEPS + 400} steps"
-            ) in result.stderr
+    assert (
+        f"deeprl: warning: lr_end anneals over total_steps: up to step {newest_step(reference)} this run "
+        f"followed the {STEPS}-step schedule, so it differs from a run started with {STEPS + 400} steps"
+    ) in result.stderr
     assert json.loads((run_dir / "eval.json").read_text())["steps"] == STEPS + 400

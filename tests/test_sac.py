@@ -128,8 +128,9 @@ def test_fixed_alpha_stays_and_has_no_optimiser():
 def test_annealed_learning_rate_reaches_every_optimiser(alpha):
     learner = learner_for(alpha=alpha, lr=1e-3)
     learner.set_lr(2.5e-4)
-    optimizers = [learner.actor_optimizer, learner.critic_optimizer] + ([learner.alpha_optimizer] if alpha is None
-                                                                          else [])
+    optimizers = [learner.actor_optimizer, learner.critic_optimizer] + (
+        [learner.alpha_optimizer] if alpha is None else []
+    )
     assert [group["lr"] for optimizer in optimizers for group in optimizer.param_groups] == [2.5e-4] * len(optimizers)
 
 
@@ -157,9 +158,15 @@ def test_exploration_samples_the_policy_in_the_bounds_after_learning_starts():
 def test_sigkill_resumes_exactly(tmp_path, uninterrupted):
     """Twin critics, tuned alpha and the policy's samples drawn from torch's generator continue as if never
     stopped."""
-    kill_and_resume(tmp_path, uninterrupted("sac", "Pendulum-v1", RESUME_ARGS), RESUME_ARGS, 800, algo="sac",
-                    env="Pendulum-v1", tags=("train/return", "train/critic_loss", "train/actor_loss", "train/alpha",
-                                             "train/entropy", "eval/return"))
+    kill_and_resume(
+        tmp_path,
+        uninterrupted("sac", "Pendulum-v1", RESUME_ARGS),
+        RESUME_ARGS,
+        800,
+        algo="sac",
+        env="Pendulum-v1",
+        tags=("train/return", "train/critic_loss", "train/actor_loss", "train/alpha", "train/entropy", "eval/return"),
+    )
 
 
 @pytest.mark.learning

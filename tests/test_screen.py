@@ -24,8 +24,17 @@ from deeprl.errors import DeeprlError
 # (cart x, pole angle): centred, both edges of the track (|x| = 2.4, half the cart off the picture),
 # near the edges, and the pole leaning ±0.4 rad both ways.
 STATES = [
-    (0.0, 0.0), (0.0, 0.4), (0.0, -0.4), (-2.4, 0.4), (-2.4, -0.4), (2.4, 0.4), (2.4, -0.4),
-    (-2.3, 0.1), (2.35, -0.2), (1.0, 0.25), (-0.7, -0.33),
+    (0.0, 0.0),
+    (0.0, 0.4),
+    (0.0, -0.4),
+    (-2.4, 0.4),
+    (-2.4, -0.4),
+    (2.4, 0.4),
+    (2.4, -0.4),
+    (-2.3, 0.1),
+    (2.35, -0.2),
+    (1.0, 0.25),
+    (-0.7, -0.33),
 ]
 BICUBIC = Image.Resampling.BICUBIC
 
@@ -52,7 +61,7 @@ def near_an_edge(picture: np.ndarray, radius: int = 1) -> np.ndarray:
     near = np.zeros((height, width), dtype=np.bool_)
     for dr in range(-radius, radius + 1):
         for dc in range(-radius, radius + 1):
-            shifted = padded[radius + dr:radius + dr + height, radius + dc:radius + dc + width]
+            shifted = padded[radius + dr : radius + dr + height, radius + dc : radius + dc + width]
             near |= np.any(shifted != picture, axis=2)
     return near
 
@@ -253,9 +262,23 @@ def test_screen_observations_only_for_cartpole():
 def pixel_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("screen") / "run"
     agent = deeprl.train(
-        "dqn", "CartPole-v1", steps=300, run_dir=run_dir, observation="screen_frames", screen_height=20,
-        conv_channels=(8, 16), conv_kernels=(3, 3), conv_strides=(2, 2), hidden_sizes=(32,), learning_starts=50,
-        batch_size=16, buffer_size=500, eval_every=150, eval_episodes=2, final_eval_episodes=2, tensorboard=False,
+        "dqn",
+        "CartPole-v1",
+        steps=300,
+        run_dir=run_dir,
+        observation="screen_frames",
+        screen_height=20,
+        conv_channels=(8, 16),
+        conv_kernels=(3, 3),
+        conv_strides=(2, 2),
+        hidden_sizes=(32,),
+        learning_starts=50,
+        batch_size=16,
+        buffer_size=500,
+        eval_every=150,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        tensorboard=False,
     )
     return agent, run_dir
 

@@ -157,8 +157,10 @@ def test_state_dict_round_trip_through_a_file(tmp_path, seed, count):
     for n_step in (1, 3):
         assert_same_batches(restored, original, indices, n_step)
         torch.testing.assert_close(
-            restored.batch_at(indices, n_step, GAMMA).next_obs, original.batch_at(indices, n_step, GAMMA).next_obs,
-            rtol=0, atol=0,
+            restored.batch_at(indices, n_step, GAMMA).next_obs,
+            original.batch_at(indices, n_step, GAMMA).next_obs,
+            rtol=0,
+            atol=0,
         )
     first = original.sample(64, np.random.default_rng(4), n_step=3, gamma=GAMMA)
     second = restored.sample(64, np.random.default_rng(4), n_step=3, gamma=GAMMA)

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.learning  # 20 000-step runs that stop once solved
 
 LINES = (300, 260, 220, 340, 180)
 CHECK_EPISODES = 5
-SETTINGS = {"seed": 0, "lr_end": None, "eval_every": 1000, "eval_episodes": 5, "final_eval_episodes": 3,
-            "tensorboard": False}
+SETTINGS = {
+    "seed": 0,
+    "lr_end": None,
+    "eval_every": 1000,
+    "eval_episodes": 5,
+    "final_eval_episodes": 3,
+    "tensorboard": False,
+}
 
 
 def rows(run_dir: Path, kind: str) -> list[dict[str, str]]:
@@ -49,8 +55,16 @@ def checked(tmp_path_factory) -> tuple[Path, float]:
     """A run that stops at a confirmed crossing after at least one crossing that new episodes refused."""
     for line in LINES:
         run_dir = tmp_path_factory.mktemp(f"line-{line}") / "run"
-        deeprl.train("dqn", "CartPole-v1", steps=20_000, run_dir=run_dir, stop_on_solve=True,
-                     solve_confirm_episodes=CHECK_EPISODES, solve_threshold=line, **SETTINGS)
+        deeprl.train(
+            "dqn",
+            "CartPole-v1",
+            steps=20_000,
+            run_dir=run_dir,
+            stop_on_solve=True,
+            solve_confirm_episodes=CHECK_EPISODES,
+            solve_threshold=line,
+            **SETTINGS,
+        )
         if summary(run_dir)["solved"] and min(means(run_dir, "confirm").values()) < line:
             return run_dir, line
     pytest.fail(f"no line of {LINES} had a crossing refused by new episodes")
@@ -88,8 +102,9 @@ def test_without_the_check_the_first_crossing_solves_and_training_is_the_same(ch
     checked_dir, line = checked
     run_dir = tmp_path / "run"
     steps = summary(checked_dir)["steps"]
-    deeprl.train("dqn", "CartPole-v1", steps=steps, run_dir=run_dir, stop_on_solve=False, solve_threshold=line,
-                 **SETTINGS)
+    deeprl.train(
+        "dqn", "CartPole-v1", steps=steps, run_dir=run_dir, stop_on_solve=False, solve_threshold=line, **SETTINGS
+    )
     evaluations = means(run_dir, "eval")
     assert evaluations == means(checked_dir, "eval")
     assert rows(run_dir, "confirm") == []
@@ -102,8 +117,11 @@ def test_without_the_check_the_first_crossing_solves_and_training_is_the_same(ch
 def drawn(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], list[str], list[float]]:
     """What the run's curve shows: its points by marker, its legend, and its horizontal lines' heights."""
     (axes,) = runs_figure([run_dir]).axes
-    points = {line.get_marker(): [(float(x), float(y)) for x, y in zip(line.get_xdata(), line.get_ydata())]
-              for line in axes.get_lines() if line.get_linestyle() == "None"}
+    points = {
+        line.get_marker(): [(float(x), float(y)) for x, y in zip(line.get_xdata(), line.get_ydata())]
+        for line in axes.get_lines()
+        if line.get_linestyle() == "None"
+    }
     levels = [float(line.get_ydata()[0]) for line in axes.get_lines() if line.get_linestyle() == "--"]
     return points, [text.get_text() for text in axes.get_legend().get_texts()], levels
 
@@ -132,9 +150,22 @@ def test_the_command_line_reports_each_check(checked, tmp_path):
     _, line = checked
     run_dir = tmp_path / "run"
     settings = [f"--set={key}={'null' if value is None else value}" for key, value in SETTINGS.items() if key != "seed"]
-    result = run_deeprl("train", "dqn", "CartPole-v1", "--seed", "0", "--steps", "20000", "--run-dir", run_dir,
-                        "--set=stop_on_solve=true", f"--set=solve_confirm_episodes={CHECK_EPISODES}",
-                        f"--set=solve_threshold={line}", *settings, cwd=tmp_path)
+    result = run_deeprl(
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--seed",
+        "0",
+        "--steps",
+        "20000",
+        "--run-dir",
+        run_dir,
+        "--set=stop_on_solve=true",
+        f"--set=solve_confirm_episodes={CHECK_EPISODES}",
+        f"--set=solve_threshold={line}",
+        *settings,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     progress = [text for text in result.stdout.splitlines() if text.startswith("step ")]
     evaluations, checks = means(run_dir, "eval"), means(run_dir, "confirm")

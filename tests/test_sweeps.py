@@ -33,8 +33,14 @@ from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, snapshot, s
 from tests.forking_cli import Case
 
 # A DQN run of a few seconds, evaluated and checkpointed every 400 steps.
-TINY = {"learning_starts": "100", "eval_every": "400", "eval_episodes": "2", "final_eval_episodes": "2",
-        "hidden_sizes": "[32,32]", "checkpoint_every": "400"}
+TINY = {
+    "learning_starts": "100",
+    "eval_every": "400",
+    "eval_episodes": "2",
+    "final_eval_episodes": "2",
+    "hidden_sizes": "[32,32]",
+    "checkpoint_every": "400",
+}
 TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 RAY_SERVERS = ("gcs_server", "raylet")
 
@@ -44,27 +50,42 @@ RAY_SERVERS = ("gcs_server", "raylet")
 
 def test_grid_values_split_on_commas_outside_brackets():
     assert parse_grid(["lr=1e-3, 3e-4", "hidden_sizes=[64,64],[128]"]) == {
-        "lr": ["1e-3", "3e-4"], "hidden_sizes": ["[64,64]", "[128]"]}
+        "lr": ["1e-3", "3e-4"],
+        "hidden_sizes": ["[64,64]", "[128]"],
+    }
     assert parse_grid(["hidden_sizes=(64,64),(128)"]) == {"hidden_sizes": ["(64,64)", "(128)"]}
 
 
-@pytest.mark.parametrize(("pairs", "message"), [
-    (["lr="], "--grid lr= has no values"),
-    (["lr"], "--grid expects key=value1,value2 (got 'lr')"),
-    (["lr=1,2", "lr=3"], "--grid lr is given twice"),
-    (["lr=1,1"], "--grid lr lists a value twice"),
-])
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["lr="], "--grid lr= has no values"),
+        (["lr"], "--grid expects key=value1,value2 (got 'lr')"),
+        (["lr=1,2", "lr=3"], "--grid lr is given twice"),
+        (["lr=1,1"], "--grid lr lists a value twice"),
+    ],
+)
 def test_bad_grids_are_refused(pairs, message):
     with pytest.raises(DeeprlError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         parse_grid(pairs)
 
 
 def test_trials_are_every_combination_times_every_seed(tmp_path):
-    spec = SweepSpec("dqn", "CartPole-v1", seeds=[0, 1], grid={"lr": ["1e-3", "2e-3"], "batch_size": ["32"]},
-                     settings={"gamma": "0.9"}, steps=500)
+    spec = SweepSpec(
+        "dqn",
+        "CartPole-v1",
+        seeds=[0, 1],
+        grid={"lr": ["1e-3", "2e-3"], "batch_size": ["32"]},
+        settings={"gamma": "0.9"},
+        steps=500,
+    )
     trials = spec.trials(tmp_path)
     assert [trial["name"] for trial in trials] == [
-        "lr=1e-3_batch_size=32-s0", "lr=1e-3_batch_size=32-s1", "lr=2e-3_batch_size=32-s0", "lr=2e-3_batch_size=32-s1"]
+        "lr=1e-3_batch_size=32-s0",
+        "lr=1e-3_batch_size=32-s1",
+        "lr=2e-3_batch_size=32-s0",
+        "lr=2e-3_batch_size=32-s1",
+    ]
     assert trials[2]["settings"] == {"gamma": "0.9", "lr": "2e-3", "batch_size": "32", "seed": 0, "total_steps": 500}
     assert trials[2]["label"] == "lr=2e-3 batch_size=32"
     assert Path(trials[0]["run_dir"]) == (tmp_path / "runs" / "lr=1e-3_batch_size=32-s0").resolve()
@@ -110,18 +131,28 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_agreement():
 
 
 def trial_row(label, seed, solved_at=None, seconds=None, final=0.0, best=0.0, status="finished", error=None):
-    return {"configuration": label, "seed": seed, "status": status, "solved": solved_at is not None,
-            "solved_at_step": solved_at, "solved_train_seconds": seconds, "final_return": final,
-            "best_return": best, **({"error": error} if error else {})}
+    return {
+        "configuration": label,
+        "seed": seed,
+        "status": status,
+        "solved": solved_at is not None,
+        "solved_at_step": solved_at,
+        "solved_train_seconds": seconds,
+        "final_return": final,
+        "best_return": best,
+        **({"error": error} if error else {}),
+    }
 
 
 def test_summary_per_configuration_by_hand():
-    rows = summarize([
-        trial_row("a", 0, 1000, 10.0, final=500, best=500),
-        trial_row("a", 1, 3000, 30.0, final=400, best=480),
-        trial_row("a", 2, final=100, best=200),
-        trial_row("b", 0, status="failed", error="lr must be > 0.0 (got -1)"),
-    ])
+    rows = summarize(
+        [
+            trial_row("a", 0, 1000, 10.0, final=500, best=500),
+            trial_row("a", 1, 3000, 30.0, final=400, best=480),
+            trial_row("a", 2, final=100, best=200),
+            trial_row("b", 0, status="failed", error="lr must be > 0.0 (got -1)"),
+        ]
+    )
     a, b = rows
     assert (a["seeds"], a["finished"], a["solved"], a["success_rate"]) == (3, 3, 2, 2 / 3)
     assert (a["median_steps_to_solve"], a["median_seconds_to_solve"]) == (2000.0, 20.0)
@@ -136,16 +167,21 @@ def test_summary_per_configuration_by_hand():
 
 
 def test_best_configuration_ranks_success_then_scores_then_speed():
-    rows = summarize([
-        trial_row("slow", 0, 5000, 50.0, final=500, best=500), trial_row("fast", 0, 1000, 10.0, final=500, best=500),
-        trial_row("unsolved-high", 0, final=470, best=470),
-    ])
+    rows = summarize(
+        [
+            trial_row("slow", 0, 5000, 50.0, final=500, best=500),
+            trial_row("fast", 0, 1000, 10.0, final=500, best=500),
+            trial_row("unsolved-high", 0, final=470, best=470),
+        ]
+    )
     assert best_configuration(rows)["configuration"] == "fast"
 
 
 def test_mean_band_holds_a_finished_runs_last_evaluation():
-    curves = [(np.array([100.0, 200.0, 300.0]), np.array([1.0, 2.0, 3.0])),
-              (np.array([100.0, 200.0]), np.array([3.0, 6.0]))]  # stopped at 200 (solved)
+    curves = [
+        (np.array([100.0, 200.0, 300.0]), np.array([1.0, 2.0, 3.0])),
+        (np.array([100.0, 200.0]), np.array([3.0, 6.0])),
+    ]  # stopped at 200 (solved)
     grid, mean, low, high = mean_band(curves)
     assert grid.tolist() == [100.0, 200.0, 300.0]
     assert mean.tolist() == [2.0, 4.0, 4.5]  # the second run keeps 6.0 at step 300
@@ -156,8 +192,14 @@ def test_mean_band_holds_a_finished_runs_last_evaluation():
 
 
 def sweep_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=cwd, env=env or subprocess_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "deeprl.cli", "sweep", *args],
+        cwd=cwd,
+        env=env or subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def command_line(pid: int | str) -> str:
@@ -174,24 +216,45 @@ def ray_servers() -> list[str]:
 
 
 BAD_SWEEPS = [
-    ("unknown-grid-key", ("dqn", "CartPole-v1", "--grid", "lrr=1e-3,1e-4"),
-     "unknown grid key 'lrr' for dqn; did you mean 'lr'?"),
+    (
+        "unknown-grid-key",
+        ("dqn", "CartPole-v1", "--grid", "lrr=1e-3,1e-4"),
+        "unknown grid key 'lrr' for dqn; did you mean 'lr'?",
+    ),
     ("empty-grid", ("dqn", "CartPole-v1", "--grid", "lr="), "--grid lr= has no values"),
-    ("grid-value-of-another-type", ("dqn", "CartPole-v1", "--grid", "lr=1e-3,abc"),
-     "--grid lr: invalid value for lr: 'abc' (expected a number)"),
-    ("seed-as-grid-key", ("dqn", "CartPole-v1", "--grid", "seed=1,2"),
-     "'seed' cannot be a grid key: a sweep sets it with --seeds"),
-    ("every-combination-invalid", ("dqn", "CartPole-v1", "--grid", "lr=-1,-2"),
-     "every combination is invalid; the first: lr must be > 0.0"),
-    ("unreachable-address", ("dqn", "CartPole-v1", "--address", "127.0.0.1:9"),
-     "no Ray cluster answers at 127.0.0.1:9: Connection refused"),
-    ("malformed-address", ("dqn", "CartPole-v1", "--address", "nowhere"),
-     "--address must be auto, HOST:PORT or ray://HOST:PORT (got 'nowhere')"),
+    (
+        "grid-value-of-another-type",
+        ("dqn", "CartPole-v1", "--grid", "lr=1e-3,abc"),
+        "--grid lr: invalid value for lr: 'abc' (expected a number)",
+    ),
+    (
+        "seed-as-grid-key",
+        ("dqn", "CartPole-v1", "--grid", "seed=1,2"),
+        "'seed' cannot be a grid key: a sweep sets it with --seeds",
+    ),
+    (
+        "every-combination-invalid",
+        ("dqn", "CartPole-v1", "--grid", "lr=-1,-2"),
+        "every combination is invalid; the first: lr must be > 0.0",
+    ),
+    (
+        "unreachable-address",
+        ("dqn", "CartPole-v1", "--address", "127.0.0.1:9"),
+        "no Ray cluster answers at 127.0.0.1:9: Connection refused",
+    ),
+    (
+        "malformed-address",
+        ("dqn", "CartPole-v1", "--address", "nowhere"),
+        "--address must be auto, HOST:PORT or ray://HOST:PORT (got 'nowhere')",
+    ),
     ("resume-not-a-sweep", ("--resume", "."), ". is not a sweep directory (no sweep.yaml)"),
     ("resume-with-settings", ("dqn", "--resume", "."), "--resume continues the sweep as it was asked; drop ALGO"),
     ("bad-seeds", ("dqn", "CartPole-v1", "--seeds", "3-x"), "seeds must look like 0-4 or 0,2,5 (got '3-x')"),
-    ("ray-missing", ("dqn", "CartPole-v1"), "deeprl sweep needs Ray Tune, which is not installed: "
-     "pip install 'deeprl[sweep]'"),
+    (
+        "ray-missing",
+        ("dqn", "CartPole-v1"),
+        "deeprl sweep needs Ray Tune, which is not installed: pip install 'deeprl[sweep]'",
+    ),
 ]
 
 
@@ -204,14 +267,20 @@ def bad_sweep_results(tmp_path_factory):
     (no_ray / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     folders = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in BAD_SWEEPS}
     results = forker().run(
-        [Case(["sweep", *args], folders[case_id], [str(no_ray)] if case_id == "ray-missing" else [])
-         for case_id, args, _ in BAD_SWEEPS])
-    return ({case[0]: (result, snapshot(folders[case[0]])) for case, result in zip(BAD_SWEEPS, results, strict=True)},
-            ray_servers())
+        [
+            Case(["sweep", *args], folders[case_id], [str(no_ray)] if case_id == "ray-missing" else [])
+            for case_id, args, _ in BAD_SWEEPS
+        ]
+    )
+    return (
+        {case[0]: (result, snapshot(folders[case[0]])) for case, result in zip(BAD_SWEEPS, results, strict=True)},
+        ray_servers(),
+    )
 
 
-@pytest.mark.parametrize(("case_id", "message"), [(case[0], case[2]) for case in BAD_SWEEPS],
-                         ids=[case[0] for case in BAD_SWEEPS])
+@pytest.mark.parametrize(
+    ("case_id", "message"), [(case[0], case[2]) for case in BAD_SWEEPS], ids=[case[0] for case in BAD_SWEEPS]
+)
 def test_bad_sweep_is_one_line_exit_2_and_leaves_nothing(bad_sweep_results, case_id, message):
     results, servers_left = bad_sweep_results
     result, files = results[case_id]
@@ -261,12 +330,30 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     `--resume` finishes the other, leaves the first untouched, and writes the table, curves and preset.
     A configuration with a bad setting fails with its reason; the others go on."""
     sweep_dir = tmp_path / "sweep"
-    args = ("dqn", "CartPole-v1", "--seeds", "0-1", "--steps", "800", "--max-concurrent", "1",
-            "--grid", "lr=-1,1e-3", "--sweep-dir", str(sweep_dir), *TINY_SET)
+    args = (
+        "dqn",
+        "CartPole-v1",
+        "--seeds",
+        "0-1",
+        "--steps",
+        "800",
+        "--max-concurrent",
+        "1",
+        "--grid",
+        "lr=-1,1e-3",
+        "--sweep-dir",
+        str(sweep_dir),
+        *TINY_SET,
+    )
     tag = str(tmp_path)
-    driver = subprocess.Popen([sys.executable, "-m", "deeprl.cli", "sweep", *args], cwd=tmp_path,
-                              env={**subprocess_env(), "DEEPRL_TEST_TAG": tag}, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "deeprl.cli", "sweep", *args],
+        cwd=tmp_path,
+        env={**subprocess_env(), "DEEPRL_TEST_TAG": tag},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
         wait_for(lambda: (first / "eval.json").is_file(), 300, "the first run to finish")
@@ -275,10 +362,16 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         driver.communicate()
     # The killed driver's Ray servers stop within seconds and its run ends itself (sweeps._exit_with_raylet);
     # two of Ray's agents linger for a minute or so before they notice: this test does not wait for them.
-    wait_for(lambda: not any(server in command_line(pid) for pid in processes_tagged(tag) for server in RAY_SERVERS),
-             60, "the killed sweep's Ray servers to stop")
-    wait_for(lambda: not any("ray::ImplicitFunc" in command_line(pid) for pid in processes_tagged(tag)), 60,
-             "the killed sweep's run to end itself")
+    wait_for(
+        lambda: not any(server in command_line(pid) for pid in processes_tagged(tag) for server in RAY_SERVERS),
+        60,
+        "the killed sweep's Ray servers to stop",
+    )
+    wait_for(
+        lambda: not any("ray::ImplicitFunc" in command_line(pid) for pid in processes_tagged(tag)),
+        60,
+        "the killed sweep's run to end itself",
+    )
     for pid in processes_tagged(tag):
         os.kill(pid, signal.SIGKILL)
     finished_before = snapshot(first)
@@ -292,7 +385,11 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     assert "[1/" not in result.stdout
     rows = read_csv(sweep_dir / "trials.csv")
     assert [(row["configuration"], row["seed"], row["status"]) for row in rows] == [
-        ("lr=-1", "0", "failed"), ("lr=-1", "1", "failed"), ("lr=1e-3", "0", "finished"), ("lr=1e-3", "1", "finished")]
+        ("lr=-1", "0", "failed"),
+        ("lr=-1", "1", "failed"),
+        ("lr=1e-3", "0", "finished"),
+        ("lr=1e-3", "1", "finished"),
+    ]
     assert (sweep_dir / "runs" / "lr=-1-s0" / ERROR_FILE).read_text().startswith("lr must be > 0.0")
     trials = rows[2:]
     for row in trials:  # every trial is an ordinary, finished run directory
@@ -311,8 +408,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     from deeprl.api import resolve_config
 
     _module, config, preset = resolve_config(None, None, config_file=sweep_dir / "best.yaml")
-    assert (config.algo, config.lr, config.total_steps, config.eval_every, preset) == (
-        "dqn", 1e-3, 800, 400, "default")
+    assert (config.algo, config.lr, config.total_steps, config.eval_every, preset) == ("dqn", 1e-3, 800, 400, "default")
 
 
 @pytest.mark.ray
@@ -322,9 +418,29 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
     with the same metrics, row for row."""
     sweep_dir = tmp_path / "sweep"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "deeprl.cli", "sweep", "dqn", "CartPole-v1", "--seeds", "0", "--steps", "1200",
-         "--grid", "tensorboard=true,false", "--sweep-dir", str(sweep_dir), *TINY_SET],
-        cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "deeprl.cli",
+            "sweep",
+            "dqn",
+            "CartPole-v1",
+            "--seeds",
+            "0",
+            "--steps",
+            "1200",
+            "--grid",
+            "tensorboard=true,false",
+            "--sweep-dir",
+            str(sweep_dir),
+            *TINY_SET,
+        ],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     killed = sweep_dir / "runs" / "tensorboard=true-s0"
     try:
         wait_for(lambda: any((killed / "checkpoints").glob("step-*.json")), 300, "the first checkpoint")
@@ -363,8 +479,16 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         sweep_dir = tmp_path / "sweep"
-        rows = deeprl.sweep("dqn", "CartPole-v1", seeds="0-1", steps=800, sweep_dir=sweep_dir,
-                            address=cluster.address, settings=TINY, progress=False)
+        rows = deeprl.sweep(
+            "dqn",
+            "CartPole-v1",
+            seeds="0-1",
+            steps=800,
+            sweep_dir=sweep_dir,
+            address=cluster.address,
+            settings=TINY,
+            progress=False,
+        )
         assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 2)]
         nodes = set()
         for result in (sweep_dir / "tune").glob("*/result.json"):
@@ -376,8 +500,9 @@ def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkey
         # a sweep given no address starts a Ray instance of its own beside the running cluster (ray.init alone
         # would join the cluster, the newest instance on this machine, and refuse the sweep's CPU count)
         local_dir = tmp_path / "local"
-        rows = deeprl.sweep("dqn", "CartPole-v1", seeds="0", steps=800, sweep_dir=local_dir, settings=TINY,
-                            progress=False)
+        rows = deeprl.sweep(
+            "dqn", "CartPole-v1", seeds="0", steps=800, sweep_dir=local_dir, settings=TINY, progress=False
+        )
         assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 1)]
         local_node = json.loads(next((local_dir / "tune").glob("*/result.json")).read_text().splitlines()[-1])
         assert local_node["node_id"] not in nodes
@@ -419,11 +544,16 @@ def test_plot_group_by_draws_one_mean_curve_per_value(tmp_path):
     from deeprl.cli import main
     from deeprl.media import group_runs
 
-    runs = [write_run(tmp_path / f"r{lr}-{seed}", lr, seed, [(1000, 100.0 * seed, 1.0), (2000, 200.0, 2.5)])
-            for lr in (1e-3, 3e-4) for seed in (0, 1)]
+    runs = [
+        write_run(tmp_path / f"r{lr}-{seed}", lr, seed, [(1000, 100.0 * seed, 1.0), (2000, 200.0, 2.5)])
+        for lr in (1e-3, 3e-4)
+        for seed in (0, 1)
+    ]
     groups = group_runs(runs, "lr")
     assert {label: [path.name for path in paths] for label, paths in groups.items()} == {
-        "lr=0.001": ["r0.001-0", "r0.001-1"], "lr=0.0003": ["r0.0003-0", "r0.0003-1"]}
+        "lr=0.001": ["r0.001-0", "r0.001-1"],
+        "lr=0.0003": ["r0.0003-0", "r0.0003-1"],
+    }
     for x in ("steps", "time"):
         output = tmp_path / f"grouped-{x}.png"
         assert main(["plot", *map(str, runs), "--group-by", "lr", "--x", x, "-o", str(output)]) == 0

@@ -142,8 +142,9 @@ def test_unknown_reward():
 
 
 def test_cli_refuses_tip_height_on_cartpole_before_making_a_run(tmp_path):
-    result = run_deeprl("train", "dqn", "CartPole-v1", "--steps", "100", "--run-dir", "run", "--set",
-                        "reward=tip_height", cwd=tmp_path)
+    result = run_deeprl(
+        "train", "dqn", "CartPole-v1", "--steps", "100", "--run-dir", "run", "--set", "reward=tip_height", cwd=tmp_path
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
