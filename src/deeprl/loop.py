@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from deeprl.agent import Agent
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
@@ -63,6 +64,10 @@ def load_state_of(parts: dict[str, Any], state: dict[str, Any]) -> None:
 
 # build(runner, rng) -> the family's trainer, its networks freshly initialised
 Build = Callable[[EnvRunner, np.random.Generator], Trainer]
+# make_trainer(config, runner, run, rng, device) -> a family's trainer for one run (its class, or a partial of it)
+MakeTrainer = Callable[[Any, EnvRunner, Run, np.random.Generator, torch.device], Trainer]
+# train(config, make_env, run, device, resume=None) -> the trained agent: what every algorithm module exposes
+TrainFunction = Callable[..., Any]
 
 
 def drive(
@@ -103,3 +108,23 @@ def drive(
     finally:
         runner.close()
     return trainer.agent
+
+
+def training_function(make_trainer: MakeTrainer) -> TrainFunction:
+    """An algorithm module's `train`: its family's trainer on the driver, with the config's `n_envs` env copies (one
+    for the off-policy learners, which have no such setting)."""
+
+    def train(
+        config: RunConfig,
+        make_env: Callable[..., gym.Env],
+        run: Run,
+        device: torch.device,
+        resume: dict[str, Any] | None = None,
+    ) -> Any:
+        """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
+        n_envs = getattr(config, "n_envs", 1)
+        return drive(
+            config, make_env, run, resume, n_envs, lambda runner, rng: make_trainer(config, runner, run, rng, device)
+        )
+
+    return train

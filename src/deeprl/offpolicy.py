@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
@@ -28,7 +29,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError, warn
 from deeprl.experience import EnvRunner
 from deeprl.exploration import annealed
-from deeprl.loop import drive
+from deeprl.loop import TrainFunction, training_function
 from deeprl.run import Run
 
 IMAGE_RANK = 3  # (channels, height, width) observations are stored once, not again as next_obs
@@ -96,8 +97,8 @@ class OffPolicyAlgorithm(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-# build(observation_space, action_space, device) -> the algorithm, its networks freshly initialised
-Build = Callable[[gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
+# build(config, observation_space, action_space, device) -> the algorithm, its networks freshly initialised (its class)
+Build = Callable[[Any, gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
 
 
 def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.Space) -> ReplayBuffer:
@@ -135,7 +136,7 @@ class OffPolicyTrainer:
         build: Build,
     ) -> None:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
-        self.algorithm = build(runner.observation_space, runner.action_space, device)
+        self.algorithm = build(config, runner.observation_space, runner.action_space, device)
         self.agent = self.algorithm.agent
         self.replay = replay_for(config, runner.observation_space, runner.action_space)
         self.train_every_step = config.train_freq_unit == "steps"
@@ -219,15 +220,6 @@ class OffPolicyTrainer:
             )
 
 
-def train(
-    config: OffPolicyConfig,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None,
-    build: Build,
-) -> Any:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(
-        config, make_env, run, resume, 1, lambda runner, rng: OffPolicyTrainer(config, runner, run, rng, device, build)
-    )
+def train_with(algorithm: Build) -> TrainFunction:
+    """The `train` of an off-policy algorithm module: `algorithm` (its class) on the off-policy trainer."""
+    return training_function(partial(OffPolicyTrainer, build=algorithm))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
@@ -28,7 +29,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.exploration import annealed
-from deeprl.loop import drive, load_state_of, state_of
+from deeprl.loop import TrainFunction, load_state_of, state_of, training_function
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -255,20 +256,6 @@ class RolloutTrainer:
         load_state_of(self.parts(), state)
 
 
-def train(
-    config: OnPolicyConfig,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None,
-    update: Update,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(
-        config,
-        make_env,
-        run,
-        resume,
-        config.n_envs,
-        lambda runner, rng: RolloutTrainer(config, runner, run, rng, device, update),
-    )
+def train_with(update: Update) -> TrainFunction:
+    """The `train` of a rollout algorithm module (A2C, PPO): its `update` on the rollout trainer."""
+    return training_function(partial(RolloutTrainer, update=update))

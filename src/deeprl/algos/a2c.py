@@ -14,21 +14,16 @@ settings (lr 7e-4 and the like) were found with it. `--set optimizer=adam` switc
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import gymnasium as gym
 import numpy as np
-import torch
 
 from deeprl import onpolicy
 from deeprl.algos.ppo import gae, score_rollout
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
-from deeprl.policies import PolicyAgent
-from deeprl.run import Run
 
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
 ACTION_SPACES = onpolicy.ACTION_SPACES
@@ -69,12 +64,4 @@ def update(
     return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return onpolicy.train(config, make_env, run, device, resume, update)
+train = onpolicy.train_with(update)

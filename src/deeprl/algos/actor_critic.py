@@ -23,7 +23,6 @@ observation (the step's next_obs). Weights and targets are held fixed (detached)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,7 +36,7 @@ from deeprl.agent import observation_dtype
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Transitions
-from deeprl.loop import drive, load_state_of, state_of
+from deeprl.loop import load_state_of, state_of, training_function
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -285,19 +284,4 @@ class ActorCriticTrainer:
         load_state_of(self.parts(), state)
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(
-        config,
-        make_env,
-        run,
-        resume,
-        config.n_envs,
-        lambda runner, rng: ActorCriticTrainer(config, runner, run, rng, device),
-    )
+train = training_function(ActorCriticTrainer)

@@ -21,7 +21,6 @@ episode, or Gaussian; sigma may anneal) and clips to [-1, 1]; until `learning_st
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,7 +48,6 @@ from deeprl.nets import (
 )
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
-from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Box,)
@@ -278,19 +276,4 @@ class DDPG:
         self.critic_updates = int(state["critic_updates"])
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> ScaledActorAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(
-        config,
-        make_env,
-        run,
-        device,
-        resume,
-        lambda obs_space, action_space, device: DDPG(config, obs_space, action_space, device),
-    )
+train = offpolicy.train_with(DDPG)

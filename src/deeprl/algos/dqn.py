@@ -14,7 +14,6 @@ optimiser choices the seed tutorials use.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,7 +38,6 @@ from deeprl.nets import (
 )
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import QAgent
-from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Discrete,)
@@ -235,19 +233,4 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> QAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(
-        config,
-        make_env,
-        run,
-        device,
-        resume,
-        lambda obs_space, action_space, device: DQN(config, obs_space, action_space, device),
-    )
+train = offpolicy.train_with(DQN)

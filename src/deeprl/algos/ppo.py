@@ -21,11 +21,9 @@ A2C (deeprl.algos.a2c) is steps 1 and 2 and one full-batch gradient step of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -35,8 +33,6 @@ from deeprl.config import knob
 from deeprl.exploration import annealed
 from deeprl.nets import ActorCritic
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
-from deeprl.policies import PolicyAgent
-from deeprl.run import Run
 
 OBSERVATION_SPACES = onpolicy.OBSERVATION_SPACES
 ACTION_SPACES = onpolicy.ACTION_SPACES
@@ -199,12 +195,4 @@ def approx_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor) -> torch.Ten
     return (torch.exp(log_ratio) - 1 - log_ratio).mean()
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return onpolicy.train(config, make_env, run, device, resume, update)
+train = onpolicy.train_with(update)

@@ -13,7 +13,6 @@ standardises the weights G_t - b within each update, which keeps the step size s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,7 +25,7 @@ from deeprl.agent import observation_dtype
 from deeprl.buffers import discounted_returns
 from deeprl.config import RunConfig, knob
 from deeprl.experience import EnvRunner
-from deeprl.loop import drive, load_state_of, state_of
+from deeprl.loop import load_state_of, state_of, training_function
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
@@ -200,19 +199,4 @@ class ReinforceTrainer:
         self.baseline_mean = state["baseline_mean"]
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> PolicyAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return drive(
-        config,
-        make_env,
-        run,
-        resume,
-        config.n_envs,
-        lambda runner, rng: ReinforceTrainer(config, runner, run, rng, device),
-    )
+train = training_function(ReinforceTrainer)

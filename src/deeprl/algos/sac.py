@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,7 +44,6 @@ from deeprl.nets import (
 )
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
-from deeprl.run import Run
 
 OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Box,)
@@ -206,19 +204,4 @@ class SAC:
         self.gradient_steps = int(state["gradient_steps"])
 
 
-def train(
-    config: Config,
-    make_env: Callable[..., gym.Env],
-    run: Run,
-    device: torch.device,
-    resume: dict[str, Any] | None = None,
-) -> ScaledActorAgent:
-    """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped."""
-    return offpolicy.train(
-        config,
-        make_env,
-        run,
-        device,
-        resume,
-        lambda obs_space, action_space, device: SAC(config, obs_space, action_space, device),
-    )
+train = offpolicy.train_with(SAC)
