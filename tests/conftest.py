@@ -241,6 +241,19 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+def final_evaluation_replayed(run_dir: Path, policy: str, env: str, episodes: int) -> list[float]:
+    """The returns a run's policy file earns on the run's final-evaluation episodes (eval.json's seeds), loaded
+    afresh: equal to eval.json's when the file holds the policy that was scored."""
+    import deeprl
+    from deeprl.run import FINAL_EVAL_SEED
+
+    seed = json.loads((run_dir / "eval.json").read_text())["seed"]
+    replayed = deeprl.evaluate(
+        deeprl.load(run_dir / policy), env, episodes=episodes, seed=FINAL_EVAL_SEED + 1000 * seed
+    )
+    return replayed.returns.tolist()
+
+
 def summary_without_timing(run_dir: Path) -> dict[str, Any]:
     from deeprl.run import TIMING_KEYS
 

@@ -12,8 +12,7 @@ import torch
 import deeprl
 from deeprl.algos.actor_critic import Config, QHead, critic_targets
 from deeprl.errors import DeeprlError
-from deeprl.run import FINAL_EVAL_SEED
-from tests.conftest import kill_and_resume, run_deeprl
+from tests.conftest import final_evaluation_replayed, kill_and_resume, run_deeprl
 
 TRAIN_ARGS = [
     "--seed",
@@ -81,13 +80,8 @@ def test_each_critic_trains_and_logs_its_updates(tmp_path, critic):
         losses = [float(row[rows[0].index(column)]) for row in updates]
         assert all(math.isfinite(loss) for loss in losses) and len(set(losses)) > len(losses) // 2, column
     # the policy file holds the actor that was scored: loaded, it plays the final evaluation's episodes again
-    replayed = deeprl.evaluate(
-        deeprl.load(agent.run_dir / "policy.pt"),
-        "CartPole-v1",
-        episodes=2,
-        seed=FINAL_EVAL_SEED + 1000 * agent.summary["seed"],
-    )
-    assert replayed.returns.tolist() == agent.summary["final"]["returns"]
+    replayed = final_evaluation_replayed(agent.run_dir, "policy.pt", "CartPole-v1", episodes=2)
+    assert replayed == agent.summary["final"]["returns"]
 
 
 @pytest.mark.learning

@@ -24,8 +24,8 @@ from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic
 from deeprl.normalization import ObservationNormalizer
 from deeprl.policies import PolicyAgent, policy_network
-from deeprl.run import FINAL_EVAL_SEED, TIMING_KEYS
-from tests.conftest import PNG_SIGNATURE
+from deeprl.run import TIMING_KEYS
+from tests.conftest import PNG_SIGNATURE, final_evaluation_replayed
 from tests.continuous_control import CPU
 from tests.tensorboard_events import tensorboard_scalars
 
@@ -159,10 +159,7 @@ def test_eval_json(trained):
     # both policies are scored on the same new episodes, seeded FINAL_EVAL_SEED + 1000 * seed
     for which, policy in (("best", "best_policy.pt"), ("final", "policy.pt")):
         result = summary[which]
-        replayed = deeprl.evaluate(
-            deeprl.load(run_dir / policy), "CartPole-v1", episodes=2, seed=FINAL_EVAL_SEED + 1000 * summary["seed"]
-        )
-        assert result["returns"] == replayed.returns.tolist()
+        assert result["returns"] == final_evaluation_replayed(run_dir, policy, "CartPole-v1", episodes=2)
         assert result["episodes"] == 2
         assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
 

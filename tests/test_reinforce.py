@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 import deeprl
-from deeprl.run import FINAL_EVAL_SEED
-from tests.conftest import kill_and_resume
+from tests.conftest import final_evaluation_replayed, kill_and_resume
 
 TRAIN_ARGS = [
     "--seed",
@@ -62,10 +61,5 @@ def test_reinforce_learns_cartpole(tmp_path):
     assert agent.summary["best"]["mean_return"] > 150  # a random policy averages about 22
     # the files hold the policies that were scored: loaded, each plays its final evaluation's episodes again
     for which, policy in (("best", "best_policy.pt"), ("final", "policy.pt")):
-        replayed = deeprl.evaluate(
-            deeprl.load(agent.run_dir / policy),
-            "CartPole-v1",
-            episodes=10,
-            seed=FINAL_EVAL_SEED + 1000 * agent.summary["seed"],
-        )
-        assert replayed.returns.tolist() == agent.summary[which]["returns"], which
+        replayed = final_evaluation_replayed(agent.run_dir, policy, "CartPole-v1", episodes=10)
+        assert replayed == agent.summary[which]["returns"], which
