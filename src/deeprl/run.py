@@ -152,21 +152,27 @@ class RunLock:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / ".lock"
-        for _ in range(2):
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and owner != os.getpid() and process_alive(owner):
-                    raise DeeprlError(
-                        f"run directory {run_dir} is in use by process {owner} (remove {self.path} if it is not deeprl)"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            with os.fdopen(descriptor, "w") as lock:
-                lock.write(f"{os.getpid()}\n")
-            return
-        raise DeeprlError(f"cannot lock run directory {run_dir}")
+        # The PID is written to a file of our own first and linked into place, so the lock never exists
+        # empty: a second process reading a half-made lock would take it for stale and train in RUN too.
+        claim = run_dir / f".lock.{os.getpid()}"
+        claim.write_text(f"{os.getpid()}\n")
+        try:
+            for _ in range(2):
+                try:
+                    os.link(claim, self.path)
+                except FileExistsError:
+                    owner = self._owner()
+                    if owner is not None and owner != os.getpid() and process_alive(owner):
+                        raise DeeprlError(
+                            f"run directory {run_dir} is in use by process {owner} "
+                            f"(remove {self.path} if it is not deeprl)"
+                        ) from None
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                return
+            raise DeeprlError(f"cannot lock run directory {run_dir}")
+        finally:
+            claim.unlink(missing_ok=True)
 
     def _owner(self) -> int | None:
         return self.owner_of(self.path.parent)
