@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from deeprl import config as config_module
-from deeprl.algos import dqn
+from deeprl.algos import ALGORITHMS, dqn, get_algorithm
 from deeprl.config import (
     apply_settings,
     build_config,
@@ -78,6 +78,28 @@ def test_every_shipped_preset_builds_a_valid_config():
             config = build_config(Config, env_id, preset=name)
             for key, value in (settings or {}).items():
                 assert getattr(config, key) == (tuple(value) if isinstance(value, list) else value), (env_id, name)
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_algorithms_shipped_presets_build_valid_configs(algo):
+    config_class = get_algorithm(algo).Config
+    for env_id, by_name in load_presets(algo).items():
+        for name, settings in by_name.items():
+            config = build_config(config_class, env_id, preset=name)
+            for key, value in (settings or {}).items():
+                assert getattr(config, key) == (tuple(value) if isinstance(value, list) else value), (env_id, name)
+
+
+@pytest.mark.parametrize("algo", ["dqn", "ppo", "a2c"])
+@pytest.mark.parametrize("env_id", ["PongNoFrameskip-v4", "ALE/Breakout-v5"])
+def test_an_atari_game_without_presets_of_its_own_takes_the_atari_ones(algo, env_id):
+    atari = load_presets(algo)["atari"]["default"]
+    assert env_id not in load_presets(algo)
+    config = build_config(get_algorithm(algo).Config, env_id)
+    assert (config.total_steps, config.hidden_sizes) == (10_000_000, ())
+    for key, value in atari.items():
+        assert getattr(config, key) == (tuple(value) if isinstance(value, list) else value), key
+    assert build_config(get_algorithm(algo).Config, "Acrobot-v1").total_steps != 10_000_000  # not other envs
 
 
 def test_shipped_preset_then_overrides():

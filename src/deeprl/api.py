@@ -23,7 +23,7 @@ from deeprl.config import (
     apply_settings,
     build_config,
     config_to_yaml,
-    load_presets,
+    env_presets,
     read_config_record,
     validate_fields,
 )
@@ -82,7 +82,7 @@ def resolve_config(
 def preset_named_by(algo: str, env: str, settings: dict[str, Any]) -> str | None:
     """The preset a setting chooses when no preset is named: `critic=q` starts from the env's `q` preset, which
     sets critic to q with the settings that make that variant learn. None where no setting does."""
-    presets = load_presets(algo).get(env, {})
+    presets = env_presets(algo, env)
     for name, value in settings.items():
         chosen = presets.get(str(value)) or {}
         if str(value) != "default" and name in chosen and str(chosen[name]) == str(value):

@@ -21,7 +21,7 @@ import yaml
 from deeprl.config_file import read_config_file as read_config_file  # the API's name for it
 from deeprl.config_file import read_config_record as read_config_record
 from deeprl.envs import OBSERVATIONS, REWARDS
-from deeprl.envs.atari import AtariSettings
+from deeprl.envs.atari import AtariSettings, is_ale_id, register_ale_envs
 from deeprl.errors import DeeprlError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -360,9 +360,24 @@ def load_presets(algo: str) -> dict[str, dict[str, dict[str, Any]]]:
     return yaml.safe_load(resource.read_text()) or {}
 
 
+ATARI_PRESETS = "atari"  # the presets every Atari game shares (the RL Zoo keys its Atari settings so too)
+
+
+def env_presets(algo: str, env: str) -> dict[str, dict[str, Any]]:
+    """An env's presets {name: settings}: those keyed by its id, else for an Atari game those keyed `atari`."""
+    presets = load_presets(algo)
+    if env in presets:
+        return presets[env]
+    if ATARI_PRESETS in presets:
+        register_ale_envs(env)
+        if is_ale_id(env):
+            return presets[ATARI_PRESETS]
+    return {}
+
+
 def preset_settings(algo: str, env: str, preset: str) -> dict[str, Any]:
     """The settings of one preset; `default` for an env without presets means the dataclass defaults."""
-    by_env = load_presets(algo).get(env, {})
+    by_env = env_presets(algo, env)
     if preset in by_env:
         return dict(by_env[preset] or {})
     if preset == "default":
