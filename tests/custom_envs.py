@@ -296,3 +296,78 @@ class _ScriptedALE:
 
     def getInt(self, name: str) -> int:
         return {"max_num_frames_per_episode": 0}[name]
+
+
+class DictCorridor(gym.Env):
+    """A corridor of 5 cells entered in the middle; a cue in the observation says which end pays +1 (the other
+    costs -1), so the policy must read it. Observations are a nested Dict with a Tuple, a MultiBinary and a text
+    label (ignored); actions: 0 left, 1 right. An episode ends at either end, or after 20 steps."""
+
+    LENGTH = 5
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Dict(
+            {
+                "position": gym.spaces.Discrete(self.LENGTH),
+                "cue": gym.spaces.Dict({"side": gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.MultiBinary(2)))}),
+                "label": gym.spaces.Text(12),
+            }
+        )
+        self.action_space = gym.spaces.Discrete(2)
+        self.position, self.goal, self.steps = 2, 0, 0
+
+    def _obs(self) -> dict:
+        side = np.eye(2, dtype=np.int8)[self.goal]
+        return {"position": self.position, "cue": {"side": (self.goal, side)}, "label": "corridor"}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.position, self.goal, self.steps = 2, int(self.np_random.integers(2)), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.position += 1 if int(action) == 1 else -1
+        self.steps += 1
+        at_end = self.position in (0, self.LENGTH - 1)
+        reward = (1.0 if (self.position == 0) == (self.goal == 0) else -1.0) if at_end else -0.05
+        return self._obs(), reward, at_end, self.steps >= 20, {}
+
+
+class DictReach(gym.Env):
+    """Move a point on a line (Box action in [-1, 1], a step of 0.25 per unit) towards a target at -0.5 or +0.5,
+    which a Discrete entry of the Dict observation names; reward: minus the distance. 20 steps an episode."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Dict(
+            {"position": gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32), "target": gym.spaces.Discrete(2)}
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.position, self.target, self.steps = 0.0, 0, 0
+
+    def _obs(self) -> dict:
+        return {"position": np.array([self.position], dtype=np.float32), "target": self.target}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.position, self.target, self.steps = 0.0, int(self.np_random.integers(2)), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.position = float(np.clip(self.position + 0.25 * float(np.asarray(action).reshape(-1)[0]), -1.0, 1.0))
+        self.steps += 1
+        reward = -abs(self.position - (0.5 if self.target == 1 else -0.5))
+        return self._obs(), reward, False, self.steps >= 20, {}
+
+
+class MaskedDictCorridor(DictCorridor):
+    """DictCorridor whose observation also carries an `action_mask` entry (PettingZoo's layout): moving left is
+    masked in the leftmost free cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Dict(
+            {**self.observation_space.spaces, "action_mask": gym.spaces.MultiBinary(2)}
+        )
+
+    def _obs(self) -> dict:
+        return {**super()._obs(), "action_mask": np.array([self.position > 1, 1], dtype=np.int8)}

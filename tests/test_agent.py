@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import deeprl
-from deeprl.agent import as_batch, save_policy
+from deeprl.agent import save_policy
 from deeprl.algos import dqn, ppo, sac
 from deeprl.algos.dqn import DQN
 from deeprl.algos.sac import SAC
@@ -23,6 +23,7 @@ from deeprl.config import load_presets, read_config_file
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic
 from deeprl.normalization import ObservationNormalizer
+from deeprl.observations import as_batch
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import TIMING_KEYS
 from tests.conftest import PNG_SIGNATURE, final_evaluation_replayed

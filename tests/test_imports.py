@@ -69,6 +69,16 @@ def test_no_module_level_import_cycle_in_deeprl():
     assert find_cycle(graph) is None
 
 
+def test_agent_imports_the_agent_kinds_at_module_level_without_a_cycle():
+    """deeprl.load's agent kinds (policies) are imported at module level: the observation helpers the agents use
+    live in deeprl.observations, below both, so no import has to be deferred to break agent <-> policies."""
+    graph = import_graph()
+    assert "deeprl.policies" in graph["deeprl.agent"]
+    assert "deeprl.agent" not in graph["deeprl.policies"]
+    assert "deeprl.observations" in graph["deeprl.policies"]
+    assert find_cycle(graph) is None
+
+
 def test_import_deeprl_loads_neither_torch_nor_gymnasium_until_used():
     probe = (
         "import sys, deeprl; heavy = [m for m in ('torch', 'gymnasium') if m in sys.modules]; "

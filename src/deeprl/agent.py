@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from deeprl.errors import DeeprlError
 from deeprl.files import atomic_torch_save
+from deeprl.policies import AGENT_LOADERS
 from deeprl.version import __version__
 
 POLICY_FORMAT = "deeprl-policy"
@@ -49,20 +49,6 @@ class Agent(Protocol):
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         """(JSON-able description naming the agent's kind, tensors): what the loader of that kind
         (deeprl.policies.AGENT_LOADERS) rebuilds the agent from."""
-
-
-def observation_dtype(space: gym.Space) -> np.dtype:
-    """How observations are held for the networks: uint8 pictures stay bytes, everything else float32."""
-    return np.dtype(np.uint8 if space.dtype == np.uint8 else np.float32)
-
-
-def as_batch(obs: Any, space: gym.Space) -> tuple[np.ndarray, bool]:
-    """Observations as a batch of `observation_dtype`, and whether a single one was given."""
-    array = np.asarray(obs, dtype=observation_dtype(space))
-    single = array.shape == space.shape
-    if not single and array.shape[1:] != space.shape:
-        raise DeeprlError(f"observation of shape {array.shape} does not fit the agent's space {space.shape}")
-    return (array[None] if single else array), single
 
 
 def save_policy(path: str | Path, algo: str, agent: Agent, env_spec: dict[str, Any], step: int | None = None) -> None:
@@ -115,8 +101,6 @@ def load(path: str | Path) -> Agent:
     """The agent in a model file, or the best agent of a run directory. A policy file inside a finished run
     directory brings the run's eval.json as `agent.summary` (final and best scores, steps, timing); the summary
     is None for an unfinished run or a model file outside a run directory."""
-    from deeprl.policies import AGENT_LOADERS  # the agents use as_batch: agent.py stays below them
-
     policy_path = resolve_policy_path(path)
     algo, meta, tensors = read_policy_file(policy_path)
     kind = meta.get("agent", AGENT_OF_ALGORITHM.get(algo))

@@ -431,8 +431,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     presets = {name: load_presets(name) for name in ALGORITHMS}
     width = max(len(env_id) for by_env in presets.values() for env_id in by_env)
     for name in ALGORITHMS:
-        spaces = ", ".join(space.__name__ for space in get_algorithm(name).ACTION_SPACES)
-        print(f"{name}  (action spaces: {spaces})")
+        module = get_algorithm(name)
+        observations = ", ".join(space.__name__ for space in module.OBSERVATION_SPACES)
+        spaces = ", ".join(space.__name__ for space in module.ACTION_SPACES)
+        print(f"{name}  (observation spaces: {observations}; action spaces: {spaces})")
         for env_id, names in presets[name].items():
             print(f"  {env_id:{width}}  presets: {', '.join(names)}")
     return 0

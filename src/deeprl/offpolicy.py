@@ -23,13 +23,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agent import observation_dtype
 from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError, warn
 from deeprl.experience import EnvRunner
 from deeprl.exploration import annealed
 from deeprl.loop import TrainFunction, training_function
+from deeprl.observations import observation_dtype
 from deeprl.run import Run
 
 IMAGE_RANK = 3  # (channels, height, width) observations are stored once, not again as next_obs

@@ -23,7 +23,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from deeprl.agent import observation_dtype
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
@@ -39,10 +38,10 @@ from deeprl.nets import (
     set_learning_rate,
 )
 from deeprl.normalization import ObservationNormalizer, RewardScaler
+from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
 
-OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 RMSPROP_ALPHA = 0.99  # SB3's A2C (and the A2C paper's) squared-gradient decay
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from deeprl.agent import as_batch
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.nets import ActorCritic, DeterministicActor, QNetwork, SquashedGaussianActor, observation_encoder
 from deeprl.normalization import ObservationNormalizer
+from deeprl.observations import as_batch
 
 
 def action_description(space: gym.Space) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeprl.agent import observation_dtype
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Transitions
@@ -47,11 +46,11 @@ from deeprl.nets import (
     observation_encoder,
     orthogonal_init_,
 )
+from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
-OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy")
 CRITICS = ("q", "advantage", "td")

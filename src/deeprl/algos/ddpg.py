@@ -46,10 +46,10 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
+from deeprl.observations import OBSERVATION_SPACES  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
 
-OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Box,)
 METRIC_COLUMNS = ("noise_sigma", "critic_loss", "actor_loss", "q_mean")
 

@@ -21,17 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deeprl.agent import observation_dtype
 from deeprl.buffers import discounted_returns
 from deeprl.config import RunConfig, knob
 from deeprl.experience import EnvRunner
 from deeprl.loop import load_state_of, state_of, training_function
 from deeprl.nets import ACTIVATIONS, ActorCritic, check_finite, gradient_step, observation_encoder
+from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
-OBSERVATION_SPACES = (gym.spaces.Box,)
 ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "baseline")
 BASELINES = ("none", "mean", "value")

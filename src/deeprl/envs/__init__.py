@@ -12,6 +12,7 @@ import os
 import random
 import sys
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from deeprl.config_file import read_config_file
 from deeprl.envs import atari
 from deeprl.envs.screen import CartPoleScreen
 from deeprl.errors import DeeprlError
+from deeprl.observations import EncodedObservations, EncodedSpace, ObservationEncoder, is_text_space, needs_encoding
 
 MUJOCO_INSTALL = "pip install 'deeprl[mujoco]'"
 
@@ -78,8 +80,9 @@ def make_env(
     `env_kwargs` go to the env's constructor (`gym.make(id, **env_kwargs)`); `max_episode_steps` replaces
     (or adds) the TimeLimit, as the Acrobot lecture does; `reward` "tip_height" is that lecture's shaped
     Acrobot reward; `observation` "screen_difference" / "screen_frames" shows CartPole as pictures (as the
-    pixel CartPole tutorial learns from) `screen_height` pixels high. A Discrete observation (FrozenLake's
-    square, Taxi's state) becomes a one-hot vector, so every algorithm can read it. An Atari game gets the standard
+    pixel CartPole tutorial learns from) `screen_height` pixels high. An observation that is not a Box (FrozenLake's
+    Discrete square, Blackjack's Tuple, MiniGrid's Dict) becomes one float32 vector (deeprl.observations), so every
+    algorithm can read it. An Atari game gets the standard
     preprocessing, set by the `atari_*` options (deeprl.envs.atari.AtariSettings, docs/atari.md); it repeats
     actions itself, so the game is made with frameskip=1, and `max_episode_steps` counts agent steps.
     """
@@ -121,15 +124,15 @@ def wrap_env(
     **atari_options: Any,
 ) -> gym.Env:
     """deeprl's wrappers over a base env (make_env's options): an Atari game's preprocessing, a TimeLimit where
-    `max_episode_steps` is given (make_env gives it to other base envs instead), one-hot Discrete observations, the
-    reward and the observation."""
+    `max_episode_steps` is given (make_env gives it to other base envs instead), observations of any space but a
+    Box encoded as one vector (deeprl.observations), the reward and the observation."""
     settings = atari.AtariSettings.from_options(atari_options)
     if settings.wanted_for_env(env, _env_name(env)):
         env = atari.preprocess(env, settings, _env_name(env))
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
-    if isinstance(env.observation_space, gym.spaces.Discrete):
-        env = OneHotObservation(env)
+    if needs_encoding(env.observation_space):
+        env = EncodedObservations(env)
     if reward == "tip_height":
         env = TipHeightReward(env)
     elif reward != "env":
@@ -149,21 +152,6 @@ def run_env_spec(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise DeeprlError(f"{run_dir} is not a run directory (no config.yaml)")
     _, settings = read_config_file(path)
     return {"env": settings["env"], **{name: settings[name] for name in ENV_OPTIONS if name in settings}}
-
-
-class OneHotObservation(gym.ObservationWrapper):
-    """A Discrete observation k (of n) as the float32 vector with a 1 at k - start: networks read vectors."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        space = env.observation_space
-        self.start, self.size = int(space.start), int(space.n)
-        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(self.size,), dtype=np.float32)
-
-    def observation(self, observation: Any) -> np.ndarray:
-        encoded = np.zeros(self.size, dtype=np.float32)
-        encoded[int(observation) - self.start] = 1.0
-        return encoded
 
 
 def _make_base(
@@ -187,6 +175,7 @@ def _make_base(
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
     atari.register_ale_envs(env_id)
+    register_minigrid_envs(env_id)
     if _is_mujoco_id(env_id):
         _quiet_mujoco_model_warnings()
     try:
@@ -220,6 +209,18 @@ def _make_base(
         if not env_kwargs:
             raise
         raise DeeprlError(f"environment '{env_id}' does not accept env_kwargs {env_kwargs}: {error}") from None
+
+
+MINIGRID_PREFIXES = ("MiniGrid-", "BabyAI-")
+
+
+def register_minigrid_envs(env_id: str) -> None:
+    """MiniGrid's ids exist once the `minigrid` package is imported: import it for one of them."""
+    if env_id.startswith(MINIGRID_PREFIXES) and env_id not in gym.registry:
+        try:
+            importlib.import_module("minigrid")
+        except ImportError:
+            raise DeeprlError(f"environment '{env_id}' needs the minigrid package: pip install minigrid") from None
 
 
 def _is_mujoco_id(env_id: str) -> bool:
@@ -481,13 +482,19 @@ def _call_env_function(make: Callable[..., gym.Env], render_mode: str | None) ->
 
 def has_time_limit(env: gym.Env) -> bool:
     """Whether a TimeLimit wrapper, or an Atari game's own frame limit, cuts `env`'s episodes."""
-    if atari.has_frame_limit(env):
+    if atari.has_frame_limit(env) or _is_minigrid(env):
         return True
     while isinstance(env, gym.Wrapper):
         if isinstance(env, gym.wrappers.TimeLimit):
             return True
         env = env.env
     return False
+
+
+def _is_minigrid(env: gym.Env) -> bool:
+    """MiniGrid's envs end their own episodes after `max_steps` (their spec declares no limit)."""
+    minigrid = sys.modules.get("minigrid.minigrid_env")  # loaded by `import minigrid`, which registers the ids
+    return minigrid is not None and isinstance(env.unwrapped, minigrid.MiniGridEnv)
 
 
 def check_time_limit(env: gym.Env, env_name: str) -> None:
@@ -558,7 +565,10 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:
-    """A JSON description of a space, enough to rebuild it for a loaded agent."""
+    """A JSON description of a space, enough to rebuild it for a loaded agent (nested Dict and Tuple included; an
+    encoded observation space as the env's own space it encodes)."""
+    if isinstance(space, EncodedSpace):
+        return {"type": "Encoded", "source": space_to_dict(space.source)}
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym.spaces.Box):
@@ -569,15 +579,51 @@ def space_to_dict(space: gym.Space) -> dict[str, Any]:
             "shape": list(space.shape),
             "dtype": str(space.dtype),
         }
-    raise DeeprlError(f"unsupported space {space} (deeprl handles Box and Discrete spaces)")
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, gym.spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": [[key, space_to_dict(entry)] for key, entry in space.spaces.items()]}
+    if isinstance(space, gym.spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_dict(entry) for entry in space.spaces]}
+    if isinstance(space, gym.spaces.Text):
+        charset = "".join(sorted(space.character_set))
+        return {"type": "Text", "min_length": space.min_length, "max_length": space.max_length, "charset": charset}
+    if is_text_space(space):  # another kind of text (MiniGrid's mission): rebuilt as Gymnasium's Text
+        return {"type": "Text", "was": type(space).__name__}
+    raise DeeprlError(
+        f"unsupported space {space} (deeprl handles Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple and Text)"
+    )
 
 
 def space_from_dict(data: dict[str, Any]) -> gym.Space:
-    if data["type"] == "Discrete":
+    """The space `space_to_dict` described (key order of a Dict kept)."""
+    kind = data["type"]
+    if kind == "Encoded":
+        return ObservationEncoder(space_from_dict(data["source"])).space
+    if kind == "Discrete":
         return gym.spaces.Discrete(data["n"], start=data["start"])
-    if data["type"] == "Box":
+    if kind == "Box":
         dtype = np.dtype(data["dtype"])
         low = np.array(data["low"], dtype=dtype).reshape(data["shape"])
         high = np.array(data["high"], dtype=dtype).reshape(data["shape"])
         return gym.spaces.Box(low=low, high=high, dtype=dtype)
-    raise DeeprlError(f"unsupported space type {data['type']!r}")
+    if kind == "MultiDiscrete":
+        return gym.spaces.MultiDiscrete(data["nvec"], dtype=np.dtype(data["dtype"]), start=data["start"])
+    if kind == "MultiBinary":
+        return gym.spaces.MultiBinary(data["n"])
+    if kind == "Dict":
+        return gym.spaces.Dict(OrderedDict((key, space_from_dict(entry)) for key, entry in data["spaces"]))
+    if kind == "Tuple":
+        return gym.spaces.Tuple([space_from_dict(entry) for entry in data["spaces"]])
+    if kind == "Text":
+        if "max_length" not in data:
+            return gym.spaces.Text(max_length=4096)
+        return gym.spaces.Text(data["max_length"], min_length=data["min_length"], charset=data["charset"])
+    raise DeeprlError(f"unsupported space type {kind!r}")

@@ -1,0 +1,253 @@
+"""Observations of every Gymnasium space (deeprl.observations): the encoding computed by hand, the order of Dict and
+Tuple entries, text ignored, the action mask moved to info, policy files that record the env's own space, every
+algorithm on a Dict env, raw observations given to a loaded agent, Blackjack learnt, and exact resume on MiniGrid."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import deeprl
+from deeprl.envs import make_env, space_from_dict, space_to_dict
+from deeprl.errors import DeeprlError
+from deeprl.observations import EncodedSpace, ObservationEncoder, as_batch
+from tests.conftest import run_deeprl
+
+BLACKJACK = gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2)))
+
+
+def one_hot(index: int, size: int) -> list[float]:
+    return [1.0 if position == index else 0.0 for position in range(size)]
+
+
+def test_tuple_of_discretes_is_one_hot_per_entry():
+    encoder = ObservationEncoder(BLACKJACK)
+    # the player's sum 14, the dealer's card 10, no usable ace: one-hot of 32, then of 11, then of 2
+    expected = one_hot(14, 32) + one_hot(10, 11) + one_hot(0, 2)
+    np.testing.assert_array_equal(encoder.encode((14, 10, 0)), expected)
+    assert encoder.size == 45
+    assert encoder.space == gym.spaces.Box(0.0, 1.0, shape=(45,), dtype=np.float32)
+
+
+def test_nested_dict_entries_follow_the_spaces_key_order():
+    # Gymnasium sorts a plain dict's keys: 'a' (its own 'x' before 'y') comes before 'b'
+    space = gym.spaces.Dict(
+        {
+            "b": gym.spaces.Discrete(2),
+            "a": gym.spaces.Dict(
+                {"y": gym.spaces.Box(-5.0, 5.0, shape=(2,), dtype=np.float32), "x": gym.spaces.Discrete(3, start=1)}
+            ),
+        }
+    )
+    obs = {"b": 1, "a": {"y": np.array([0.5, -2.0], dtype=np.float32), "x": 2}}
+    np.testing.assert_array_equal(ObservationEncoder(space).encode(obs), [0, 1, 0, 0.5, -2.0, 0, 1])
+    # an OrderedDict keeps the order it was given
+    ordered = gym.spaces.Dict(OrderedDict([("b", gym.spaces.Discrete(2)), ("a", gym.spaces.Discrete(2))]))
+    np.testing.assert_array_equal(ObservationEncoder(ordered).encode({"a": 0, "b": 1}), [0, 1, 1, 0])
+
+
+def test_multidiscrete_is_one_hot_per_dimension_and_multibinary_its_bits():
+    encoder = ObservationEncoder(gym.spaces.MultiDiscrete([3, 2], start=[0, 1]))
+    np.testing.assert_array_equal(encoder.encode(np.array([2, 1])), [0, 0, 1, 1, 0])
+    grid = ObservationEncoder(gym.spaces.MultiDiscrete([[2, 2], [3, 1]]))  # dimensions read row by row
+    np.testing.assert_array_equal(grid.encode(np.array([[1, 0], [2, 0]])), [0, 1, 1, 0, 0, 0, 1, 1])
+    bits = ObservationEncoder(gym.spaces.MultiBinary(3))
+    np.testing.assert_array_equal(bits.encode(np.array([1, 0, 1], dtype=np.int8)), [1, 0, 1])
+
+
+def test_small_picture_in_a_dict_is_flattened_and_a_cnn_sized_one_refused():
+    picture = gym.spaces.Box(0, 255, shape=(2, 2, 3), dtype=np.uint8)
+    space = gym.spaces.Dict({"image": picture, "direction": gym.spaces.Discrete(4)})
+    image = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    encoded = ObservationEncoder(space).encode({"image": image, "direction": 3})
+    np.testing.assert_array_equal(encoded, [0, 0, 0, 1, *range(12)])  # 'direction' first, then the pixels unscaled
+    assert encoded.dtype == np.float32
+    big = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, shape=(36, 36, 3), dtype=np.uint8)})
+    with pytest.raises(DeeprlError, match=r"\['image'\] is a 36x36 picture inside a Dict or Tuple"):
+        ObservationEncoder(big)
+
+
+def test_batches_in_every_form_encode_alike():
+    encoder = ObservationEncoder(BLACKJACK)
+    hands = [(14, 10, 0), (20, 1, 1)]
+    expected = np.array([encoder.encode(hand) for hand in hands])
+    as_list, single = encoder.batch(hands)
+    assert not single
+    np.testing.assert_array_equal(as_list, expected)
+    stacked, single = encoder.batch((np.array([14, 20]), np.array([10, 1]), np.array([0, 1])))  # a vector env's form
+    assert not single
+    np.testing.assert_array_equal(stacked, expected)
+    encoded, single = encoder.batch(expected)  # vectors deeprl's envs give
+    assert not single
+    np.testing.assert_array_equal(encoded, expected)
+    one, single = as_batch((14, 10, 0), encoder.space)
+    assert single
+    np.testing.assert_array_equal(one, expected[:1])
+
+
+@pytest.mark.parametrize(
+    ("obs", "message"),
+    [
+        ({"player": 14}, r"the observation should be a tuple of 3 entries .* not a dict"),
+        ((14, 10), r"should be a tuple of 3 entries .* not a tuple of 2 entries"),
+        ((40, 10, 0), r"entry \[0\] holds values outside Discrete\(32\)"),
+        ((14.5, 10, 0), r"entry \[0\] is not a whole number"),
+        ((np.array([14, 20]), np.array([10]), np.array([0, 1])), "not all single values or batches of one size"),
+        (
+            ([[1, 2]], 10, 0),
+            r"entry \[0\] has shape \(1, 2\), but Discrete\(32\) takes shape \(\) \(or a batch of them: \(1,\)\)",
+        ),
+    ],
+)
+def test_an_observation_of_the_wrong_structure_is_one_line(obs, message):
+    with pytest.raises(DeeprlError, match=message):
+        as_batch(obs, ObservationEncoder(BLACKJACK).space)
+
+
+def test_a_dict_observation_without_an_entry_is_refused():
+    space = ObservationEncoder(gym.spaces.Dict({"a": gym.spaces.Discrete(2), "b": gym.spaces.Discrete(2)})).space
+    with pytest.raises(DeeprlError, match=r"the observation has no entry 'b'"):
+        as_batch({"a": 1}, space)
+    with pytest.raises(DeeprlError, match=r"the observation should be a dict .* not a str"):
+        as_batch("a", space)
+
+
+@pytest.mark.parametrize(
+    "space",
+    [gym.spaces.Sequence(gym.spaces.Discrete(3)), gym.spaces.Graph(gym.spaces.Discrete(2), None)],
+    ids=["Sequence", "Graph"],
+)
+def test_a_space_nothing_encodes_is_refused_naming_its_entry(space):
+    with pytest.raises(DeeprlError, match=rf"entry \['inner'\] is a {type(space).__name__} space, which deeprl cannot"):
+        ObservationEncoder(gym.spaces.Dict({"inner": space, "other": gym.spaces.Discrete(2)}))
+
+
+def test_text_is_ignored_with_one_warning_however_many_copies(capsys):
+    env = make_env("tests.custom_envs:DictCorridor")
+    make_env("tests.custom_envs:DictCorridor")
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [
+        "deeprl: warning: observation entry ['label'] is text, which deeprl's networks do not read: ignored"
+    ]
+    obs, _ = env.reset(seed=0)
+    # cue side (Discrete 2 + MultiBinary 2), then position (Discrete 5); the label adds nothing
+    goal = env.unwrapped.goal
+    np.testing.assert_array_equal(obs, one_hot(goal, 2) + one_hot(goal, 2) + one_hot(2, 5))
+
+
+def test_an_action_mask_entry_goes_to_info_not_to_the_features():
+    env = make_env("tests.custom_envs:MaskedDictCorridor")
+    assert env.observation_space.shape == make_env("tests.custom_envs:DictCorridor").observation_space.shape
+    obs, info = env.reset(seed=0)
+    np.testing.assert_array_equal(info["action_mask"], [1, 1])
+    obs, _, _, _, info = env.step(0)  # to cell 1, where moving left is masked
+    np.testing.assert_array_equal(info["action_mask"], [0, 1])
+    assert obs.shape == (9,)
+
+
+SPACES = [
+    gym.spaces.Discrete(3, start=-1),
+    gym.spaces.Box(-1.0, 2.0, shape=(2, 3), dtype=np.float32),
+    gym.spaces.MultiDiscrete([[2, 3], [4, 5]], start=[[0, 1], [-1, 0]]),
+    gym.spaces.MultiBinary([2, 3]),
+    gym.spaces.Text(5, min_length=2, charset="abc"),
+    BLACKJACK,
+    gym.spaces.Dict(
+        OrderedDict(
+            [
+                ("z", gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.MultiBinary(4)))),
+                ("a", gym.spaces.Dict({"deep": gym.spaces.Box(0, 255, shape=(3, 3), dtype=np.uint8)})),
+            ]
+        )
+    ),
+]
+
+
+@pytest.mark.parametrize("space", SPACES, ids=lambda space: type(space).__name__)
+def test_every_space_round_trips_through_json(space):
+    restored = space_from_dict(json.loads(json.dumps(space_to_dict(space))))
+    assert restored == space
+    assert type(restored) is type(space)
+    assert repr(restored) == repr(space)  # Dict key order and dtypes included
+
+
+def test_an_encoded_space_is_recorded_as_the_env_space_it_encodes():
+    space = ObservationEncoder(SPACES[-1]).space
+    data = json.loads(json.dumps(space_to_dict(space)))
+    assert data["type"] == "Encoded" and data["source"] == space_to_dict(SPACES[-1])
+    restored = space_from_dict(data)
+    assert isinstance(restored, EncodedSpace)
+    assert restored == space and restored.source == space.source
+
+
+def test_minigrid_mission_is_recorded_as_text():
+    env = make_env("MiniGrid-Empty-5x5-v0")
+    restored = space_from_dict(json.loads(json.dumps(space_to_dict(env.observation_space))))
+    assert isinstance(restored.source["mission"], gym.spaces.Text)
+    assert restored.shape == env.observation_space.shape == (4 + 7 * 7 * 3,)
+
+
+DISCRETE_TINY = {"seed": 0, "steps": 400, "eval_every": 200, "eval_episodes": 2, "final_eval_episodes": 4}
+BOX_TINY = {**DISCRETE_TINY, "learning_starts": 100, "batch_size": 32}
+SETTINGS = {
+    "dqn": {**DISCRETE_TINY, "learning_starts": 100, "batch_size": 32},
+    "ppo": {**DISCRETE_TINY, "n_steps": 64, "batch_size": 32, "n_epochs": 2},
+    "a2c": DISCRETE_TINY,
+    "reinforce": DISCRETE_TINY,
+    "actor-critic": DISCRETE_TINY,
+    "ddpg": BOX_TINY,
+    "td3": BOX_TINY,
+    "sac": BOX_TINY,
+}
+
+
+@pytest.mark.parametrize("algo", list(SETTINGS))
+def test_every_algorithm_trains_on_a_dict_env_and_its_agent_takes_raw_dicts(algo, tmp_path):
+    env_id = "tests.custom_envs:DictReach" if algo in ("ddpg", "td3", "sac") else "tests.custom_envs:DictCorridor"
+    deeprl.train(algo, env_id, run_dir=tmp_path / "run", progress=False, **SETTINGS[algo])
+    agent = deeprl.load(tmp_path / "run")
+    raw_env = make_env(env_id).unwrapped  # the env's own dict observations
+    raw, _ = raw_env.reset(seed=3)
+    encoded = ObservationEncoder(raw_env.observation_space).encode(raw)
+    action = agent.act(raw)
+    assert raw_env.action_space.contains(action)
+    np.testing.assert_array_equal(action, agent.act(encoded))
+    batch = agent.act([raw, raw])  # a list of dicts is a batch
+    np.testing.assert_array_equal(batch, [action, action])
+    stacked = {key: np.stack([value, value]) for key, value in raw.items() if key != "cue"}
+    if "cue" in raw:
+        goal, side = raw["cue"]["side"]
+        stacked["cue"] = {"side": (np.array([goal, goal]), np.stack([side, side]))}
+        stacked["label"] = ["corridor", "corridor"]
+    np.testing.assert_array_equal(agent.act(stacked), [action, action])  # Gymnasium's vector form
+    assert len(deeprl.evaluate(agent, episodes=3).returns) == 3
+
+
+def test_cli_refuses_an_env_whose_observation_nothing_encodes(tmp_path):
+    result = run_deeprl("train", "ppo", "tests.test_observation_spaces:SequenceObservations", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "deeprl: error: observation entry ['items'] is a Sequence space, which deeprl cannot encode (it reads Box, "
+        "Discrete, MultiDiscrete, MultiBinary, Dict, Tuple, nested, and ignores text)"
+    ]
+    assert not any(tmp_path.iterdir())
+
+
+class SequenceObservations(gym.Env):
+    """A Dict observation holding a variable-length Sequence, which no network input fits."""
+
+    def __init__(self) -> None:
+        items = gym.spaces.Sequence(gym.spaces.Discrete(3))
+        self.observation_space = gym.spaces.Dict({"items": items, "count": gym.spaces.Discrete(4)})
+        self.action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return {"items": (1, 2), "count": 2}, {}
+
+    def step(self, action):
+        return {"items": (1,), "count": 1}, 0.0, True, False, {}
