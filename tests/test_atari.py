@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,7 +16,7 @@ from deeprl.envs import make_env
 from deeprl.envs.atari import LEARNING_REWARD, LEARNING_TERMINAL
 from deeprl.experience import EnvRunner
 from deeprl.run import FINAL_EVAL_SEED
-from tests.conftest import kill_and_resume, rows_without_time, run_deeprl, subprocess_env
+from tests.conftest import kill_and_resume, rows_without_time, run_deeprl
 from tests.custom_envs import ScriptedAtari
 
 SCRIPTED = "tests.custom_envs:ScriptedAtari"
@@ -310,19 +309,16 @@ def test_deeprl_list_envs_shows_the_atari_ids(tmp_path: Path):
 
 
 def deeprl_without(modules: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The deeprl command in a process where importing `modules` fails, as if they were not installed."""
-    script = (
-        f"import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n"
-        "from deeprl.cli import main\nsys.exit(main(sys.argv[1:]))"
+    """The deeprl command in a process where importing `modules` fails, as if they were not installed (forked from
+    the pre-imported server, which has loaded none of them: the script checks that first)."""
+    script = cwd.with_name(cwd.name + "-without.py")
+    script.write_text(
+        f"import sys\nfor name in {modules!r}:\n"
+        "    assert name not in sys.modules, f'{name} was imported before the test could hide it'\n"
+        "    sys.modules[name] = None\n"
+        "from deeprl.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=cwd,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_deeprl(*args, cwd=cwd, script=script, timeout=120)
 
 
 @pytest.mark.parametrize(
