@@ -271,7 +271,7 @@ def test_numpy_policy_matches_torch(action):
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="action must be"):
-        ActorCritic(4, {"type": "MultiDiscrete", "nvec": [2, 2]})
+        ActorCritic(4, {"type": "Text", "max_length": 4})
     with pytest.raises(ValueError, match="value must be one of"):
         ActorCritic(4, DISCRETE, value="dueling")
 

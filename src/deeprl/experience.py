@@ -49,7 +49,8 @@ class EnvRunner:
         self.run = run
         self.observation_space = self.envs.single_observation_space
         self.action_space = self.envs.single_action_space
-        self.box_actions = isinstance(self.action_space, gym.spaces.Box)
+        # actions other than Discrete ones are arrays: a resumed run replays them as arrays of the space's dtype
+        self.array_actions = not isinstance(self.action_space, gym.spaces.Discrete)
         self.episode_returns = np.zeros(n_envs)
         self.episode_lengths = np.zeros(n_envs, dtype=np.int64)
         self.episodes = 0  # finished episodes, all copies together
@@ -123,8 +124,8 @@ class EnvRunner:
                 obs, _ = env.reset()
             total, length = 0.0, 0
             for action in actions:
-                # a Box action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
-                sent = np.asarray(action, dtype=self.action_space.dtype) if self.box_actions else action
+                # an action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
+                sent = np.asarray(action, dtype=self.action_space.dtype) if self.array_actions else action
                 obs, reward, terminated, truncated, _ = env.step(sent)
                 total, length = total + float(reward), length + 1
                 if terminated or truncated:

@@ -12,11 +12,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Distribution
 
+from deeprl.action_heads import action_head
 from deeprl.errors import DeeprlError
 
-LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 NUMPY_ACTIVATIONS: dict[type[nn.Module], Callable[[np.ndarray], np.ndarray]] = {
     nn.ReLU: lambda x: np.maximum(x, 0.0),
@@ -279,11 +279,13 @@ def orthogonal_init_(module: nn.Module, gain: float) -> None:
 
 
 class ActorCritic(nn.Module):
-    """A stochastic policy (Categorical logits for Discrete actions, a Gaussian with a state-independent
-    learnable `log_std` for Box actions) with an optional state-value head.
+    """A stochastic policy with an optional state-value head. Its head is built from the action space (a categorical
+    for Discrete actions, one per dimension for MultiDiscrete, Bernoullis for MultiBinary, a Gaussian with a
+    state-independent learnable `log_std` for Box: deeprl.action_heads), and takes an optional action mask (a boolean
+    per action, (batch, mask_width), for Discrete and MultiDiscrete): masked actions are never drawn or scored.
 
-    `action` is {"type": "Discrete", "n": N} or {"type": "Box", "dim": D}. `value` is "separate" (its own
-    MLP of the same widths), "shared" (a head on the policy's trunk) or "none" (no learned baseline).
+    `action` is an `action_description` (e.g. {"type": "Discrete", "n": N}). `value` is "separate" (its own MLP of
+    the same widths), "shared" (a head on the policy's trunk) or "none" (no learned baseline).
     Every argument is JSON-able, so a policy file rebuilds the network from them. Actions are returned
     raw, never clipped: log-probabilities must be those of the sample the policy drew. With `encoder` (see
     `observation_encoder`) one CNN reads pictures for both the policy and the value trunks (SB3's default).
@@ -307,20 +309,15 @@ class ActorCritic(nn.Module):
         if self.encoder is not None:
             obs_dim = self.encoder.out_dim
         self.input_dim = obs_dim  # the width the trunks read
-        if action.get("type") == "Discrete":
-            self.discrete, action_dim = True, int(action["n"])
-        elif action.get("type") == "Box":
-            self.discrete, action_dim = False, int(action["dim"])
-        else:
-            raise ValueError(
-                f'action must be {{"type": "Discrete", "n": N}} or {{"type": "Box", "dim": D}}, not {action!r}'
-            )
+        self.head = action_head(action)
         if value not in self.VALUE_KINDS:
             raise ValueError(f"value must be one of {', '.join(self.VALUE_KINDS)}, not {value!r}")
         features = hidden_sizes[-1] if hidden_sizes else obs_dim
         self.trunk = mlp([obs_dim, *hidden_sizes], activation, activate_last=True)
-        self.policy_head = nn.Linear(features, action_dim)
-        self.log_std = None if self.discrete else nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+        self.policy_head = nn.Linear(features, self.head.width)
+        self.log_std = (
+            nn.Parameter(torch.full((self.head.width,), float(log_std_init))) if action["type"] == "Box" else None
+        )
         self.value_trunk = (
             mlp([obs_dim, *hidden_sizes], activation, activate_last=True) if value == "separate" else None
         )
@@ -333,11 +330,8 @@ class ActorCritic(nn.Module):
             if self.value_head is not None:
                 orthogonal_init_(self.value_head, 1.0)
 
-    def _distribution_of(self, policy_out: torch.Tensor) -> Distribution:
-        if self.discrete:
-            return Categorical(logits=policy_out)
-        # Independent makes log_prob and entropy sum over the action dimensions
-        return Independent(Normal(policy_out, self.log_std.exp()), 1)
+    def _distribution_of(self, policy_out: torch.Tensor, action_mask: torch.Tensor | None) -> Distribution:
+        return self.head.distribution(policy_out, self.log_std, action_mask)
 
     def _value_of(self, inputs: torch.Tensor, policy_features: torch.Tensor) -> torch.Tensor | None:
         if self.value_head is None:
@@ -349,15 +343,17 @@ class ActorCritic(nn.Module):
         """What the trunks read: the CNN's features of pictures, or the observations as float vectors."""
         return encoded(self.encoder, obs)
 
-    def forward(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor | None]:
-        """The action distribution and the state values (batch,), or None without a value head; a shared
-        trunk (and the CNN) runs once for both."""
+    def forward(
+        self, obs: torch.Tensor, action_mask: torch.Tensor | None = None
+    ) -> tuple[Distribution, torch.Tensor | None]:
+        """The action distribution (under `action_mask`, if given) and the state values (batch,), or None without a
+        value head; a shared trunk (and the CNN) runs once for both."""
         inputs = self.encode(obs)
         features = self.trunk(inputs)
-        return self._distribution_of(self.policy_head(features)), self._value_of(inputs, features)
+        return self._distribution_of(self.policy_head(features), action_mask), self._value_of(inputs, features)
 
-    def distribution(self, obs: torch.Tensor) -> Distribution:
-        return self._distribution_of(self.policy_head(self.trunk(self.encode(obs))))
+    def distribution(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None) -> Distribution:
+        return self._distribution_of(self.policy_head(self.trunk(self.encode(obs))), action_mask)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(obs) of shape (batch,)."""
@@ -367,38 +363,30 @@ class ActorCritic(nn.Module):
         features = self.trunk(inputs) if self.value_trunk is None else self.value_trunk(inputs)
         return self.value_head(features).squeeze(-1)
 
-    def act(self, obs: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(raw actions, their log-probabilities, values or None); deterministic acts on the mode (the
-        most likely action, or the Gaussian's mean). Call it under torch.inference_mode when acting."""
-        distribution, values = self(obs)
+    def act(
+        self, obs: torch.Tensor, deterministic: bool, action_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(raw actions, their log-probabilities, values or None); deterministic acts on the mode (the most likely
+        action of each dimension, or the Gaussian's mean). Call it under torch.inference_mode when acting."""
+        distribution, values = self(obs, action_mask)
         actions = distribution.mode if deterministic else distribution.sample()
         return actions, distribution.log_prob(actions), values
 
     def evaluate_actions(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: torch.Tensor, actions: torch.Tensor, action_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(log-probabilities of `actions`, entropies, values or None) under the current parameters.
-
-        Written out rather than through torch.distributions (on a small net the distribution objects and their
-        argument checks cost more than the network, and this runs once per minibatch step), operation for
-        operation as torch.distributions computes them, so the results agree to the bit."""
+        """(log-probabilities of `actions`, entropies, values or None) under the current parameters and
+        `action_mask` (the mask each action was taken under), without distribution objects (the head's
+        log_prob_entropy: as torch.distributions computes them, to the bit)."""
         inputs = self.encode(obs)
         features = self.trunk(inputs)
         policy_out, values = self.policy_head(features), self._value_of(inputs, features)
-        if self.discrete:
-            log_probs = policy_out - policy_out.logsumexp(dim=-1, keepdim=True)
-            taken = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-            return taken, -(log_probs * torch.softmax(log_probs, dim=-1)).sum(-1), values
-        # a diagonal Gaussian: log N(a; mu, std) and its entropy, summed over the action dimensions (the constants
-        # are written as torch's Normal writes them: log sqrt(2 pi) and 0.5 log(2 pi) differ in the last bit)
-        std = self.log_std.exp()
-        log_std = std.log().expand_as(policy_out)
-        log_probs = -((actions - policy_out) ** 2) / (2 * std**2) - log_std - LOG_SQRT_2PI
-        return log_probs.sum(-1), (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1), values
+        log_probs, entropies = self.head.log_prob_entropy(policy_out, self.log_std, actions, action_mask)
+        return log_probs, entropies, values
 
     def numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Logits (Discrete) or means (Box) of a (batch, obs_dim) float32 array in NumPy, or None if this
-        net cannot do that (a CNN)."""
+        """The policy head's outputs (logits, or the Gaussian's means) of a (batch, obs_dim) float32 array in NumPy,
+        or None if this net cannot do that (a CNN)."""
         if self.encoder is not None:
             return None
         return numpy_sequential(nn.Sequential(*self.trunk, self.policy_head))

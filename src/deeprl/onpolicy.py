@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from deeprl.action_heads import ACTION_SPACES  # noqa: F401 - every action space a policy head takes
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
@@ -42,7 +43,6 @@ from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.run import Run
 
-ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 RMSPROP_ALPHA = 0.99  # SB3's A2C (and the A2C paper's) squared-gradient decay
 
 
@@ -172,7 +172,6 @@ class RolloutTrainer:
         self.reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None
         self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
         self.context = UpdateContext(config, self.policy, make_optimizer(config, self.policy), rng, device)
-        discrete = isinstance(action_space, gym.spaces.Discrete)
         # what the network reads is stored: normalised vectors as float32, pictures as bytes
         self.obs_dtype = np.dtype(np.float32) if self.obs_normalizer is not None else observation_dtype(obs_space)
         self.rollout = RolloutBuffer(
@@ -180,8 +179,8 @@ class RolloutTrainer:
             config.n_envs,
             obs_space.shape,
             self.obs_dtype,
-            action_shape=() if discrete else (network["action"]["dim"],),
-            action_dtype=np.int64 if discrete else np.float32,
+            action_shape=self.policy.head.raw_shape,
+            action_dtype=self.policy.head.raw_dtype,
         )
         if self.obs_normalizer is not None:  # every observation acted on enters the statistics, the first ones too
             self.obs_normalizer.update(runner.obs)  # (a resumed run's statistics replace these)

@@ -1,9 +1,10 @@
 """The agents deeprl's algorithms return and `deeprl.load` rebuilds, one kind each: a Q-network acting greedily
-(`QAgent`: DQN), a policy network (`PolicyAgent`: the policy-gradient family; categorical for Discrete actions,
-Gaussian for Box) that acts on observations as the env returns them, normalising them first with the statistics it
+(`QAgent`: DQN), a policy network (`PolicyAgent`: the policy-gradient family; its head built from the action space:
+deeprl.action_heads) that acts on observations as the env returns them, normalising them first with the statistics it
 carries when it was trained on normalised observations, and an actor in [-1, 1] (`ScaledActorAgent`: DDPG, TD3, SAC).
 Every continuous-action agent works in [-1, 1] units and scales to the env's Box only where its actions leave for
-the env (`scale_action`), so the units the env gives its actions in change nothing it learns.
+the env (`scale_action`), so the units the env gives its actions in change nothing it learns. The Q and policy agents
+act under an action mask where one is given (`act(obs, action_mask=...)`: deeprl.action_masks).
 
 A policy file names its agent's kind (`policy_file_data`), and `AGENT_LOADERS` rebuilds each kind from the file."""
 
@@ -18,17 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from deeprl.action_heads import GaussianHead, action_description
+from deeprl.action_masks import checked_masks
 from deeprl.envs import space_from_dict, space_to_dict
 from deeprl.nets import ActorCritic, DeterministicActor, QNetwork, SquashedGaussianActor, observation_encoder
 from deeprl.normalization import ObservationNormalizer
 from deeprl.observations import as_batch
-
-
-def action_description(space: gym.Space) -> dict[str, Any]:
-    """What ActorCritic needs to know of an action space (JSON-able)."""
-    if isinstance(space, gym.spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n)}
-    return {"type": "Box", "dim": int(np.prod(space.shape))}
 
 
 def scale_action(unit_actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -63,7 +59,8 @@ def policy_file_data(
 
 
 class QAgent:
-    """Acts greedily on Q-values (epsilon-greedy when not deterministic): DQN's agent."""
+    """Acts greedily on Q-values (epsilon-greedy when not deterministic) among the actions `action_mask` leaves
+    valid (all without a mask): DQN's agent."""
 
     def __init__(
         self,
@@ -84,22 +81,37 @@ class QAgent:
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
         self.summary: dict[str, Any] | None = None
 
-    def act(self, obs: Any, deterministic: bool = True) -> Any:
+    def act(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
         batch, single = as_batch(obs, self.observation_space)
-        if self.numpy_q_values is not None:
-            actions = self.numpy_q_values(batch.reshape(len(batch), -1)).argmax(axis=1)
-        else:
-            with torch.inference_mode():
-                actions = self.q_net(torch.from_numpy(batch).to(self.device)).argmax(dim=1).cpu().numpy()
+        masks = checked_masks(action_mask, self.action_space, len(batch), "action_mask")
+        actions = self.greedy(batch, masks)
         if not deterministic:
             explore = self.rng.random(len(actions)) < self.epsilon
-            actions = np.where(explore, self.rng.integers(self.action_space.n, size=len(actions)), actions)
+            actions = np.where(explore, self.random_actions(len(actions), masks, self.rng), actions)
         actions = actions + self.action_space.start
         return int(actions[0]) if single else actions
 
-    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
-        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
-        return self.act(obs, deterministic), None
+    def greedy(self, batch: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """The valid action of highest Q-value (indices from 0) for each observation of `batch`."""
+        if self.numpy_q_values is not None:
+            q_values = self.numpy_q_values(batch.reshape(len(batch), -1))
+            return (q_values if masks is None else np.where(masks, q_values, -np.inf)).argmax(axis=1)
+        with torch.inference_mode():
+            q_values = self.q_net(torch.from_numpy(batch).to(self.device))
+            if masks is not None:
+                q_values = q_values.masked_fill(~torch.from_numpy(masks).to(self.device), -torch.inf)
+            return q_values.argmax(dim=1).cpu().numpy()
+
+    def random_actions(self, count: int, masks: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        """`count` actions drawn uniformly among the valid ones (indices from 0)."""
+        if masks is None:
+            return rng.integers(self.action_space.n, size=count)
+        return np.array([rng.choice(np.flatnonzero(mask)) for mask in masks])
+
+    def predict(self, obs: Any, deterministic: bool = True, action_masks: Any = None) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict; `action_masks` as
+        sb3-contrib's MaskablePPO names it)."""
+        return self.act(obs, deterministic, action_mask=action_masks), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         return policy_file_data(
@@ -139,12 +151,13 @@ def policy_network(
 
 
 class PolicyAgent:
-    """Acts with a policy network: the most likely action (Discrete) or the mean (Box) when deterministic, a
-    sample otherwise. A Box action is the Gaussian's sample u in [-1, 1] units: only here, where it leaves for the
-    env, is it clipped to [-1, 1] and scaled to the Box (`action_units` "unit"); the learner keeps the raw samples it
-    computed log-probabilities for. Dimensions without finite bounds on both sides have nothing to scale to: their
-    samples are only clipped to whatever bound they have. `action_units` "env" is how policies learnt before unit
-    actions: samples in the env's units, clipped to the Box as they are.
+    """Acts with a policy network: the mode when deterministic (the most likely action of each dimension for
+    Discrete, MultiDiscrete and MultiBinary actions, the mean for Box), a sample otherwise, among the actions an
+    `action_mask` leaves valid (Discrete and MultiDiscrete). A Box action is the Gaussian's sample u in [-1, 1] units:
+    only here, where it leaves for the env, is it clipped to [-1, 1] and scaled to the Box (`action_units` "unit"); the
+    learner keeps the raw samples it computed log-probabilities for. Dimensions without finite bounds on both sides
+    have nothing to scale to: their samples are only clipped to whatever bound they have. `action_units` "env" is how
+    policies learnt before unit actions: samples in the env's units, clipped to the Box as they are.
 
     With `obs_normalizer` the network sees normalised observations; the agent holds the live statistics, so a
     policy file saved at any step carries the statistics of that step."""
@@ -166,7 +179,7 @@ class PolicyAgent:
         self.device = next(policy.parameters()).device
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.action_units = action_units
-        if not self.discrete:
+        if isinstance(policy.head, GaussianHead):
             self.bounded = np.isfinite(action_space.low) & np.isfinite(action_space.high)
             # unbounded dimensions scale [-1, 1] to itself: their samples are taken from the clipped branch anyway
             self.scale_low = np.where(self.bounded, action_space.low, -1.0).astype(action_space.dtype)
@@ -188,35 +201,41 @@ class PolicyAgent:
         """A batch of observations as the env returns them -> as the network takes them."""
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
-    def raw_act(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Actions for a batch of network inputs (see `network_input`) as the network gives them (indices from 0;
-        unclipped). Samples are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch
-        for one observation.
+    def raw_act(
+        self,
+        obs: np.ndarray,
+        deterministic: bool,
+        rng: np.random.Generator | None = None,
+        action_masks: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Actions for a batch of network inputs (see `network_input`) as the network gives them (indices from 0,
+        bits as 0.0/1.0, unclipped Gaussian samples), under `action_masks` ((batch, mask_width) booleans) if given.
+        Samples are drawn from `rng` (the agent's own when None): in NumPy, ~10x cheaper than torch for one
+        observation.
 
-        The policy's one NumPy seam: a softmax of the logits sampled by inverse CDF (Discrete) or mean + std * noise
-        (Box) from the same network's weights (ActorCritic.numpy_policy). Learners score the raw actions it returns
-        with ActorCritic.evaluate_actions in torch; nets without a NumPy form (a CNN) act through torch here."""
+        The policy's one NumPy seam: the head's outputs from the same network's weights (ActorCritic.numpy_policy)
+        sampled by the head (deeprl.action_heads: inverse CDF of the softmax for categoricals). Learners score the raw
+        actions it returns with ActorCritic.evaluate_actions in torch; nets without a NumPy form (a CNN) act through
+        torch here."""
         if self.numpy_policy is None:
+            mask = None if action_masks is None else torch.from_numpy(action_masks).to(self.device)
             with torch.inference_mode():
-                actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic=deterministic)
+                actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic, mask)
             return actions.cpu().numpy()
         output = self.numpy_policy(obs.reshape(len(obs), -1))
-        if deterministic:
-            return output.argmax(axis=1) if self.discrete else output.astype(np.float32)
         rng = self.rng if rng is None else rng
-        if self.discrete:  # inverse-CDF sampling from the softmax of the logits
-            probabilities = np.exp(output - output.max(axis=1, keepdims=True))
-            cumulative = np.cumsum(probabilities, axis=1)
-            draws = rng.random((len(output), 1)) * cumulative[:, -1:]
-            return np.minimum((draws >= cumulative).sum(axis=1), output.shape[1] - 1)
-        std = np.exp(self.numpy_log_std)
-        return (output + std * rng.standard_normal(output.shape)).astype(np.float32)
+        return self.policy.head.sample(output, self.numpy_log_std, rng, deterministic, action_masks)
 
     def to_env(self, raw_actions: np.ndarray) -> np.ndarray:
-        """Network actions as the env takes them: Discrete shifted by the space's start, Box clipped to [-1, 1]
-        and scaled to the bounds (see the class)."""
+        """Network actions as the env takes them: Discrete and MultiDiscrete shifted by the space's start, MultiBinary
+        as the space's integers, Box clipped to [-1, 1] and scaled to the bounds (see the class)."""
+        space = self.action_space
         if self.discrete:
-            return raw_actions + self.action_space.start
+            return raw_actions + space.start
+        if isinstance(space, gym.spaces.MultiDiscrete):
+            return (raw_actions.reshape(len(raw_actions), *space.shape) + space.start).astype(space.dtype)
+        if isinstance(space, gym.spaces.MultiBinary):
+            return raw_actions.reshape(len(raw_actions), *space.shape).astype(space.dtype)
         shaped = raw_actions.reshape(len(raw_actions), *self.action_space.shape)
         if self.action_units == "env" or self.unit_box:
             return np.clip(shaped, self.action_space.low, self.action_space.high)
@@ -225,16 +244,18 @@ class PolicyAgent:
             return scaled
         return np.where(self.bounded, scaled, np.clip(shaped, self.action_space.low, self.action_space.high))
 
-    def act(self, obs: Any, deterministic: bool = True) -> Any:
+    def act(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> Any:
         batch, single = as_batch(obs, self.observation_space)
-        actions = self.to_env(self.raw_act(self.network_input(batch), deterministic))
+        masks = checked_masks(action_mask, self.action_space, len(batch), "action_mask")
+        actions = self.to_env(self.raw_act(self.network_input(batch), deterministic, action_masks=masks))
         if single:
             return int(actions[0]) if self.discrete else actions[0]
         return actions
 
-    def predict(self, obs: Any, deterministic: bool = True) -> tuple[Any, None]:
-        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict)."""
-        return self.act(obs, deterministic), None
+    def predict(self, obs: Any, deterministic: bool = True, action_masks: Any = None) -> tuple[Any, None]:
+        """(action, None), as Stable-Baselines3's `model.predict` returns (see Agent.predict; `action_masks` as
+        sb3-contrib's MaskablePPO names it)."""
+        return self.act(obs, deterministic, action_mask=action_masks), None
 
     def policy_data(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         details: dict[str, Any] = {"action_units": self.action_units}
@@ -329,8 +350,15 @@ def load_scaled_actor_agent(meta: dict[str, Any], tensors: dict[str, torch.Tenso
     )
 
 
+def load_recurrent_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
+    from deeprl.recurrent import load_recurrent_agent  # deeprl.recurrent builds its agent on PolicyAgent
+
+    return load_recurrent_agent(meta, tensors)
+
+
 AGENT_LOADERS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor]], Any]] = {
     "q": load_q_agent,
     "policy": load_policy_agent,
     "scaled_actor": load_scaled_actor_agent,
+    "recurrent_policy": load_recurrent_agent,
 }

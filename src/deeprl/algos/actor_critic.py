@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deeprl.action_heads import ACTION_SPACES  # noqa: F401 - every action space a policy head takes
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner, Transitions
@@ -51,7 +52,6 @@ from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
-ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy")
 CRITICS = ("q", "advantage", "td")
 load_policy = load_policy_agent

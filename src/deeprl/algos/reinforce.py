@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deeprl.action_heads import ACTION_SPACES  # noqa: F401 - every action space a policy head takes
 from deeprl.buffers import discounted_returns
 from deeprl.config import RunConfig, knob
 from deeprl.experience import EnvRunner
@@ -31,7 +32,6 @@ from deeprl.onpolicy import normalized_advantages
 from deeprl.policies import PolicyAgent, load_policy_agent, policy_network
 from deeprl.run import Run
 
-ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box)
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy", "baseline")
 BASELINES = ("none", "mean", "value")
 load_policy = load_policy_agent
@@ -110,7 +110,7 @@ class ReinforceTrainer:
         self.optimizer = torch.optim.Adam(groups)
         self.parameters = list(self.policy.parameters())
         self.obs_dtype = observation_dtype(obs_space)  # pictures stay bytes
-        self.action_dtype = np.dtype(np.int64 if self.agent.discrete else np.float32)
+        self.action_dtype = self.policy.head.raw_dtype
         self.running = [Episode() for _ in range(config.n_envs)]  # each copy's episode in progress
         self.finished: list[tuple[Episode, np.ndarray]] = []  # whole episodes and their returns, awaiting the update
         self.baseline_mean = 0.0

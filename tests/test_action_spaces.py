@@ -1,0 +1,170 @@
+"""MultiDiscrete and MultiBinary actions and action masks: the policy heads' arithmetic by hand, sampling that never
+draws a masked action, learning on the example envs (deeprl.envs.examples) and bad input refused in one line."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import deeprl
+from deeprl.action_heads import (
+    BernoulliHead,
+    CategoricalHead,
+    MultiCategoricalHead,
+    action_description,
+    categorical_log_prob_entropy,
+)
+from deeprl.algos import algorithms_for
+from deeprl.envs.examples import CodeLock, LightSwitches
+from deeprl.nets import ActorCritic
+from deeprl.policies import PolicyAgent
+from tests.conftest import run_deeprl
+
+CODE_LOCK = "deeprl.envs.examples:CodeLock"
+LIGHT_SWITCHES = "deeprl.envs.examples:LightSwitches"
+
+
+def entropy_of(*probabilities: float) -> float:
+    return -sum(p * math.log(p) for p in probabilities if p > 0)
+
+
+def one_hot_policy(action_space: gym.Space, obs_dim: int = 3) -> ActorCritic:
+    """A policy whose head outputs are its bias alone (zero weights), so a test can set them."""
+    policy = ActorCritic(obs_dim, action_description(action_space), hidden_sizes=(4,), value="none")
+    torch.nn.init.zeros_(policy.policy_head.weight)
+    return policy
+
+
+# ------------------------------------------------------------------------------------------- the math by hand
+
+
+def test_multidiscrete_log_probability_and_entropy_are_sums_over_dimensions():
+    # dimension 0 of 2 choices: probabilities 1/4, 3/4; dimension 1 of 3: 1/4, 1/4, 1/2
+    head = MultiCategoricalHead([2, 3])
+    logits = torch.tensor([[0.0, math.log(3), 0.0, 0.0, math.log(2)]])
+    log_probs, entropy = head.log_prob_entropy(logits, None, torch.tensor([[1, 2]]), None)
+    assert log_probs.item() == pytest.approx(math.log(3 / 4) + math.log(1 / 2))
+    assert entropy.item() == pytest.approx(entropy_of(1 / 4, 3 / 4) + entropy_of(1 / 4, 1 / 4, 1 / 2))
+    # the padding of the narrower dimension is never drawn, and torch.distributions agrees
+    distribution = head.distribution(logits, None, None)
+    assert distribution.log_prob(torch.tensor([[1, 2]])).item() == pytest.approx(log_probs.item())
+    assert distribution.entropy().item() == pytest.approx(entropy.item())
+    draws = head.sample(logits.numpy().repeat(4000, axis=0), None, np.random.default_rng(0), False, None)
+    assert set(draws[:, 0]) == {0, 1} and set(draws[:, 1]) == {0, 1, 2}
+    assert np.mean(draws[:, 0] == 1) == pytest.approx(3 / 4, abs=0.03)
+    assert np.mean(draws[:, 1] == 2) == pytest.approx(1 / 2, abs=0.03)
+
+
+def test_multibinary_log_probability_and_entropy_are_sums_over_bits():
+    head = BernoulliHead(2)
+    logits = torch.tensor([[0.0, math.log(3)]])  # p(1) = 1/2 and 3/4
+    log_probs, entropy = head.log_prob_entropy(logits, None, torch.tensor([[1.0, 0.0]]), None)
+    assert log_probs.item() == pytest.approx(math.log(1 / 2) + math.log(1 / 4))
+    assert entropy.item() == pytest.approx(entropy_of(1 / 2, 1 / 2) + entropy_of(3 / 4, 1 / 4))
+    draws = head.sample(logits.numpy().repeat(4000, axis=0), None, np.random.default_rng(0), False, None)
+    assert draws.mean(axis=0) == pytest.approx([1 / 2, 3 / 4], abs=0.03)
+
+
+def test_deterministic_acting_is_the_mode_of_each_dimension():
+    rng = np.random.default_rng(0)
+    multi = MultiCategoricalHead([2, 3, 4])
+    logits = np.array([[0.0, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]], dtype=np.float32)
+    assert multi.sample(logits, None, rng, True, None).tolist() == [[1, 0, 3]]
+    torch_mode = multi.distribution(torch.from_numpy(logits), None, None).mode
+    assert torch_mode.tolist() == [[1, 0, 3]]
+    binary = BernoulliHead(3)
+    bits = np.array([[2.0, -1.0, 0.0]], dtype=np.float32)  # a bit at probability 1/2 is 0, in NumPy and torch alike
+    assert binary.sample(bits, None, rng, True, None).tolist() == [[1.0, 0.0, 0.0]]
+    assert binary.distribution(torch.from_numpy(bits), None, None).mode.tolist() == [[1.0, 0.0, 0.0]]
+    # an agent acting deterministically sends the env each dimension's mode, in the env's own dtype and shape
+    space = gym.spaces.MultiDiscrete([2, 3, 4], start=[1, 0, -2])
+    policy = one_hot_policy(space)
+    with torch.no_grad():
+        policy.policy_head.bias.copy_(torch.from_numpy(logits[0]))
+    agent = PolicyAgent(policy, gym.spaces.Box(-1, 1, (3,)), space, {})
+    action = agent.act(np.zeros(3, dtype=np.float32))
+    assert action.tolist() == [2, 0, 1] and action.dtype == space.dtype and action in space
+
+
+def test_masked_log_probability_and_entropy_by_hand():
+    # probabilities 1/6, 2/6, 3/6 among the first three actions; the fourth, most likely of all, is masked
+    logits = torch.tensor([[0.0, math.log(2), math.log(3), 5.0]], requires_grad=True)
+    mask = torch.tensor([[True, True, True, False]])
+    log_probs, entropy = categorical_log_prob_entropy(logits, torch.tensor([2]), mask)
+    assert log_probs.item() == pytest.approx(math.log(1 / 2))
+    assert entropy.item() == pytest.approx(entropy_of(1 / 6, 2 / 6, 3 / 6))
+    (log_probs + entropy).sum().backward()  # 0 * log 0 of the masked action: no NaN in the gradient either
+    assert torch.isfinite(logits.grad).all() and logits.grad[0, 3] == 0
+    # the distribution torch acts with agrees, and a masked action is never drawn or the mode
+    distribution = CategoricalHead(4).distribution(logits.detach(), None, mask)
+    assert distribution.entropy().item() == pytest.approx(entropy.item())
+    assert distribution.mode.item() == 2
+    rows, valid = logits.detach().numpy().repeat(6000, axis=0), mask.numpy().repeat(6000, axis=0)
+    draws = CategoricalHead(4).sample(rows, None, np.random.default_rng(0), False, valid)
+    assert np.bincount(draws, minlength=4) / 6000 == pytest.approx([1 / 6, 2 / 6, 3 / 6, 0], abs=0.02)
+
+
+def test_masked_multidiscrete_masks_each_dimension_on_its_own():
+    head = MultiCategoricalHead([2, 3])
+    logits = torch.zeros(1, 5)
+    mask = torch.tensor([[False, True, True, False, True]])  # dimension 0: only 1; dimension 1: 0 or 2
+    log_probs, entropy = head.log_prob_entropy(logits, None, torch.tensor([[1, 2]]), mask)
+    assert log_probs.item() == pytest.approx(math.log(1) + math.log(1 / 2))
+    assert entropy.item() == pytest.approx(0 + math.log(2))
+    rng = np.random.default_rng(1)
+    draws = head.sample(np.zeros((2000, 5), np.float32), None, rng, False, mask.numpy().repeat(2000, axis=0))
+    assert set(draws[:, 0]) == {1} and set(draws[:, 1]) == {0, 2}
+
+
+def test_a_draw_that_rounds_to_the_total_never_lands_on_a_masked_last_action():
+    class DrawsTheTotal:
+        def random(self, shape):
+            return np.ones(shape)  # past every cumulative probability
+
+    valid = np.array([[True, True, False]])
+    assert CategoricalHead(3).sample(np.zeros((1, 3)), None, DrawsTheTotal(), False, valid).tolist() == [1]
+
+
+# ------------------------------------------------------------------------------------------ learning and input
+
+
+@pytest.mark.parametrize(
+    ("algo", "env", "steps", "settings", "at_least"),
+    [
+        ("ppo", CODE_LOCK, 8000, {"n_steps": 256}, 8.0),
+        ("a2c", LIGHT_SWITCHES, 20000, {}, 8.0),
+    ],
+)
+def test_policies_learn_multidiscrete_and_multibinary_actions(tmp_path, algo, env, steps, settings, at_least):
+    """Random guesses earn 3.6 (CodeLock) and 5 (LightSwitches) of the best 10."""
+    agent = deeprl.train(algo, env, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
+    assert agent.summary["final"]["mean_return"] >= at_least
+    loaded = deeprl.load(tmp_path / "run" / "policy.pt")  # the final policy, rebuilt from its file
+    env_instance = CodeLock() if env == CODE_LOCK else LightSwitches()
+    obs = np.stack([env_instance.reset(seed=seed)[0] for seed in range(8)])
+    assert np.array_equal(loaded.act(obs), agent.act(obs))
+    assert all(action in env_instance.action_space for action in loaded.act(obs))
+
+
+def test_reinforce_and_actor_critic_act_in_multidiscrete_and_multibinary_spaces(tmp_path):
+    for algo, env in (("reinforce", CODE_LOCK), ("actor-critic", LIGHT_SWITCHES)):
+        agent = deeprl.train(algo, env, seed=0, steps=300, run_dir=tmp_path / algo, progress=False, eval_every=300)
+        assert agent.act(np.zeros(agent.observation_space.shape, dtype=np.float32)) in agent.action_space
+
+
+def test_value_based_and_continuous_algorithms_refuse_them_naming_the_algorithms_that_fit(tmp_path):
+    fitting = "algorithms for it: reinforce, a2c, ppo, actor-critic"
+    assert algorithms_for(CodeLock().action_space) == algorithms_for(LightSwitches().action_space)
+    result = run_deeprl("train", "dqn", CODE_LOCK, "--run-dir", "x", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"deeprl: error: dqn cannot act in {CODE_LOCK}: its action space is MultiDiscrete([2 3 4]) ({fitting})"
+    ]
+    result = run_deeprl("train", "sac", LIGHT_SWITCHES, "--run-dir", "x", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"deeprl: error: sac cannot act in {LIGHT_SWITCHES}: its action space is MultiBinary(6) ({fitting})"
+    ]
+    assert not (tmp_path / "x").exists()
