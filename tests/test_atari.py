@@ -270,16 +270,18 @@ def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
 # sticky actions off: the emulator's own random numbers are not in a checkpoint yet (docs/atari.md)
 RESUME_ARGS = [
     "--steps",
-    "900",
+    "500",
     "--quiet",
     "--set",
-    "learning_starts=800",
+    "learning_starts=400",
     "--set",
     "buffer_size=1000",
     "--set",
-    "checkpoint_every=300",
+    "checkpoint_every=250",
     "--set",
     "eval_every=100000",
+    "--set",
+    "eval_episodes=1",
     "--set",
     "final_eval_episodes=1",
     "--set",
@@ -291,7 +293,7 @@ RESUME_ARGS = [
 def test_sigkill_resumes_an_atari_run_exactly_with_its_frames_in_replay(tmp_path: Path, uninterrupted):
     reference = uninterrupted("dqn", "BreakoutNoFrameskip-v4", RESUME_ARGS)
     state = kill_and_resume(
-        tmp_path, reference, RESUME_ARGS, 300, env="BreakoutNoFrameskip-v4", tags=("train/return", "eval/return")
+        tmp_path, reference, RESUME_ARGS, 250, env="BreakoutNoFrameskip-v4", tags=("train/return", "eval/return")
     )
     # games had ended before the checkpoint: the resumed copy replays a game started unseeded
     games = [row for row in rows_without_time(reference / "metrics.csv") if row["kind"] == "train"]
