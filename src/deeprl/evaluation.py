@@ -82,6 +82,11 @@ def evaluate(
     observations: list[Any] = [None] * len(envs)
     episode_of_slot = [-1] * len(envs)
     next_episode = 0
+    # a recurrent agent (deeprl.recurrent) keeps a state per slot: each episode starts it afresh, and the agent acts
+    # on every slot each step (a finished slot's action goes unused), so that row i stays slot i
+    stateful = hasattr(agent, "reset")
+    if stateful:
+        agent.reset()
 
     def start_next(slot: int) -> None:
         nonlocal next_episode
@@ -89,6 +94,8 @@ def evaluate(
             episode_of_slot[slot] = -1
             return
         observations[slot], _ = envs[slot].reset(seed=seed + next_episode)
+        if stateful:
+            agent.reset([slot])
         episode_of_slot[slot] = next_episode
         next_episode += 1
 
@@ -99,7 +106,9 @@ def evaluate(
             active = [slot for slot, episode in enumerate(episode_of_slot) if episode >= 0]
             if not active:
                 break
-            actions = agent.act(np.stack([observations[slot] for slot in active]), deterministic=deterministic)
+            acting = range(len(envs)) if stateful else active
+            actions = agent.act(np.stack([observations[slot] for slot in acting]), deterministic=deterministic)
+            actions = actions[active] if stateful else actions
             for slot, action in zip(active, actions):
                 observations[slot], reward, terminated, truncated, _ = envs[slot].step(action)
                 episode = episode_of_slot[slot]

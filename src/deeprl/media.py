@@ -440,6 +440,8 @@ def play_frames(
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
+            if hasattr(agent, "reset"):  # a recurrent agent's state starts afresh with the episode
+                agent.reset()
             frames.append(checked_frame(env, env.render()))
             total, step, done = 0.0, 0, False
             while not done:

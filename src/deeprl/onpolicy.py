@@ -41,6 +41,16 @@ from deeprl.nets import (
 from deeprl.normalization import ObservationNormalizer, RewardScaler
 from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.policies import PolicyAgent, policy_network
+from deeprl.recurrent import (
+    CRITIC_KINDS,
+    RECURRENT_KINDS,
+    RecurrentActorCritic,
+    RecurrentAgent,
+    SequenceRolloutBuffer,
+    check_settings,
+    recurrent_network,
+    sequence_length,
+)
 from deeprl.run import Run
 
 RMSPROP_ALPHA = 0.99  # SB3's A2C (and the A2C paper's) squared-gradient decay
@@ -63,6 +73,14 @@ class OnPolicyConfig(RunConfig):
         0.0,
         "Box actions: initial log standard deviation of the Gaussian policy, in the "
         "[-1, 1] units it acts in (0: a std of half the Box's width)",
+    )
+    # memory (deeprl.recurrent)
+    recurrent: str = knob(
+        "none", "a recurrent cell reading the observations before the MLPs: none, lstm or gru", choices=RECURRENT_KINDS
+    )
+    recurrent_hidden_size: int = knob(64, "units of the recurrent cell (its output feeds the MLPs)", low=1)
+    recurrent_critic: str = knob(
+        "separate", "the critic's recurrent cell: separate (its own) or shared (the actor's)", choices=CRITIC_KINDS
     )
     # collection
     n_envs: int = knob(1, "env copies stepped together", low=1)
@@ -96,6 +114,7 @@ def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
             f"{env.observation_space.shape}, which the CNN scales to [0, 1] itself: drop "
             f"normalize_observations"
         )
+    check_settings(config)  # recurrent settings that contradict each other
 
 
 @dataclass
@@ -166,21 +185,36 @@ class RolloutTrainer:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         self.update = update
         obs_space, action_space = runner.observation_space, runner.action_space
-        network = policy_network(obs_space, action_space, config, config.value_network, config.log_std_init)
-        self.policy = ActorCritic(**network).to(device)
         self.obs_normalizer = ObservationNormalizer(obs_space.shape) if config.normalize_observations else None
         self.reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None
-        self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
+        self.recurrent = config.recurrent != "none"
+        if self.recurrent:  # a recurrent cell before the MLPs (deeprl.recurrent); its agent keeps a state per copy
+            network = recurrent_network(obs_space, action_space, config)
+            self.policy = RecurrentActorCritic(**network).to(device)
+            self.agent = RecurrentAgent(self.policy, obs_space, action_space, network, self.obs_normalizer)
+            # collection acts from a state of its own (checkpointed): evaluations reset the agent's at will
+            self.collector = RecurrentAgent(self.policy, obs_space, action_space, network, self.obs_normalizer)
+        else:
+            network = policy_network(obs_space, action_space, config, config.value_network, config.log_std_init)
+            self.policy = ActorCritic(**network).to(device)
+            self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
+            self.collector = self.agent
         self.context = UpdateContext(config, self.policy, make_optimizer(config, self.policy), rng, device)
         # what the network reads is stored: normalised vectors as float32, pictures as bytes
         self.obs_dtype = np.dtype(np.float32) if self.obs_normalizer is not None else observation_dtype(obs_space)
-        self.rollout = RolloutBuffer(
+        buffer: Callable[..., RolloutBuffer] = RolloutBuffer
+        if self.recurrent:  # a recurrent rollout also stores the state every step acted from, and trains on sequences
+            buffer = partial(
+                SequenceRolloutBuffer, state_shape=self.policy.state_shape, sequence_length=sequence_length(config)
+            )
+        self.rollout = buffer(
             config.n_steps,
             config.n_envs,
             obs_space.shape,
             self.obs_dtype,
             action_shape=self.policy.head.raw_shape,
             action_dtype=self.policy.head.raw_dtype,
+            mask_width=None if runner.action_masks is None else runner.action_masks.shape[1],
         )
         if self.obs_normalizer is not None:  # every observation acted on enters the statistics, the first ones too
             self.obs_normalizer.update(runner.obs)  # (a resumed run's statistics replace these)
@@ -190,20 +224,25 @@ class RolloutTrainer:
         config, runner, agent = self.config, self.runner, self.agent
         step += config.n_envs
         network_obs = agent.network_input(runner.obs.astype(self.obs_dtype))
+        if self.recurrent:  # the state each copy acts from is stored with the step: training unrolls from it
+            self.rollout.add_states(self.collector.current_state(config.n_envs), self.collector.episode_starts)
         # sampled in NumPy (PolicyAgent.raw_act); the algorithm scores the stored raw actions once the rollout is full
-        raw_actions = agent.raw_act(network_obs, deterministic=False, rng=self.rng)
-        transitions = runner.step(agent.to_env(raw_actions), step)
+        masks = runner.action_masks  # stored with the step: the update scores each action under its own mask
+        raw_actions = self.collector.raw_act(network_obs, deterministic=False, rng=self.rng, action_masks=masks)
+        transitions = runner.step(self.collector.to_env(raw_actions), step)
         cut = transitions.truncated & ~transitions.terminated
         truncated_values = np.zeros(config.n_envs, dtype=np.float32)
         if cut.any():  # the episode goes on beyond the time limit: its final observation's value stands for it
             final_obs = agent.network_input(transitions.next_obs[cut].astype(self.obs_dtype))
-            truncated_values[cut] = values_of(self.policy, final_obs, self.device)
+            truncated_values[cut] = self.values(final_obs, np.flatnonzero(cut))
         rewards = transitions.rewards.astype(np.float32)
         if self.reward_scaler is not None:
             rewards = self.reward_scaler(transitions.rewards, transitions.terminated | transitions.truncated)
         self.rollout.add(
-            network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated, truncated_values
+            network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated, truncated_values, masks
         )
+        if self.recurrent:  # a copy whose episode ended begins the next one from a fresh state
+            self.collector.reset(np.flatnonzero(transitions.terminated | transitions.truncated))
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(runner.obs)
         runner.report(transitions)
@@ -213,9 +252,7 @@ class RolloutTrainer:
 
     def learn(self, step: int) -> None:
         config, rollout = self.config, self.rollout
-        last_values = values_of(
-            self.policy, self.agent.network_input(self.runner.obs.astype(self.obs_dtype)), self.device
-        )
+        last_values = self.values(self.agent.network_input(self.runner.obs.astype(self.obs_dtype)))
         progress = min(step / config.total_steps, 1.0)
         lr = annealed(config.lr, config.lr_end, progress)
         set_learning_rate([self.context.optimizer], lr)
@@ -228,6 +265,13 @@ class RolloutTrainer:
             lr=lr,
         )
         rollout.reset()
+
+    def values(self, network_obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
+        """V of observations that follow the last step of every copy (or of `copies`); a recurrent critic reads them
+        with the state each copy reached."""
+        if self.recurrent:
+            return self.collector.values(network_obs, copies)
+        return values_of(self.policy, network_obs, self.device)
 
     def can_checkpoint(self, step: int) -> bool:
         return self.rollout.position == 0  # a half-collected rollout is never saved
@@ -245,6 +289,7 @@ class RolloutTrainer:
             "optimizer": self.context.optimizer,
             "obs_normalizer": self.obs_normalizer,
             "reward_scaler": self.reward_scaler,
+            **({"collection_state": self.collector} if self.recurrent else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:

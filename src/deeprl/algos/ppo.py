@@ -68,6 +68,12 @@ class Config(OnPolicyConfig):
         "the collecting policy exceeds this (its step not taken); None: all n_epochs",
         above=0.0,
     )
+    sequence_length: int | None = knob(
+        None,
+        "recurrent policies: the steps of a training sequence (each copy's rollout cut into pieces); "
+        "None: min(n_steps, batch_size)",
+        low=1,
+    )
 
 
 def update(
@@ -90,11 +96,10 @@ def score_rollout(policy: ActorCritic, rollout: RolloutBuffer, device: torch.dev
     give, at the cost of one pass instead of a torch call per step (acting samples in NumPy: PolicyAgent.raw_act).
     It is also the very computation the epochs repeat (ActorCritic.evaluate_actions), so the first minibatch's
     ratios are 1 up to the rounding of a different batch size."""
-    total = rollout.n_steps * rollout.n_envs
-    obs = torch.from_numpy(rollout.obs.reshape(total, *rollout.obs.shape[2:])).to(device)
-    actions = torch.from_numpy(rollout.actions.reshape(total, *rollout.actions.shape[2:])).to(device)
+    # the whole rollout as one batch in storage order (a recurrent rollout's: every copy's steps as one sequence)
+    (whole,) = rollout.minibatches(rollout.n_steps * rollout.n_envs, None, device)
     with torch.inference_mode():
-        log_probs, _, values = policy.evaluate_actions(obs, actions)
+        log_probs, _, values = policy.evaluate_actions(whole.obs, whole.actions, whole.action_masks)
     rollout.log_probs[...] = log_probs.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
     rollout.values[...] = values.reshape(rollout.n_steps, rollout.n_envs).cpu().numpy()
 
@@ -143,7 +148,7 @@ def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range:
         for batch in rollout.minibatches(config.batch_size, context.rng, context.device)
     )
     for batch in batches:
-        log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
+        log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)
         advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
         policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
         value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)

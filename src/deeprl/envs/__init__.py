@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from deeprl.config_file import read_config_file
-from deeprl.envs import atari
+from deeprl.envs import atari, partial  # noqa: F401 (partial registers CartPoleNoVel-v1, PendulumNoVel-v1)
 from deeprl.envs.screen import CartPoleScreen
 from deeprl.errors import DeeprlError
 from deeprl.observations import EncodedObservations, EncodedSpace, ObservationEncoder, is_text_space, needs_encoding
