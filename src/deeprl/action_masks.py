@@ -64,13 +64,18 @@ def checked_masks(masks: Any, space: gym.Space, rows: int, source: str, acting: 
         )
     array = array.astype(np.bool_)
     if acting:
-        empty = np.flatnonzero(~valid_in_every_dimension(array, space))
-        if len(empty):
-            raise DeeprlError(
-                f"{source} allows no action in a state (row {int(empty[0])}): an env must leave at least one valid "
-                "action (of each dimension) in every state it expects an action in"
-            )
+        require_an_action(array, space, source)
     return array
+
+
+def require_an_action(masks: np.ndarray, space: gym.Space, source: str) -> None:
+    """One line when a row of (rows, mask_width) masks leaves no valid action (in some dimension)."""
+    empty = np.flatnonzero(~valid_in_every_dimension(masks, space))
+    if len(empty):
+        raise DeeprlError(
+            f"{source} allows no action in a state (row {int(empty[0])}): an env must leave at least one valid "
+            "action (of each dimension) in every state it expects an action in"
+        )
 
 
 def valid_in_every_dimension(masks: np.ndarray, space: gym.Space) -> np.ndarray:

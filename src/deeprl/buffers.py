@@ -194,6 +194,7 @@ class RolloutBatch(NamedTuple):
     old_values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    action_masks: torch.Tensor | None = None  # the masks the actions were taken under (an env that masks actions)
 
 
 class RolloutBuffer:
@@ -201,7 +202,8 @@ class RolloutBuffer:
 
     `truncated_values` holds V(final observation) for envs cut by a time limit at that step (0 elsewhere):
     the copy's next stored observation already belongs to a new episode, so the bootstrap value of a truncated
-    episode has to be stored with the step that ended it.
+    episode has to be stored with the step that ended it. With `mask_width`, `action_masks` holds the action mask every
+    step was acted under, so that the update scores each action under the mask it was drawn with.
     """
 
     def __init__(
@@ -212,6 +214,7 @@ class RolloutBuffer:
         obs_dtype: np.dtype,
         action_shape: tuple[int, ...] = (),
         action_dtype: type = np.int64,
+        mask_width: int | None = None,
     ) -> None:
         self.n_steps, self.n_envs = n_steps, n_envs
         steps = (n_steps, n_envs)
@@ -225,6 +228,7 @@ class RolloutBuffer:
         self.truncated_values = np.zeros(steps, dtype=np.float32)
         self.advantages = np.zeros(steps, dtype=np.float32)
         self.returns = np.zeros(steps, dtype=np.float32)
+        self.action_masks = None if mask_width is None else np.ones((*steps, mask_width), dtype=np.bool_)
         self.position = 0  # next step to write
 
     @property
@@ -235,7 +239,7 @@ class RolloutBuffer:
         """Start a new rollout; every array is overwritten by the next n_steps adds."""
         self.position = 0
 
-    def add(self, obs, actions, rewards, terminated, truncated, truncated_values) -> None:
+    def add(self, obs, actions, rewards, terminated, truncated, truncated_values, action_masks=None) -> None:
         """One step of all envs, as the env runner gave it: each argument has the envs along its first axis. The
         algorithm fills in `log_probs`, `values`, `advantages` and `returns` once the rollout is full."""
         if self.full:
@@ -247,6 +251,8 @@ class RolloutBuffer:
         self.terminated[step] = terminated
         self.truncated[step] = truncated
         self.truncated_values[step] = truncated_values
+        if self.action_masks is not None:
+            self.action_masks[step] = action_masks
         self.position = step + 1
 
     def minibatches(
@@ -257,10 +263,10 @@ class RolloutBuffer:
         in storage order, sharing memory with the buffer on the CPU (rng untouched): one full-batch
         gradient does not depend on the order."""
         total = self.n_steps * self.n_envs
-        arrays = [
-            array.reshape(total, *array.shape[2:])
-            for array in (self.obs, self.actions, self.log_probs, self.values, self.advantages, self.returns)
-        ]
+        stored = [self.obs, self.actions, self.log_probs, self.values, self.advantages, self.returns]
+        if self.action_masks is not None:
+            stored.append(self.action_masks)
+        arrays = [array.reshape(total, *array.shape[2:]) for array in stored]
 
         def tensors(chosen: list[np.ndarray]) -> RolloutBatch:
             return RolloutBatch(*(torch.from_numpy(array).to(device, non_blocking=True) for array in chosen))

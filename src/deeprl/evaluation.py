@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from deeprl.action_masks import checked_masks, current_mask
 from deeprl.agent import Agent
 from deeprl.envs import factory_for
 from deeprl.errors import DeeprlError
@@ -80,6 +81,7 @@ def evaluate(
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     observations: list[Any] = [None] * len(envs)
+    infos: list[dict[str, Any]] = [{} for _ in envs]  # each slot's latest, where an env may give its action mask
     episode_of_slot = [-1] * len(envs)
     next_episode = 0
     # a recurrent agent (deeprl.recurrent) keeps a state per slot: each episode starts it afresh, and the agent acts
@@ -93,11 +95,24 @@ def evaluate(
         if next_episode >= episodes:
             episode_of_slot[slot] = -1
             return
-        observations[slot], _ = envs[slot].reset(seed=seed + next_episode)
+        observations[slot], infos[slot] = envs[slot].reset(seed=seed + next_episode)
         if stateful:
             agent.reset([slot])
         episode_of_slot[slot] = next_episode
         next_episode += 1
+
+    def action_masks_of(slots: Any) -> np.ndarray | None:
+        """The masks of the states `slots` are in (deeprl.action_masks), None where the env gives none; a finished
+        slot's action goes unused, so any mask serves it."""
+        given = [current_mask(envs[slot], infos[slot]) if episode_of_slot[slot] >= 0 else None for slot in slots]
+        if all(mask is None for mask in given):
+            return None
+        rows = [
+            None if mask is None else checked_masks(mask, agent.action_space, 1, "the env's action mask")[0]
+            for mask in given
+        ]
+        width = next(row for row in rows if row is not None).shape
+        return np.stack([np.ones(width, dtype=np.bool_) if row is None else row for row in rows])
 
     for slot in range(len(envs)):
         start_next(slot)
@@ -107,10 +122,15 @@ def evaluate(
             if not active:
                 break
             acting = range(len(envs)) if stateful else active
-            actions = agent.act(np.stack([observations[slot] for slot in acting]), deterministic=deterministic)
+            batch = np.stack([observations[slot] for slot in acting])
+            masks = action_masks_of(acting)
+            if masks is None:
+                actions = agent.act(batch, deterministic=deterministic)
+            else:
+                actions = agent.act(batch, deterministic=deterministic, action_mask=masks)
             actions = actions[active] if stateful else actions
             for slot, action in zip(active, actions):
-                observations[slot], reward, terminated, truncated, _ = envs[slot].step(action)
+                observations[slot], reward, terminated, truncated, infos[slot] = envs[slot].step(action)
                 episode = episode_of_slot[slot]
                 returns[episode] += float(reward)
                 lengths[episode] += 1

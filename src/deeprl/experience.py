@@ -6,6 +6,11 @@ observation (the final one when its episode ended, never a reset observation wit
 resets the copies that finished. Before each reset it records the copy's RNG state, and it keeps the actions
 taken since; a checkpoint holds both, and a resumed run restores the RNG, resets and replays the actions, so
 every copy is back in the middle of its episode exactly where it was (deterministic envs, as Gymnasium's are).
+
+An env that offers action masks (deeprl.action_masks) has them read after every reset and step: the runner holds the
+mask of each copy's current state beside its observation, and each step's Transitions carry the masks the actions were
+taken under and those of the states reached (the final ones where episodes ended). Replaying a copy on resume
+recomputes its mask, so checkpoints need not hold it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from deeprl.action_masks import MASK_INFO_KEY, MASK_METHOD, checked_masks, mask_source, require_an_action
 from deeprl.envs import learning_signals
 from deeprl.errors import DeeprlError
 from deeprl.run import Run
@@ -37,6 +43,10 @@ class Transitions:
     truncated: np.ndarray
     # the episodes that ended here, in copy order: (episode number, return, length)
     ended: list[tuple[int, float, int]]
+    # with an env that offers action masks: those the actions were taken under, and those of next_obs (all actions
+    # valid in a terminal state: nothing is chosen or bootstrapped there)
+    action_masks: np.ndarray | None = None
+    next_action_masks: np.ndarray | None = None
 
 
 class EnvRunner:
@@ -58,14 +68,23 @@ class EnvRunner:
         # actions taken in it since: enough to rebuild the copy exactly on resume
         self.episode_starts: list[dict[str, Any]] = [{"seed": seed + index} for index in range(n_envs)]
         self.episode_actions: list[list[Any]] = [[] for _ in range(n_envs)]
-        self.obs, _ = self.envs.reset(seed=[seed + index for index in range(n_envs)])
+        self.obs, infos = self.envs.reset(seed=[seed + index for index in range(n_envs)])
         self.envs.action_space.seed(seed)
+        self.env_name = getattr(getattr(run, "config", None), "env", "the env")
+        self.mask_source = mask_source(self.envs.envs[0], infos)  # "method", "info" or None
+        # the mask of every copy's current state (None for an env without masks)
+        self.action_masks = None if self.mask_source is None else self._acting_masks(self._masks(range(n_envs), infos))
 
     def step(self, actions: np.ndarray, step: int) -> Transitions:
         """Step every copy with `actions` (one per copy, as the env takes them) as training step `step`; the
         copies whose episode ended are reset (their episodes are reported with `report`)."""
-        obs = self.obs
+        obs, acted_masks = self.obs, self.action_masks
         next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        next_masks = None
+        if self.mask_source is not None:  # read before any copy resets: a finished copy's are its final state's
+            next_masks = self._masks(range(self.n_envs), infos)
+            next_masks[terminated] = True
+            require_an_action(next_masks, self.action_space, self._mask_name())
         self.episode_returns += rewards
         self.episode_lengths += 1
         for index in range(self.n_envs):
@@ -76,26 +95,62 @@ class EnvRunner:
         for index in finished:
             self.episodes += 1
             ended.append((self.episodes, float(self.episode_returns[index]), int(self.episode_lengths[index])))
-        if finished:
-            self._reset(finished)
+        reset_infos = self._reset(finished) if finished else {}
+        if next_masks is not None:
+            self.action_masks = next_masks.copy()
+            if finished:
+                self.action_masks[finished] = self._acting_masks(self._masks(finished, reset_infos))
         # the learner's rewards and terminals may differ from the reported game's (Atari: clipped, lives)
         learning_rewards, learning_terminated = learning_signals(rewards, terminated, infos)
-        return Transitions(step, obs, actions, learning_rewards, next_obs, learning_terminated, truncated, ended)
+        transitions = Transitions(step, obs, actions, learning_rewards, next_obs, learning_terminated, truncated, ended)
+        transitions.action_masks, transitions.next_action_masks = acted_masks, next_masks
+        return transitions
 
     def report(self, transitions: Transitions, **extra: Any) -> None:
         """Write a metrics row per episode that ended in `transitions` (with the algorithm's `extra` columns)."""
         for episode, episodic_return, length in transitions.ended:
             self.run.end_episode(transitions.step, episode, episodic_return, length, **extra)
 
-    def _reset(self, copies: list[int]) -> None:
+    def _mask_name(self) -> str:
+        where = "action_masks()" if self.mask_source == "method" else f"info[{MASK_INFO_KEY!r}]"
+        return f"the action mask of {self.env_name} ({where})"
+
+    def _masks(self, copies: Any, infos: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
+        """The (len(copies), mask_width) masks of the states `copies` are in, shape-checked: their action_masks(), or
+        info["action_mask"] of `infos` (the vector env's merged infos, or one info per copy)."""
+        rows = []
+        for row, index in enumerate(copies):
+            if self.mask_source == "method":
+                raw = self.envs.envs[index].get_wrapper_attr(MASK_METHOD)()
+            elif isinstance(infos, list):
+                raw = infos[row].get(MASK_INFO_KEY)
+            else:  # the vector env's infos: a copy's entry counts where its "_action_mask" flag is set
+                given = infos.get(f"_{MASK_INFO_KEY}")
+                raw = infos[MASK_INFO_KEY][index] if given is not None and given[index] else None
+            if raw is None:
+                raise DeeprlError(
+                    f"{self.env_name} gave info[{MASK_INFO_KEY!r}] at its first reset but not at every reset and step "
+                    "after it: an env that masks actions must give the mask of every state"
+                )
+            rows.append(checked_masks(raw, self.action_space, 1, self._mask_name(), acting=False)[0])
+        return np.stack(rows)
+
+    def _acting_masks(self, masks: np.ndarray) -> np.ndarray:
+        """Masks of states the policy will act in: each must leave an action."""
+        require_an_action(masks, self.action_space, self._mask_name())
+        return masks
+
+    def _reset(self, copies: list[int]) -> dict[str, Any]:
+        """Reset `copies`; their reset infos (the vector env's, merged)."""
         for index in copies:
             self.episode_starts[index] = {"rng": self._env(index).np_random.bit_generator.state}
             self.episode_actions[index] = []
             self.episode_returns[index], self.episode_lengths[index] = 0.0, 0
         mask = np.zeros(self.n_envs, dtype=np.bool_)
         mask[copies] = True
-        reset_obs, _ = self.envs.reset(options={"reset_mask": mask})
+        reset_obs, infos = self.envs.reset(options={"reset_mask": mask})
         self.obs = np.where(mask.reshape(-1, *([1] * (reset_obs.ndim - 1))), reset_obs, self.obs)
+        return infos
 
     def _env(self, index: int) -> gym.Env:
         return self.envs.envs[index].unwrapped
@@ -114,19 +169,19 @@ class EnvRunner:
         self.episodes = int(state["episodes"])
         self.episode_starts = [dict(start) for start in state["episode_starts"]]
         self.episode_actions = [list(actions) for actions in state["episode_actions"]]
-        observations = []
+        observations, latest_infos = [], []
         for index, (start, actions) in enumerate(zip(self.episode_starts, self.episode_actions)):
             env = self.envs.envs[index]
             if "seed" in start:
-                obs, _ = env.reset(seed=start["seed"])
+                obs, info = env.reset(seed=start["seed"])
             else:
                 env.unwrapped.np_random.bit_generator.state = start["rng"]
-                obs, _ = env.reset()
+                obs, info = env.reset()
             total, length = 0.0, 0
             for action in actions:
                 # an action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
                 sent = np.asarray(action, dtype=self.action_space.dtype) if self.array_actions else action
-                obs, reward, terminated, truncated, _ = env.step(sent)
+                obs, reward, terminated, truncated, info = env.step(sent)
                 total, length = total + float(reward), length + 1
                 if terminated or truncated:
                     raise DeeprlError(
@@ -135,6 +190,7 @@ class EnvRunner:
                     )
             self.episode_returns[index], self.episode_lengths[index] = total, length
             observations.append(obs)
+            latest_infos.append(info)
         self.obs = np.stack(observations).astype(self.obs.dtype)
         if not np.array_equal(self.obs, np.asarray(state["obs"], dtype=self.obs.dtype)):
             raise DeeprlError(
@@ -143,6 +199,8 @@ class EnvRunner:
             )
         # the vector env's own bookkeeping: every copy is mid-episode again
         self.envs._autoreset_envs[:] = False
+        if self.mask_source is not None:  # the replayed states' masks, as the env gives them
+            self.action_masks = self._acting_masks(self._masks(range(self.n_envs), latest_infos))
 
     def close(self) -> None:
         self.envs.close()

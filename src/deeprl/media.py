@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
+from deeprl.action_masks import act_in
 from deeprl.config_file import read_config_file
 from deeprl.errors import DeeprlError
 from deeprl.files import atomic_write
@@ -439,13 +440,13 @@ def play_frames(
     returns = []
     try:
         for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
+            obs, info = env.reset(seed=seed + episode)
             if hasattr(agent, "reset"):  # a recurrent agent's state starts afresh with the episode
                 agent.reset()
             frames.append(checked_frame(env, env.render()))
             total, step, done = 0.0, 0, False
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+                obs, reward, terminated, truncated, info = env.step(act_in(agent, env, obs, info))  # under any mask
                 total += float(reward)
                 step += 1
                 done = terminated or truncated

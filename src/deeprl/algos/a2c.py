@@ -55,7 +55,7 @@ def update(
     score_rollout(context.policy, rollout, context.device)
     rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
     (batch,) = rollout.minibatches(config.n_steps * config.n_envs, context.rng, context.device)
-    log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions)
+    log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)
     advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
     policy_loss = -(advantages * log_probs).mean()
     value_loss = ((values - batch.returns) ** 2).mean()

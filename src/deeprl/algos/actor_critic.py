@@ -54,6 +54,7 @@ from deeprl.run import Run
 
 METRIC_COLUMNS = ("policy_loss", "value_loss", "entropy")
 CRITICS = ("q", "advantage", "td")
+MASKS = ("action_masks", "next_action_masks")  # of the Transitions of an env that masks actions
 load_policy = load_policy_agent
 
 
@@ -199,7 +200,8 @@ class ActorCriticTrainer:
         rollout, raw_actions = [], []
         for _ in range(config.n_steps):
             step += config.n_envs
-            raw = agent.raw_act(runner.obs.astype(self.obs_dtype, copy=False), deterministic=False, rng=self.rng)
+            obs = runner.obs.astype(self.obs_dtype, copy=False)
+            raw = agent.raw_act(obs, deterministic=False, rng=self.rng, action_masks=runner.action_masks)
             transitions = runner.step(agent.to_env(raw), step)
             runner.report(transitions)
             rollout.append(transitions)
@@ -220,10 +222,12 @@ class ActorCriticTrainer:
         actions = torch.from_numpy(np.concatenate(raw_actions)).to(device)
         rewards = stacked("rewards").float() * config.reward_scale
         terminated, truncated = stacked("terminated"), stacked("truncated")
-        distribution, values = policy(obs)
+        # an env that masks actions: each step scored under the mask it acted with, the next under the next state's
+        masks, next_masks = (stacked(name) if rollout[0].action_masks is not None else None for name in MASKS)
+        distribution, values = policy(obs, masks)
         log_probs, entropy = distribution.log_prob(actions), distribution.entropy()
         with torch.no_grad():
-            next_distribution, next_values = policy(next_obs)
+            next_distribution, next_values = policy(next_obs, next_masks)
             # Q's target bootstraps from the policy's average over Q(s', .), unless V is learnt too:
             # Q(s, a) = E[r + gamma V(s')], and V learns from every step whatever the action
             next_q = next_values if uses_value else (next_distribution.probs * q_head(next_obs)).sum(dim=1)

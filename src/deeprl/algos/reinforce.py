@@ -73,12 +73,14 @@ class Episode:
     obs: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    action_masks: list[np.ndarray] = field(default_factory=list)  # an env that masks actions: each step's mask
 
     def state(self) -> dict[str, Any]:
         return {
             "obs": [o.tolist() for o in self.obs],
             "actions": [a.tolist() for a in self.actions],
             "rewards": self.rewards,
+            "action_masks": [m.tolist() for m in self.action_masks],
         }
 
     @classmethod
@@ -87,6 +89,7 @@ class Episode:
             [np.asarray(o, dtype=obs_dtype) for o in state["obs"]],
             [np.asarray(a, dtype=action_dtype) for a in state["actions"]],
             list(state["rewards"]),
+            [np.asarray(m, dtype=np.bool_) for m in state.get("action_masks", [])],
         )
 
 
@@ -120,11 +123,14 @@ class ReinforceTrainer:
         runner = self.runner
         step += self.config.n_envs
         obs = runner.obs.astype(self.obs_dtype, copy=False)
-        raw_actions = self.agent.raw_act(obs, deterministic=False, rng=self.rng)
+        masks = runner.action_masks
+        raw_actions = self.agent.raw_act(obs, deterministic=False, rng=self.rng, action_masks=masks)
         transitions = runner.step(self.agent.to_env(raw_actions), step)
         for index, episode in enumerate(self.running):
             episode.obs.append(obs[index])
             episode.actions.append(raw_actions[index])
+            if masks is not None:  # the update scores each action under the mask it was drawn with
+                episode.action_masks.append(masks[index])
             episode.rewards.append(float(transitions.rewards[index]))
             if transitions.terminated[index] or transitions.truncated[index]:
                 returns = self.returns_of(episode, bool(transitions.terminated[index]), transitions.next_obs[index])
@@ -149,7 +155,11 @@ class ReinforceTrainer:
         obs = torch.from_numpy(np.concatenate([np.stack(episode.obs) for episode, _ in finished])).to(device)
         actions = torch.from_numpy(np.concatenate([np.stack(episode.actions) for episode, _ in finished]))
         returns = torch.from_numpy(np.concatenate([episode_returns for _, episode_returns in finished])).to(device)
-        log_probs, entropy, values = self.policy.evaluate_actions(obs, actions.to(device))
+        masks = None
+        if self.runner.action_masks is not None:
+            masks = torch.from_numpy(np.concatenate([np.stack(episode.action_masks) for episode, _ in finished]))
+            masks = masks.to(device)
+        log_probs, entropy, values = self.policy.evaluate_actions(obs, actions.to(device), masks)
         value_loss = torch.zeros((), device=device)
         if config.baseline == "value":
             weights = returns - values.detach()
