@@ -393,9 +393,10 @@ class SequenceRolloutBuffer(RolloutBuffer):
     ) -> Iterator[RolloutBatch]:
         """Minibatches of sequences, together about `batch_size` steps each, every step exactly once: as many
         minibatches as a RolloutBuffer of the same size would yield, the sequences shuffled by `rng`. The batch's
-        `obs` are `Sequences`, its `actions` (T, B, ...); its per-step tensors hold the valid steps, flattened time
-        first. A batch_size covering the whole rollout yields one batch of every copy's whole rollout, one sequence
-        per copy (rng untouched), whose valid steps are in storage order: step-major, copies within."""
+        `obs` are `Sequences`, its `actions` and `action_masks` (T, B, ...); its per-step tensors hold the valid
+        steps, flattened time first. A batch_size covering the whole rollout yields one batch of every copy's whole
+        rollout, one sequence per copy (rng untouched), whose valid steps are in storage order: step-major, copies
+        within."""
         total = self.n_steps * self.n_envs
         length = self.n_steps if batch_size >= total else self.sequence_length
         pieces = -(-self.n_steps // length)
@@ -423,10 +424,12 @@ class SequenceRolloutBuffer(RolloutBuffer):
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array)).to(device, non_blocking=True)
 
+        masks = None if self.action_masks is None else as_sequences(self.action_masks)
         for chosen in groups:
             kept = valid[:, chosen]
             yield RolloutBatch(
                 Sequences(tensor(obs[:, chosen]), tensor(states[chosen]), tensor(starts[:, chosen]), tensor(kept)),
                 tensor(actions[:, chosen]),
                 *(tensor(array[:, chosen][kept]) for array in per_step),
+                action_masks=None if masks is None else tensor(masks[:, chosen]),
             )
