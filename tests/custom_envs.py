@@ -371,3 +371,89 @@ class MaskedDictCorridor(DictCorridor):
 
     def _obs(self) -> dict:
         return {**super()._obs(), "action_mask": np.array([self.position > 1, 1], dtype=np.int8)}
+
+
+class MaskedDials(gym.Env):
+    """MultiDiscrete([3, 4]) actions under a mask given only in info["action_mask"] (7 booleans: the first dial's 3
+    choices, then the second's 4), a random non-empty subset of each dial's choices per step. The reward is 1 for an
+    action the mask allows and -1 otherwise; episodes last 20 steps. Every action it is given is checked against the
+    mask of its state, and `invalid` counts those it did not allow (every instance together)."""
+
+    invalid: ClassVar[int] = 0
+    nvec: ClassVar[tuple[int, int]] = (3, 4)
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(7,), dtype=np.float32)
+        self.action_space = gym.spaces.MultiDiscrete(self.nvec)
+        self.mask = np.ones(7, dtype=np.bool_)
+        self.steps = 0
+
+    def _draw(self) -> tuple[np.ndarray, dict]:
+        parts = []
+        for choices in self.nvec:
+            part = self.np_random.random(choices) < 0.4
+            part[self.np_random.integers(choices)] = True  # each dial keeps a valid choice
+            parts.append(part)
+        self.mask = np.concatenate(parts)
+        return self.mask.astype(np.float32), {"action_mask": self.mask.copy()}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._draw()
+
+    def step(self, action):
+        first, second = (int(choice) for choice in np.asarray(action))
+        allowed = bool(self.mask[first] and self.mask[3 + second])
+        MaskedDials.invalid += not allowed
+        self.steps += 1
+        obs, info = self._draw()
+        return obs, 1.0 if allowed else -1.0, False, self.steps >= 20, info
+
+
+class ConflictingMasks(gym.Env):
+    """Discrete(3), whose action_masks() allows only action 0 and whose info["action_mask"] only action 1: the method
+    takes precedence. `received` keeps every action given (every instance together); episodes last 5 steps."""
+
+    received: ClassVar[list[int]] = []
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+        self.steps = 0
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([True, False, False])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.zeros(2, dtype=np.float32), {"action_mask": np.array([False, True, False])}
+
+    def step(self, action):
+        ConflictingMasks.received.append(int(action))
+        self.steps += 1
+        info = {"action_mask": np.array([False, True, False])}
+        return np.zeros(2, dtype=np.float32), 0.0, False, self.steps >= 5, info
+
+
+class WrongMaskShape(ConflictingMasks):
+    """Discrete(3) whose action_masks() gives 4 booleans."""
+
+    def action_masks(self) -> np.ndarray:
+        return np.ones(4, dtype=np.bool_)
+
+
+class NoValidAction(ConflictingMasks):
+    """Discrete(3) whose mask allows nothing from its third step on."""
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([self.steps < 2, False, False])
+
+
+class MaskedBoxActions(ConflictingMasks):
+    """A Box action space whose env still offers action_masks(): masks do not apply to continuous actions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)

@@ -19,10 +19,14 @@ from deeprl.action_heads import (
     categorical_log_prob_entropy,
 )
 from deeprl.algos import algorithms_for
-from deeprl.envs.examples import CodeLock, LightSwitches
+from deeprl.algos.dqn import td_target
+from deeprl.buffers import ReplayBuffer
+from deeprl.envs.examples import CodeLock, LightSwitches, MaskedGrid
+from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic
 from deeprl.policies import PolicyAgent
-from tests.conftest import run_deeprl
+from tests.conftest import kill_and_resume, run_deeprl
+from tests.custom_envs import ConflictingMasks, MaskedDials
 
 CODE_LOCK = "deeprl.envs.examples:CodeLock"
 LIGHT_SWITCHES = "deeprl.envs.examples:LightSwitches"
@@ -168,3 +172,123 @@ def test_value_based_and_continuous_algorithms_refuse_them_naming_the_algorithms
         f"deeprl: error: sac cannot act in {LIGHT_SWITCHES}: its action space is MultiBinary(6) ({fitting})"
     ]
     assert not (tmp_path / "x").exists()
+
+
+# -------------------------------------------------------------------------------------------------- action masks
+
+MASKED_GRID = "deeprl.envs.examples:MaskedGrid"
+
+
+def test_dqn_target_maxes_over_the_next_states_valid_actions_only():
+    returns, discounts = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.0])
+    next_q_target = torch.tensor([[4.0, 9.0, 2.0], [7.0, 1.0, 3.0]])
+    next_q_online = torch.tensor([[0.0, 5.0, 1.0], [0.0, 0.0, 0.0]])
+    masks = torch.tensor([[True, False, True], [True, True, True]])  # row 1: a terminal successor, all valid
+    # classic: max over {4, 2} = 4; Double DQN: the online net's best valid action is 2, valued 2 by the target net
+    assert td_target(returns, discounts, next_q_target, None, masks).tolist() == [1 + 0.5 * 4, 2.0]
+    assert td_target(returns, discounts, next_q_target, next_q_online, masks).tolist() == [1 + 0.5 * 2, 2.0]
+    assert td_target(returns, discounts, next_q_target).tolist() == [1 + 0.5 * 9, 2.0]  # without masks: all actions
+
+
+def test_replay_keeps_each_transitions_next_state_mask_and_samples_the_bootstrap_states():
+    replay = ReplayBuffer(8, (1,), np.dtype(np.float32), mask_width=3)
+    masks = [np.array([True, False, False]), np.array([False, True, False]), np.array([False, False, True])]
+    for step, mask in enumerate(masks):
+        replay.add(np.array([step]), 0, 1.0, np.array([step + 1]), False, False, mask)
+    one_step = replay.batch_at(np.array([0, 2]), n_step=1, gamma=0.9)
+    assert one_step.next_action_masks.tolist() == [masks[0].tolist(), masks[2].tolist()]
+    three_step = replay.batch_at(np.array([0]), n_step=3, gamma=0.9)  # bootstraps from the third transition's state
+    assert three_step.next_action_masks.tolist() == [masks[2].tolist()]
+    restored = ReplayBuffer(8, (1,), np.dtype(np.float32), mask_width=3)
+    restored.load_state_dict(replay.state_dict())
+    assert np.array_equal(restored.next_action_masks[:3], np.stack(masks))
+
+
+@pytest.mark.parametrize(("algo", "steps"), [("ppo", 2048), ("dqn", 1500), ("reinforce", 600), ("actor-critic", 600)])
+def test_no_masked_action_is_ever_taken_in_training_or_evaluation(tmp_path, algo, steps):
+    """MaskedGrid counts every invalid action it is given (at most 4 of its 36 actions are valid anywhere)."""
+    MaskedGrid.invalid_actions = 0
+    settings = {"n_steps": 256} if algo == "ppo" else {"learning_starts": 200} if algo == "dqn" else {}
+    deeprl.train(algo, MASKED_GRID, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
+    assert MaskedGrid.invalid_actions == 0
+    deeprl.evaluate(deeprl.load(tmp_path / "run"), MASKED_GRID, episodes=3, deterministic=False)
+    assert MaskedGrid.invalid_actions == 0
+
+
+def test_masked_multidiscrete_actions_from_info_are_never_invalid(tmp_path):
+    MaskedDials.invalid = 0
+    agent = deeprl.train("a2c", "tests.custom_envs:MaskedDials", seed=0, steps=2000, progress=False, run_dir=tmp_path)
+    assert MaskedDials.invalid == 0
+    assert agent.summary["final"]["mean_return"] == 20.0
+
+
+def test_the_action_masks_method_takes_precedence_over_info():
+    ConflictingMasks.received = []
+    deeprl.train("ppo", "tests.custom_envs:ConflictingMasks", seed=0, steps=64, n_steps=32, progress=False)
+    assert set(ConflictingMasks.received) == {0}
+
+
+def test_agents_act_under_a_given_mask_and_refuse_bad_ones_in_one_line(tmp_path):
+    agent = deeprl.train("dqn", MASKED_GRID, seed=0, steps=300, learning_starts=100, run_dir=tmp_path / "q")
+    obs = MaskedGrid().reset()[0]
+    corner = MaskedGrid().action_masks()  # from cell 0: cells 1 and 6
+    assert agent.act(obs, action_mask=corner) in (1, 6)
+    assert all(agent.act(obs, deterministic=False, action_mask=corner) in (1, 6) for _ in range(20))
+    with pytest.raises(DeeprlError, match=r"^action_mask has shape \(35,\), but the action space Discrete\(36\)"):
+        agent.act(obs, action_mask=np.ones(35, dtype=bool))
+    with pytest.raises(DeeprlError, match=r"^action_mask allows no action in a state: an env must leave"):
+        agent.act(obs, action_mask=np.zeros(36, dtype=bool))
+    policy = deeprl.train("ppo", CODE_LOCK, seed=0, steps=64, n_steps=32, run_dir=tmp_path / "p", progress=False)
+    code = CodeLock().reset(seed=0)[0]
+    only = np.array([False, True, True, False, False, False, False, False, True])  # 1, then 0, then 3
+    assert policy.act(code, deterministic=False, action_mask=only).tolist() == [1, 0, 3]
+    with pytest.raises(DeeprlError, match="masks apply to Discrete and MultiDiscrete actions, not MultiBinary"):
+        deeprl.train("ppo", LIGHT_SWITCHES, steps=64, n_steps=32, progress=False).act(
+            np.zeros(6, np.float32), action_mask=np.ones(6, bool)
+        )
+
+
+BAD_MASKS = [
+    (
+        "tests.custom_envs:WrongMaskShape",
+        "deeprl: error: the action mask of tests.custom_envs:WrongMaskShape (action_masks()) has shape (4,), but the "
+        "action space Discrete(3) takes masks of shape (3,)",
+    ),
+    (
+        "tests.custom_envs:NoValidAction",
+        "deeprl: error: the action mask of tests.custom_envs:NoValidAction (action_masks()) allows no action in a "
+        "state: an env must leave at least one valid action (of each dimension) in every state it expects an action in",
+    ),
+    (
+        "tests.custom_envs:MaskedBoxActions",
+        "deeprl: error: the action mask of tests.custom_envs:MaskedBoxActions (action_masks()) is given, but masks "
+        "apply to Discrete and MultiDiscrete actions, not Box(-1.0, 1.0, (1,), float32)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_MASKS, ids=["wrong-shape", "no-valid-action", "box-actions"])
+def test_bad_masks_stop_the_run_in_one_line(tmp_path, env, message):
+    result = run_deeprl("train", "ppo", env, "--run-dir", "run", "--steps", "64", "--set", "n_steps=32", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(message), lines[0]
+    # a mask that does not fit is refused before the run starts; one that leaves nothing, where it comes (step 3)
+    assert (tmp_path / "run").exists() == env.endswith("NoValidAction")
+
+
+MASKED_DQN_ARGS = [
+    *("--seed", "0", "--steps", "1600", "--quiet"),
+    *("--set", "checkpoint_every=400", "--set", "eval_every=800", "--set", "learning_starts=200"),
+    *("--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "tensorboard=true"),
+    *("--set", "max_episode_steps=60"),  # truncated episodes too: their final states' masks bootstrap
+]
+
+
+@pytest.mark.resume
+def test_masked_dqn_resumes_exactly_after_sigkill(tmp_path, uninterrupted):
+    """The replay memory in the checkpoint holds each transition's next-state mask; the current state's mask is
+    recomputed by replaying the episode in progress."""
+    kill_and_resume(
+        tmp_path, uninterrupted("dqn", MASKED_GRID, MASKED_DQN_ARGS), MASKED_DQN_ARGS, 400, algo="dqn", env=MASKED_GRID
+    )

@@ -42,6 +42,20 @@ def mask_source(env: gym.Env, info: dict[str, Any]) -> str | None:
     return "info" if MASK_INFO_KEY in info else None
 
 
+def mask_name(env_name: str, source: str) -> str:
+    """How a message names the masks an env gives from `source` (see `mask_source`)."""
+    where = f"{MASK_METHOD}()" if source == "method" else f"info[{MASK_INFO_KEY!r}]"
+    return f"the action mask of {env_name} ({where})"
+
+
+def check_first_mask(env: gym.Env, info: dict[str, Any], env_name: str) -> None:
+    """Refuse, before a run starts, an env whose first state's mask (after the reset that returned `info`) does not
+    fit its action space or leaves no action."""
+    source = mask_source(env, info)
+    if source is not None:
+        checked_masks(current_mask(env, info), env.action_space, 1, mask_name(env_name, source))
+
+
 def checked_masks(masks: Any, space: gym.Space, rows: int, source: str, acting: bool = True) -> np.ndarray | None:
     """`masks` as a (rows, mask_width) boolean array (one state's mask is taken for a single row), or one line
     saying what is wrong with them: `source` names where they came from. With `acting`, every row must allow an
@@ -50,9 +64,7 @@ def checked_masks(masks: Any, space: gym.Space, rows: int, source: str, acting: 
         return None
     width = mask_width(space)
     if width is None:
-        raise DeeprlError(
-            f"{source} gives action masks, but masks apply to Discrete and MultiDiscrete actions, not {space}"
-        )
+        raise DeeprlError(f"{source} is given, but masks apply to Discrete and MultiDiscrete actions, not {space}")
     array = np.asarray(masks)
     if rows == 1 and array.shape == (width,):
         array = array[None]
@@ -72,9 +84,10 @@ def require_an_action(masks: np.ndarray, space: gym.Space, source: str) -> None:
     """One line when a row of (rows, mask_width) masks leaves no valid action (in some dimension)."""
     empty = np.flatnonzero(~valid_in_every_dimension(masks, space))
     if len(empty):
+        row = f" (row {int(empty[0])})" if len(masks) > 1 else ""
         raise DeeprlError(
-            f"{source} allows no action in a state (row {int(empty[0])}): an env must leave at least one valid "
-            "action (of each dimension) in every state it expects an action in"
+            f"{source} allows no action in a state{row}: an env must leave at least one valid action (of each "
+            "dimension) in every state it expects an action in"
         )
 
 

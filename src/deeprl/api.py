@@ -15,6 +15,7 @@ import gymnasium as gym
 import torch
 from threadpoolctl import threadpool_limits
 
+from deeprl.action_masks import check_first_mask
 from deeprl.agent import Agent
 from deeprl.algos import check_spaces, get_algorithm
 from deeprl.checkpoint import load_latest_checkpoint
@@ -384,7 +385,8 @@ def _run(
         module.check_setup(run_config, train_env)
         if budget is not None:  # after the checks of the env and the settings: what is wrong with them comes first
             check_first_update(budget)
-        train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
+        _, info = train_env.reset(seed=run_config.seed)  # a broken env fails here, before the run directory exists
+        check_first_mask(train_env, info, run_config.env)
         threshold = run_config.solve_threshold
         if threshold is None:
             threshold = reward_threshold(train_env)

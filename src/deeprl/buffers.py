@@ -24,6 +24,7 @@ class TransitionBatch:
     returns: torch.Tensor  # n-step discounted reward sum (one step: the reward)
     next_obs: torch.Tensor  # observation to bootstrap from, m <= n steps later
     discounts: torch.Tensor  # gamma**m, or 0 when the window ended in a true terminal state
+    next_action_masks: torch.Tensor | None = None  # the actions valid in next_obs (an env that masks actions)
 
 
 class ReplayBuffer:
@@ -33,6 +34,9 @@ class ReplayBuffer:
     is the next slot's observation, except for the newest transition (its successor waits in
     `pending_next_obs`) and for a truncated episode's last transition (its final observation is kept in
     `final_obs` until the slot is overwritten; a terminal successor is never bootstrapped from).
+
+    With `mask_width` (an env that masks actions) each transition also keeps the action mask of its successor, which a
+    TD target's max over the next state's actions is taken under.
     """
 
     ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end")
@@ -45,6 +49,7 @@ class ReplayBuffer:
         action_shape: tuple[int, ...] = (),
         action_dtype: type = np.int64,
         shared_next_obs: bool = False,
+        mask_width: int | None = None,
     ) -> None:
         self.capacity = capacity
         self.shared_next_obs = shared_next_obs
@@ -57,13 +62,17 @@ class ReplayBuffer:
         # `terminated` stops bootstrapping; `episode_end` (terminated or truncated) only stops n-step sums.
         self.terminated = np.zeros(capacity, dtype=np.bool_)
         self.episode_end = np.zeros(capacity, dtype=np.bool_)
+        self.next_action_masks = None if mask_width is None else np.ones((capacity, mask_width), dtype=np.bool_)
+        self.arrays = self.ARRAYS if mask_width is None else (*self.ARRAYS, "next_action_masks")
         self.position = 0  # next slot to write
         self.size = 0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+    def add(
+        self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool, next_action_mask=None
+    ) -> None:
         slot = self.position
         self.obs[slot] = obs
         self.actions[slot] = action
@@ -77,6 +86,8 @@ class ReplayBuffer:
             self.next_obs[slot] = next_obs
         self.terminated[slot] = terminated
         self.episode_end[slot] = terminated or truncated
+        if self.next_action_masks is not None:
+            self.next_action_masks[slot] = next_action_mask
         self.position = (slot + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -87,7 +98,7 @@ class ReplayBuffer:
         return {
             "position": self.position,
             "size": self.size,
-            **{name: torch.from_numpy(getattr(self, name)[filled].copy()) for name in self.ARRAYS},
+            **{name: torch.from_numpy(getattr(self, name)[filled].copy()) for name in self.arrays},
             "pending_next_obs": torch.from_numpy(self.pending_next_obs.copy()),
             "final_slots": torch.tensor(final_slots, dtype=torch.int64),
             "final_obs": torch.from_numpy(np.stack([self.final_obs[slot] for slot in final_slots]))
@@ -99,7 +110,7 @@ class ReplayBuffer:
         size = int(state["size"])
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
-        for name in self.ARRAYS:
+        for name in self.arrays:
             if not (name == "next_obs" and self.shared_next_obs):
                 getattr(self, name)[:size] = state[name].numpy()
         self.pending_next_obs[...] = state["pending_next_obs"].numpy()
@@ -170,6 +181,7 @@ class ReplayBuffer:
             returns=tensor(returns),
             next_obs=tensor(self.successors(bootstrap)),
             discounts=tensor(discounts),
+            next_action_masks=None if self.next_action_masks is None else tensor(self.next_action_masks[bootstrap]),
         )
 
 

@@ -22,7 +22,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deeprl.action_masks import MASK_INFO_KEY, MASK_METHOD, checked_masks, mask_source, require_an_action
+from deeprl.action_masks import (
+    MASK_INFO_KEY,
+    MASK_METHOD,
+    checked_masks,
+    mask_name,
+    mask_source,
+    require_an_action,
+)
 from deeprl.envs import learning_signals
 from deeprl.errors import DeeprlError
 from deeprl.run import Run
@@ -112,8 +119,7 @@ class EnvRunner:
             self.run.end_episode(transitions.step, episode, episodic_return, length, **extra)
 
     def _mask_name(self) -> str:
-        where = "action_masks()" if self.mask_source == "method" else f"info[{MASK_INFO_KEY!r}]"
-        return f"the action mask of {self.env_name} ({where})"
+        return mask_name(self.env_name, self.mask_source)
 
     def _masks(self, copies: Any, infos: dict[str, Any] | list[dict[str, Any]]) -> np.ndarray:
         """The (len(copies), mask_width) masks of the states `copies` are in, shape-checked: their action_masks(), or

@@ -9,6 +9,9 @@ Each algorithm file holds what differs: its networks, how it explores, its loss,
 
 Evaluations fire on step boundaries; checkpoints come at episode ends and hold the replay memory (unless
 `checkpoint_replay` is off), so a resumed run continues exactly where it stopped.
+
+With an env that masks actions (deeprl.action_masks; DQN, the one off-policy learner of Discrete actions), the
+algorithm explores under the current state's mask and the replay memory keeps each transition's next-state mask.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class OffPolicyAlgorithm(Protocol):
     agent: Any  # acts greedily / deterministically: evaluations and policy files use it
 
     def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
-        """The exploring actions for a batch of one observation per env copy."""
+        """The exploring actions for a batch of one observation per env copy (with an env that masks actions, called
+        with `action_masks` too: one mask per copy)."""
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         """One gradient step (soft target updates that go with it included); the losses it reports."""
@@ -101,9 +105,12 @@ class OffPolicyAlgorithm(Protocol):
 Build = Callable[[Any, gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
 
 
-def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.Space) -> ReplayBuffer:
+def replay_for(
+    config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.Space, mask_width: int | None = None
+) -> ReplayBuffer:
     """A replay memory for these spaces: Discrete actions as int64 indices, Box actions as float32 vectors;
-    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs."""
+    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs; with
+    `mask_width`, each transition's next-state action mask."""
     discrete = isinstance(action_space, gym.spaces.Discrete)
     return ReplayBuffer(
         config.buffer_size,
@@ -112,6 +119,7 @@ def replay_for(config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.
         action_shape=() if discrete else action_space.shape,
         action_dtype=np.int64 if discrete else np.float32,
         shared_next_obs=len(obs_space.shape) == IMAGE_RANK,
+        mask_width=mask_width,
     )
 
 
@@ -138,7 +146,10 @@ class OffPolicyTrainer:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         self.algorithm = build(config, runner.observation_space, runner.action_space, device)
         self.agent = self.algorithm.agent
-        self.replay = replay_for(config, runner.observation_space, runner.action_space)
+        masks = runner.action_masks
+        self.replay = replay_for(
+            config, runner.observation_space, runner.action_space, None if masks is None else masks.shape[1]
+        )
         self.train_every_step = config.train_freq_unit == "steps"
         self.learning_starts = config.learning_starts
         self.episode_metrics: list[dict[str, float]] = []  # the gradient steps of the episode in progress
@@ -148,8 +159,11 @@ class OffPolicyTrainer:
         """One env step: act, store, and a round of gradient steps when one is due."""
         config, runner, algorithm = self.config, self.runner, self.algorithm
         step += 1
-        obs = runner.obs
-        actions = algorithm.explore(obs, step, runner.episodes, self.rng)
+        obs, masks = runner.obs, runner.action_masks
+        if masks is None:
+            actions = algorithm.explore(obs, step, runner.episodes, self.rng)
+        else:  # only an algorithm of Discrete actions meets masks (the runner refuses them for other spaces)
+            actions = algorithm.explore(obs, step, runner.episodes, self.rng, action_masks=masks)
         transitions = runner.step(actions.env_actions, step)
         terminated, truncated = bool(transitions.terminated[0]), bool(transitions.truncated[0])
         self.replay.add(
@@ -159,6 +173,7 @@ class OffPolicyTrainer:
             transitions.next_obs[0],
             terminated,
             truncated,
+            None if masks is None else transitions.next_action_masks[0],
         )
 
         learning = step > self.learning_starts

@@ -6,7 +6,9 @@ Q(s, a) is learnt by regressing onto the TD target
 
 where R is the (n-step) discounted reward, `discount` is gamma**m for a window of m steps (0 when the
 window ended in a true terminal state: a time-limit truncation still bootstraps), and
-a* = argmax_a Q_target(s', a) for classic DQN or argmax_a Q(s', a) for Double DQN.
+a* = argmax_a Q_target(s', a) for classic DQN or argmax_a Q(s', a) for Double DQN. With an env that masks actions
+(deeprl.action_masks), a* ranges over the actions valid in s' (its mask is stored with the transition), and acting,
+greedy or random, picks among the valid actions only.
 Variants are switches: `double_q`, `dueling`, `n_step`, and the epsilon / target-update / loss /
 optimiser choices the seed tutorials use.
 """
@@ -94,8 +96,14 @@ def td_target(
     discounts: torch.Tensor,
     next_q_target: torch.Tensor,
     next_q_online: torch.Tensor | None = None,
+    next_action_masks: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """y = R + discount * Q_target(s', a*); a* from the online net when given (Double DQN)."""
+    """y = R + discount * Q_target(s', a*); a* from the online net when given (Double DQN), among the actions
+    `next_action_masks` leaves valid in s' when given (a terminal s' has all valid: its value counts for nothing)."""
+    if next_action_masks is not None:
+        next_q_target = next_q_target.masked_fill(~next_action_masks, -torch.inf)
+        if next_q_online is not None:
+            next_q_online = next_q_online.masked_fill(~next_action_masks, -torch.inf)
     if next_q_online is None:
         next_value = next_q_target.max(dim=1).values
     else:
@@ -172,12 +180,21 @@ class DQN:
         self.n_actions = int(action_space.n)
         self.first_action = int(action_space.start)  # the replay stores 0..n-1; the env may number from `start`
 
-    def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
+    def explore(
+        self,
+        obs: np.ndarray,
+        step: int,
+        episodes: int,
+        rng: np.random.Generator,
+        action_masks: np.ndarray | None = None,
+    ) -> Exploration:
         epsilon = self.epsilon.value(step, episodes)
+        mask = None if action_masks is None else action_masks[0]
         if rng.random() < epsilon:
-            action = int(rng.integers(self.n_actions))
+            # a random valid action (a mask's draw differs from the unmasked one, which keeps its random stream)
+            action = int(rng.integers(self.n_actions) if mask is None else rng.choice(np.flatnonzero(mask)))
         else:
-            action = self.agent.act(obs[0]) - self.first_action
+            action = self.agent.act(obs[0], action_mask=mask) - self.first_action
         return Exploration(np.array([action + self.first_action]), np.array([action]), {"epsilon": epsilon})
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
@@ -192,7 +209,9 @@ class DQN:
         q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if config.double_q else None
-            target_q = td_target(batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online)
+            target_q = td_target(
+                batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online, batch.next_action_masks
+            )
         if self.switches_mode:  # acting uses the running statistics
             self.q_net.eval()
             self.target_net.eval()
