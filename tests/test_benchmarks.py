@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.conftest import run_deeprl
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SEEDS_SCRIPT = BENCHMARKS / "seeds.py"
@@ -60,9 +61,8 @@ TD3_PENDULUM = {
 def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
     # tutorial-shaped pays tip height - 1 (at most 1, about -3 hanging down) for up to 1 000 steps; plain
     # Acrobot-v1 pays -1 for at most 500 steps, so no return there falls below -500.
-    command = [
-        sys.executable,
-        str(SEEDS_SCRIPT),
+    # the harness runs forked after the imports (tests/forking_cli.py); it starts `python -m deeprl train` itself
+    arguments = [
         "--env",
         "Acrobot-v1",
         "--preset",
@@ -82,7 +82,7 @@ def test_seeds_harness_evaluates_in_the_runs_shaped_env(tmp_path: Path) -> None:
         "--set",
         "final_eval_episodes=1",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = run_deeprl(*arguments, cwd=tmp_path, script=SEEDS_SCRIPT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert len(rows) == 1 and rows[0]["seed"] == 0
