@@ -9,7 +9,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from deeprl.sweeps import (
     parse_grid,
     summarize,
 )
-from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, snapshot, subprocess_env
+from tests.conftest import PNG_SIGNATURE, forker, rows_without_time, run_deeprl, snapshot, start_deeprl, subprocess_env
 from tests.forking_cli import Case
 
 # A DQN run of a few seconds, evaluated and checkpointed every 400 steps.
@@ -191,15 +190,9 @@ def test_mean_band_holds_a_finished_runs_last_evaluation():
 # ----------------------------------------------------------------------------------------------- bad input
 
 
-def sweep_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, "-m", "deeprl.cli", "sweep", *args],
-        cwd=cwd,
-        env=env or subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def sweep_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`deeprl sweep ARGS` run to its end as a process forked after the imports (tests/forking_cli.py)."""
+    return run_deeprl("sweep", *args, cwd=cwd, timeout=timeout)
 
 
 def command_line(pid: int | str) -> str:
@@ -346,20 +339,12 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         *TINY_SET,
     )
     tag = str(tmp_path)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "deeprl.cli", "sweep", *args],
-        cwd=tmp_path,
-        env={**subprocess_env(), "DEEPRL_TEST_TAG": tag},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = start_deeprl(["sweep", *args], tmp_path, env={"DEEPRL_TEST_TAG": tag})
     first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
         wait_for(lambda: (first / "eval.json").is_file(), 300, "the first run to finish")
     finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.communicate()
+        driver.kill()
     # The killed driver's Ray servers stop within seconds and its run ends itself (sweeps._exit_with_raylet);
     # two of Ray's agents linger for a minute or so before they notice: this test does not wait for them.
     wait_for(
@@ -417,11 +402,8 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
     SIGKILLed after its first checkpoint. Tune restarts it, it resumes from that checkpoint, and both runs end
     with the same metrics, row for row."""
     sweep_dir = tmp_path / "sweep"
-    driver = subprocess.Popen(
+    driver = start_deeprl(
         [
-            sys.executable,
-            "-m",
-            "deeprl.cli",
             "sweep",
             "dqn",
             "CartPole-v1",
@@ -435,11 +417,7 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
             str(sweep_dir),
             *TINY_SET,
         ],
-        cwd=tmp_path,
-        env=subprocess_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        tmp_path,
     )
     killed = sweep_dir / "runs" / "tensorboard=true-s0"
     try:
@@ -447,11 +425,12 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
         pid = int((killed / ".lock").read_text())
         assert "ray::" in command_line(pid)  # a Ray worker, not the driver
         os.kill(pid, signal.SIGKILL)
-        stdout, stderr = driver.communicate(timeout=300)
+        driver.wait(timeout=300)
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert driver.returncode == 0, stderr
+    stdout = driver.stdout()
+    assert driver.returncode == 0, driver.stderr()
     assert "tensorboard=true-s0: its process died; it resumes from its newest checkpoint" in stdout
     reference = sweep_dir / "runs" / "tensorboard=false-s0"
     assert rows_without_time(killed / "metrics.csv") == rows_without_time(reference / "metrics.csv")
