@@ -50,21 +50,35 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "eval.json").read_text())
 
 
+def train_command(run_dir: Path, line: float) -> list[str]:
+    """`deeprl train` with a solving line checked on new episodes, stopping once solved (SETTINGS as --set)."""
+    settings = [f"--set={key}={'null' if value is None else value}" for key, value in SETTINGS.items() if key != "seed"]
+    return [
+        "train",
+        "dqn",
+        "CartPole-v1",
+        "--seed",
+        str(SETTINGS["seed"]),
+        "--steps",
+        "20000",
+        "--run-dir",
+        str(run_dir),
+        "--set=stop_on_solve=true",
+        f"--set=solve_confirm_episodes={CHECK_EPISODES}",
+        f"--set=solve_threshold={line}",
+        *settings,
+    ]
+
+
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory) -> tuple[Path, float]:
-    """A run that stops at a confirmed crossing after at least one crossing that new episodes refused."""
+    """A run that stops at a confirmed crossing after at least one crossing that new episodes refused, made with
+    the command line (its stdout is kept beside the run directory, in `progress.txt`)."""
     for line in LINES:
         run_dir = tmp_path_factory.mktemp(f"line-{line}") / "run"
-        deeprl.train(
-            "dqn",
-            "CartPole-v1",
-            steps=20_000,
-            run_dir=run_dir,
-            stop_on_solve=True,
-            solve_confirm_episodes=CHECK_EPISODES,
-            solve_threshold=line,
-            **SETTINGS,
-        )
+        result = run_deeprl(*train_command(run_dir, line), cwd=run_dir.parent)
+        assert result.returncode == 0, result.stderr
+        (run_dir.parent / "progress.txt").write_text(result.stdout)
         if summary(run_dir)["solved"] and min(means(run_dir, "confirm").values()) < line:
             return run_dir, line
     pytest.fail(f"no line of {LINES} had a crossing refused by new episodes")
@@ -146,28 +160,10 @@ def test_the_curve_marks_the_checks(checked, tmp_path):
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_command_line_reports_each_check(checked, tmp_path):
-    _, line = checked
-    run_dir = tmp_path / "run"
-    settings = [f"--set={key}={'null' if value is None else value}" for key, value in SETTINGS.items() if key != "seed"]
-    result = run_deeprl(
-        "train",
-        "dqn",
-        "CartPole-v1",
-        "--seed",
-        "0",
-        "--steps",
-        "20000",
-        "--run-dir",
-        run_dir,
-        "--set=stop_on_solve=true",
-        f"--set=solve_confirm_episodes={CHECK_EPISODES}",
-        f"--set=solve_threshold={line}",
-        *settings,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    progress = [text for text in result.stdout.splitlines() if text.startswith("step ")]
+def test_the_command_line_reports_each_check(checked):
+    run_dir, line = checked
+    stdout = (run_dir.parent / "progress.txt").read_text()
+    progress = [text for text in stdout.splitlines() if text.startswith("step ")]
     evaluations, checks = means(run_dir, "eval"), means(run_dir, "confirm")
     assert len(progress) == len(evaluations)
     solved_at = summary(run_dir)["solved_at_step"]
@@ -178,4 +174,4 @@ def test_the_command_line_reports_each_check(checked, tmp_path):
         else:
             verdict = "solved" if step == solved_at else "not confirmed"
             assert text.endswith(f"| new episodes {checks[step]:.2f} | {verdict}")
-    assert f"solved (eval mean >= {line}) at step {solved_at}" in result.stdout
+    assert f"solved (eval mean >= {line}) at step {solved_at}" in stdout
