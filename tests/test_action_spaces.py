@@ -21,7 +21,7 @@ from deeprl.action_heads import (
 from deeprl.algos import algorithms_for
 from deeprl.algos.dqn import td_target
 from deeprl.buffers import ReplayBuffer
-from deeprl.envs.examples import CodeLock, LightSwitches, MaskedGrid
+from deeprl.envs.examples import CodeLock, GridWalk, LightSwitches, MaskedGrid
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic
 from deeprl.policies import PolicyAgent
@@ -207,12 +207,15 @@ def test_replay_keeps_each_transitions_next_state_mask_and_samples_the_bootstrap
 @pytest.mark.parametrize(("algo", "steps"), [("ppo", 2048), ("dqn", 1500), ("reinforce", 600), ("actor-critic", 600)])
 def test_no_masked_action_is_ever_taken_in_training_or_evaluation(tmp_path, algo, steps):
     """MaskedGrid counts every invalid action it is given (at most 4 of its 36 actions are valid anywhere)."""
-    MaskedGrid.invalid_actions = 0
+    GridWalk.invalid_actions = 0
     settings = {"n_steps": 256} if algo == "ppo" else {"learning_starts": 200} if algo == "dqn" else {}
     deeprl.train(algo, MASKED_GRID, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
-    assert MaskedGrid.invalid_actions == 0
+    assert GridWalk.invalid_actions == 0
     deeprl.evaluate(deeprl.load(tmp_path / "run"), MASKED_GRID, episodes=3, deterministic=False)
-    assert MaskedGrid.invalid_actions == 0
+    assert GridWalk.invalid_actions == 0
+    # the same agent on the same grid without its mask: the count is real
+    deeprl.evaluate(deeprl.load(tmp_path / "run"), "deeprl.envs.examples:GridWalk", episodes=3, deterministic=False)
+    assert GridWalk.invalid_actions > 0
 
 
 def test_masked_multidiscrete_actions_from_info_are_never_invalid(tmp_path):

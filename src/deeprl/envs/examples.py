@@ -5,7 +5,7 @@ Box, and one where most actions are invalid in most states (an action mask). Tra
 - `CodeLock` (MultiDiscrete): guess each digit of a code shown in the observation; best return 10.
 - `LightSwitches` (MultiBinary): set each switch as the observation asks; best return 10.
 - `MaskedGrid` (Discrete, masked): walk a grid by naming the next cell; only the neighbouring cells are valid; best
-  return -2 (size - 1), -10 on the default 6x6 grid.
+  return -2 (size - 1), -10 on the default 6x6 grid. `GridWalk` is the same task without the mask.
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ class LightSwitches(gym.Env):
         return self._draw(), reward, self.steps >= EPISODE_STEPS, False, {}
 
 
-class MaskedGrid(gym.Env):
+class GridWalk(gym.Env):
     """A `size` x `size` grid walked from the top-left cell to the bottom-right one. An action names the cell to step
     to (Discrete(size * size)); only the up to 4 cells next to the current one are valid, so at most 4 of the
     size * size actions are. An invalid action leaves the walker where it is. Every step costs 1; episodes end at the
     goal or are cut after `max_steps`. Best return -2 (size - 1).
 
-    The valid actions come from `action_masks()` and, the same, in `info["action_mask"]`. `invalid_actions` counts
-    the invalid actions every instance of the class was given (a benchmark reads it)."""
+    The env says nothing of which actions are valid (MaskedGrid does). `invalid_actions` counts the invalid actions
+    every instance of GridWalk and MaskedGrid was given (a benchmark reads it)."""
 
     invalid_actions: ClassVar[int] = 0
 
@@ -90,7 +90,8 @@ class MaskedGrid(gym.Env):
         self.action_space = gym.spaces.Discrete(size * size)
         self.cell, self.steps = 0, 0
 
-    def action_masks(self) -> np.ndarray:
+    def valid_cells(self) -> np.ndarray:
+        """A boolean per action: the cells next to the current one."""
         row, column = divmod(self.cell, self.size)
         mask = np.zeros(self.size * self.size, dtype=np.bool_)
         for next_row, next_column in ((row - 1, column), (row + 1, column), (row, column - 1), (row, column + 1)):
@@ -104,7 +105,7 @@ class MaskedGrid(gym.Env):
         return obs
 
     def _info(self) -> dict[str, Any]:
-        return {"action_mask": self.action_masks()}
+        return {}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -112,10 +113,20 @@ class MaskedGrid(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self.action_masks()[int(action)]:
+        if self.valid_cells()[int(action)]:
             self.cell = int(action)
         else:
-            MaskedGrid.invalid_actions += 1
+            GridWalk.invalid_actions += 1
         self.steps += 1
         terminated = self.cell == self.size * self.size - 1
         return self._obs(), -1.0, terminated, self.steps >= self.max_steps and not terminated, self._info()
+
+
+class MaskedGrid(GridWalk):
+    """GridWalk whose valid actions come from `action_masks()` and, the same, in `info["action_mask"]`."""
+
+    def action_masks(self) -> np.ndarray:
+        return self.valid_cells()
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": self.valid_cells()}
