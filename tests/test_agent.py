@@ -364,7 +364,7 @@ def test_an_agent_deeprl_cannot_rebuild_is_refused_in_one_line(tmp_path):
     with pytest.raises(
         DeeprlError,
         match=r"holds an agent of kind 'recurrent', which this deeprl cannot rebuild "
-        r"\(it knows q, policy, scaled_actor\)",
+        r"\(it knows q, policy, scaled_actor, recurrent_policy\)",
     ):
         deeprl.load(path)
     torch.save({"format": "deeprl-policy", "algo": "dqn9", "meta_json": "{}", "state_dict": {}}, path)

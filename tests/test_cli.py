@@ -606,7 +606,7 @@ MORE_BAD_INPUTS = [
         ("eval", "future.pt"),
         {"future.pt": policy_file("dqn", {"agent": "recurrent"})},
         "future.pt holds an agent of kind 'recurrent', which this deeprl cannot rebuild (it knows q, policy, "
-        "scaled_actor)",
+        "scaled_actor, recurrent_policy)",
     ),
     (
         "eval-unknown-algorithm-file",

@@ -185,6 +185,55 @@ def test_collection_carries_and_resets_the_state_and_training_sees_the_same(tmp_
     np.testing.assert_allclose(first.numpy(), collected.numpy().reshape(-1)[steps], rtol=0, atol=1e-6)
 
 
+def test_masked_actions_are_never_drawn_and_scored_under_their_masks(tmp_path, monkeypatch):
+    """MaskedGrid: at most 4 of 36 actions valid. No invalid action is taken, and the near-uniform first policy gives
+    each stored action about 1/4 or more (over its valid actions), not 1/36."""
+    from deeprl.envs.examples import MaskedGrid
+
+    records = recorded_update(monkeypatch)
+    monkeypatch.setattr(MaskedGrid, "invalid_actions", 0)
+    deeprl.train(
+        "ppo",
+        "deeprl.envs.examples:MaskedGrid",
+        seed=0,
+        steps=256,
+        run_dir=tmp_path / "run",
+        recurrent="gru",
+        n_envs=2,
+        n_steps=64,
+        batch_size=32,
+        sequence_length=16,
+        n_epochs=2,
+        **QUICK,
+    )
+    assert MaskedGrid.invalid_actions == 0
+    assert (records[0]["log_probs"] > np.log(1 / 4) - 0.05).all()
+
+
+def test_a2c_trains_a_recurrent_policy_on_whole_rollouts(tmp_path, monkeypatch):
+    """A2C's one batch: every copy's whole rollout as one sequence, from the state stored at its first step."""
+    from deeprl.algos import a2c
+
+    batches = []
+    minibatches = SequenceRolloutBuffer.minibatches
+
+    def recording(self, batch_size, rng, device="cpu"):
+        for batch in minibatches(self, batch_size, rng, device):
+            batches.append((batch, self.states[0].copy()))
+            yield batch
+
+    monkeypatch.setattr(SequenceRolloutBuffer, "minibatches", recording)
+    agent = deeprl.train(
+        "a2c", "CartPoleNoVel-v1", seed=0, steps=80, run_dir=tmp_path / "run", recurrent="lstm", n_envs=4, **QUICK
+    )
+    assert a2c.Config.n_steps == 5 and len(batches) == 2 * 4  # per update: scoring, then the gradient step
+    for batch, first_states in batches:
+        assert batch.obs.obs.shape[:2] == (5, 4) and batch.obs.valid.all()
+        assert np.array_equal(batch.obs.initial_states.numpy(), first_states)
+    assert any((first_states != 0).any() for _, first_states in batches)  # states carried across rollouts
+    assert isinstance(deeprl.load(agent.run_dir), RecurrentAgent)
+
+
 def deeprl_network(run_dir) -> dict:
     return deeprl.load(run_dir).network
 
@@ -259,6 +308,38 @@ def test_partially_observed_envs():
         action = full.action_space.sample()
         assert np.array_equal(env.step(action)[0], full.step(action)[0][kept])
     check_env(gym.make("CartPoleNoVel-v1").env)
+
+
+@pytest.mark.learning
+def test_memory_solves_cartpole_without_velocities_where_plain_ppo_cannot(tmp_path):
+    """CartPoleNoVel-v1 at 20k steps (seed 0): a GRU policy balances the pole; the same PPO without memory does not."""
+    settings = {
+        "seed": 0,
+        "steps": 20_000,
+        "n_envs": 8,
+        "n_steps": 32,
+        "batch_size": 256,
+        "n_epochs": 4,
+        "gamma": 0.98,
+        "gae_lambda": 0.8,
+        "lr": 1e-3,
+        "hidden_sizes": (64,),
+        "activation": "relu",
+        "orthogonal_init": False,
+        "normalize_observations": True,
+        "normalize_rewards": True,
+        "tensorboard": False,
+        "progress": False,
+        "eval_every": 100_000,
+        "final_eval_episodes": 20,
+        "torch_threads": 1,  # the numbers, and so the run, of one thread on any machine
+    }
+    memory = deeprl.train(
+        "ppo", "CartPoleNoVel-v1", run_dir=tmp_path / "gru", recurrent="gru", recurrent_hidden_size=32, **settings
+    )
+    plain = deeprl.train("ppo", "CartPoleNoVel-v1", run_dir=tmp_path / "plain", **settings)
+    assert memory.summary["final"]["mean_return"] >= 400
+    assert plain.summary["final"]["mean_return"] < 100
 
 
 RESUME_ARGS = [
