@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import deeprl
+from deeprl import media
 from deeprl.action_heads import (
     BernoulliHead,
     CategoricalHead,
@@ -212,6 +213,8 @@ def test_no_masked_action_is_ever_taken_in_training_or_evaluation(tmp_path, algo
     deeprl.train(algo, MASKED_GRID, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
     assert GridWalk.invalid_actions == 0
     deeprl.evaluate(deeprl.load(tmp_path / "run"), MASKED_GRID, episodes=3, deterministic=False)
+    assert GridWalk.invalid_actions == 0
+    media.play_frames(deeprl.load(tmp_path / "run"), MaskedGrid, episodes=1)  # what `deeprl watch` plays
     assert GridWalk.invalid_actions == 0
     # the same agent on the same grid without its mask: the count is real
     deeprl.evaluate(deeprl.load(tmp_path / "run"), "deeprl.envs.examples:GridWalk", episodes=3, deterministic=False)

@@ -83,9 +83,11 @@ class GridWalk(gym.Env):
     every instance of GridWalk and MaskedGrid was given (a benchmark reads it)."""
 
     invalid_actions: ClassVar[int] = 0
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
+    CELL_PIXELS = 16
 
-    def __init__(self, size: int = 6, max_steps: int = 100) -> None:
-        self.size, self.max_steps = size, max_steps
+    def __init__(self, size: int = 6, max_steps: int = 100, render_mode: str | None = None) -> None:
+        self.size, self.max_steps, self.render_mode = size, max_steps, render_mode
         self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(size * size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(size * size)
         self.cell, self.steps = 0, 0
@@ -103,6 +105,15 @@ class GridWalk(gym.Env):
         obs = np.zeros(self.observation_space.shape, dtype=np.float32)
         obs[self.cell] = 1.0
         return obs
+
+    def render(self) -> np.ndarray:
+        """The grid as a picture: the goal green, the walker white, the cells it may step to gray."""
+        cells = np.zeros((self.size * self.size, 3), dtype=np.uint8)
+        cells[self.valid_cells()] = (90, 90, 90)
+        cells[-1] = (40, 160, 60)
+        cells[self.cell] = (255, 255, 255)
+        picture = cells.reshape(self.size, self.size, 3)
+        return picture.repeat(self.CELL_PIXELS, axis=0).repeat(self.CELL_PIXELS, axis=1)
 
     def _info(self) -> dict[str, Any]:
         return {}
