@@ -19,9 +19,9 @@ from deeprl.action_heads import (
     action_description,
     categorical_log_prob_entropy,
 )
-from deeprl.algos import algorithms_for
+from deeprl.algos import algorithms_for, dqn
 from deeprl.algos.dqn import td_target
-from deeprl.buffers import ReplayBuffer
+from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.envs.examples import CodeLock, GridWalk, LightSwitches, MaskedGrid
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic
@@ -189,6 +189,23 @@ def test_dqn_target_maxes_over_the_next_states_valid_actions_only():
     assert td_target(returns, discounts, next_q_target, None, masks).tolist() == [1 + 0.5 * 4, 2.0]
     assert td_target(returns, discounts, next_q_target, next_q_online, masks).tolist() == [1 + 0.5 * 2, 2.0]
     assert td_target(returns, discounts, next_q_target).tolist() == [1 + 0.5 * 9, 2.0]  # without masks: all actions
+
+
+@pytest.mark.parametrize(("double_q", "masked", "loss"), [(True, True, 1.0), (False, True, 1.0), (True, False, 16.0)])
+def test_dqn_learns_towards_the_best_valid_next_action(double_q, masked, loss):
+    """Q(s, .) = (1, 5, 2) everywhere; action 1 is masked in s': the target is 0 + 1 * Q(s', 2) = 2, not 5."""
+    config = dqn.Config(env="x", hidden_sizes=(4,), loss="mse", double_q=double_q)
+    learner = dqn.DQN(config, gym.spaces.Box(0, 1, (3,)), gym.spaces.Discrete(3), torch.device("cpu"))
+    with torch.no_grad():
+        for parameter in learner.q_net.parameters():
+            parameter.zero_()
+        learner.q_net.body[-1].bias.copy_(torch.tensor([1.0, 5.0, 2.0]))
+    learner.target_net.load_state_dict(learner.q_net.state_dict())
+    next_masks = torch.tensor([[True, False, True]]) if masked else None
+    batch = TransitionBatch(
+        torch.zeros(1, 3), torch.tensor([0]), torch.tensor([0.0]), torch.zeros(1, 3), torch.tensor([1.0]), next_masks
+    )
+    assert learner.learn(batch, step=1)["loss"] == loss  # (Q(s, 0) - y)^2 = (1 - 2)^2, or (1 - 5)^2 unmasked
 
 
 def test_replay_keeps_each_transitions_next_state_mask_and_samples_the_bootstrap_states():
