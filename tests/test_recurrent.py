@@ -238,12 +238,26 @@ def deeprl_network(run_dir) -> dict:
     return deeprl.load(run_dir).network
 
 
-def test_load_act_and_reset(tmp_path):
+@pytest.mark.parametrize(
+    ("env_id", "cell", "critic"), [("CartPoleNoVel-v1", "gru", "separate"), ("PendulumNoVel-v1", "lstm", "shared")]
+)
+def test_load_act_and_reset(tmp_path, env_id, cell, critic):
+    """A GRU with a critic cell of its own, an LSTM whose critic reads the actor's (both 2 state parts of 64)."""
     agent = deeprl.train(
-        "ppo", "CartPoleNoVel-v1", seed=1, steps=64, run_dir=tmp_path / "run", recurrent="gru", n_steps=32, **QUICK
+        "ppo",
+        env_id,
+        seed=1,
+        steps=64,
+        run_dir=tmp_path / "run",
+        recurrent=cell,
+        recurrent_critic=critic,
+        n_envs=1,
+        n_steps=32,
+        **QUICK,
     )
     loaded = deeprl.load(tmp_path / "run" / "policy.pt")
-    assert isinstance(loaded, RecurrentAgent) and loaded.network["recurrent"] == "gru"
+    assert isinstance(loaded, RecurrentAgent) and loaded.network["recurrent"] == cell
+    assert (loaded.policy.critic_cell is None) == (critic == "shared")
     observations = np.random.default_rng(0).normal(size=(6, 3, 2)).astype(np.float32)
     for one in (agent, loaded):
         one.reset()
@@ -257,9 +271,10 @@ def test_load_act_and_reset(tmp_path):
     assert (loaded.state[1] == 0).all() and torch.equal(loaded.state[[0, 2]], reached[[0, 2]])
     loaded.reset()
     first = [loaded.act(obs[0]) for obs in observations]  # one observation: one copy of its own
-    assert all(isinstance(action, int) for action in first) and loaded.state.shape == (1, 2, 64)
+    assert loaded.state.shape == (1, 2, 64)
+    assert all(isinstance(action, int) if cell == "gru" else action.shape == (1,) for action in first)
     loaded.reset()
-    assert [loaded.act(obs[0]) for obs in observations] == first
+    assert np.array_equal([loaded.act(obs[0]) for obs in observations], first)
     with pytest.raises(deeprl.errors.DeeprlError, match="keeps a state for 1 env copies and was given 3"):
         loaded.act(observations[0])
     loaded.act(observations[0, :1], episode_start=[True])  # a copy told its episode begins starts from zeros
@@ -272,7 +287,15 @@ def test_load_act_and_reset(tmp_path):
 def test_evaluation_and_watch_reset_the_state_at_each_episode_start(tmp_path):
     """Episodes evaluated in parallel, two of them per slot, score what each scores alone from a fresh state."""
     deeprl.train(
-        "ppo", "CartPoleNoVel-v1", seed=2, steps=64, run_dir=tmp_path / "run", recurrent="lstm", n_steps=32, **QUICK
+        "ppo",
+        "CartPoleNoVel-v1",
+        seed=2,
+        steps=64,
+        run_dir=tmp_path / "run",
+        recurrent="lstm",
+        n_envs=1,
+        n_steps=32,
+        **QUICK,
     )
     agent = deeprl.load(tmp_path / "run")
     together = deeprl.evaluate(agent, "CartPoleNoVel-v1", episodes=5, seed=7, parallel=2)
@@ -312,7 +335,8 @@ def test_partially_observed_envs():
 
 @pytest.mark.learning
 def test_memory_solves_cartpole_without_velocities_where_plain_ppo_cannot(tmp_path):
-    """CartPoleNoVel-v1 at 20k steps (seed 0): a GRU policy balances the pole; the same PPO without memory does not."""
+    """CartPoleNoVel-v1 at 20k steps (seed 0): a GRU policy balances the pole; the same PPO without memory does not.
+    The preset's settings with 4 epochs instead of 20, and lr and clip range constant."""
     settings = {
         "seed": 0,
         "steps": 20_000,
@@ -323,6 +347,8 @@ def test_memory_solves_cartpole_without_velocities_where_plain_ppo_cannot(tmp_pa
         "gamma": 0.98,
         "gae_lambda": 0.8,
         "lr": 1e-3,
+        "lr_end": None,
+        "clip_range_end": None,
         "hidden_sizes": (64,),
         "activation": "relu",
         "orthogonal_init": False,
@@ -337,7 +363,7 @@ def test_memory_solves_cartpole_without_velocities_where_plain_ppo_cannot(tmp_pa
     memory = deeprl.train(
         "ppo", "CartPoleNoVel-v1", run_dir=tmp_path / "gru", recurrent="gru", recurrent_hidden_size=32, **settings
     )
-    plain = deeprl.train("ppo", "CartPoleNoVel-v1", run_dir=tmp_path / "plain", **settings)
+    plain = deeprl.train("ppo", "CartPoleNoVel-v1", run_dir=tmp_path / "plain", recurrent="none", **settings)
     assert memory.summary["final"]["mean_return"] >= 400
     assert plain.summary["final"]["mean_return"] < 100
 
