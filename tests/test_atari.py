@@ -10,11 +10,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 import deeprl
+from deeprl.algos import dqn
+from deeprl.buffers import ReplayBuffer
 from deeprl.envs import make_env
 from deeprl.envs.atari import LEARNING_REWARD, LEARNING_TERMINAL
+from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
+from deeprl.offpolicy import Exploration, OffPolicyTrainer
 from deeprl.run import FINAL_EVAL_SEED
 from tests.conftest import kill_and_resume, rows_without_time, run_deeprl
 from tests.custom_envs import ScriptedAtari
@@ -100,6 +105,68 @@ def test_evaluation_plays_whole_games_with_the_games_rewards():
     result = deeprl.evaluate(_ConstantAgent(), lambda: make_env(SCRIPTED, atari_noop_max=0), episodes=3)
     assert result.returns.tolist() == [GAME_RETURN] * 3
     assert result.lengths.tolist() == [len(STEP_ENDS)] * 3
+
+
+class _RecordingAlgorithm:
+    """An off-policy algorithm that always plays NOOP and records when the trainer asks it to learn and to end an
+    episode."""
+
+    def __init__(self, config, observation_space, action_space, device) -> None:
+        self.agent = _ConstantAgent()
+        self.learn_steps: list[int] = []
+        self.episodes_ended: list[int] = []
+
+    def explore(self, obs, step, episodes, rng) -> Exploration:
+        return Exploration(np.array([NOOP]), np.array([NOOP]), {})
+
+    def learn(self, batch, step: int) -> dict[str, float]:
+        self.learn_steps.append(step)
+        return {"loss": float(step)}
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def after_episode(self, episodes: int) -> None:
+        self.episodes_ended.append(episodes)
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def test_episode_counted_schedules_count_whole_games_not_lives():
+    """train_freq_unit=episodes (and target_update_unit=episodes, through after_episode) count the env's episodes:
+    whole games, although each lost life ends learning's episode."""
+    config = dqn.Config(
+        env=SCRIPTED, atari_noop_max=0, train_freq=1, train_freq_unit="episodes", learning_starts=0, batch_size=1
+    )
+    run = _Run()
+    run.count_update = lambda: None
+    runner = EnvRunner(lambda: make_env(SCRIPTED, atari_noop_max=0), 1, seed=0, run=run)
+    trainer = OffPolicyTrainer(config, runner, run, np.random.default_rng(0), torch.device("cpu"), _RecordingAlgorithm)
+    game = len(STEP_ENDS)
+    step, lives_lost = 0, 0
+    while step < 2 * game:
+        step = trainer.advance(step)
+        lives_lost += int(trainer.episode_ended)
+    assert lives_lost == 2 * len(LIFE_LOST_STEPS)  # learning saw every lost life as an episode end
+    assert trainer.algorithm.learn_steps == [game, 2 * game]  # a round at the end of each game, none at a lost life
+    assert trainer.algorithm.episodes_ended == [1, 2]
+    # one row per game
+    assert [row[:2] for row in run.episodes] == [(game, 1), (2 * game, 2)]
+    runner.close()
+
+
+def test_a_checkpoint_with_whole_observations_in_its_replay_memory_is_one_line():
+    """Checkpoints of Atari runs that stored whole observations (an older deeprl) cannot fill a memory of frames."""
+    config = dqn.Config(env=SCRIPTED, atari_noop_max=0, buffer_size=10, batch_size=1)
+    run = _Run()
+    runner = EnvRunner(lambda: make_env(SCRIPTED, atari_noop_max=0), 1, seed=0, run=run)
+    trainer = OffPolicyTrainer(config, runner, run, np.random.default_rng(0), torch.device("cpu"), _RecordingAlgorithm)
+    assert trainer.replay.frame_stacks is not None
+    whole = ReplayBuffer(10, (4, 84, 84), np.dtype(np.uint8), shared_next_obs=True)
+    with pytest.raises(DeeprlError, match="holds whole observations in its replay memory"):
+        trainer.load_state_dict({"step": 7, "replay": whole.state_dict()})
+    runner.close()
 
 
 def test_games_start_with_1_to_noop_max_random_no_ops_then_fire():

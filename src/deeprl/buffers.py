@@ -27,6 +27,91 @@ class TransitionBatch:
     next_action_masks: torch.Tensor | None = None  # the actions valid in next_obs (an env that masks actions)
 
 
+class FrameStacks:
+    """Observations that stack the last `depth` frames of a picture along its first axis (`frame_channels` channels a
+    frame, oldest first), each frame stored once: consecutive observations share all but one frame, so a stack is
+    rebuilt from the newest frames of the observations before it.
+
+    Every observation added is checked against the one before: it *continues* the stack when its older frames are
+    that one's newer frames, it *starts* one when it is its newest frame repeated (Gymnasium's FrameStackObservation
+    at a reset, padding_type "reset"), and anything else is kept whole (an *anchor*: say, the first observation of a
+    resumed run that refills its memory mid-episode). So the stacks rebuilt are always the observations added.
+
+    Observations are numbered by when they were added; the ring keeps `capacity + depth - 1` frames, enough for the
+    oldest observation's earlier frames.
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], dtype: np.dtype, frame_channels: int) -> None:
+        if len(obs_shape) < 1 or obs_shape[0] % frame_channels:
+            raise ValueError(f"observations of shape {obs_shape} are no stack of {frame_channels}-channel frames")
+        self.capacity, self.channels, self.depth = capacity, frame_channels, obs_shape[0] // frame_channels
+        self.ring = capacity + self.depth - 1
+        self.frames = np.zeros((self.ring, frame_channels, *obs_shape[1:]), dtype=dtype)
+        self.starts = np.zeros(self.ring, dtype=np.bool_)  # the observation is its newest frame repeated
+        self.anchored = np.zeros(self.ring, dtype=np.bool_)  # the observation is kept whole in `anchors`
+        self.anchors: dict[int, np.ndarray] = {}  # ring index -> an observation kept whole
+        self.latest = np.zeros(obs_shape, dtype=dtype)  # the last observation added, to check the next against
+        self.added = 0
+
+    def add(self, obs: np.ndarray) -> None:
+        index = self.added % self.ring
+        self.anchors.pop(index, None)
+        newest = obs[-self.channels :]
+        continues = self.added > 0 and np.array_equal(obs[: -self.channels], self.latest[self.channels :])
+        starts = not continues and bool((obs.reshape(self.depth, *newest.shape) == newest).all())
+        if not (continues or starts):
+            self.anchors[index] = np.array(obs, dtype=self.frames.dtype)
+        self.starts[index], self.anchored[index] = starts, not (continues or starts)
+        self.frames[index] = newest
+        self.latest[...] = obs
+        self.added += 1
+
+    def at(self, slots: np.ndarray) -> np.ndarray:
+        """The observations of replay slots `slots` (the slot of observation number t is t % capacity)."""
+        newest = self.added - 1
+        return self.stacks(newest - (newest - np.asarray(slots, dtype=np.int64)) % self.capacity)
+
+    def stacks(self, numbers: np.ndarray) -> np.ndarray:
+        """The observations numbered `numbers` (each among the last `capacity` added), rebuilt from their frames."""
+        window = numbers[:, None] + np.arange(1 - self.depth, 1)  # (batch, depth): the frames' numbers, oldest first
+        index = window % self.ring
+        never = np.iinfo(np.int64).min
+        latest_start = np.where(self.starts[index], window, never).max(axis=1)
+        # a stack that started inside the window repeats its first frame before it
+        stacks = self.frames[np.maximum(window, latest_start[:, None]) % self.ring]
+        if self.anchors:
+            latest_anchor = np.where(self.anchored[index], window, never).max(axis=1)
+            for row in np.flatnonzero(latest_anchor > latest_start):
+                anchor = self.anchors[int(latest_anchor[row] % self.ring)].reshape(stacks.shape[1:])
+                kept = int(latest_anchor[row] - numbers[row]) + self.depth  # the window's frames up to the anchor's
+                stacks[row, :kept] = anchor[self.depth - kept :]
+        return stacks.reshape(len(numbers), self.depth * self.channels, *stacks.shape[3:])
+
+    def state_dict(self) -> dict[str, object]:
+        filled = slice(0, min(self.added, self.ring))
+        anchored = sorted(self.anchors)
+        return {
+            "added": self.added,
+            "frames": torch.from_numpy(self.frames[filled].copy()),
+            "starts": torch.from_numpy(self.starts[filled].copy()),
+            "anchor_indices": torch.tensor(anchored, dtype=torch.int64),
+            "anchors": torch.from_numpy(np.stack([self.anchors[index] for index in anchored]))
+            if anchored
+            else torch.zeros(0),
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.added = int(state["added"])
+        filled = slice(0, min(self.added, self.ring))
+        self.frames[filled] = state["frames"].numpy()
+        self.starts[filled] = state["starts"].numpy()
+        self.anchors = {int(index): obs.numpy() for index, obs in zip(state["anchor_indices"], state["anchors"])}
+        self.anchored[:] = False
+        self.anchored[list(self.anchors)] = True
+        if self.added:
+            self.latest[...] = self.stacks(np.array([self.added - 1]))[0]
+
+
 class ReplayBuffer:
     """Fixed-capacity ring buffer; the oldest transition is overwritten when full.
 
@@ -34,6 +119,9 @@ class ReplayBuffer:
     is the next slot's observation, except for the newest transition (its successor waits in
     `pending_next_obs`) and for a truncated episode's last transition (its final observation is kept in
     `final_obs` until the slot is overwritten; a terminal successor is never bootstrapped from).
+
+    With `frame_channels` as well (observations that stack frames of that many channels, deeprl's Atari frame stack)
+    each frame is stored once (`FrameStacks`), not once in every observation that shows it.
 
     With `mask_width` (an env that masks actions) each transition also keeps the action mask of its successor, which a
     TD target's max over the next state's actions is taken under.
@@ -50,11 +138,14 @@ class ReplayBuffer:
         action_dtype: type = np.int64,
         shared_next_obs: bool = False,
         mask_width: int | None = None,
+        frame_channels: int | None = None,
     ) -> None:
         self.capacity = capacity
-        self.shared_next_obs = shared_next_obs
-        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((0 if shared_next_obs else capacity, *obs_shape), dtype=obs_dtype)
+        self.shared_next_obs = shared_next_obs or frame_channels is not None
+        stacks = None if frame_channels is None else FrameStacks(capacity, obs_shape, obs_dtype, frame_channels)
+        self.frame_stacks = stacks
+        self.obs = np.zeros((0 if stacks else capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((0 if self.shared_next_obs else capacity, *obs_shape), dtype=obs_dtype)
         self.pending_next_obs = np.zeros(obs_shape, dtype=obs_dtype)
         self.final_obs: dict[int, np.ndarray] = {}
         self.actions = np.zeros((capacity, *action_shape), dtype=action_dtype)
@@ -64,6 +155,8 @@ class ReplayBuffer:
         self.episode_end = np.zeros(capacity, dtype=np.bool_)
         self.next_action_masks = None if mask_width is None else np.ones((capacity, mask_width), dtype=np.bool_)
         self.arrays = self.ARRAYS if mask_width is None else (*self.ARRAYS, "next_action_masks")
+        if self.frame_stacks:
+            self.arrays = tuple(name for name in self.arrays if name not in ("obs", "next_obs"))
         self.position = 0  # next slot to write
         self.size = 0
 
@@ -74,14 +167,17 @@ class ReplayBuffer:
         self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool, next_action_mask=None
     ) -> None:
         slot = self.position
-        self.obs[slot] = obs
+        if self.frame_stacks:
+            self.frame_stacks.add(obs)
+        else:
+            self.obs[slot] = obs
         self.actions[slot] = action
         self.rewards[slot] = reward
         if self.shared_next_obs:
             self.pending_next_obs[...] = next_obs
             self.final_obs.pop(slot, None)
             if truncated and not terminated:
-                self.final_obs[slot] = np.array(next_obs, dtype=self.obs.dtype)
+                self.final_obs[slot] = np.array(next_obs, dtype=self.pending_next_obs.dtype)
         else:
             self.next_obs[slot] = next_obs
         self.terminated[slot] = terminated
@@ -104,12 +200,15 @@ class ReplayBuffer:
             "final_obs": torch.from_numpy(np.stack([self.final_obs[slot] for slot in final_slots]))
             if final_slots
             else torch.zeros(0),
+            **({"frame_stacks": self.frame_stacks.state_dict()} if self.frame_stacks else {}),
         }
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         size = int(state["size"])
         if size > self.capacity:
             raise ValueError(f"checkpoint holds {size} transitions, more than the capacity {self.capacity}")
+        if self.frame_stacks:
+            self.frame_stacks.load_state_dict(state["frame_stacks"])
         for name in self.arrays:
             if not (name == "next_obs" and self.shared_next_obs):
                 getattr(self, name)[:size] = state[name].numpy()
@@ -139,11 +238,15 @@ class ReplayBuffer:
         discounts = np.where(self.terminated[last], 0.0, gamma ** length.astype(np.float64))
         return returns.astype(np.float32), last, discounts.astype(np.float32)
 
+    def observations(self, slots: np.ndarray) -> np.ndarray:
+        """The observations the transitions in `slots` started from."""
+        return self.frame_stacks.at(slots) if self.frame_stacks else self.obs[slots]
+
     def successors(self, slots: np.ndarray) -> np.ndarray:
         """The observations that followed the transitions in `slots`."""
         if not self.shared_next_obs:
             return self.next_obs[slots]
-        following = self.obs[(slots + 1) % self.capacity]
+        following = self.observations((slots + 1) % self.capacity)
         following[slots == (self.position - 1) % self.capacity] = self.pending_next_obs
         for index in np.flatnonzero(self.episode_end[slots] & ~self.terminated[slots]):
             if int(slots[index]) in self.final_obs:  # the newest slot's final observation is the pending one
@@ -176,7 +279,7 @@ class ReplayBuffer:
             return torch.from_numpy(array).to(device, non_blocking=True)
 
         return TransitionBatch(
-            obs=tensor(self.obs[indices]),
+            obs=tensor(self.observations(indices)),
             actions=tensor(self.actions[indices]),
             returns=tensor(returns),
             next_obs=tensor(self.successors(bootstrap)),

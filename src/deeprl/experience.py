@@ -31,6 +31,7 @@ from deeprl.action_masks import (
     require_an_action,
 )
 from deeprl.envs import learning_signals
+from deeprl.envs.atari import FRAME_CHANNELS
 from deeprl.errors import DeeprlError
 from deeprl.run import Run
 
@@ -78,6 +79,8 @@ class EnvRunner:
         self.obs, infos = self.envs.reset(seed=[seed + index for index in range(n_envs)])
         self.envs.action_space.seed(seed)
         self.env_name = getattr(getattr(run, "config", None), "env", "the env")
+        # the channels of one frame where the observations are a frame stack shifting by one each step (else None)
+        self.frame_channels: int | None = _wrapper_attribute(self.envs.envs[0], FRAME_CHANNELS)
         self.mask_source = mask_source(self.envs.envs[0], infos)  # "method", "info" or None
         # the mask of every copy's current state (None for an env without masks)
         self.action_masks = None if self.mask_source is None else self._acting_masks(self._masks(range(n_envs), infos))
@@ -210,6 +213,14 @@ class EnvRunner:
 
     def close(self) -> None:
         self.envs.close()
+
+
+def _wrapper_attribute(env: gym.Env, name: str) -> Any:
+    """`name` of the outermost of `env`'s wrappers that has it, or None."""
+    try:
+        return env.get_wrapper_attr(name)
+    except AttributeError:
+        return None
 
 
 def _plain(action: Any) -> Any:

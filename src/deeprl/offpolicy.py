@@ -106,20 +106,27 @@ Build = Callable[[Any, gym.Space, gym.Space, torch.device], OffPolicyAlgorithm]
 
 
 def replay_for(
-    config: OffPolicyConfig, obs_space: gym.Space, action_space: gym.Space, mask_width: int | None = None
+    config: OffPolicyConfig,
+    obs_space: gym.Space,
+    action_space: gym.Space,
+    mask_width: int | None = None,
+    frame_channels: int | None = None,
 ) -> ReplayBuffer:
     """A replay memory for these spaces: Discrete actions as int64 indices, Box actions as float32 vectors;
-    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs; with
+    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs, and a stack of
+    frames (`frame_channels` a frame, as the env declares: deeprl's Atari frame stack) stores each frame once; with
     `mask_width`, each transition's next-state action mask."""
     discrete = isinstance(action_space, gym.spaces.Discrete)
+    picture = len(obs_space.shape) == IMAGE_RANK
     return ReplayBuffer(
         config.buffer_size,
         obs_space.shape,
         observation_dtype(obs_space),
         action_shape=() if discrete else action_space.shape,
         action_dtype=np.int64 if discrete else np.float32,
-        shared_next_obs=len(obs_space.shape) == IMAGE_RANK,
+        shared_next_obs=picture,
         mask_width=mask_width,
+        frame_channels=frame_channels if picture and obs_space.shape[0] % (frame_channels or 1) == 0 else None,
     )
 
 
@@ -148,7 +155,11 @@ class OffPolicyTrainer:
         self.agent = self.algorithm.agent
         masks = runner.action_masks
         self.replay = replay_for(
-            config, runner.observation_space, runner.action_space, None if masks is None else masks.shape[1]
+            config,
+            runner.observation_space,
+            runner.action_space,
+            None if masks is None else masks.shape[1],
+            runner.frame_channels,
         )
         self.train_every_step = config.train_freq_unit == "steps"
         self.learning_starts = config.learning_starts
@@ -183,8 +194,10 @@ class OffPolicyTrainer:
             self.gradient_round(step)
         algorithm.after_step(step)
 
+        # a checkpoint may come where learning's episode ends; the episode-counted schedules, the reports and the
+        # algorithm's episode hooks count the env's episodes: whole games, where a lost life ends only learning's
         self.episode_ended = terminated or truncated
-        if self.episode_ended:
+        if transitions.ended:
             if learning and not self.train_every_step and runner.episodes % config.train_freq == 0:
                 self.gradient_round(step)
             runner.report(transitions, **actions.episode_values, **episode_means(self.episode_metrics))
@@ -226,6 +239,11 @@ class OffPolicyTrainer:
         self.algorithm.load_state_dict(state)
         self.episode_metrics = list(state.get("episode_metrics", []))
         if state["replay"] is not None:
+            if self.replay.frame_stacks and "frame_stacks" not in state["replay"]:
+                raise DeeprlError(
+                    f"the checkpoint at step {state['step']} holds whole observations in its replay memory, and this "
+                    "deeprl stores each frame of a frame stack once: resume it with the deeprl that made it"
+                )
             self.replay.load_state_dict(state["replay"])
         else:  # an empty memory: gather learning_starts fresh steps again before learning from it
             self.learning_starts = state["step"] + self.config.learning_starts

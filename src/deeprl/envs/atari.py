@@ -35,6 +35,10 @@ ATARI_INSTALL = "pip install 'deeprl[atari]'"
 LEARNING_REWARD = "learning_reward"
 LEARNING_TERMINAL = "learning_terminal"
 
+# The attribute by which an env says its observations stack frames that shift by one each step (its value: the
+# channels of one frame), so that a replay memory may store each frame once (deeprl.buffers.FrameStacks).
+FRAME_CHANNELS = "frame_channels"
+
 FIRE = "FIRE"
 # After FIRE the DQN baselines press the action after it (index 2) too; doing the same keeps runs comparable
 # with theirs frame for frame.
@@ -177,10 +181,11 @@ def preprocess(env: gym.Env, settings: AtariSettings, env_name: str) -> gym.Env:
         env = LifeLossEndsLearningEpisode(env)
     if settings.clip_rewards:
         env = LearningRewardSign(env)
-    env = gym.wrappers.FrameStackObservation(env, settings.frame_stack)
+    # padding_type "reset": a game's first observation is its first frame repeated, as FrameStacks expects
+    env = gym.wrappers.FrameStackObservation(env, settings.frame_stack, padding_type="reset")
     if not settings.grayscale:
         env = StackedColoursAsChannels(env)
-    return env
+    return FramesShiftByOne(env, frame_channels=1 if settings.grayscale else 3)
 
 
 class FireOnStart(gym.Wrapper):
@@ -244,6 +249,16 @@ class LearningRewardSign(gym.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward, terminated, truncated, {**info, LEARNING_REWARD: float(np.sign(reward))}
+
+
+class FramesShiftByOne(gym.Wrapper):
+    """Says (attribute FRAME_CHANNELS) that the observations stack frames of `frame_channels` channels along their
+    first axis, oldest first, that each step shifts them by one frame and that an episode's first observation repeats
+    its first frame; it changes nothing else."""
+
+    def __init__(self, env: gym.Env, frame_channels: int) -> None:
+        super().__init__(env)
+        setattr(self, FRAME_CHANNELS, frame_channels)
 
 
 class StackedColoursAsChannels(gym.ObservationWrapper):
