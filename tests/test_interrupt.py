@@ -23,7 +23,7 @@ TRAIN_ARGS = [
     "--seed",
     "0",
     "--steps",
-    "1500",
+    "900",
     "--set",
     "eval_every=300",
     "--set",
@@ -94,7 +94,7 @@ def test_ctrl_c_leaves_a_run_that_can_be_read_and_resumed_exactly(tmp_path):
     )
     assert straight.returncode == 0, straight.stderr
     assert without_time(run_dir) == without_time(uninterrupted)
-    assert deeprl.load(run_dir / "policy.pt").policy_step == 1500
+    assert deeprl.load(run_dir / "policy.pt").policy_step == 900
     assert "note:" not in run_deeprl("eval", run_dir, "--episodes", "1", cwd=tmp_path).stdout  # finished now
 
 
