@@ -1,7 +1,7 @@
 """Memory where it is needed: CartPole without its velocities (CartPoleNoVel-v1), side by side in one invocation.
 
     python benchmarks/recurrent.py --seeds 0-4 [--frameworks recurrent,plain,sb3] [--steps N] [--eval-every 4096]
-        [--env CartPoleNoVel-v1] [--out benchmarks/results/recurrent.json]
+        [--stop-on-solve] [--env CartPoleNoVel-v1] [--out benchmarks/results/recurrent.json]
 
 - recurrent: deeprl's PPO with its `default` preset for the env (the RL Zoo's RecurrentPPO settings: an LSTM of 64
   units for the policy and one for the critic, 8 envs x 32 steps, 20 epochs, ...);
@@ -12,7 +12,8 @@ Each (framework, seed) trains in a fresh subprocess of this script (`--worker`),
 in turn for each seed, one torch thread each. All are evaluated alike (benchmarks/compare.py's protocol): each time
 training crosses a multiple of `--eval-every` env steps, 20 greedy episodes through deeprl.evaluation.evaluate on
 seeds 1_000_000 + 1000*seed + i with the clock paused (solved: the first such evaluation at the env's threshold,
-475), and the final agent 20 greedy episodes on seeds 2_000_000 + 1000*seed + i. The recurrent agents keep a state
+475), and the final agent 20 greedy episodes on seeds 2_000_000 + 1000*seed + i. With `--stop-on-solve` every
+framework stops at that evaluation, and the final agent is the one that solved. The recurrent agents keep a state
 per evaluation slot, reset at each episode's start. Prints a Markdown report and writes the per-seed results as JSON
 after every run (a long invocation cut short keeps what it finished).
 """
@@ -70,7 +71,9 @@ ZOO_PPO_LSTM = {
 # ------------------------------------------------------------------------------------------------- workers
 
 
-def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, recurrent: bool) -> dict[str, Any]:
+def run_deeprl(
+    env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float, recurrent: bool, stop_on_solve: bool
+) -> dict[str, Any]:
     """deeprl's PPO with the env's default preset (recurrent, or with recurrent=none)."""
     import torch
 
@@ -82,9 +85,10 @@ def run_deeprl(env_id: str, seed: int, eval_every: int, steps: int | None, recur
         "eval_episodes": EVAL_EPISODES,
         "final_eval_episodes": EVAL_EPISODES,
         "tensorboard": False,
-        "stop_on_solve": False,
+        "stop_on_solve": stop_on_solve,
         "torch_threads": 1,
         "solve_confirm_episodes": 0,  # solved means the same for all: one evaluation at the threshold
+        "solve_threshold": threshold,
     }
     if not recurrent:
         settings["recurrent"] = "none"
@@ -134,7 +138,9 @@ class RecurrentSB3Agent:
         return actions
 
 
-def run_sb3(env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float) -> dict[str, Any]:
+def run_sb3(
+    env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float, stop_on_solve: bool
+) -> dict[str, Any]:
     """sb3-contrib's RecurrentPPO with the Zoo's hyperparameters, evaluated periodically with the clock paused."""
     import torch
     from sb3_contrib import RecurrentPPO
@@ -176,7 +182,7 @@ def run_sb3(env_id: str, seed: int, eval_every: int, steps: int | None, threshol
             self.eval_seconds += time.perf_counter() - eval_started
             if self.solved_at_step is None and result.mean >= threshold:
                 self.solved_at_step, self.solved_train_seconds = self.num_timesteps, round(train_seconds, 3)
-            return True
+            return not (stop_on_solve and self.solved_at_step is not None)
 
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     normalizer = VecNormalize(env, gamma=zoo["gamma"]) if normalize else None  # the Zoo discounts with gamma
@@ -202,9 +208,10 @@ def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
     (seed,) = args.seeds
     if args.worker == "sb3":
-        result = run_sb3(args.env, seed, args.eval_every, args.steps, args.threshold)
+        result = run_sb3(args.env, seed, args.eval_every, args.steps, args.threshold, args.stop_on_solve)
     else:
-        result = run_deeprl(args.env, seed, args.eval_every, args.steps, recurrent=args.worker == "recurrent")
+        recurrent = args.worker == "recurrent"
+        result = run_deeprl(args.env, seed, args.eval_every, args.steps, args.threshold, recurrent, args.stop_on_solve)
     result.update(framework=args.worker, seed=seed)
     print(json.dumps(result), flush=True)
 
@@ -214,6 +221,8 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace) -> dict[s
     command += ["--env", args.env, "--eval-every", str(args.eval_every), "--threshold", repr(args.threshold)]
     if args.steps is not None:
         command += ["--steps", str(args.steps)]
+    if args.stop_on_solve:
+        command.append("--stop-on-solve")
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = process.stdout.strip().splitlines()
     if process.returncode == 0 and lines:
@@ -234,7 +243,8 @@ def _cell(value: Any, digits: int = 0) -> str:
 def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         f"{report['env']}, seeds {', '.join(map(str, report['seeds']))}; solved: an evaluation of 20 episodes at "
-        f"{report['threshold']:g} or more; final: 20 fresh episodes of the final agent.",
+        f"{report['threshold']:g} or more; final: 20 fresh episodes of the final agent"
+        + (" (every run stopped at its first solving evaluation)." if report["stop_on_solve"] else "."),
         "",
         "| framework | seed | solved at step | training seconds to solve | final (20 fresh episodes) | steps | "
         "training seconds |",
@@ -278,6 +288,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="budget in env steps (default: the preset's and the Zoo's 100k)")
     parser.add_argument("--eval-every", type=int, default=4096)
     parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--stop-on-solve", action="store_true", help="stop each run at its first solving evaluation")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -295,6 +306,7 @@ def main() -> None:
         "threshold": args.threshold,
         "eval_every": args.eval_every,
         "steps": args.steps,
+        "stop_on_solve": args.stop_on_solve,
         "command": " ".join(sys.argv),
         "machine": machine_info(),
         "versions": package_versions(),
