@@ -31,6 +31,7 @@ from torch import nn
 
 from deeprl.action_masks import checked_masks
 from deeprl.buffers import RolloutBatch, RolloutBuffer
+from deeprl.envs import space_from_dict
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic, encoded, encoder_from, mlp, orthogonal_init_
 from deeprl.normalization import ObservationNormalizer
@@ -355,8 +356,6 @@ class RecurrentAgent:
 
 
 def load_recurrent_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> RecurrentAgent:
-    from deeprl.envs import space_from_dict
-
     policy = RecurrentActorCritic(**meta["network"])
     policy.load_state_dict(tensors)
     policy.eval()
