@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import deeprl
 from deeprl.algos import ppo
+from deeprl.experience import EnvRunner
 from deeprl.recurrent import RecurrentActorCritic, RecurrentAgent, SequenceRolloutBuffer, Sequences
 from tests.conftest import kill_and_resume, run_deeprl
 
@@ -115,7 +116,10 @@ def recorded_update(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     def recording_epochs(context, rollout, clip_range, step):
         record = {
             name: getattr(rollout, name).copy()
-            for name in ("obs", "actions", "states", "episode_starts", "terminated", "truncated", "log_probs")
+            for name in (
+                *("obs", "actions", "states", "episode_starts", "terminated", "truncated", "truncated_values"),
+                "log_probs",
+            )
         }
         record["network"] = {key: value.clone() for key, value in context.policy.state_dict().items()}
         evaluate = context.policy.evaluate_actions
@@ -139,9 +143,19 @@ def recorded_update(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_collection_carries_and_resets_the_state_and_training_sees_the_same(tmp_path, monkeypatch, cell):
     """Replaying the first rollout from zeros, step by step with the collecting network: every stored state is the one
-    collection reached (zeros exactly after an episode's end), and the log-probabilities of the stored actions are
+    collection reached (zeros exactly after an episode's end), an episode cut by the time limit bootstraps from the
+    value of its final observation read with the state reached, and the log-probabilities of the stored actions are
     the same when scored over the whole rollout and in the first minibatch of pieces, before any gradient step."""
     records = recorded_update(monkeypatch)
+    final_observations = []
+    env_step = EnvRunner.step
+
+    def recording_step(self, actions, step):
+        transitions = env_step(self, actions, step)
+        final_observations.append(transitions.next_obs.copy())
+        return transitions
+
+    monkeypatch.setattr(EnvRunner, "step", recording_step)
     deeprl.train(
         "ppo",
         "CartPoleNoVel-v1",
@@ -155,6 +169,8 @@ def test_collection_carries_and_resets_the_state_and_training_sees_the_same(tmp_
         batch_size=48,
         sequence_length=6,  # pieces start mid-episode, from stored states, and hold episode starts inside
         n_epochs=1,
+        max_episode_steps=9,  # time-limit cuts in the rollout
+        normalize_observations=False,  # the final observations as stored
         **QUICK,
     )
     record = records[0]
@@ -172,7 +188,11 @@ def test_collection_carries_and_resets_the_state_and_training_sees_the_same(tmp_
             actor, _, state = network.step(torch.from_numpy(record["obs"][t]), state)
             log_prob, _, _ = network.feed_forward.evaluate_actions(actor, torch.from_numpy(record["actions"][t]))
             log_probs.append(log_prob)
+            cut = record["truncated"][t] & ~record["terminated"][t]
+            bootstrap = network.value_step(torch.from_numpy(final_observations[t]), state).numpy()
+            np.testing.assert_allclose(record["truncated_values"][t], np.where(cut, bootstrap, 0.0), rtol=0, atol=1e-6)
     assert done[:-1].sum() >= 2 and (record["states"][1:] != 0).any()  # episodes ended, and states were carried
+    assert (record["truncated"] & ~record["terminated"]).sum() >= 2
     collected = torch.stack(log_probs)
     np.testing.assert_allclose(record["log_probs"], collected.numpy(), rtol=0, atol=1e-6)
     sequences, _, first = record["first_batch"]
