@@ -315,3 +315,24 @@ def test_masked_dqn_resumes_exactly_after_sigkill(tmp_path, uninterrupted):
     kill_and_resume(
         tmp_path, uninterrupted("dqn", MASKED_GRID, MASKED_DQN_ARGS), MASKED_DQN_ARGS, 400, algo="dqn", env=MASKED_GRID
     )
+
+
+MASKED_REINFORCE_ARGS = [
+    *("--seed", "2", "--steps", "2400", "--quiet", "--set", "n_envs=3", "--set", "episodes_per_update=2"),
+    *("--set", "checkpoint_every=600", "--set", "eval_every=1200", "--set", "eval_episodes=2"),
+    *("--set", "final_eval_episodes=2", "--set", "tensorboard=true", "--set", "max_episode_steps=60"),
+]
+
+
+@pytest.mark.resume
+def test_masked_reinforce_resumes_exactly_after_sigkill(tmp_path, uninterrupted):
+    """Three copies killed mid-episode: the checkpoint's unfinished episodes hold the masks of their steps."""
+    kill_and_resume(
+        tmp_path,
+        uninterrupted("reinforce", MASKED_GRID, MASKED_REINFORCE_ARGS),
+        MASKED_REINFORCE_ARGS,
+        600,
+        algo="reinforce",
+        env=MASKED_GRID,
+        tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"),
+    )
