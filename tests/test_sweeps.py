@@ -398,9 +398,9 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
 
 @pytest.mark.ray
 def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
-    """Two trials train the same seed (tensorboard on and off changes nothing learnt); one's process is
-    SIGKILLed after its first checkpoint. Tune restarts it, it resumes from that checkpoint, and both runs end
-    with the same metrics, row for row."""
+    """Two trials train the same seed (tensorboard on and off changes nothing learnt), one after the other; the
+    first one's process is SIGKILLed after its first checkpoint. Tune restarts it, it resumes from that
+    checkpoint, and both runs end with the same metrics, row for row."""
     sweep_dir = tmp_path / "sweep"
     driver = start_deeprl(
         [
@@ -411,6 +411,8 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
             "0",
             "--steps",
             "1200",
+            "--max-concurrent",
+            "1",
             "--grid",
             "tensorboard=true,false",
             "--sweep-dir",
