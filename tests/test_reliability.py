@@ -109,10 +109,10 @@ def test_diverging_loss_stops_with_the_step(tmp_path, loss):
 
 @pytest.mark.resume
 def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
-    """Writes that fail mid-run (here: a 120 kB file-size limit, which the kernel enforces like a full disk,
+    """Writes that fail mid-run (here: a 60 kB file-size limit, which the kernel enforces like a full disk,
     failing the write with EFBIG) stop training with one line; the previous checkpoint stays intact and
     usable, no temporary file is left behind, and the run resumes once space is back."""
-    limit = 120_000  # a checkpoint outgrows this once the replay buffer holds ~2 500 transitions
+    limit = 60_000  # a checkpoint outgrows this once the replay buffer holds ~1 250 transitions
     args = [
         "train",
         "dqn",
@@ -120,7 +120,7 @@ def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
         "--run-dir",
         "run",
         "--steps",
-        "6000",
+        "3000",
         "--quiet",
         "--set",
         "learning_starts=50",
@@ -148,7 +148,7 @@ def test_full_disk_while_checkpointing_stops_cleanly_and_resumes(tmp_path):
     from deeprl.checkpoint import load_latest_checkpoint
 
     state = load_latest_checkpoint(run_dir, "dqn", "CartPole-v1")  # intact: no warning, no error
-    assert 0 < state["algo"]["step"] < 6000
+    assert 0 < state["algo"]["step"] < 3000
     resumed = run_deeprl("resume", "run", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "eval.json").is_file()
