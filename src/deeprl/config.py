@@ -69,6 +69,12 @@ class RunConfig:
     )
     screen_height: int = knob(40, "screen observations: picture height in pixels (width follows)", low=8, high=160)
     frame_stack: int = knob(2, "screen_frames: pictures stacked per observation", low=1)
+    vector: str = knob(
+        "sync",
+        "env copies stepped in this process (sync), or each in a process of its own (async: for envs whose step is "
+        "costly, MuJoCo, Atari; docs/mujoco.md)",
+        choices=("sync", "async"),
+    )
     atari_preprocessing: bool | None = knob(
         AtariSettings.preprocessing,
         "the standard Atari preprocessing (docs/atari.md, the atari_* settings); None: on for Atari games",

@@ -15,19 +15,22 @@ recomputes its mask, so checkpoints need not hold it.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector.async_vector_env import _async_worker
 
 from deeprl.action_masks import (
     MASK_INFO_KEY,
     MASK_METHOD,
     checked_masks,
     mask_name,
-    mask_source,
     require_an_action,
 )
 from deeprl.envs import learning_signals
@@ -57,11 +60,72 @@ class Transitions:
     next_action_masks: np.ndarray | None = None
 
 
-class EnvRunner:
-    def __init__(self, make_env: Callable[..., gym.Env], n_envs: int, seed: int, run: Run) -> None:
-        self.envs = gym.vector.SyncVectorEnv(
-            [make_env for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.DISABLED
+class EnvCopy(gym.Wrapper):
+    """The outermost wrapper of every env copy: what the runner asks of a copy beyond its steps and resets, through the
+    vector env's `call` and `set_attr`, so that a copy in a process of its own answers as one in this process does."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        # set before replay_episode: how the episode began (a reset seed, or the generator's state before an unseeded
+        # reset) and its actions, as the env takes them
+        self.episode_to_replay: tuple[dict[str, Any], list[Any]] | None = None
+
+    def optional_attr(self, name: str) -> Any:
+        """`name` of the outermost wrapper that has it, or None (a missing one would end a worker process)."""
+        return self.env.get_wrapper_attr(name) if self.env.has_wrapper_attr(name) else None
+
+    def generator_state(self) -> dict[str, Any]:
+        """The state of the env's random generator (an unseeded reset draws from it)."""
+        return self.env.unwrapped.np_random.bit_generator.state
+
+    def replay_episode(self) -> tuple[Any, dict[str, Any], float, int] | None:
+        """Begin the episode `episode_to_replay` describes and take its actions again: (observation, info, return,
+        length), or None where the episode ended before its actions did (an env that is not deterministic)."""
+        start, actions = self.episode_to_replay
+        self.episode_to_replay = None
+        if "seed" in start:
+            obs, info = self.env.reset(seed=start["seed"])
+        else:
+            self.env.unwrapped.np_random.bit_generator.state = start["rng"]
+            obs, info = self.env.reset()
+        total = 0.0
+        for action in actions:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                return None
+        return obs, info, total, len(actions)
+
+
+def _copy(make_env: Callable[..., gym.Env]) -> gym.Env:
+    return EnvCopy(make_env())
+
+
+def _copy_process(*worker_args: Any) -> None:
+    """The life of an async copy's process: Gymnasium's worker, with Ctrl-C and SIGTERM left to the trainer (which
+    checkpoints and then closes the copies), and a quiet exit once the trainer is gone (killed: its pipe closed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(EOFError, OSError):  # the pipe to a trainer that is gone
+        _async_worker(*worker_args)
+
+
+def vector_env(make_env: Callable[..., gym.Env], n_envs: int, vector: str = "sync") -> gym.vector.VectorEnv:
+    """`n_envs` copies of `make_env`'s env without autoreset, stepped in this process (`sync`) or each in a process of
+    its own (`async`, Gymnasium's AsyncVectorEnv: worth it where a step costs more than the round trip)."""
+    copies = [partial(_copy, make_env) for _ in range(n_envs)]
+    if vector == "async":
+        return gym.vector.AsyncVectorEnv(
+            copies, autoreset_mode=gym.vector.AutoresetMode.DISABLED, daemon=True, worker=_copy_process
         )
+    return gym.vector.SyncVectorEnv(copies, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
+
+
+class EnvRunner:
+    def __init__(
+        self, make_env: Callable[..., gym.Env], n_envs: int, seed: int, run: Run, vector: str = "sync"
+    ) -> None:
+        self.envs = vector_env(make_env, n_envs, vector)
         self.n_envs = n_envs
         self.seed = seed
         self.run = run
@@ -80,8 +144,15 @@ class EnvRunner:
         self.envs.action_space.seed(seed)
         self.env_name = getattr(getattr(run, "config", None), "env", "the env")
         # the channels of one frame where the observations are a frame stack shifting by one each step (else None)
-        self.frame_channels: int | None = _wrapper_attribute(self.envs.envs[0], FRAME_CHANNELS)
-        self.mask_source = mask_source(self.envs.envs[0], infos)  # "method", "info" or None
+        self.frame_channels: int | None = self.envs.call("optional_attr", FRAME_CHANNELS)[0]
+        # where the env offers action masks: "method", "info" or None
+        self.mask_source = (
+            "method"
+            if self.envs.call("has_wrapper_attr", MASK_METHOD)[0]
+            else "info"
+            if MASK_INFO_KEY in infos
+            else None
+        )
         # the mask of every copy's current state (None for an env without masks)
         self.action_masks = None if self.mask_source is None else self._acting_masks(self._masks(range(n_envs), infos))
 
@@ -128,9 +199,10 @@ class EnvRunner:
         """The (len(copies), mask_width) masks of the states `copies` are in, shape-checked: their action_masks(), or
         info["action_mask"] of `infos` (the vector env's merged infos, or one info per copy)."""
         rows = []
+        method_masks = self.envs.call(MASK_METHOD) if self.mask_source == "method" else None
         for row, index in enumerate(copies):
-            if self.mask_source == "method":
-                raw = self.envs.envs[index].get_wrapper_attr(MASK_METHOD)()
+            if method_masks is not None:
+                raw = method_masks[index]
             elif isinstance(infos, list):
                 raw = infos[row].get(MASK_INFO_KEY)
             else:  # the vector env's infos: a copy's entry counts where its "_action_mask" flag is set
@@ -151,8 +223,9 @@ class EnvRunner:
 
     def _reset(self, copies: list[int]) -> dict[str, Any]:
         """Reset `copies`; their reset infos (the vector env's, merged)."""
+        generator_states = self.envs.call("generator_state")
         for index in copies:
-            self.episode_starts[index] = {"rng": self._env(index).np_random.bit_generator.state}
+            self.episode_starts[index] = {"rng": generator_states[index]}
             self.episode_actions[index] = []
             self.episode_returns[index], self.episode_lengths[index] = 0.0, 0
         mask = np.zeros(self.n_envs, dtype=np.bool_)
@@ -160,9 +233,6 @@ class EnvRunner:
         reset_obs, infos = self.envs.reset(options={"reset_mask": mask})
         self.obs = np.where(mask.reshape(-1, *([1] * (reset_obs.ndim - 1))), reset_obs, self.obs)
         return infos
-
-    def _env(self, index: int) -> gym.Env:
-        return self.envs.envs[index].unwrapped
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data (loads with weights_only=True): each copy's episode start, actions since, and counters."""
@@ -178,26 +248,22 @@ class EnvRunner:
         self.episodes = int(state["episodes"])
         self.episode_starts = [dict(start) for start in state["episode_starts"]]
         self.episode_actions = [list(actions) for actions in state["episode_actions"]]
+        # an action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
+        requests = [
+            (start, [np.asarray(action, dtype=self.action_space.dtype) for action in actions])
+            if self.array_actions
+            else (start, actions)
+            for start, actions in zip(self.episode_starts, self.episode_actions)
+        ]
+        self.envs.set_attr("episode_to_replay", requests)
         observations, latest_infos = [], []
-        for index, (start, actions) in enumerate(zip(self.episode_starts, self.episode_actions)):
-            env = self.envs.envs[index]
-            if "seed" in start:
-                obs, info = env.reset(seed=start["seed"])
-            else:
-                env.unwrapped.np_random.bit_generator.state = start["rng"]
-                obs, info = env.reset()
-            total, length = 0.0, 0
-            for action in actions:
-                # an action goes back with the dtype it was sent with (Pendulum steps float32 torques differently)
-                sent = np.asarray(action, dtype=self.action_space.dtype) if self.array_actions else action
-                obs, reward, terminated, truncated, info = env.step(sent)
-                total, length = total + float(reward), length + 1
-                if terminated or truncated:
-                    raise DeeprlError(
-                        f"env copy {index} ended its episode while replaying it for resume; "
-                        "the env is not deterministic, so this run cannot resume exactly"
-                    )
-            self.episode_returns[index], self.episode_lengths[index] = total, length
+        for index, replayed in enumerate(self.envs.call("replay_episode")):
+            if replayed is None:
+                raise DeeprlError(
+                    f"env copy {index} ended its episode while replaying it for resume; "
+                    "the env is not deterministic, so this run cannot resume exactly"
+                )
+            obs, info, self.episode_returns[index], self.episode_lengths[index] = replayed
             observations.append(obs)
             latest_infos.append(info)
         self.obs = np.stack(observations).astype(self.obs.dtype)
@@ -206,21 +272,13 @@ class EnvRunner:
                 "replaying the checkpoint's episodes did not reach the same observations; "
                 "the env is not deterministic, so this run cannot resume exactly"
             )
-        # the vector env's own bookkeeping: every copy is mid-episode again
-        self.envs._autoreset_envs[:] = False
+        if isinstance(self.envs, gym.vector.SyncVectorEnv):  # its own bookkeeping: every copy is mid-episode again
+            self.envs._autoreset_envs[:] = False
         if self.mask_source is not None:  # the replayed states' masks, as the env gives them
             self.action_masks = self._acting_masks(self._masks(range(self.n_envs), latest_infos))
 
     def close(self) -> None:
         self.envs.close()
-
-
-def _wrapper_attribute(env: gym.Env, name: str) -> Any:
-    """`name` of the outermost of `env`'s wrappers that has it, or None."""
-    try:
-        return env.get_wrapper_attr(name)
-    except AttributeError:
-        return None
 
 
 def _plain(action: Any) -> Any:

@@ -80,7 +80,7 @@ def drive(
 ) -> Any:
     """Train from scratch, or continue from a checkpoint's `resume` state exactly where it stopped; the agent."""
     rng = seed_everything(config.seed)
-    runner = EnvRunner(make_env, n_envs, config.seed, run)
+    runner = EnvRunner(make_env, n_envs, config.seed, run, config.vector)
     try:
         trainer = build(runner, rng)
         step = 0

@@ -1,0 +1,126 @@
+"""`vector: async`, a process per env copy (Gymnasium's AsyncVectorEnv): a PPO run on a MuJoCo env resumes exactly
+after SIGKILL, and no env process outlives its trainer, whether it stops on SIGINT, SIGTERM or SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deeprl.envs import make_env
+from deeprl.experience import EnvRunner
+from tests.conftest import Trainer, kill_and_resume, newest_step
+
+pytest.importorskip("mujoco")
+
+ENV = "Hopper-v5"
+ARGS = [
+    "--steps",
+    "512",
+    "--quiet",
+    "--set",
+    "vector=async",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "n_steps=64",
+    "--set",
+    "batch_size=64",
+    "--set",
+    "n_epochs=2",
+    "--set",
+    "checkpoint_every=128",
+    "--set",
+    "eval_every=100000",
+    "--set",
+    "eval_episodes=1",
+    "--set",
+    "final_eval_episodes=1",
+    "--set",
+    "tensorboard=true",
+]
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` has started (Linux's /proc/PID/task/*/children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has exited (a zombie has; whoever adopted it has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def wait_until(condition, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
+class _Run:
+    config = None
+
+    def end_episode(self, *args, **kwargs) -> None:
+        pass
+
+
+def test_async_copies_step_and_replay_as_in_process_copies_do():
+    """The same seeded actions give the same observations in both kinds, and both rebuild a copy mid-episode from
+    its start and actions."""
+    runners = [EnvRunner(lambda: make_env(ENV), 2, seed=3, run=_Run(), vector=kind) for kind in ("sync", "async")]
+    try:
+        rng = np.random.default_rng(0)
+        for step in range(1, 120):  # several episodes end (a random Hopper falls within about 20-60 steps)
+            actions = rng.uniform(-1, 1, size=(2, 3)).astype(np.float32)
+            steps = [runner.step(actions, step) for runner in runners]
+            np.testing.assert_array_equal(steps[0].next_obs, steps[1].next_obs)
+            np.testing.assert_array_equal(runners[0].obs, runners[1].obs)
+        assert runners[0].episodes == runners[1].episodes >= 2
+        state = runners[1].state_dict()
+        assert state == runners[0].state_dict()
+        fresh = EnvRunner(lambda: make_env(ENV), 2, seed=3, run=_Run(), vector="async")
+        try:
+            fresh.load_state_dict(state)  # refuses in one line unless it reaches the same observations
+            np.testing.assert_array_equal(fresh.obs, runners[1].obs)
+            assert fresh.episode_lengths.tolist() == runners[1].episode_lengths.tolist()
+        finally:
+            fresh.close()
+    finally:
+        for runner in runners:
+            runner.close()
+
+
+@pytest.mark.resume
+def test_sigkill_resumes_an_async_mujoco_ppo_run_exactly(tmp_path: Path, uninterrupted):
+    reference = uninterrupted("ppo", ENV, ARGS)
+    kill_and_resume(tmp_path, reference, ARGS, 128, algo="ppo", env=ENV, tags=("train/return", "eval/return"))
+
+
+@pytest.mark.parametrize(("stop", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 130), (signal.SIGKILL, -9)])
+def test_no_env_process_outlives_its_trainer(tmp_path: Path, stop: signal.Signals, exit_code: int):
+    """Ctrl-C and SIGTERM (sent to the env processes too, as a terminal and a process-group kill send them): the
+    trainer checkpoints and closes its copies, which leave the signals to it; SIGKILL: each copy sees its pipe close."""
+    args = [arg if arg != "512" else "100000" for arg in ARGS]
+    trainer = Trainer(tmp_path / "run", args, algo="ppo", env=ENV)
+    trainer.wait_for(
+        lambda: newest_step(trainer.run_dir) >= 128 and len(children(trainer.process.pid)) == 2, "2 copies"
+    )
+    workers = children(trainer.process.pid)
+    trainer.process.send_signal(stop)
+    if stop != signal.SIGKILL:
+        for pid in workers:
+            os.kill(pid, stop)
+    assert trainer.process.wait(timeout=120) == exit_code, trainer.stderr()
+    assert "Traceback" not in trainer.stderr()
+    wait_until(lambda: all(gone(pid) for pid in workers), "every env process to exit")
