@@ -15,8 +15,6 @@ from deeprl.envs import make_env
 from deeprl.experience import EnvRunner
 from tests.conftest import Trainer, kill_and_resume, newest_step
 
-pytest.importorskip("mujoco")
-
 ENV = "Hopper-v5"
 ARGS = [
     "--steps",
@@ -99,6 +97,30 @@ def test_async_copies_step_and_replay_as_in_process_copies_do():
     finally:
         for runner in runners:
             runner.close()
+
+
+def test_async_copies_answer_what_the_runner_asks_of_an_env():
+    """Whether the observations stack frames (the replay memory stores each frame once) and the action masks of an
+    env's action_masks() reach the runner from copies in other processes too."""
+    atari = EnvRunner(lambda: make_env("tests.custom_envs:ScriptedAtari"), 1, seed=0, run=_Run(), vector="async")
+    assert atari.frame_channels == 1
+    atari.close()
+    grids = [
+        EnvRunner(lambda: make_env("deeprl.envs.examples:MaskedGrid"), 2, seed=1, run=_Run(), vector=kind)
+        for kind in ("sync", "async")
+    ]
+    try:
+        assert grids[1].mask_source == "method"
+        rng = np.random.default_rng(0)
+        for step in range(1, 40):
+            masks = grids[0].action_masks
+            np.testing.assert_array_equal(masks, grids[1].action_masks)
+            actions = np.array([rng.choice(np.flatnonzero(mask)) for mask in masks])
+            for grid in grids:
+                grid.step(actions, step)
+    finally:
+        for grid in grids:
+            grid.close()
 
 
 @pytest.mark.resume
