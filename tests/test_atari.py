@@ -341,7 +341,7 @@ RESUME_ARGS = [
     "500",
     "--quiet",
     "--set",
-    "learning_starts=400",
+    "learning_starts=450",
     "--set",
     "buffer_size=1000",
     "--set",
