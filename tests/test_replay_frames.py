@@ -124,8 +124,11 @@ def test_observations_that_neither_continue_nor_start_a_stack_are_kept_whole():
     assert not frames.frame_stacks.anchors  # both overwritten since
 
 
-def test_the_atari_frame_stack_says_so_and_other_pictures_do_not():
+def test_frame_stacks_say_so_and_other_pictures_do_not():
     assert make_env("tests.custom_envs:ScriptedAtari").get_wrapper_attr(FRAME_CHANNELS) == 1
+    screen = make_env("CartPole-v1", observation="screen_frames", screen_height=20, frame_stack=3)
+    assert screen.get_wrapper_attr(FRAME_CHANNELS) == 1 and screen.observation_space.shape[0] == 3
+    assert not make_env("CartPole-v1", observation="screen_difference").has_wrapper_attr(FRAME_CHANNELS)
     colour = make_env("tests.custom_envs:ScriptedAtari", atari_grayscale=False)
     assert colour.get_wrapper_attr(FRAME_CHANNELS) == 3 and colour.observation_space.shape == (12, 84, 84)
 

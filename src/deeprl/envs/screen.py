@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
+from deeprl.envs.atari import FRAME_CHANNELS
 from deeprl.errors import DeeprlError
 
 # Gymnasium's CartPole picture: 600x400 pixels, y pointing up while drawing, then flipped.
@@ -110,7 +111,8 @@ class CartPoleScreen(gym.Wrapper):
     - `difference` (seed 000): the current minus the previous RGB patch of the cart's window, shape
       (3, height, 2 * height), float32 in [-1, 1]; a still picture gives zeros, motion shows as edges.
     - `frames`: the last `frames` grayscale pictures of the whole track, shape (frames, height,
-      3.75 * height), uint8 (stored compactly; the network scales them to [0, 1]).
+      3.75 * height), uint8 (stored compactly; the network scales them to [0, 1]); an episode's first observation
+      repeats its first picture.
 
     Patches are shrunk with bicubic resampling, as the tutorial does.
     """
@@ -133,6 +135,7 @@ class CartPoleScreen(gym.Wrapper):
         else:
             self.size = (round(SCREEN_WIDTH * height / band_height), height)
             self.observation_space = gym.spaces.Box(0, 255, (frames, height, self.size[0]), dtype=np.uint8)
+            setattr(self, FRAME_CHANNELS, 1)  # a stack that shifts by one picture a step: replay stores each once
         self._history: np.ndarray | None = None
 
     def patch(self) -> np.ndarray:
