@@ -62,14 +62,70 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _forker.close()
 
 
-SLOW_MARKS = ("learning", "resume", "ray")
+# Rough seconds of a test by its slow mark (measured: Ray sweeps 20-26 s, learning runs 3-19 s, kill-and-resume
+# 2-12 s; other tests mostly well under a second), for sharing the slow tests out before any run timed them.
+SLOW_SECONDS = {"ray": 20.0, "learning": 8.0, "resume": 4.0}
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    return max((seconds for mark, seconds in SLOW_SECONDS.items() if item.get_closest_marker(mark)), default=0.0)
+
+
+def xdist_shares(count: int, workers: int) -> list[int]:
+    """How many of `count` tests pytest-xdist's work-stealing scheduler first hands each of `workers` workers: a
+    contiguous run of the collection each, in order (WorkStealingScheduling.check_schedule)."""
+    shares = []
+    for index in range(workers):
+        shares.append(count // (workers - index))
+        count -= shares[-1]
+    return shares
+
+
+def shares_fixtures(item: pytest.Item) -> bool:
+    """Whether the test uses a fixture of this project made once per module or session (a reference run, a batch
+    of bad inputs): its file's tests are best run by one worker, which makes it once."""
+    return any(
+        definitions[-1].scope != "function" and definitions[-1].baseid
+        for definitions in item._fixtureinfo.name2fixturedefs.values()
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On xdist workers, the slow tests first (in their order): a worker then ends the run on short tests rather
-    than on a long one handed out last. A run without workers keeps the files' order."""
-    if hasattr(config, "workerinput"):
-        items.sort(key=lambda item: not any(item.get_closest_marker(mark) for mark in SLOW_MARKS))
+    """On xdist workers (every worker collects, and must order, the same way), the order that makes each worker's
+    first share of the collection (see xdist_shares) start with an even part of the slow tests, longest first,
+    and go on with others. A file's slow tests stay together, and so do a file's other tests where they share a
+    fixture made once per module, so that one worker makes it; a worker that runs out takes tests from the end of
+    another's share, which are short. A run without workers keeps the files' order."""
+    if not hasattr(config, "workerinput"):
+        return
+    shares = xdist_shares(len(items), config.workerinput["workercount"])
+    slow_files: dict[str, list[pytest.Item]] = {}
+    other_files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files = slow_files if expected_seconds(item) else other_files
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    # longest-processing-time first: each file's slow tests to the share with the fewest seconds so far
+    slow_parts: list[list[pytest.Item]] = [[] for _ in shares]
+    seconds = [0.0 for _ in shares]
+    for tests in sorted(slow_files.values(), key=lambda tests: -sum(map(expected_seconds, tests))):
+        emptiest = min(range(len(shares)), key=seconds.__getitem__)
+        slow_parts[emptiest] += tests
+        seconds[emptiest] += sum(map(expected_seconds, tests))
+    others = list(other_files.values())
+    ordered: list[pytest.Item] = []
+    for share, part in zip(shares, slow_parts):
+        ordered += part
+        room = share - len(part)
+        for tests in list(others):  # whole files while they fit, in order
+            if room >= len(tests):
+                ordered += tests
+                room -= len(tests)
+                others.remove(tests)
+        if room > 0 and others:  # the rest from a file whose tests share nothing, else from the next file
+            tests = next((tests for tests in others if not any(map(shares_fixtures, tests))), others[0])
+            ordered += tests[:room]
+            del tests[:room]
+    items[:] = ordered + [test for tests in others for test in tests]
 
 
 def start_deeprl(args: list[Any], cwd: Path, **options: Any) -> ForkedProcess:
