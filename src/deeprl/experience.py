@@ -1,11 +1,12 @@
 """Collecting experience: N copies of a run's env stepped together, their episodes counted and reported to the
 run, and the state that lets a run resume exactly at any step.
 
-The copies live in Gymnasium's SyncVectorEnv with autoreset *disabled*: a step returns each copy's real next
-observation (the final one when its episode ended, never a reset observation with reward 0), and deeprl then
-resets the copies that finished. Before each reset it records the copy's RNG state, and it keeps the actions
-taken since; a checkpoint holds both, and a resumed run restores the RNG, resets and replays the actions, so
-every copy is back in the middle of its episode exactly where it was (deterministic envs, as Gymnasium's are).
+The copies live in Gymnasium's SyncVectorEnv (`vector: sync`) or AsyncVectorEnv (`async`, a process per copy), with
+autoreset *disabled*: a step returns each copy's real next observation (the final one when its episode ended, never
+a reset observation with reward 0), and deeprl then resets the copies that finished. Before each reset it records the
+copy's RNG state, and it keeps the actions taken since; a checkpoint holds both, and a resumed run restores the RNG,
+resets and replays the actions inside each copy (EnvCopy, wherever the copy runs), so every copy is back in the
+middle of its episode exactly where it was (deterministic envs, as Gymnasium's are).
 
 An env that offers action masks (deeprl.action_masks) has them read after every reset and step: the runner holds the
 mask of each copy's current state beside its observation, and each step's Transitions carry the masks the actions were
