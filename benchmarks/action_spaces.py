@@ -1,6 +1,6 @@
 """MultiDiscrete and MultiBinary actions, and action masks, measured on deeprl's example envs (deeprl.envs.examples).
 
-    python benchmarks/action_spaces.py optimum [--seeds 0-4] [--steps 60000]
+    python benchmarks/action_spaces.py optimum [--seeds 0-4] [--steps 60000] [--only "a2c CodeLock"]
     python benchmarks/action_spaces.py masks [--seeds 0-4] [--ppo-steps 30000] [--dqn-steps 15000]
         [--frameworks deeprl,sb3] [--out benchmarks/results/action_masks.json]
 
@@ -275,6 +275,7 @@ def main() -> None:
     parser.add_argument("--dqn-steps", type=int, default=15_000)
     parser.add_argument("--eval-every", type=int, default=None, help="default: 2048 (optimum), 1024 (masks)")
     parser.add_argument("--frameworks", default="deeprl,sb3")
+    parser.add_argument("--only", default=None, help="only the runs whose label contains this, e.g. 'a2c CodeLock'")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -286,6 +287,8 @@ def main() -> None:
         specs = optimum_specs(seeds, args.steps, args.eval_every or 2048)
     else:
         specs = mask_specs(seeds, args.ppo_steps, args.dqn_steps, args.eval_every or 1024, args.frameworks.split(","))
+    if args.only:
+        specs = [(label, spec) for label, spec in specs if args.only in label]
     results: dict[str, list[dict]] = {}
     budgets: dict[str, int] = {}
     for label, spec in specs:
