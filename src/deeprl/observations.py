@@ -120,7 +120,6 @@ class ObservationEncoder:
     def __init__(self, source: gym.Space) -> None:
         self.source = source
         self.leaves: list[_Leaf] = []
-        self.ignored: list[tuple[str | int, ...]] = []  # text entries
         self.has_action_mask = isinstance(source, gym.spaces.Dict) and ACTION_MASK_KEY in source.spaces
         self.size = self._add(source, ())
         if not self.leaves:
@@ -145,7 +144,6 @@ class ObservationEncoder:
                 offset = self._add(entry, (*path, index), offset)
             return offset
         if is_text_space(space):
-            self.ignored.append(path)
             message = f"observation entry {_entry_name(path)} is text, which deeprl's networks do not read: ignored"
             if message not in _warned:
                 _warned.add(message)
