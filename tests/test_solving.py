@@ -12,16 +12,18 @@ periodic evaluation alone, step 3 000's agent would be kept as the best; ranked 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 import deeprl
+from deeprl.cli import main
 from deeprl.media import plot_runs, runs_figure
 from deeprl.run import CONFIRM_EVAL_SEED, PERIODIC_EVAL_SEED
-from tests.conftest import run_deeprl
 
 pytestmark = pytest.mark.learning  # 20 000-step runs that stop once solved
 
@@ -73,12 +75,14 @@ def train_command(run_dir: Path, line: float) -> list[str]:
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory) -> tuple[Path, float]:
     """A run that stops at a confirmed crossing after at least one crossing that new episodes refused, made with
-    the command line (its stdout is kept beside the run directory, in `progress.txt`)."""
+    the command line in this process (its stdout is kept beside the run directory, in `progress.txt`)."""
     for line in LINES:
         run_dir = tmp_path_factory.mktemp(f"line-{line}") / "run"
-        result = run_deeprl(*train_command(run_dir, line), cwd=run_dir.parent)
-        assert result.returncode == 0, result.stderr
-        (run_dir.parent / "progress.txt").write_text(result.stdout)
+        stdout, stderr = io.StringIO(), io.StringIO()  # not terminals: progress lines, as in a log file
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(train_command(run_dir, line))
+        assert code == 0, stderr.getvalue()
+        (run_dir.parent / "progress.txt").write_text(stdout.getvalue())
         if summary(run_dir)["solved"] and min(means(run_dir, "confirm").values()) < line:
             return run_dir, line
     pytest.fail(f"no line of {LINES} had a crossing refused by new episodes")
