@@ -252,6 +252,16 @@ def test_cli_refuses_an_observation_it_cannot_encode_in_one_line(env_id, message
     assert not any(tmp_path.iterdir())
 
 
+def test_deeprl_list_names_the_observation_spaces_and_the_minigrid_ids(tmp_path):
+    listed = run_deeprl("list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    lines = [line for line in listed.stdout.splitlines() if "observation spaces:" in line]
+    assert sorted(line.split()[0] for line in lines) == sorted(SETTINGS)  # every algorithm
+    assert all("(observation spaces: Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple;" in line for line in lines)
+    envs = run_deeprl("list", "--envs", cwd=tmp_path)  # a fresh process: MiniGrid registers on request
+    assert {"MiniGrid-Empty-8x8-v0", "MiniGrid-DoorKey-5x5-v0", "Blackjack-v1"} <= set(envs.stdout.splitlines())
+
+
 class SequenceObservations(gym.Env):
     """A Dict observation holding a variable-length Sequence, which no network input fits."""
 

@@ -419,9 +419,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.envs:
         import gymnasium as gym
 
+        from deeprl.envs import register_installed_minigrid_envs
         from deeprl.envs.atari import register_installed_ale_envs
 
         register_installed_ale_envs()  # Gymnasium registers the Atari ids only on request
+        register_installed_minigrid_envs()  # and MiniGrid's when its package is imported
         print("\n".join(sorted(gym.registry)))
         return 0
     if args.env or args.preset:

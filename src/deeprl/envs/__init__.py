@@ -216,11 +216,17 @@ MINIGRID_PREFIXES = ("MiniGrid-", "BabyAI-")
 
 def register_minigrid_envs(env_id: str) -> None:
     """MiniGrid's ids exist once the `minigrid` package is imported: import it for one of them."""
-    if env_id.startswith(MINIGRID_PREFIXES) and env_id not in gym.registry:
-        try:
-            importlib.import_module("minigrid")
-        except ImportError:
-            raise DeeprlError(f"environment '{env_id}' needs the minigrid package: pip install minigrid") from None
+    if env_id.startswith(MINIGRID_PREFIXES) and env_id not in gym.registry and not register_installed_minigrid_envs():
+        raise DeeprlError(f"environment '{env_id}' needs the minigrid package: pip install minigrid")
+
+
+def register_installed_minigrid_envs() -> bool:
+    """Register MiniGrid's ids if the package is installed; whether it is."""
+    try:
+        importlib.import_module("minigrid")
+    except ImportError:
+        return False
+    return True
 
 
 def _is_mujoco_id(env_id: str) -> bool:
