@@ -122,7 +122,10 @@ def evaluate(
             if not active:
                 break
             acting = range(len(envs)) if stateful else active
-            batch = np.stack([observations[slot] for slot in acting])
+            batch = [observations[slot] for slot in acting]
+            # arrays are stacked; an env's own Dict or Tuple observations (an env function giving them unencoded) go
+            # to the agent as a list, which its encoder takes as a batch
+            batch = np.stack(batch) if isinstance(batch[0], np.ndarray) else batch
             masks = action_masks_of(acting)
             if masks is None:
                 actions = agent.act(batch, deterministic=deterministic)
