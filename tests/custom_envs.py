@@ -301,9 +301,11 @@ class _ScriptedALE:
 class DictCorridor(gym.Env):
     """A corridor of 5 cells entered in the middle; a cue in the observation says which end pays +1 (the other
     costs -1), so the policy must read it. Observations are a nested Dict with a Tuple, a MultiBinary and a text
-    label (ignored); actions: 0 left, 1 right. An episode ends at either end, or after 20 steps."""
+    label (ignored); actions: 0 left, 1 right. An episode ends at either end, or after 20 steps.
+    `left_from_second_cell` counts the moves left from cell 1 that instances of each class took."""
 
     LENGTH = 5
+    left_from_second_cell = 0
 
     def __init__(self) -> None:
         self.observation_space = gym.spaces.Dict(
@@ -326,6 +328,8 @@ class DictCorridor(gym.Env):
         return self._obs(), {}
 
     def step(self, action):
+        if int(action) == 0 and self.position == 1:
+            type(self).left_from_second_cell += 1
         self.position += 1 if int(action) == 1 else -1
         self.steps += 1
         at_end = self.position in (0, self.LENGTH - 1)

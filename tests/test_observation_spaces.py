@@ -17,6 +17,7 @@ from deeprl.envs import make_env, space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
 from deeprl.observations import EncodedSpace, ObservationEncoder, as_batch
 from tests.conftest import kill_and_resume, run_deeprl
+from tests.custom_envs import DictCorridor, MaskedDictCorridor
 
 BLACKJACK = gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2)))
 
@@ -149,6 +150,24 @@ def test_an_action_mask_entry_goes_to_info_not_to_the_features():
     obs, _, _, _, info = env.step(0)  # to cell 1, where moving left is masked
     np.testing.assert_array_equal(info["action_mask"], [0, 1])
     assert obs.shape == (9,)
+
+
+@pytest.mark.parametrize(
+    ("algo", "settings"),
+    [("ppo", {"n_steps": 64, "batch_size": 32, "n_epochs": 2}), ("dqn", {"learning_starts": 100, "batch_size": 32})],
+)
+def test_an_action_mask_entry_masks_training_and_evaluation(algo, settings, tmp_path, monkeypatch):
+    """The mask a Dict observation carries reaches the learner through info: moving left from cell 1, masked there,
+    is never taken, in training (exploring) or in sampled evaluation; without the mask the same run takes it."""
+    monkeypatch.setattr(DictCorridor, "left_from_second_cell", 0)
+    monkeypatch.setattr(MaskedDictCorridor, "left_from_second_cell", 0)
+    run = {"seed": 0, "steps": 600, "eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, **settings}
+    masked = "tests.custom_envs:MaskedDictCorridor"
+    agent = deeprl.train(algo, masked, run_dir=tmp_path / "masked", progress=False, **run)
+    deeprl.evaluate(agent, masked, episodes=50, deterministic=False)
+    assert MaskedDictCorridor.left_from_second_cell == 0
+    deeprl.train(algo, "tests.custom_envs:DictCorridor", run_dir=tmp_path / "unmasked", progress=False, **run)
+    assert DictCorridor.left_from_second_cell > 0
 
 
 SPACES = [
