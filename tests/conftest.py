@@ -90,6 +90,7 @@ def shares_fixtures(item: pytest.Item) -> bool:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected: the shares are of the tests that run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On xdist workers (every worker collects, and must order, the same way), the order that makes each worker's
     first share of the collection (see xdist_shares) start with an even part of the slow tests, longest first,
