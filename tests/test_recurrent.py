@@ -107,6 +107,9 @@ def test_unroll_resets_the_state_exactly_at_each_episode_start(cell):
     assert critic.shape == actor.shape and not torch.allclose(critic, actor)  # the critic's own cell
 
 
+RECORDED = ("obs", "actions", "states", "episode_starts", "terminated", "truncated", "truncated_values", "log_probs")
+
+
 def recorded_update(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Record, at each update, the rollout as collected, the collecting network, and what the first minibatch's
     evaluation gave (before the first gradient step)."""
@@ -114,13 +117,7 @@ def recorded_update(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     epochs = ppo.minibatch_epochs
 
     def recording_epochs(context, rollout, clip_range, step):
-        record = {
-            name: getattr(rollout, name).copy()
-            for name in (
-                *("obs", "actions", "states", "episode_starts", "terminated", "truncated", "truncated_values"),
-                "log_probs",
-            )
-        }
+        record = {name: getattr(rollout, name).copy() for name in RECORDED}
         record["network"] = {key: value.clone() for key, value in context.policy.state_dict().items()}
         evaluate = context.policy.evaluate_actions
 
