@@ -1,11 +1,12 @@
 """MultiDiscrete and MultiBinary actions, and action masks, measured on deeprl's example envs (deeprl.envs.examples).
 
-    python benchmarks/action_spaces.py optimum [--seeds 0-4] [--steps 60000] [--only "a2c CodeLock"]
+    python benchmarks/action_spaces.py optimum [--seeds 0-4] [--steps 60000] [--only "a2c CodeLock"] [--set gamma=0]
     python benchmarks/action_spaces.py masks [--seeds 0-4] [--ppo-steps 30000] [--dqn-steps 15000]
         [--frameworks deeprl,sb3] [--out benchmarks/results/action_masks.json]
 
 `optimum`: PPO and A2C on CodeLock (MultiDiscrete([2, 3, 4])) and LightSwitches (MultiBinary(6)), whose best return is
-10: the env steps at which a 20-episode greedy evaluation (every `--eval-every` steps) first scores 10, per seed.
+10: the env steps at which a 20-episode greedy evaluation (every `--eval-every` steps) first scores 10, per seed. Each
+step's reward depends on that step's action alone: `--set gamma=0` is the discount that fits.
 
 `masks`: MaskedGrid (a 6x6 grid walked by naming the next cell: 36 actions, at most 4 valid; best return -10) against
 GridWalk, the same task without the mask, at the same budget: masked and unmasked PPO (and MaskablePPO of sb3-contrib
@@ -27,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 GRID_OPTIMUM = -10.0
 CODE_OPTIMUM = 10.0
@@ -276,6 +279,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=None, help="default: 2048 (optimum), 1024 (masks)")
     parser.add_argument("--frameworks", default="deeprl,sb3")
     parser.add_argument("--only", default=None, help="only the runs whose label contains this, e.g. 'a2c CodeLock'")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for every deeprl run (e.g. gamma=0)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -289,6 +293,9 @@ def main() -> None:
         specs = mask_specs(seeds, args.ppo_steps, args.dqn_steps, args.eval_every or 1024, args.frameworks.split(","))
     if args.only:
         specs = [(label, spec) for label, spec in specs if args.only in label]
+    overrides = {key: yaml.safe_load(value) for key, _, value in (setting.partition("=") for setting in args.set)}
+    for _, spec in specs:
+        spec["settings"] = {**spec["settings"], **overrides}
     results: dict[str, list[dict]] = {}
     budgets: dict[str, int] = {}
     for label, spec in specs:
