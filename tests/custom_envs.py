@@ -461,3 +461,29 @@ class MaskedBoxActions(ConflictingMasks):
     def __init__(self) -> None:
         super().__init__()
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+
+class PictureAndPosition(PictureSide):
+    """PictureSide as a Dict of its 36x36 picture ('image', which alone says the side) and a 'position' vector (the
+    episode's progress and a number drawn at random, telling nothing of the side): the picture must be read."""
+
+    def __init__(self, layout: str = "HWC", size: int = 36) -> None:
+        super().__init__(layout=layout, size=size)
+        picture_space = self.observation_space
+        position = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.observation_space = gym.spaces.Dict({"image": picture_space, "position": position})
+
+    def _obs(self) -> dict:
+        noise = self.np_random.uniform(-1.0, 1.0)
+        position = np.array([self.steps / self.episode_length, noise], dtype=np.float32)
+        return {"image": super()._obs(), "position": position}
+
+
+class PictureAndPositionBox(PictureAndPosition):
+    """PictureAndPosition answered with a Box action in [-1, 1], rewarded as PictureSideBox."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+
+    _reward = PictureSideBox._reward

@@ -61,7 +61,7 @@ def test_multidiscrete_is_one_hot_per_dimension_and_multibinary_its_bits():
     np.testing.assert_array_equal(bits.encode(np.array([1, 0, 1], dtype=np.int8)), [1, 0, 1])
 
 
-def test_small_picture_in_a_dict_is_flattened_and_a_cnn_sized_one_refused():
+def test_small_picture_in_a_dict_is_flattened_and_a_cnn_sized_one_packed_for_its_cnn():
     picture = gym.spaces.Box(0, 255, shape=(2, 2, 3), dtype=np.uint8)
     space = gym.spaces.Dict({"image": picture, "direction": gym.spaces.Discrete(4)})
     image = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
@@ -69,8 +69,8 @@ def test_small_picture_in_a_dict_is_flattened_and_a_cnn_sized_one_refused():
     np.testing.assert_array_equal(encoded, [0, 0, 0, 1, *range(12)])  # 'direction' first, then the pixels unscaled
     assert encoded.dtype == np.float32
     big = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, shape=(36, 36, 3), dtype=np.uint8)})
-    with pytest.raises(DeeprlError, match=r"\['image'\] is a 36x36 picture inside a Dict or Tuple"):
-        ObservationEncoder(big)
+    packed = ObservationEncoder(big).encode({"image": np.full((36, 36, 3), 9, dtype=np.uint8)})
+    assert packed.dtype == np.uint8 and packed.tolist() == [9] * 36 * 36 * 3  # bytes: tests/test_dict_pictures.py
 
 
 def test_batches_in_every_form_encode_alike():
@@ -256,12 +256,6 @@ def test_every_algorithm_trains_on_a_dict_env_and_its_agent_takes_raw_dicts(algo
             "observation entry ['items'] is a Sequence space, which deeprl cannot encode (it reads Box, Discrete, "
             "MultiDiscrete, MultiBinary, Dict, Tuple, nested, and ignores text)",
         ),
-        (
-            "tests.test_observation_spaces:PictureAndVector",
-            "observation entry ['camera'] is a 40x40 picture inside a Dict or Tuple, which deeprl does not read "
-            "through a CNN yet; pictures work as the whole observation (CNN), and inside a Dict or Tuple when smaller "
-            "than 36x36 (flattened)",
-        ),
     ],
 )
 def test_cli_refuses_an_observation_it_cannot_encode_in_one_line(env_id, message, tmp_path):
@@ -295,15 +289,6 @@ class SequenceObservations(gym.Env):
 
     def step(self, action):
         return {"items": (1,), "count": 1}, 0.0, True, False, {}
-
-
-class PictureAndVector(SequenceObservations):
-    """A Dict of a camera picture the CNN would read and a vector."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        camera = gym.spaces.Box(0, 255, shape=(40, 40, 3), dtype=np.uint8)
-        self.observation_space = gym.spaces.Dict({"camera": camera, "speed": gym.spaces.Box(-1.0, 1.0, (2,))})
 
 
 @pytest.mark.learning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -119,8 +120,12 @@ def smallest_picture(kernels: Sequence[int], strides: Sequence[int]) -> int:
 def observation_encoder(space: gym.Space, cnn: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """How a network reads observations of `space`: ConvEncoder's arguments (JSON-able: a policy file rebuilds the
     CNN from them) for pictures (see `is_picture_space`; the Nature CNN unless `cnn` gives channels, kernels,
-    strides, batch_norm and features), or for any 2- or 3-dimensional Box when `cnn` is given; None for the rest,
-    which networks read flattened. A picture smaller than the CNN takes is refused in one line."""
+    strides, batch_norm and features), or for any 2- or 3-dimensional Box when `cnn` is given; MultiInputEncoder's
+    arguments for an encoded Dict or Tuple holding pictures (the space's `network_encoder`: deeprl.observations);
+    None for the rest, which networks read flattened. A picture smaller than the CNN takes is refused in one line."""
+    multi_input = getattr(space, "network_encoder", None)
+    if multi_input is not None and cnn is None:
+        return copy.deepcopy(multi_input)
     if cnn is None:
         if not is_picture_space(space):
             return None
@@ -198,12 +203,43 @@ class ConvEncoder(nn.Module):
         return self.layers(images)
 
 
-def encoder_from(description: dict[str, Any] | None) -> ConvEncoder | None:
-    """The CNN an `observation_encoder` description stands for, or None (observations are read flattened)."""
-    return None if description is None else ConvEncoder(**description)
+class MultiInputEncoder(nn.Module):
+    """Features of a Dict or Tuple observation holding pictures, which deeprl.observations packs as one row of bytes:
+    first the float32 vector of its other entries (`vector_size` values, 4 bytes each), then each picture's bytes
+    from its `offset` on. One Box of bytes keeps replay, rollouts and checkpoints as for any observation, with the
+    pictures stored as uint8. The vector's bytes are read back as float32 bit for bit, each picture goes through
+    its own CNN (`pictures`' "encoder": ConvEncoder's arguments, pixels scaled to [0, 1] there), and the features are
+    concatenated: the vector's values first, then each CNN's features."""
+
+    def __init__(self, vector_size: int, pictures: Sequence[dict[str, Any]]) -> None:
+        super().__init__()
+        self.vector_bytes = vector_size * 4
+        self.cnns = nn.ModuleList(ConvEncoder(**picture["encoder"]) for picture in pictures)
+        self.slices = [
+            (picture["offset"], int(np.prod(picture["encoder"]["in_shape"])), tuple(picture["encoder"]["in_shape"]))
+            for picture in pictures
+        ]
+        self.out_dim = vector_size + sum(cnn.out_dim for cnn in self.cnns)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dtype != torch.uint8:  # callers that cast observations to float: whole numbers 0..255, cast back exactly
+            obs = obs.to(torch.uint8)
+        # a fresh contiguous copy starts at offset 0, as a view as float32 needs
+        features = [obs[:, : self.vector_bytes].clone(memory_format=torch.contiguous_format).view(torch.float32)]
+        for (offset, size, shape), cnn in zip(self.slices, self.cnns):
+            features.append(cnn(obs[:, offset : offset + size].reshape(len(obs), *shape)))
+        return torch.cat(features, dim=1)
 
 
-def encoded(encoder: ConvEncoder | None, obs: torch.Tensor) -> torch.Tensor:
+def encoder_from(description: dict[str, Any] | None) -> nn.Module | None:
+    """The network an `observation_encoder` description stands for (a CNN, or a MultiInputEncoder for pictures
+    beside other entries), or None (observations are read flattened)."""
+    if description is None:
+        return None
+    return MultiInputEncoder(**description) if "pictures" in description else ConvEncoder(**description)
+
+
+def encoded(encoder: nn.Module | None, obs: torch.Tensor) -> torch.Tensor:
     """What a network's MLP reads: the CNN's features, or the observations flattened (integer ones as floats)."""
     if encoder is not None:
         return encoder(obs)

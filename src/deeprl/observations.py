@@ -4,7 +4,7 @@ A Box observation reaches the networks as it is (a vector, or a picture for the 
 one encoder built from the space, `ObservationEncoder`, which turns each observation into one float32 vector:
 
 - a Box entry: its values, flattened (a uint8 picture inside a Dict or Tuple too, when it is smaller than the CNN
-  takes; a bigger one is refused);
+  takes; a bigger one goes to a CNN of its own: see below);
 - Discrete(n): a one-hot vector of n;
 - MultiDiscrete(nvec): one one-hot vector per dimension, one after the other;
 - MultiBinary(n): its 0/1 values;
@@ -16,6 +16,12 @@ one encoder built from the space, `ObservationEncoder`, which turns each observa
 The env wrapper `EncodedObservations` applies the encoder to every observation, so replay, rollouts, observation
 normalisation, checkpoints and every algorithm see one Box vector. That Box (`EncodedSpace`) carries its encoder:
 an agent's `act` (`as_batch`) takes the env's own observations (a dict, a tuple, an int) as well as encoded ones.
+
+A Dict or Tuple holding pictures the CNN takes (`is_picture_space`, 36x36 or more) is encoded as one uint8 vector
+instead: the bytes of the float32 vector of its other entries, then each picture's bytes as the env gives them. One
+Box of bytes keeps replay, rollouts and checkpoints as they are for any observation while pictures stay uint8 there;
+the Box carries a `network_encoder` description of that layout, from which nets.MultiInputEncoder splits the bytes
+back, bit for bit, and reads each picture through a CNN of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ import gymnasium as gym
 import numpy as np
 
 from deeprl.errors import DeeprlError, warn
-from deeprl.nets import NATURE_CNN, channels_first_shape, is_picture_space, picture_layout, smallest_picture
+from deeprl.nets import (
+    NATURE_CNN,
+    channels_first_shape,
+    is_picture_space,
+    observation_encoder,
+    picture_layout,
+    smallest_picture,
+)
 
 ACTION_MASK_KEY = "action_mask"
 # the spaces an env may give observations in (Dict and Tuple of any of them, nested too)
@@ -115,15 +128,23 @@ class _Leaf:
 class ObservationEncoder:
     """Observations of `source` (any space but a bare Box: see the module's docstring) -> float32 vectors of
     `size` values, the concatenation of each entry's encoding in the space's order. `space` is the Box of those
-    vectors, carrying this encoder."""
+    vectors, carrying this encoder.
+
+    With `pictures` (entries the CNN reads, see the module's docstring) the encoded observation is `width` bytes
+    instead: the float32 vector's 4 * `size` bytes, then each picture's bytes from its leaf's `offset` on."""
 
     def __init__(self, source: gym.Space) -> None:
         self.source = source
         self.leaves: list[_Leaf] = []
+        self.pictures: list[_Leaf] = []  # offsets and sizes in bytes, set once the vector's size is known
         self.has_action_mask = isinstance(source, gym.spaces.Dict) and ACTION_MASK_KEY in source.spaces
         self.size = self._add(source, ())
-        if not self.leaves:
+        if not self.leaves and not self.pictures:
             raise DeeprlError(f"the observation space {source} has no entry the networks can read")
+        self.network_encoder: dict[str, Any] | None = None
+        if self.pictures:
+            self.space = self._byte_space()
+            return
         low = np.zeros(self.size, dtype=np.float32)
         high = np.ones(self.size, dtype=np.float32)
         for leaf in self.leaves:
@@ -131,6 +152,19 @@ class ObservationEncoder:
                 low[leaf.offset : leaf.offset + leaf.size] = leaf.space.low.reshape(-1)
                 high[leaf.offset : leaf.offset + leaf.size] = leaf.space.high.reshape(-1)
         self.space = EncodedSpace(low, high, self)
+
+    def _byte_space(self) -> EncodedSpace:
+        """Lay the pictures out after the float32 vector's bytes; the Box of the `width` bytes. Sets the description
+        nets.MultiInputEncoder is built from (JSON-able: a policy file rebuilds the network from it)."""
+        offset = self.size * np.dtype(np.float32).itemsize
+        described = []
+        for index, picture in enumerate(self.pictures):
+            self.pictures[index] = _Leaf(picture.path, picture.space, offset, picture.size)
+            described.append({"offset": offset, "encoder": observation_encoder(picture.space)})
+            offset += picture.size
+        self.width = offset
+        self.network_encoder = {"vector_size": self.size, "pictures": described}
+        return EncodedSpace(np.zeros(self.width, dtype=np.uint8), np.full(self.width, 255, dtype=np.uint8), self)
 
     def _add(self, space: gym.Space, path: tuple[str | int, ...], offset: int = 0) -> int:
         """Walk `space` in its order, adding its entries from `offset` on; the offset after them."""
@@ -154,8 +188,9 @@ class ObservationEncoder:
                 f"observation entry {_entry_name(path)} is a {type(space).__name__} space, which deeprl cannot "
                 f"encode (it reads {', '.join(kind.__name__ for kind in OBSERVATION_SPACES)}, nested, and ignores text)"
             )
-        if is_picture_space(space) and path:
-            self._refuse_cnn_picture(space, path)
+        if is_picture_space(space) and self._fits_cnn(space):
+            self.pictures.append(_Leaf(path, space, 0, int(np.prod(space.shape))))
+            return offset
         if isinstance(space, gym.spaces.Discrete):
             size = int(space.n)
         elif isinstance(space, gym.spaces.MultiDiscrete):
@@ -166,19 +201,13 @@ class ObservationEncoder:
         return offset + size
 
     @staticmethod
-    def _refuse_cnn_picture(space: gym.spaces.Box, path: tuple[str | int, ...]) -> None:
-        """A picture entry big enough for the CNN would be read as a flat vector of pixels: refused instead."""
+    def _fits_cnn(space: gym.spaces.Box) -> bool:
+        """Whether a picture entry is big enough for the Nature CNN (a smaller one is read flattened)."""
         _, height, width = channels_first_shape(space.shape, picture_layout(space.shape))
-        smallest = smallest_picture(NATURE_CNN["kernels"], NATURE_CNN["strides"])
-        if min(height, width) >= smallest:
-            raise DeeprlError(
-                f"observation entry {_entry_name(path)} is a {height}x{width} picture inside a Dict or Tuple, "
-                f"which deeprl does not read through a CNN yet; pictures work as the whole observation (CNN), and "
-                f"inside a Dict or Tuple when smaller than {smallest}x{smallest} (flattened)"
-            )
+        return min(height, width) >= smallest_picture(NATURE_CNN["kernels"], NATURE_CNN["strides"])
 
     def encode(self, obs: Any) -> np.ndarray:
-        """One observation as the env returns it -> its float32 vector."""
+        """One observation as the env returns it -> its float32 vector (its bytes, with pictures)."""
         encoded, single = self.batch(obs)
         if not single:
             raise DeeprlError(f"expected one observation of {self.source}, got a batch of {len(encoded)}")
@@ -195,9 +224,10 @@ class ObservationEncoder:
                 raise DeeprlError("an empty list of observations")
             return np.stack([self.encode(one) for one in obs]), False
         if self._is_encoded(obs):
-            return (obs[None] if obs.ndim == 1 else obs).astype(np.float32, copy=False), obs.ndim == 1
-        values = [self._values(obs, leaf) for leaf in self.leaves]
-        counts = {None if value.shape == leaf.space.shape else len(value) for value, leaf in zip(values, self.leaves)}
+            return (obs[None] if obs.ndim == 1 else obs).astype(self.space.dtype, copy=False), obs.ndim == 1
+        leaves = self.leaves + self.pictures
+        values = [self._values(obs, leaf) for leaf in leaves]
+        counts = {None if value.shape == leaf.space.shape else len(value) for value, leaf in zip(values, leaves)}
         if len(counts) > 1:
             raise DeeprlError(
                 f"the observation's entries are not all single values or batches of one size ({self.source})"
@@ -206,17 +236,29 @@ class ObservationEncoder:
         out = np.zeros((1 if count is None else count, self.size), dtype=np.float32)
         for value, leaf in zip(values, self.leaves):
             leaf.write(value.reshape(len(out), *leaf.space.shape), out)
+        if self.pictures:
+            out = self._packed(out, values[len(self.leaves) :])
         return out, count is None
+
+    def _packed(self, vectors: np.ndarray, pictures: list[np.ndarray]) -> np.ndarray:
+        """(batch, size) float32 vectors and each picture's batch -> (batch, width) bytes (see the class)."""
+        packed = np.empty((len(vectors), self.width), dtype=np.uint8)
+        packed[:, : self.size * vectors.itemsize] = vectors.view(np.uint8)
+        for picture, leaf in zip(pictures, self.pictures):
+            if picture.dtype != np.uint8 and not np.array_equal(picture, picture.astype(np.uint8)):
+                raise DeeprlError(f"observation entry {_entry_name(leaf.path)} holds values outside {leaf.space}")
+            packed[:, leaf.offset : leaf.offset + leaf.size] = picture.reshape(len(vectors), -1)
+        return packed
 
     def _is_encoded(self, obs: Any) -> bool:
         """Float vectors of `size` values (or a batch of them) are encoded already, as deeprl's envs give them. The
-        env's own values of a bare Discrete or MultiDiscrete space are integers; a MultiBinary's 0/1 read the same."""
-        return (
-            isinstance(obs, np.ndarray)
-            and np.issubdtype(obs.dtype, np.floating)
-            and obs.ndim in (1, 2)
-            and obs.shape[-1] == self.size
-        )
+        env's own values of a bare Discrete or MultiDiscrete space are integers; a MultiBinary's 0/1 read the same.
+        With pictures, arrays of `width` bytes are (the env's own observations are then dicts or tuples)."""
+        if not isinstance(obs, np.ndarray) or obs.ndim not in (1, 2):
+            return False
+        if self.pictures:
+            return obs.dtype == np.uint8 and obs.shape[-1] == self.width
+        return np.issubdtype(obs.dtype, np.floating) and obs.shape[-1] == self.size
 
     def _values(self, obs: Any, leaf: _Leaf) -> np.ndarray:
         """The array of `leaf`'s entry in `obs` (one value, or a stack of them), checked against its space's shape."""
@@ -261,24 +303,30 @@ def _describe(value: Any) -> str:
 
 
 class EncodedSpace(gym.spaces.Box):
-    """The Box of an ObservationEncoder's vectors, carrying the encoder (and so the env's own space, `source`):
-    a network sizes itself from the Box, an agent reads the env's own observations through the encoder."""
+    """The Box of an ObservationEncoder's vectors (float32, or bytes with pictures), carrying the encoder (and so the
+    env's own space, `source`): a network sizes itself from the Box (and from `network_encoder` where it holds
+    pictures), an agent reads the env's own observations through the encoder."""
 
     def __init__(self, low: np.ndarray, high: np.ndarray, encoder: ObservationEncoder) -> None:
-        super().__init__(low, high, dtype=np.float32)
+        super().__init__(low, high, dtype=low.dtype)
         self.encoder = encoder
 
     @property
     def source(self) -> gym.Space:
         return self.encoder.source
 
+    @property
+    def network_encoder(self) -> dict[str, Any] | None:
+        """nets.MultiInputEncoder's arguments where the vectors hold pictures (bytes), else None."""
+        return self.encoder.network_encoder
+
     def __repr__(self) -> str:
-        return f"Box({self.shape}, float32) encoding {self.source}"
+        return f"Box({self.shape}, {self.dtype}) encoding {self.source}"
 
 
 class EncodedObservations(gym.Wrapper):
-    """Every observation of the env as its ObservationEncoder's float32 vector. A top-level `action_mask` entry of a
-    Dict observation is moved to info["action_mask"] at reset and at every step."""
+    """Every observation of the env as its ObservationEncoder's vector (float32, or bytes with pictures). A top-level
+    `action_mask` entry of a Dict observation is moved to info["action_mask"] at reset and at every step."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)

@@ -109,10 +109,11 @@ class OnPolicyConfig(RunConfig):
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
     """Pictures the CNN can take, and observation normalisation for vectors only."""
     if observation_encoder(env.observation_space) is not None and config.normalize_observations:
+        source = getattr(env.observation_space, "source", None)  # pictures beside other entries (observations.py)
+        pictures = env.observation_space.shape if source is None else f"in {source}"
         raise DeeprlError(
             f"normalize_observations standardises observation vectors, but {config.env} gives pictures "
-            f"{env.observation_space.shape}, which the CNN scales to [0, 1] itself: drop "
-            f"normalize_observations"
+            f"{pictures}, which the CNN scales to [0, 1] itself: drop normalize_observations"
         )
     check_settings(config)  # recurrent settings that contradict each other
 
