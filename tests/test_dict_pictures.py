@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import deeprl
+from deeprl import observations
 from deeprl.envs import make_env
 from deeprl.errors import DeeprlError
 from deeprl.nets import ConvEncoder, MultiInputEncoder, encoder_from, observation_encoder
@@ -99,6 +100,19 @@ def test_a_tuple_of_pictures_in_both_layouts_gives_each_its_own_cnn():
     alone = ConvEncoder(**description["pictures"][1]["encoder"])
     alone.load_state_dict(network.cnns[1].state_dict())  # the gray picture's CNN, as if it were the whole observation
     assert torch.equal(features[:, 6 + 512 :], alone(torch.from_numpy(pictures[1][None])))
+
+
+def test_a_dict_of_a_picture_alone_reads_as_the_picture_would(capsys, monkeypatch):
+    monkeypatch.setattr(observations, "_warned", set())  # the text warning comes once a process
+    encoder = ObservationEncoder(gym.spaces.Dict({"camera": PICTURE, "note": gym.spaces.Text(8)}))  # text: ignored
+    picture = np.random.default_rng(1).integers(0, 256, size=PICTURE.shape, dtype=np.uint8)
+    packed = encoder.encode({"camera": picture, "note": "hello"})
+    assert packed.tobytes() == picture.tobytes()  # no vector: the picture's bytes alone
+    network = encoder_from(observation_encoder(encoder.space))
+    alone = ConvEncoder(**observation_encoder(PICTURE))
+    alone.load_state_dict(network.cnns[0].state_dict())
+    assert torch.equal(network(torch.from_numpy(packed[None])), alone(torch.from_numpy(picture[None])))
+    assert "observation entry ['note'] is text" in capsys.readouterr().err
 
 
 def test_raw_dicts_in_every_batch_form_become_bytes_and_odd_pixels_are_refused():

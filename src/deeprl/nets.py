@@ -224,8 +224,10 @@ class MultiInputEncoder(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if obs.dtype != torch.uint8:  # callers that cast observations to float: whole numbers 0..255, cast back exactly
             obs = obs.to(torch.uint8)
-        # a fresh contiguous copy starts at offset 0, as a view as float32 needs
-        features = [obs[:, : self.vector_bytes].clone(memory_format=torch.contiguous_format).view(torch.float32)]
+        features = []
+        if self.vector_bytes:  # a fresh contiguous copy starts at offset 0, as a view as float32 needs
+            vector = obs[:, : self.vector_bytes].clone(memory_format=torch.contiguous_format)
+            features.append(vector.view(torch.float32))
         for (offset, size, shape), cnn in zip(self.slices, self.cnns):
             features.append(cnn(obs[:, offset : offset + size].reshape(len(obs), *shape)))
         return torch.cat(features, dim=1)
