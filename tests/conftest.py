@@ -94,39 +94,40 @@ def shares_fixtures(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On xdist workers (every worker collects, and must order, the same way), the order that makes each worker's
     first share of the collection (see xdist_shares) start with an even part of the slow tests, longest first,
-    and go on with others. A file's slow tests stay together, and so do a file's other tests where they share a
-    fixture made once per module, so that one worker makes it; a worker that runs out takes tests from the end of
-    another's share, which are short. A run without workers keeps the files' order."""
+    then tests that share a module's fixture, then the others. A file's slow tests stay together, and so do a
+    file's tests that share a fixture, so that one worker makes it once (pytest makes a module's fixture again
+    when that module's tests come back after another's); a worker that runs out takes tests from the end of
+    another's share, which are short and share nothing. A run without workers keeps the files' order."""
     if not hasattr(config, "workerinput"):
         return
     shares = xdist_shares(len(items), config.workerinput["workercount"])
     slow_files: dict[str, list[pytest.Item]] = {}
-    other_files: dict[str, list[pytest.Item]] = {}
+    sharing_files: dict[str, list[pytest.Item]] = {}
+    others: list[pytest.Item] = []
     for item in items:
-        files = slow_files if expected_seconds(item) else other_files
-        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+        file = item.nodeid.split("::")[0]
+        if expected_seconds(item):
+            slow_files.setdefault(file, []).append(item)
+        elif shares_fixtures(item):
+            sharing_files.setdefault(file, []).append(item)
+        else:
+            others.append(item)
+    parts: list[list[pytest.Item]] = [[] for _ in shares]
     # longest-processing-time first: each file's slow tests to the share with the fewest seconds so far
-    slow_parts: list[list[pytest.Item]] = [[] for _ in shares]
     seconds = [0.0 for _ in shares]
     for tests in sorted(slow_files.values(), key=lambda tests: -sum(map(expected_seconds, tests))):
         emptiest = min(range(len(shares)), key=seconds.__getitem__)
-        slow_parts[emptiest] += tests
+        parts[emptiest] += tests
         seconds[emptiest] += sum(map(expected_seconds, tests))
-    others = list(other_files.values())
+    for tests in sorted(sharing_files.values(), key=len, reverse=True):  # each to the share with the most room
+        roomiest = max(range(len(shares)), key=lambda index: shares[index] - len(parts[index]))
+        parts[roomiest] += tests
     ordered: list[pytest.Item] = []
-    for share, part in zip(shares, slow_parts):
-        ordered += part
-        room = share - len(part)
-        for tests in list(others):  # whole files while they fit, in order
-            if room >= len(tests):
-                ordered += tests
-                room -= len(tests)
-                others.remove(tests)
-        if room > 0 and others:  # the rest from a file whose tests share nothing, else from the next file
-            tests = next((tests for tests in others if not any(map(shares_fixtures, tests))), others[0])
-            ordered += tests[:room]
-            del tests[:room]
-    items[:] = ordered + [test for tests in others for test in tests]
+    for share, part in zip(shares, parts):
+        room = max(0, share - len(part))
+        ordered += part + others[:room]
+        del others[:room]
+    items[:] = ordered + others
 
 
 def start_deeprl(args: list[Any], cwd: Path, **options: Any) -> ForkedProcess:
