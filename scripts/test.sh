@@ -15,7 +15,7 @@ bash scripts/install.sh dev
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 ruff check src tests benchmarks
 ruff format --check src tests benchmarks  # layout is the formatter's: `ruff format` fixes it
-# Two workers: each starts on its half of the tests (in order, so a module's tests share its fixtures) and takes
-# over tests from the other's queue when its own is done; the slowest tests are listed at the end, so the cost
-# stays visible.
+# Two workers: each starts on its share of the tests, which tests/conftest.py orders as an even part of the slow
+# ones (longest first), then a file's tests that share a module fixture, then the rest; a worker whose share is done
+# takes tests from the end of the other's. The slowest tests are listed at the end, so the cost stays visible.
 pytest -q -n "${PYTEST_WORKERS:-2}" --dist worksteal --durations=25 "${subset[@]}" "$@"
