@@ -11,6 +11,11 @@ machine hit both alike. Both are evaluated the same way: each time training cros
 1_000_000 + 1000*seed + i, with the clock paused; the final agent gets 20 greedy episodes on seeds
 2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios) and
 writes the raw per-seed results to JSON.
+
+Atari games (the Zoo's `atari` entry) and MuJoCo v5 ids (the Zoo's `-v4` entries) run too: SB3 trains with the
+Zoo's wrappers (AtariWrapper and a 4-frame stack; VecNormalize where the entry normalises), deeprl with its own
+preprocessing and presets. Both report whole-game returns: SB3's agent is evaluated on games played in its own
+wrappers with life loss and reward clipping off (`--eval-episodes` games; Atari games are long).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ ZOO_ENV_KEYS = (
     "monitor_kwargs",
     "replay_buffer_class",
 )
+ATARI_WRAPPER = "stable_baselines3.common.atari_wrappers.AtariWrapper"  # the one env_wrapper compare.py rebuilds
 ZOO_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")  # where the Zoo reads `lin_<initial>`
 ZOO_KWARGS_TEXT_KEYS = ("policy_kwargs", "replay_buffer_kwargs")  # Python dict text in the YAML
 # Zoo noise_type -> stable_baselines3.common.noise class, built with the action dimension in the worker.
@@ -77,10 +83,29 @@ def zoo_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
         raise SystemExit("rl_zoo3 is not installed: pip install rl_zoo3 (it holds the tuned hyperparameters)")
     path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / f"{algo}.yml"
     table = yaml.safe_load(path.read_text())
-    if env_id not in table:
+    key = zoo_key(env_id, table)
+    if key is None:
         known = ", ".join(key for key in table if key not in ("default", "atari"))
         raise SystemExit(f"the RL Zoo has no {ALGOS[algo]} hyperparameters for {env_id} (it has: {known})")
-    return dict(table[env_id])
+    return dict(table[key])
+
+
+def zoo_key(env_id: str, table: dict[str, Any]) -> str | None:
+    """The Zoo entry for `env_id`: its own, else `atari` for an Atari game, else the -v4 entry of a MuJoCo v5 id
+    (the Zoo tuned the v4 ids; v5 changed the models' details, not the tasks)."""
+    if env_id in table:
+        return env_id
+    if "atari" in table and is_atari_id(env_id):
+        return "atari"
+    v4 = re.sub(r"-v5$", "-v4", env_id)
+    return v4 if v4 != env_id and v4 in table else None
+
+
+def is_atari_id(env_id: str) -> bool:
+    from deeprl.envs.atari import is_ale_id, register_ale_envs
+
+    register_ale_envs(env_id)
+    return is_ale_id(env_id)
 
 
 def parse_kwargs_text(text: str) -> dict[str, Any]:
@@ -144,6 +169,7 @@ class SB3Setup:
     normalize: dict[str, Any] | None  # VecNormalize keyword arguments; None: no VecNormalize
     noise: dict[str, Any] | None  # {"kind": a NOISE_CLASSES key, "sigma": per-dimension std}; None: none
     kwargs: dict[str, Any]  # for the SB3 class, action noise still to be built
+    atari_frame_stack: int | None = None  # an Atari entry: AtariWrapper, then this many frames stacked
 
 
 def _read_normalize(value: Any, gamma: Any) -> dict[str, Any] | None:
@@ -162,6 +188,11 @@ def sb3_setup(zoo: dict[str, Any]) -> SB3Setup:
         key: float(value) if isinstance(value, str) and NUMBER.fullmatch(value.strip()) else value
         for key, value in zoo.items()
     }
+    atari_frame_stack = None
+    if params.get("env_wrapper") in (ATARI_WRAPPER, [ATARI_WRAPPER]):  # the Zoo's Atari setup, rebuilt in run_sb3
+        del params["env_wrapper"]
+        atari_frame_stack = int(params.pop("frame_stack", 1))
+    params.pop("optimize_memory_usage", None)  # how SB3 stores its replay, not what it learns
     unsupported = [key for key in ZOO_ENV_KEYS if key in params]
     policy = str(params.pop("policy"))
     if "." in policy:  # a custom policy class the Zoo would import
@@ -190,7 +221,7 @@ def sb3_setup(zoo: dict[str, Any]) -> SB3Setup:
             if key not in ZOO_SCHEDULE_KEYS or not NUMBER.fullmatch(value[4:]):
                 raise SystemExit(f"cannot read the Zoo schedule {key}: {value!r}")
             params[key] = LinearSchedule(float(value[4:]))
-    return SB3Setup(budget, policy, n_envs, normalize, noise, params)
+    return SB3Setup(budget, policy, n_envs, normalize, noise, params, atari_frame_stack)
 
 
 def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: int) -> bool:
@@ -202,7 +233,9 @@ def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: i
 # ------------------------------------------------------------------------------------------------- workers
 
 
-def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float | None) -> dict:
+def run_deeprl(
+    algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float | None, episodes: int
+) -> dict:
     """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary."""
     import torch
 
@@ -211,8 +244,8 @@ def run_deeprl(algo: str, env_id: str, seed: int, eval_every: int, steps: int | 
     torch.set_num_threads(1)
     settings: dict[str, Any] = {
         "eval_every": eval_every,
-        "eval_episodes": EVAL_EPISODES,
-        "final_eval_episodes": EVAL_EPISODES,
+        "eval_episodes": episodes,
+        "final_eval_episodes": episodes,
         "tensorboard": False,
         "stop_on_solve": False,
         "torch_threads": 1,
@@ -271,7 +304,45 @@ class SB3Agent:
         return self.model.predict(obs, deterministic=deterministic)[0]
 
 
-def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float) -> dict:
+def atari_env_kwargs(env_id: str) -> dict[str, Any]:
+    """What the game needs so that SB3's AtariWrapper does the only frame skipping: a v5 id skips 4 frames itself."""
+    return {"frameskip": 1} if env_id.startswith("ALE/") else {}
+
+
+def sb3_atari_envs(env_id: str, n_envs: int, seed: int, frame_stack: int, whole_games: bool = False) -> Any:
+    """The Zoo's Atari setup: SB3's AtariWrapper over Monitor-wrapped games seeded seed + rank, frames stacked.
+    `whole_games` turns off life loss as an episode end and reward clipping (what evaluation plays)."""
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    wrapper_kwargs = {"terminal_on_life_loss": False, "clip_reward": False} if whole_games else None
+    envs = make_atari_env(
+        env_id, n_envs=n_envs, seed=seed, env_kwargs=atari_env_kwargs(env_id), wrapper_kwargs=wrapper_kwargs
+    )
+    return VecFrameStack(envs, n_stack=frame_stack)
+
+
+def sb3_atari_games(model: Any, env_id: str, episodes: int, seed: int, frame_stack: int) -> Any:
+    """`episodes` whole games of the greedy SB3 agent in its own wrappers: their returns are the game's points."""
+    from deeprl.evaluation import EvalResult
+
+    envs = sb3_atari_envs(env_id, 1, seed, frame_stack, whole_games=True)
+    returns: list[float] = []
+    lengths: list[int] = []
+    obs = envs.reset()
+    while len(returns) < episodes:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, _, _, infos = envs.step(action)
+        if "episode" in infos[0]:  # Monitor, under AtariWrapper, ends its episodes with the game
+            returns.append(float(infos[0]["episode"]["r"]))
+            lengths.append(int(infos[0]["episode"]["l"]))
+    envs.close()
+    return EvalResult(returns=returns, lengths=lengths, seed=seed)
+
+
+def run_sb3(
+    algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float, episodes: int
+) -> dict:
     """Train SB3's `algo` with the Zoo's hyperparameters, evaluating periodically with the clock paused."""
     import numpy as np
     import stable_baselines3
@@ -286,6 +357,11 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
     torch.set_num_threads(1)
     setup = sb3_setup(zoo_hyperparams(algo, env_id))
     budget = steps if steps is not None else setup.budget
+
+    def greedy_episodes(agent: SB3Agent, seed_base: int) -> Any:
+        if setup.atari_frame_stack is not None:
+            return sb3_atari_games(agent.model, env_id, episodes, seed_base, setup.atari_frame_stack)
+        return evaluate(agent, env_id, episodes=episodes, seed=seed_base)
 
     class PeriodicEval(BaseCallback):
         """Each time training crosses a multiple of `eval_every` env steps: 20 greedy episodes, timed so
@@ -307,7 +383,7 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
             self.last_evaluated = self.num_timesteps
             eval_started = time.perf_counter()
             train_seconds = eval_started - self.started - self.eval_seconds
-            result = evaluate(self.agent, env_id, episodes=EVAL_EPISODES, seed=PERIODIC_EVAL_SEED + 1000 * seed)
+            result = greedy_episodes(self.agent, PERIODIC_EVAL_SEED + 1000 * seed)
             self.eval_seconds += time.perf_counter() - eval_started
             self.evals.append(
                 {
@@ -322,7 +398,10 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
             return True  # keep training after solving, as deeprl does with stop_on_solve=False
 
     # Monitor-wrapped copies seeded seed + rank, as the Zoo builds them (n_envs 1: what SB3 makes of an env).
-    env = make_vec_env(env_id, n_envs=setup.n_envs, seed=seed)
+    if setup.atari_frame_stack is not None:
+        env = sb3_atari_envs(env_id, setup.n_envs, seed, setup.atari_frame_stack)
+    else:
+        env = make_vec_env(env_id, n_envs=setup.n_envs, seed=seed)
     normalizer = None if setup.normalize is None else VecNormalize(env, **setup.normalize)
     kwargs = dict(setup.kwargs)
     if setup.noise is not None:
@@ -338,7 +417,7 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
     callback = PeriodicEval(started, agent)
     model.learn(total_timesteps=budget, callback=callback)
     train_seconds = time.perf_counter() - started - callback.eval_seconds
-    final = evaluate(agent, env_id, episodes=EVAL_EPISODES, seed=FINAL_EVAL_SEED + 1000 * seed)
+    final = greedy_episodes(agent, FINAL_EVAL_SEED + 1000 * seed)
     (normalizer or env).close()
     return {
         "budget_steps": budget,
@@ -357,6 +436,7 @@ def run_sb3(algo: str, env_id: str, seed: int, eval_every: int, steps: int | Non
                     "policy": setup.policy,
                     "total_timesteps": budget,
                     "n_envs": setup.n_envs,
+                    "atari_frame_stack": setup.atari_frame_stack,
                     "normalize": setup.normalize,
                     "action_noise": setup.noise,
                     **setup.kwargs,
@@ -371,9 +451,9 @@ def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
     (seed,) = args.seeds
     if args.worker == "deeprl":
-        result = run_deeprl(args.algo, args.env, seed, args.eval_every, args.steps, args.threshold)
+        result = run_deeprl(args.algo, args.env, seed, args.eval_every, args.steps, args.threshold, args.eval_episodes)
     else:
-        result = run_sb3(args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold)
+        result = run_sb3(args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold, args.eval_episodes)
     result.update(framework=args.worker, seed=seed, env=args.env, algo=args.algo)
     result["steps_per_second"] = round(result["steps"] / result["train_seconds"], 1)
     print(json.dumps(result), flush=True)
@@ -395,6 +475,8 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         str(args.eval_every),
         "--threshold",
         repr(threshold),
+        "--eval-episodes",
+        str(args.eval_episodes),
     ]
     if args.steps is not None:
         command += ["--steps", str(args.steps)]
@@ -506,10 +588,10 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- Machine: {machine['cpu']}, {machine['cores']} cores "
         f"(load average {machine['load_average_at_start']:.2f} at start); {report['date']}",
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()),
-        f"- Solved: mean of {EVAL_EPISODES} greedy episodes ≥ {threshold:g}, evaluated every "
+        f"- Solved: mean of {report['eval_episodes']} greedy episodes ≥ {threshold:g}, evaluated every "
         f"{report['eval_every']:,} env steps (episode seeds {PERIODIC_EVAL_SEED:_} + 1000·seed + i); "
         f"seconds are training wall-clock with evaluation excluded; 1 torch thread, CPU.",
-        f"- Stays solved: the final agent's mean over {EVAL_EPISODES} greedy episodes on fresh seeds "
+        f"- Stays solved: the final agent's mean over {report['eval_episodes']} greedy episodes on fresh seeds "
         f"({FINAL_EVAL_SEED:_} + 1000·seed + i) ≥ {threshold:g}.",
     ]
     budget_sources = {"deeprl": ("preset `default`", "--steps"), "sb3": ("RL Zoo n_timesteps", "--sb3-steps")}
@@ -622,6 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sb3-steps", type=positive_int, help="SB3 budget (default: the Zoo's n_timesteps)")
     parser.add_argument("--frameworks", type=parse_frameworks, default=list(FRAMEWORKS), help="deeprl,sb3")
     parser.add_argument("--threshold", type=float, help="solving return (default: env's reward_threshold)")
+    parser.add_argument(
+        "--eval-episodes", type=positive_int, default=EVAL_EPISODES, help="greedy episodes (games) per evaluation"
+    )
     parser.add_argument("--out", type=Path, help="raw JSON (default: benchmarks/results/ALGO-ENV-DATE.json)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     return parser
@@ -642,6 +727,7 @@ def main() -> None:
         return
     import gymnasium as gym
 
+    is_atari_id(args.env)  # registers the Atari ids on request, as deeprl does
     try:
         spec = gym.spec(args.env)
     except gym.error.Error as error:
@@ -665,7 +751,7 @@ def main() -> None:
         "env": args.env,
         "threshold": float(threshold),
         "eval_every": args.eval_every,
-        "eval_episodes": EVAL_EPISODES,
+        "eval_episodes": args.eval_episodes,
         "seeds": args.seeds,
         "frameworks": args.frameworks,
         "steps_override": {"deeprl": args.steps, "sb3": args.sb3_steps},

@@ -105,6 +105,51 @@ def test_zoo_ppo_entry_becomes_sb3_settings_with_linear_schedules() -> None:
     assert rest == {"n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0}
 
 
+# rl_zoo3 2.9's hyperparams/dqn.yml `atari` entry, as yaml.safe_load returns it.
+DQN_ATARI = {
+    "env_wrapper": ["stable_baselines3.common.atari_wrappers.AtariWrapper"],
+    "frame_stack": 4,
+    "policy": "CnnPolicy",
+    "n_timesteps": 1e7,
+    "buffer_size": 100000,
+    "learning_rate": 1e-4,
+    "batch_size": 32,
+    "learning_starts": 100000,
+    "target_update_interval": 1000,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "exploration_fraction": 0.1,
+    "exploration_final_eps": 0.01,
+    "optimize_memory_usage": False,
+}
+
+
+def test_the_zoos_atari_entry_becomes_its_wrapper_and_frame_stack() -> None:
+    setup = compare.sb3_setup(DQN_ATARI)
+    assert (setup.atari_frame_stack, setup.policy, setup.budget) == (4, "CnnPolicy", 10_000_000)
+    assert not {"env_wrapper", "frame_stack", "optimize_memory_usage"} & set(setup.kwargs)
+    assert setup.kwargs["learning_starts"] == 100_000
+    assert compare.sb3_setup(PPO_CARTPOLE).atari_frame_stack is None
+    with pytest.raises(SystemExit, match="env_wrapper"):  # another wrapper beside Atari's is still refused
+        compare.sb3_setup({**DQN_ATARI, "env_wrapper": [DQN_ATARI["env_wrapper"][0], "my.Wrapper"]})
+
+
+@pytest.mark.parametrize(
+    ("env_id", "key"),
+    [
+        ("CartPole-v1", "CartPole-v1"),  # an env's own entry first
+        ("PongNoFrameskip-v4", "atari"),
+        ("ALE/Breakout-v5", "atari"),
+        ("Hopper-v5", "Hopper-v4"),  # the Zoo tuned the v4 MuJoCo ids
+        ("Hopper-v3", None),
+        ("Acrobot-v1", None),
+    ],
+)
+def test_zoo_entries_for_atari_games_and_mujoco_v5_ids(env_id: str, key: str | None) -> None:
+    table = {"atari": {}, "CartPole-v1": {}, "Hopper-v4": {}}
+    assert compare.zoo_key(env_id, table) == key
+
+
 def test_zoo_off_policy_entry_reads_noise_numbers_and_policy_kwargs() -> None:
     setup = compare.sb3_setup(TD3_PENDULUM)
     assert setup.noise == {"kind": "normal", "sigma": 0.1}
