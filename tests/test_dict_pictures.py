@@ -178,9 +178,11 @@ def test_replay_stores_a_transition_of_the_test_env_in_bytes():
     space = ObservationEncoder(PictureAndPosition().observation_space).space
     replay = replay_for(SimpleNamespace(buffer_size=100), space, gym.spaces.Discrete(2))
     per_transition = sum(getattr(replay, name).nbytes for name in replay.arrays) / replay.capacity
-    # obs and next_obs: 2 floats (8 bytes) + 36*36*3 pixels each; an int64 action, a float32 reward, 2 flags
-    assert replay.obs.dtype == np.uint8 and per_transition == 2 * (8 + 3888) + 8 + 4 + 1 + 1 == 7806
-    # the same pictures as float32 vectors would take 2 * 4 * (2 + 3888) + 14 = 31 134 bytes
+    # the observation once (the next one is the next slot's): 2 floats (8 bytes) + 36*36*3 pixels; an int64
+    # action, a float32 reward, 2 flags
+    assert replay.obs.dtype == np.uint8 and replay.shared_next_obs
+    assert per_transition == (8 + 3888) + 8 + 4 + 1 + 1 == 3910
+    # the same pictures as float32 vectors, stored with their next observations, would take 2 * 4 * (2 + 3888) + 14
 
 
 def test_observation_normalisation_of_a_dict_with_a_picture_is_refused(tmp_path):

@@ -113,18 +113,20 @@ def replay_for(
     frame_channels: int | None = None,
 ) -> ReplayBuffer:
     """A replay memory for these spaces: Discrete actions as int64 indices, Box actions as float32 vectors;
-    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs, and a stack of
-    frames (`frame_channels` a frame, as the env declares: deeprl's Atari frame stack) stores each frame once; with
-    `mask_width`, each transition's next-state action mask."""
+    pictures keep their dtype (uint8 screens stay bytes) and are stored once, not again as next_obs (so are the byte
+    rows of a Dict or Tuple holding pictures: deeprl.observations), and a stack of frames (`frame_channels` a frame,
+    as the env declares: deeprl's Atari frame stack) stores each frame once; with `mask_width`, each transition's
+    next-state action mask."""
     discrete = isinstance(action_space, gym.spaces.Discrete)
     picture = len(obs_space.shape) == IMAGE_RANK
+    pictures_inside = getattr(obs_space, "network_encoder", None) is not None
     return ReplayBuffer(
         config.buffer_size,
         obs_space.shape,
         observation_dtype(obs_space),
         action_shape=() if discrete else action_space.shape,
         action_dtype=np.int64 if discrete else np.float32,
-        shared_next_obs=picture,
+        shared_next_obs=picture or pictures_inside,
         mask_width=mask_width,
         frame_channels=frame_channels if picture and obs_space.shape[0] % (frame_channels or 1) == 0 else None,
     )
