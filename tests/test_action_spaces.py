@@ -137,6 +137,7 @@ def test_a_draw_that_rounds_to_the_total_never_lands_on_a_masked_last_action():
 # ------------------------------------------------------------------------------------------ learning and input
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize(
     ("algo", "env", "steps", "settings", "at_least"),
     [
