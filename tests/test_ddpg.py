@@ -304,7 +304,7 @@ def test_sigkill_resumes_exactly(tmp_path, uninterrupted, algo, extra):
 # ------------------------------------------------------------------------------------------ learning Pendulum
 @pytest.mark.learning
 @pytest.mark.parametrize(
-    ("algo", "config_class", "steps"), [("ddpg", ddpg.Config, 4000), ("td3", td3.Config, 7000)], ids=["ddpg", "td3"]
+    ("algo", "config_class", "steps"), [("ddpg", ddpg.Config, 3500), ("td3", td3.Config, 6000)], ids=["ddpg", "td3"]
 )
 def test_learns_pendulum(tmp_path, algo, config_class, steps):
     assert_learns_pendulum(algo, config_class, steps, tmp_path)
