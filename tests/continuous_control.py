@@ -68,9 +68,10 @@ RESUME_ARGS = [
 # Every setting is pinned (the algorithm's defaults, then LEARNING), so a preset for Pendulum cannot change these
 # runs. Final 10-episode means measured on seeds 0, 1, 2 (random actions: about -1200 on the same seeds; a policy
 # that swings up and balances: about -150 and better):
-#   ddpg, 4000 steps: -120, -154, -156 (about 20 s each here, on a busy 2-core machine)
-#   td3, 7000 steps: -215, -155, -128 (about 37 s; at 5000 steps still -660 to -900: its delayed actor is slower)
-#   sac, 4000 steps with lr 1e-3: -170, -154, -145 (about 34 s; with its default lr 3e-4: -780 to -1020)
+#   ddpg, 3500 steps: -176, -210, -228 (about 5 CPU-s each; at 3000 steps -952, -696, -843)
+#   td3, 6000 steps: -372, -173, -147 (about 10 CPU-s; at 5500 steps -860, -217, -234: its delayed actor is slower)
+#   sac, 3500 steps with lr 1e-3: -159, -185, -247 (about 8 CPU-s; at 3000 steps -905, -634, -901; with its
+#   default lr 3e-4 at 4000 steps: -780 to -1020)
 
 
 def pinned(config_class: type) -> dict[str, Any]:
