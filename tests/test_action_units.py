@@ -32,7 +32,7 @@ QUIET = {
     "eval_episodes": 1,
     "final_eval_episodes": 1,
 }
-OFF_POLICY = {"steps": 500, "learning_starts": 100, "hidden_sizes": (32, 32), "batch_size": 64, "eval_every": 250}
+OFF_POLICY = {"steps": 400, "learning_starts": 100, "hidden_sizes": (32, 32), "batch_size": 64, "eval_every": 250}
 # a few seconds each: updates within the first episodes, so that what the algorithm learnt steers later actions
 BUDGETS: dict[str, dict[str, Any]] = {
     "sac": OFF_POLICY,
@@ -41,7 +41,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "ppo": {"steps": 800, "n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "eval_every": 400},
     "a2c": {"steps": 800, "n_envs": 2, "n_steps": 16, "eval_every": 400},
     "reinforce": {"steps": 800, "eval_every": 400},
-    "actor-critic": {"steps": 800, "eval_every": 400},
+    "actor-critic": {"steps": 400, "eval_every": 200},
 }
 
 
