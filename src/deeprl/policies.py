@@ -266,20 +266,23 @@ class PolicyAgent:
         )
 
 
-def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
-    action_units = meta.get("action_units", "env")  # a file saved without it was learnt in the env's units
-    policy = ActorCritic(**meta["network"])
+def policy_agent_parts(
+    meta: dict[str, Any], tensors: dict[str, torch.Tensor], network_class: type[nn.Module]
+) -> tuple[nn.Module, gym.Space, gym.Space, dict[str, Any], ObservationNormalizer | None]:
+    """A policy agent's first arguments, from its file: (the network, weights loaded, in eval mode; the observation
+    and action spaces; the network's arguments; the observation statistics it carries, if any)."""
+    policy = network_class(**meta["network"])
     policy.load_state_dict(tensors)
     policy.eval()
     normalization = meta.get("obs_normalization")
-    return PolicyAgent(
-        policy,
-        space_from_dict(meta["observation_space"]),
-        space_from_dict(meta["action_space"]),
-        meta["network"],
-        obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
-        action_units=action_units,
-    )
+    normalizer = None if normalization is None else ObservationNormalizer.from_state_dict(normalization)
+    observation_space, action_space = space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"])
+    return policy, observation_space, action_space, meta["network"], normalizer
+
+
+def load_policy_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PolicyAgent:
+    action_units = meta.get("action_units", "env")  # a file saved without it was learnt in the env's units
+    return PolicyAgent(*policy_agent_parts(meta, tensors, ActorCritic), action_units=action_units)
 
 
 ACTORS: dict[str, type[nn.Module]] = {"deterministic": DeterministicActor, "squashed_gaussian": SquashedGaussianActor}

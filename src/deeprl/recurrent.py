@@ -31,12 +31,11 @@ from torch import nn
 
 from deeprl.action_masks import checked_masks
 from deeprl.buffers import RolloutBatch, RolloutBuffer
-from deeprl.envs import space_from_dict
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic, encoded, encoder_from, mlp, orthogonal_init_
 from deeprl.normalization import ObservationNormalizer
 from deeprl.observations import as_batch
-from deeprl.policies import PolicyAgent, policy_file_data, policy_network
+from deeprl.policies import PolicyAgent, policy_agent_parts, policy_file_data, policy_network
 
 CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
 RECURRENT_KINDS = ("none", *CELLS)
@@ -356,17 +355,7 @@ class RecurrentAgent:
 
 
 def load_recurrent_agent(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> RecurrentAgent:
-    policy = RecurrentActorCritic(**meta["network"])
-    policy.load_state_dict(tensors)
-    policy.eval()
-    normalization = meta.get("obs_normalization")
-    return RecurrentAgent(
-        policy,
-        space_from_dict(meta["observation_space"]),
-        space_from_dict(meta["action_space"]),
-        meta["network"],
-        obs_normalizer=None if normalization is None else ObservationNormalizer.from_state_dict(normalization),
-    )
+    return RecurrentAgent(*policy_agent_parts(meta, tensors, RecurrentActorCritic))
 
 
 # ------------------------------------------------------------------------------------------------ the rollout
