@@ -64,7 +64,28 @@ ZOO_PPO_LSTM = {
             "enable_critic_lstm": True,
             "net_arch": {"pi": [64], "vf": [64]},
         },
-    }
+    },
+    # the Zoo's entry less use_sde/sde_sample_freq (state-dependent exploration: deeprl's Gaussian has a
+    # state-independent log std, so both sides explore alike)
+    "PendulumNoVel-v1": {
+        "n_timesteps": 100_000,
+        "n_envs": 4,
+        "normalize": True,
+        "n_steps": 1024,
+        "gae_lambda": 0.95,
+        "gamma": 0.9,
+        "n_epochs": 10,
+        "ent_coef": 0.0,
+        "learning_rate": 1e-3,
+        "clip_range": 0.2,
+        "policy_kwargs": {
+            "ortho_init": False,
+            "activation_fn": "ReLU",
+            "lstm_hidden_size": 64,
+            "enable_critic_lstm": True,
+            "net_arch": {"pi": [64], "vf": [64]},
+        },
+    },
 }
 
 
@@ -157,8 +178,9 @@ def run_sb3(
     zoo.pop("n_timesteps", None)
     n_envs, normalize = zoo.pop("n_envs"), zoo.pop("normalize")
     for key in ("learning_rate", "clip_range"):
-        _, initial = zoo[key]
-        zoo[key] = lambda progress_remaining, initial=initial: progress_remaining * initial
+        if isinstance(zoo[key], tuple):  # ("lin", initial): annealed to 0 as the Zoo's lin_<initial>
+            _, initial = zoo[key]
+            zoo[key] = lambda progress_remaining, initial=initial: progress_remaining * initial
     zoo["policy_kwargs"] = {
         **zoo["policy_kwargs"],
         "activation_fn": getattr(torch.nn, zoo["policy_kwargs"]["activation_fn"]),
