@@ -185,18 +185,6 @@ def test_replay_stores_a_transition_of_the_test_env_in_bytes():
     # the same pictures as float32 vectors, stored with their next observations, would take 2 * 4 * (2 + 3888) + 14
 
 
-def test_observation_normalisation_of_a_dict_with_a_picture_is_refused(tmp_path):
-    message = (
-        f"normalize_observations standardises observation vectors, but {ENV} gives pictures in "
-        "Dict('image': Box(0, 255, (36, 36, 3), uint8), 'position': Box(-1.0, 1.0, (2,), float32)), which the CNN "
-        "scales to [0, 1] itself: drop normalize_observations"
-    )
-    with pytest.raises(DeeprlError) as refused:  # the command line prints it as one line (docs/reliability.md)
-        deeprl.train("ppo", ENV, run_dir=tmp_path / "run", normalize_observations=True, progress=False)
-    assert str(refused.value) == message
-    assert not (tmp_path / "run").exists()
-
-
 RUN = [
     "--seed",
     "0",

@@ -1,6 +1,7 @@
 """Observations of every Gymnasium space (deeprl.observations): the encoding computed by hand, the order of Dict and
 Tuple entries, text ignored, the action mask moved to info, policy files that record the env's own space, every
-algorithm on a Dict env, raw observations given to a loaded agent, Blackjack learnt, and exact resume on MiniGrid."""
+algorithm on a Dict env, raw observations given to a loaded agent, Blackjack learnt, exact resume on MiniGrid, and
+observation normalisation of Box entries only (beside one-hots and pictures, which it leaves as they are)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import numpy as np
 import pytest
 
 import deeprl
-from deeprl import observations
+from deeprl import observations, onpolicy
+from deeprl.agent import FINAL_POLICY, read_policy_file
 from deeprl.envs import make_env, space_from_dict, space_to_dict
 from deeprl.errors import DeeprlError
+from deeprl.nets import MultiInputEncoder
+from deeprl.normalization import ObservationNormalizer
 from deeprl.observations import EncodedSpace, ObservationEncoder, as_batch
 from tests.conftest import kill_and_resume, run_deeprl
-from tests.custom_envs import DictCorridor, MaskedDictCorridor
+from tests.custom_envs import DictCorridor, MaskedDictCorridor, PictureAndPosition
 
 BLACKJACK = gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2)))
 
@@ -357,3 +361,190 @@ def test_ppo_on_a_dict_env_resumes_exactly_after_sigkill(tmp_path, uninterrupted
     watched = run_deeprl("watch", run_dir, "--video", "episode.gif", cwd=tmp_path)
     assert watched.returncode == 0, watched.stderr
     assert (tmp_path / "episode.gif").read_bytes()[:6] == b"GIF89a"
+
+
+GEAR_AND_POSITION = gym.spaces.Dict(
+    {"gear": gym.spaces.Discrete(3), "position": gym.spaces.Box(-5.0, 5.0, shape=(2,), dtype=np.float32)}
+)
+PICTURE_36 = gym.spaces.Box(0, 255, shape=(36, 36, 3), dtype=np.uint8)
+POSITIONS = np.array([[1.0, 4.0], [3.0, 0.0], [5.0, 2.0]], dtype=np.float32)
+
+
+def statistics_of_three(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of three samples merged into RunningMeanStd's prior (mean 0, variance 1, weight 1e-4)."""
+    prior, count = 1e-4, 3 + 1e-4
+    mean = values.mean(axis=0) * 3 / count
+    var = (prior * 1.0 + 3 * values.var(axis=0) + values.mean(axis=0) ** 2 * prior * 3 / count) / count
+    return mean, var
+
+
+def gear_observations(gears: list[int], images: np.ndarray | None = None) -> list[dict]:
+    return [
+        {"gear": gear, "position": position, **({} if images is None else {"image": image})}
+        for gear, position, image in zip(gears, POSITIONS, images if images is not None else [None] * 3)
+    ]
+
+
+def test_normalisation_of_a_dict_standardises_its_box_entries_and_leaves_one_hots_as_they_are():
+    encoder = ObservationEncoder(GEAR_AND_POSITION)  # gear's one-hot of 3 in columns 0-2, position in 3-4
+    assert encoder.box_columns == [(3, 5)]
+    normalizer = ObservationNormalizer.for_space(encoder.space)
+    batch, _ = encoder.batch(gear_observations([0, 2, 2]))
+    normalizer.update(batch)
+    # positions [1, 4], [3, 0], [5, 2]: mean [3, 2], variance [8/3, 8/3] (the prior moves them by 1e-4)
+    mean, var = statistics_of_three(POSITIONS.astype(np.float64))
+    np.testing.assert_allclose(normalizer.stats.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(normalizer.stats.var, var, rtol=1e-12)
+    np.testing.assert_allclose(mean, [3.0, 2.0], rtol=1e-4)
+    np.testing.assert_allclose(var, [8 / 3, 8 / 3], rtol=1e-4)
+    normalized = normalizer(batch)
+    assert normalized.dtype == np.float32
+    np.testing.assert_array_equal(normalized[:, :3], [one_hot(0, 3), one_hot(2, 3), one_hot(2, 3)])  # as they were
+    np.testing.assert_allclose(normalized[:, 3:], (POSITIONS - mean) / np.sqrt(var + 1e-8), rtol=1e-6)
+    # statistics saved before only Box entries were standardised are of every column, and are applied so
+    legacy = ObservationNormalizer.from_state_dict({"mean": [0.5] * 5, "var": [0.25] * 5, "count": 3.0, "clip": 10.0})
+    np.testing.assert_allclose(legacy(batch)[0], [1.0, -1.0, -1.0, 1.0, 7.0], rtol=1e-6)
+
+
+def test_normalisation_of_a_dict_with_a_picture_standardises_the_vector_bytes_only():
+    space = gym.spaces.Dict({**GEAR_AND_POSITION.spaces, "image": PICTURE_36})
+    encoder = ObservationEncoder(space)  # bytes: gear's 3 and position's 2 float32 values (20 bytes), then pixels
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 36, 36, 3), dtype=np.uint8)
+    batch, _ = encoder.batch(gear_observations([1, 0, 2], images))
+    normalizer = ObservationNormalizer.for_space(encoder.space)
+    normalizer.update(batch)
+    mean, var = statistics_of_three(POSITIONS.astype(np.float64))
+    np.testing.assert_allclose(normalizer.stats.mean, mean, rtol=1e-12)  # of the positions alone
+    np.testing.assert_allclose(normalizer.stats.var, var, rtol=1e-12)
+    normalized = normalizer(batch)
+    assert normalized.dtype == np.uint8 and normalized.shape == batch.shape == (3, 20 + 36 * 36 * 3)
+    assert normalized[:, 20:].tobytes() == images.tobytes()  # the pictures' bytes untouched, for the CNN
+    vectors = normalized[:, :20].copy().view(np.float32)
+    np.testing.assert_array_equal(vectors[:, :3], [one_hot(1, 3), one_hot(0, 3), one_hot(2, 3)])
+    np.testing.assert_allclose(vectors[:, 3:], (POSITIONS - mean) / np.sqrt(var + 1e-8), rtol=1e-6)
+    np.testing.assert_array_equal(batch[:, :20].copy().view(np.float32)[:, 3:], POSITIONS)  # the input kept
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_normalisation_without_a_box_entry_is_refused(algo, tmp_path):
+    message = (
+        "normalize_observations standardises the Box entries of an observation, but Blackjack-v1 gives "
+        "Tuple(Discrete(32), Discrete(11), Discrete(2)), which holds none (one-hot and 0/1 entries are read as they "
+        "are, pictures for the CNN are scaled to [0, 1] by it): drop normalize_observations"
+    )
+    with pytest.raises(DeeprlError) as refused:  # the command line prints it as one line (docs/reliability.md)
+        deeprl.train(algo, "Blackjack-v1", run_dir=tmp_path / "run", normalize_observations=True, max_episode_steps=100)
+    assert str(refused.value) == message
+    assert not (tmp_path / "run").exists()
+
+
+def test_dqn_conv_settings_on_a_dict_with_a_picture_are_refused_in_one_line(tmp_path):
+    message = (
+        "conv_channels sets the CNN of a whole-observation picture, but tests.custom_envs:PictureAndPosition gives "
+        "Dict('image': Box(0, 255, (36, 36, 3), uint8), 'position': Box(-1.0, 1.0, (2,), float32)), which deeprl's "
+        "encoder reads (a Nature CNN for each picture of 36x36 or more inside it, the rest as a vector): drop "
+        "conv_channels (conv_channels=[])"
+    )
+    with pytest.raises(DeeprlError) as refused:
+        deeprl.train("dqn", "tests.custom_envs:PictureAndPosition", run_dir=tmp_path / "run", conv_channels=(16, 32))
+    assert str(refused.value) == message
+    assert not (tmp_path / "run").exists()
+
+
+PICTURE_ENV = "tests.custom_envs:PictureAndPosition"
+NORMALIZED_PICTURE_RUNS = {
+    "ppo": {"steps": 128, "n_steps": 64, "batch_size": 32, "n_epochs": 1},
+    "recurrent ppo": {"steps": 128, "n_steps": 64, "batch_size": 32, "n_epochs": 1, "recurrent": "lstm"},
+    "a2c": {"steps": 80, "n_envs": 2, "n_steps": 8},
+}
+
+
+@pytest.mark.parametrize("name", list(NORMALIZED_PICTURE_RUNS))
+def test_a_loaded_agent_normalises_the_vector_of_a_dict_with_a_picture(name, tmp_path, monkeypatch):
+    """Trained with normalize_observations on a Dict of a 36x36 picture and a position: the rollout stores rows of
+    bytes, and the loaded agent gives its CNNs the env's own picture bytes beside the position standardised with
+    the statistics its policy file holds."""
+    stored = []
+    add = onpolicy.RolloutBuffer.add
+    monkeypatch.setattr(
+        onpolicy.RolloutBuffer, "add", lambda self, obs, *rest: stored.append(obs) or add(self, obs, *rest)
+    )
+    settings = {"seed": 0, "hidden_sizes": (16,), "eval_every": 10_000, "eval_episodes": 1, "final_eval_episodes": 1}
+    algo = name.split()[-1]
+    deeprl.train(
+        algo,
+        PICTURE_ENV,
+        run_dir=tmp_path / "run",
+        normalize_observations=True,
+        progress=False,
+        **settings,
+        **NORMALIZED_PICTURE_RUNS[name],
+    )
+    assert stored and all(obs.dtype == np.uint8 and obs.shape[1:] == (8 + 36 * 36 * 3,) for obs in stored)
+    _, meta, _ = read_policy_file(tmp_path / "run" / FINAL_POLICY)
+    statistics = meta["obs_normalization"]
+    assert statistics["columns"] == [[0, 2]] and statistics["vector_size"] == 2
+    mean, var = np.array(statistics["mean"]), np.array(statistics["var"])
+    assert np.all(np.abs(mean) > 0.01)  # the statistics moved: standardising is not the identity
+
+    agent = deeprl.load(tmp_path / "run" / FINAL_POLICY)
+    encoder = next(module for module in agent.policy.modules() if isinstance(module, MultiInputEncoder))
+    seen = []
+    encoder.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].numpy().copy()))
+    raw, _ = PictureAndPosition().reset(seed=4)
+    action = agent.act(raw)
+    assert action in (0, 1)
+    row = seen[0][0]
+    assert row.dtype == np.uint8 and row[8:].tobytes() == raw["image"].tobytes()
+    expected = ((raw["position"] - mean) / np.sqrt(var + 1e-8)).astype(np.float32)
+    np.testing.assert_array_equal(row[:8].copy().view(np.float32), expected)
+
+
+PICTURE_RUN = [
+    "--seed",
+    "0",
+    "--steps",
+    "768",
+    "--quiet",
+    "--set",
+    "hidden_sizes=32",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "n_steps=64",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "n_epochs=2",
+    "--set",
+    "normalize_observations=true",
+    "--set",
+    "checkpoint_every=256",
+    "--set",
+    "eval_every=384",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
+]
+
+
+@pytest.mark.resume
+def test_ppo_normalising_a_dict_with_a_picture_resumes_exactly_after_sigkill(tmp_path, uninterrupted):
+    """The position's statistics are part of the checkpoint: a run killed with rows past its checkpoint resumes to
+    the uninterrupted run's metrics, weights, eval.json and TensorBoard scalars, and its policy files' statistics."""
+    reference = uninterrupted("ppo", PICTURE_ENV, PICTURE_RUN)
+    kill_and_resume(
+        tmp_path,
+        reference,
+        PICTURE_RUN,
+        256,
+        algo="ppo",
+        env=PICTURE_ENV,
+        tags=("train/return", "update/policy_loss", "update/value_loss", "eval/return"),
+    )
+    resumed = read_policy_file(tmp_path / "run" / FINAL_POLICY)[1]["obs_normalization"]
+    assert resumed == read_policy_file(reference / FINAL_POLICY)[1]["obs_normalization"]
+    assert resumed["count"] == pytest.approx(768 + 2)  # every observation acted on, the two first ones too

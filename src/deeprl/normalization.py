@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+
+from deeprl.observations import EncodedSpace
 
 VARIANCE_EPSILON = 1e-8  # keeps the division finite while a feature has not varied yet
 INITIAL_COUNT = 1e-4  # a prior of almost no weight: the first batch sets the statistics
@@ -45,25 +48,83 @@ class RunningMeanStd:
 
 
 class ObservationNormalizer:
-    """(obs - mean) / std of the observations seen in training, clipped to ±`clip`; float32 for the network."""
+    """(obs - mean) / std of the observations seen in training, clipped to ±`clip`.
 
-    def __init__(self, shape: tuple[int, ...], clip: float = 10.0) -> None:
+    Every value of a Box observation is standardised (float32 out). An encoded Dict or Tuple (deeprl.observations)
+    has only its Box entries' values standardised: `columns`, [start, stop) ranges of its float32 vector; one-hot
+    and 0/1 columns are left as they are, since a shift and a scale of a category that is rarely or never seen would
+    blow it up to the clip. Where pictures for the CNN ride beside the vector, an observation is a row of bytes
+    (`vector_size` float32 values' bytes, then the pictures'): the standardised vector's bytes replace the vector's,
+    the pictures' bytes pass untouched (the CNN scales them itself), and the row stays bytes."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        clip: float = 10.0,
+        columns: list[tuple[int, int]] | None = None,
+        vector_size: int | None = None,
+    ) -> None:
         self.stats = RunningMeanStd(shape)
         self.clip = clip
+        self._lay_out(columns, vector_size)
+
+    def _lay_out(self, columns: list[tuple[int, int]] | None, vector_size: int | None) -> None:
+        self.columns = None if columns is None else [(int(start), int(stop)) for start, stop in columns]
+        self.index = None  # None: every value
+        if self.columns is not None:
+            self.index = np.array([column for start, stop in self.columns for column in range(start, stop)], np.int64)
+        self.vector_size = vector_size  # None: the observations are the float vectors themselves
+        self.dtype = np.dtype(np.float32 if vector_size is None else np.uint8)  # what the networks are given
+
+    @classmethod
+    def for_space(cls, space: gym.Space) -> ObservationNormalizer:
+        """The normaliser of `space`'s observations: of every value of a Box, of the Box entries of an encoded
+        Dict or Tuple (check_normalizable says where there is nothing to standardise)."""
+        if not isinstance(space, EncodedSpace):
+            return cls(space.shape)
+        encoder = space.encoder
+        columns = encoder.box_columns
+        vector_size = encoder.size if encoder.pictures else None
+        return cls((sum(stop - start for start, stop in columns),), columns=columns, vector_size=vector_size)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        scaled = (obs - self.stats.mean) / np.sqrt(self.stats.var + VARIANCE_EPSILON)
+        if self.index is None:
+            return self._standardised(obs)
+        vectors = self._vectors(obs).copy()
+        vectors[:, self.index] = self._standardised(vectors[:, self.index])
+        if self.vector_size is None:
+            return vectors
+        rows = obs.copy()
+        rows[:, : self.vector_size * vectors.itemsize] = vectors.view(np.uint8)
+        return rows
+
+    def _standardised(self, values: np.ndarray) -> np.ndarray:
+        scaled = (values - self.stats.mean) / np.sqrt(self.stats.var + VARIANCE_EPSILON)
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
+    def _vectors(self, obs: np.ndarray) -> np.ndarray:
+        """A batch of observations' float32 vectors (a view where they are rows of bytes)."""
+        if self.vector_size is None:
+            return obs.astype(np.float32, copy=False)
+        vector_bytes = np.ascontiguousarray(obs[:, : self.vector_size * np.dtype(np.float32).itemsize])
+        return vector_bytes.view(np.float32)
+
     def update(self, obs: np.ndarray) -> None:
-        self.stats.update(obs)
+        self.stats.update(obs if self.index is None else self._vectors(obs)[:, self.index])
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.stats.state_dict(), "clip": self.clip}
+        layout = {} if self.columns is None else {"columns": [list(pair) for pair in self.columns]}
+        if self.vector_size is not None:
+            layout["vector_size"] = self.vector_size
+        return {**self.stats.state_dict(), "clip": self.clip, **layout}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The statistics and the columns they are of, as saved. Statistics saved without `columns` are of every
+        value: so were those of Dict and Tuple observations before only Box entries were standardised (one-hot
+        columns included), and their policies and runs go on as they were trained."""
         self.stats.load_state_dict(state)
         self.clip = float(state["clip"])
+        self._lay_out(state.get("columns"), state.get("vector_size"))
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> ObservationNormalizer:

@@ -141,6 +141,11 @@ class ObservationEncoder:
         self.size = self._add(source, ())
         if not self.leaves and not self.pictures:
             raise DeeprlError(f"the observation space {source} has no entry the networks can read")
+        # the [start, stop) columns of the float32 vector that hold Box values: what observation normalisation
+        # standardises (one-hot and 0/1 columns are read as they are, pictures for the CNN are not in the vector)
+        self.box_columns = [
+            (leaf.offset, leaf.offset + leaf.size) for leaf in self.leaves if isinstance(leaf.space, gym.spaces.Box)
+        ]
         self.network_encoder: dict[str, Any] | None = None
         if self.pictures:
             self.space = self._byte_space()

@@ -39,7 +39,11 @@ from deeprl.nets import (
     set_learning_rate,
 )
 from deeprl.normalization import ObservationNormalizer, RewardScaler
-from deeprl.observations import OBSERVATION_SPACES, observation_dtype  # noqa: F401 - any space, encoded (observations.py)
+from deeprl.observations import (  # noqa: F401 - OBSERVATION_SPACES: any space, encoded (observations.py)
+    OBSERVATION_SPACES,
+    EncodedSpace,
+    observation_dtype,
+)
 from deeprl.policies import PolicyAgent, policy_network
 from deeprl.recurrent import (
     CRITIC_KINDS,
@@ -107,15 +111,28 @@ class OnPolicyConfig(RunConfig):
 
 
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
-    """Pictures the CNN can take, and observation normalisation for vectors only."""
-    if observation_encoder(env.observation_space) is not None and config.normalize_observations:
-        source = getattr(env.observation_space, "source", None)  # pictures beside other entries (observations.py)
-        pictures = env.observation_space.shape if source is None else f"in {source}"
-        raise DeeprlError(
-            f"normalize_observations standardises observation vectors, but {config.env} gives pictures "
-            f"{pictures}, which the CNN scales to [0, 1] itself: drop normalize_observations"
-        )
+    """Pictures the CNN can take, observation normalisation where there are Box values to standardise, and recurrent
+    settings that agree."""
+    if config.normalize_observations:
+        check_normalizable(config.env, env.observation_space)
     check_settings(config)  # recurrent settings that contradict each other
+
+
+def check_normalizable(env_name: str, space: gym.Space) -> None:
+    """Observation normalisation standardises Box values (ObservationNormalizer): a picture alone, which the CNN
+    scales itself, or an encoded Dict or Tuple without a Box entry gives it nothing to do."""
+    if isinstance(space, EncodedSpace):
+        if not space.encoder.box_columns:
+            raise DeeprlError(
+                f"normalize_observations standardises the Box entries of an observation, but {env_name} gives "
+                f"{space.source}, which holds none (one-hot and 0/1 entries are read as they are, pictures for the "
+                "CNN are scaled to [0, 1] by it): drop normalize_observations"
+            )
+    elif observation_encoder(space) is not None:
+        raise DeeprlError(
+            f"normalize_observations standardises observation vectors, but {env_name} gives pictures "
+            f"{space.shape}, which the CNN scales to [0, 1] itself: drop normalize_observations"
+        )
 
 
 @dataclass
@@ -186,7 +203,7 @@ class RolloutTrainer:
         self.config, self.runner, self.run, self.rng, self.device = config, runner, run, rng, device
         self.update = update
         obs_space, action_space = runner.observation_space, runner.action_space
-        self.obs_normalizer = ObservationNormalizer(obs_space.shape) if config.normalize_observations else None
+        self.obs_normalizer = ObservationNormalizer.for_space(obs_space) if config.normalize_observations else None
         self.reward_scaler = RewardScaler(config.n_envs, config.gamma) if config.normalize_rewards else None
         self.recurrent = config.recurrent != "none"
         if self.recurrent:  # a recurrent cell before the MLPs (deeprl.recurrent); its agent keeps a state per copy
@@ -201,8 +218,9 @@ class RolloutTrainer:
             self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
             self.collector = self.agent
         self.context = UpdateContext(config, self.policy, make_optimizer(config, self.policy), rng, device)
-        # what the network reads is stored: normalised vectors as float32, pictures as bytes
-        self.obs_dtype = np.dtype(np.float32) if self.obs_normalizer is not None else observation_dtype(obs_space)
+        # what the network reads is stored: normalised vectors as float32, pictures as bytes (beside a normalised
+        # vector too: ObservationNormalizer)
+        self.obs_dtype = observation_dtype(obs_space) if self.obs_normalizer is None else self.obs_normalizer.dtype
         buffer: Callable[..., RolloutBuffer] = RolloutBuffer
         if self.recurrent:  # a recurrent rollout also stores the state every step acted from, and trains on sequences
             buffer = partial(

@@ -38,7 +38,7 @@ from deeprl.nets import (
     observation_encoder,
     set_learning_rate,
 )
-from deeprl.observations import OBSERVATION_SPACES  # noqa: F401 - any space, encoded (observations.py)
+from deeprl.observations import OBSERVATION_SPACES, EncodedSpace  # noqa: F401 - OBSERVATION_SPACES: any space, encoded
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import QAgent
 
@@ -122,6 +122,12 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
     observations must then be pictures, bytes or floats), else the Nature CNN for uint8 pictures; None for vectors."""
     if not config.conv_channels:
         return observation_encoder(obs_space)
+    if isinstance(obs_space, EncodedSpace):  # any space but a Box, encoded as one row (deeprl.observations)
+        raise DeeprlError(
+            f"conv_channels sets the CNN of a whole-observation picture, but {config.env} gives {obs_space.source}, "
+            "which deeprl's encoder reads (a Nature CNN for each picture of 36x36 or more inside it, the rest as a "
+            "vector): drop conv_channels (conv_channels=[])"
+        )
     if len(obs_space.shape) not in (2, 3):
         raise DeeprlError(
             f"conv_channels needs image observations (channels, height, width), but {config.env} gives "
