@@ -87,7 +87,7 @@ def run_sb3(env_id: str, seed: int, steps: int, episodes: int) -> dict[str, Any]
 
     torch.set_num_threads(1)  # as deeprl's runs (torch_threads=1)
     vec_env = make_vec_env(lambda: sb3_env(env_id), n_envs=N_ENVS, seed=seed)
-    # VecNormalize standardises Box entries only: the view (deeprl standardises the one-hot direction too)
+    # VecNormalize standardises the Box entries named: the view, as deeprl standardises Box entries alone
     envs = VecNormalize(vec_env, gamma=SB3_PPO["gamma"], norm_obs_keys=["image"])
     started = time.perf_counter()
     model = PPO("MultiInputPolicy", envs, seed=seed, device="cpu", **SB3_PPO)

@@ -14,7 +14,8 @@ one encoder built from the space, `ObservationEncoder`, which turns each observa
 - a top-level Dict entry named `action_mask`: not a feature; `EncodedObservations` moves it to info["action_mask"].
 
 The env wrapper `EncodedObservations` applies the encoder to every observation, so replay, rollouts, observation
-normalisation, checkpoints and every algorithm see one Box vector. That Box (`EncodedSpace`) carries its encoder:
+normalisation, checkpoints and every algorithm see one Box vector (normalisation standardises the Box entries'
+columns of it alone, `box_columns`: deeprl.normalization). That Box (`EncodedSpace`) carries its encoder:
 an agent's `act` (`as_batch`) takes the env's own observations (a dict, a tuple, an int) as well as encoded ones.
 
 A Dict or Tuple holding pictures the CNN takes (`is_picture_space`, 36x36 or more) is encoded as one uint8 vector
