@@ -404,6 +404,9 @@ def test_normalisation_of_a_dict_standardises_its_box_entries_and_leaves_one_hot
     # statistics saved before only Box entries were standardised are of every column, and are applied so
     legacy = ObservationNormalizer.from_state_dict({"mean": [0.5] * 5, "var": [0.25] * 5, "count": 3.0, "clip": 10.0})
     np.testing.assert_allclose(legacy(batch)[0], [1.0, -1.0, -1.0, 1.0, 7.0], rtol=1e-6)
+    resumed = ObservationNormalizer.for_space(encoder.space)  # a run resumed from such a checkpoint goes on so
+    resumed.load_state_dict(legacy.state_dict())
+    np.testing.assert_array_equal(resumed(batch), legacy(batch))
 
 
 def test_normalisation_of_a_dict_with_a_picture_standardises_the_vector_bytes_only():
