@@ -3,6 +3,7 @@ wrappers, a DQN run on a real game, and the one-line answers when an extra is mi
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -335,7 +336,50 @@ def test_dqn_on_a_real_game_reports_whole_game_returns(tmp_path: Path):
     assert summary["final"]["returns"] == returns
 
 
-# sticky actions off: the emulator's own random numbers are not in a checkpoint yet (docs/atari.md)
+@pytest.mark.parametrize("vector", ["sync", "async"])
+def test_a_runner_rebuilt_from_its_state_continues_a_sticky_action_game(vector: str):
+    """Sticky actions draw from the emulator's own random numbers, which Gymnasium's env generator does not hold: a
+    runner rebuilt from a checkpoint's state after unseeded resets (whole games played) continues exactly as the
+    original, copy by copy."""
+
+    def make() -> gym.Env:
+        return make_env("ALE/Breakout-v5")  # repeat_action_probability 0.25
+
+    original = EnvRunner(make, 2, seed=0, run=_Run(), vector=vector)
+    resumed = EnvRunner(make, 2, seed=0, run=_Run(), vector=vector)
+    try:  # closed whatever happens: copies in processes of their own must not outlive the test
+        rng = np.random.default_rng(0)
+        step = 0
+        while not all("rng" in start for start in original.episode_starts):  # each copy began an unseeded game
+            step += 1
+            original.step(rng.integers(4, size=2), step)
+        for _ in range(30):
+            step += 1
+            original.step(rng.integers(4, size=2), step)
+        resumed.load_state_dict(torch.load(_saved(original.state_dict()), weights_only=True))  # as a checkpoint's
+        np.testing.assert_array_equal(resumed.obs, original.obs)
+        games = original.episodes
+        for _ in range(300):
+            step += 1
+            actions = rng.integers(4, size=2)
+            expected, got = original.step(actions, step), resumed.step(actions, step)
+            np.testing.assert_array_equal(got.next_obs, expected.next_obs)
+            np.testing.assert_array_equal(got.rewards, expected.rewards)
+            np.testing.assert_array_equal(got.terminated, expected.terminated)
+            assert got.ended == expected.ended
+        assert original.episodes > games  # a game ended after the resume too
+    finally:
+        original.close()
+        resumed.close()
+
+
+def _saved(state: dict) -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 RESUME_ARGS = [
     "--steps",
     "500",
@@ -358,12 +402,13 @@ RESUME_ARGS = [
 
 
 @pytest.mark.resume
-def test_sigkill_resumes_an_atari_run_exactly_with_its_frames_in_replay(tmp_path: Path, uninterrupted):
-    reference = uninterrupted("dqn", "BreakoutNoFrameskip-v4", RESUME_ARGS)
+def test_sigkill_resumes_a_sticky_action_atari_run_exactly_with_its_frames_in_replay(tmp_path: Path, uninterrupted):
+    """ALE/Breakout-v5 repeats the previous action with probability 0.25, drawn by the emulator."""
+    reference = uninterrupted("dqn", "ALE/Breakout-v5", RESUME_ARGS)
     state = kill_and_resume(
-        tmp_path, reference, RESUME_ARGS, 250, env="BreakoutNoFrameskip-v4", tags=("train/return", "eval/return")
+        tmp_path, reference, RESUME_ARGS, 250, env="ALE/Breakout-v5", tags=("train/return", "eval/return")
     )
-    # games had ended before the checkpoint: the resumed copy replays a game started unseeded
+    # games had ended before the checkpoint: the resumed copy replays a game started unseeded, its emulator restored
     games = [row for row in rows_without_time(reference / "metrics.csv") if row["kind"] == "train"]
     assert int(games[0]["step"]) <= state["step"]
 

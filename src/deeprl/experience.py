@@ -4,9 +4,10 @@ run, and the state that lets a run resume exactly at any step.
 The copies live in Gymnasium's SyncVectorEnv (`vector: sync`) or AsyncVectorEnv (`async`, a process per copy), with
 autoreset *disabled*: a step returns each copy's real next observation (the final one when its episode ended, never
 a reset observation with reward 0), and deeprl then resets the copies that finished. Before each reset it records the
-copy's RNG state, and it keeps the actions taken since; a checkpoint holds both, and a resumed run restores the RNG,
-resets and replays the actions inside each copy (EnvCopy, wherever the copy runs), so every copy is back in the
-middle of its episode exactly where it was (deterministic envs, as Gymnasium's are).
+copy's RNG state (and an Atari game's emulator state, whose own RNG draws sticky actions), and it keeps the actions
+taken since; a checkpoint holds both, and a resumed run restores the states, resets and replays the actions inside each
+copy (EnvCopy, wherever the copy runs), so every copy is back in the middle of its episode exactly where it was
+(deterministic envs, as Gymnasium's are).
 
 An env that offers action masks (deeprl.action_masks) has them read after every reset and step: the runner holds the
 mask of each copy's current state beside its observation, and each step's Transitions carry the masks the actions were
@@ -35,7 +36,7 @@ from deeprl.action_masks import (
     require_an_action,
 )
 from deeprl.envs import learning_signals
-from deeprl.envs.atari import FRAME_CHANNELS
+from deeprl.envs.atari import FRAME_CHANNELS, emulator_state, restore_emulator_state
 from deeprl.errors import DeeprlError
 from deeprl.run import Run
 
@@ -67,17 +68,20 @@ class EnvCopy(gym.Wrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        # set before replay_episode: how the episode began (a reset seed, or the generator's state before an unseeded
-        # reset) and its actions, as the env takes them
+        # set before replay_episode: how the episode began (a reset seed, or the state an unseeded reset began from)
+        # and its actions, as the env takes them
         self.episode_to_replay: tuple[dict[str, Any], list[Any]] | None = None
 
     def optional_attr(self, name: str) -> Any:
         """`name` of the outermost wrapper that has it, or None (a missing one would end a worker process)."""
         return self.env.get_wrapper_attr(name) if self.env.has_wrapper_attr(name) else None
 
-    def generator_state(self) -> dict[str, Any]:
-        """The state of the env's random generator (an unseeded reset draws from it)."""
-        return self.env.unwrapped.np_random.bit_generator.state
+    def unseeded_start(self) -> dict[str, Any]:
+        """What an unseeded reset now would begin from: the env's random generator (`rng`) and, for an Atari game,
+        its emulator with the emulator's own random generator (`emulator`), which draws the sticky actions."""
+        start = {"rng": self.env.unwrapped.np_random.bit_generator.state}
+        emulator = emulator_state(self.env)
+        return start if emulator is None else {**start, "emulator": emulator}
 
     def replay_episode(self) -> tuple[Any, dict[str, Any], float, int] | None:
         """Begin the episode `episode_to_replay` describes and take its actions again: (observation, info, return,
@@ -88,6 +92,8 @@ class EnvCopy(gym.Wrapper):
             obs, info = self.env.reset(seed=start["seed"])
         else:
             self.env.unwrapped.np_random.bit_generator.state = start["rng"]
+            if "emulator" in start:
+                restore_emulator_state(self.env, start["emulator"])
             obs, info = self.env.reset()
         total = 0.0
         for action in actions:
@@ -224,9 +230,9 @@ class EnvRunner:
 
     def _reset(self, copies: list[int]) -> dict[str, Any]:
         """Reset `copies`; their reset infos (the vector env's, merged)."""
-        generator_states = self.envs.call("generator_state")
+        unseeded_starts = self.envs.call("unseeded_start")
         for index in copies:
-            self.episode_starts[index] = {"rng": generator_states[index]}
+            self.episode_starts[index] = unseeded_starts[index]
             self.episode_actions[index] = []
             self.episode_returns[index], self.episode_lengths[index] = 0.0, 0
         mask = np.zeros(self.n_envs, dtype=np.bool_)

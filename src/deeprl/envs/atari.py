@@ -152,6 +152,22 @@ def has_frame_limit(env: gym.Env) -> bool:
     return ale is not None and hasattr(ale, "getInt") and ale.getInt("max_num_frames_per_episode") > 0
 
 
+def emulator_state(env: gym.Env) -> bytes | None:
+    """The whole state of an Atari game's emulator with its own random generator, which draws the sticky actions and
+    which neither a reset without a seed nor the env's `np_random` sets (None for other envs): plain bytes, about
+    14 KB."""
+    ale = getattr(env.unwrapped, "ale", None)
+    if ale is None or not hasattr(ale, "cloneState"):  # not an ALE game, or one without an emulator state to save
+        return None
+    return ale.cloneState(include_rng=True).serialize()
+
+
+def restore_emulator_state(env: gym.Env, state: bytes) -> None:
+    """Put the emulator of the Atari game `env` back in `state` (from `emulator_state`)."""
+    ale_py = importlib.import_module("ale_py")
+    env.unwrapped.ale.restoreState(ale_py.ALEState(state))
+
+
 def preprocess(env: gym.Env, settings: AtariSettings, env_name: str) -> gym.Env:
     """`env` (an Atari game named `env_name`, made with frameskip=1 when `settings.frame_skip` > 1) with the
     standard preprocessing."""
