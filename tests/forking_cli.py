@@ -57,6 +57,7 @@ class Case:
     args: list[str]
     cwd: Path
     python_path: list[str] = field(default_factory=list)  # prepended to sys.path in the child (e.g. a `ray` stub)
+    env: dict[str, str | None] = field(default_factory=dict)  # set in the child's environment (None: removed)
 
 
 class ForkedProcess:
@@ -191,7 +192,7 @@ class CliForker:
             while pending or running:
                 while pending and len(running) < PARALLEL:
                     index, case = pending.pop(0)
-                    running[index] = self.start(case.args, case.cwd, python_path=case.python_path)
+                    running[index] = self.start(case.args, case.cwd, env=case.env, python_path=case.python_path)
                 with self.changed:
                     self.changed.wait_for(
                         lambda: any(child.returncode is not None for child in running.values()) or not self.alive,

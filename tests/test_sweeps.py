@@ -4,6 +4,7 @@ one killed and resumed, a trial's process killed and recovered exactly, a two-no
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -202,9 +203,23 @@ def command_line(pid: int | str) -> str:
         return ""
 
 
-def ray_servers() -> list[str]:
-    """Command lines of the Ray servers (GCS, raylet) running on this machine (Linux's /proc)."""
-    lines = (command_line(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+def processes_tagged(tag: str) -> list[int]:
+    """PIDs of the processes whose environment holds DEEPRL_TEST_TAG=tag (Ray's processes inherit it)."""
+    found = []
+    needle = f"DEEPRL_TEST_TAG={tag}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def ray_servers(tag: str) -> list[str]:
+    """Command lines of the Ray servers (GCS, raylet) started by processes tagged `tag` (see processes_tagged)."""
+    lines = (command_line(pid) for pid in processes_tagged(tag))
     return [line for line in lines if any(server in line for server in RAY_SERVERS)]
 
 
@@ -254,20 +269,27 @@ BAD_SWEEPS = [
 @pytest.fixture(scope="module")
 def bad_sweep_results(tmp_path_factory):
     """Each bad sweep as its own process in its own empty folder (forked after the imports: see forking_cli);
-    `ray-missing` runs where `import ray` fails."""
+    `ray-missing` runs where `import ray` fails. Also the Ray servers any of them left running (found by a tag in
+    their environment, which Ray's processes inherit: other tests may run Ray meanwhile)."""
     no_ray = tmp_path_factory.mktemp("no-ray")
     (no_ray / "ray").mkdir()
     (no_ray / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
     folders = {case_id: tmp_path_factory.mktemp(case_id) for case_id, _, _ in BAD_SWEEPS}
+    tag = str(no_ray)
     results = forker().run(
         [
-            Case(["sweep", *args], folders[case_id], [str(no_ray)] if case_id == "ray-missing" else [])
+            Case(
+                ["sweep", *args],
+                folders[case_id],
+                [str(no_ray)] if case_id == "ray-missing" else [],
+                env={"DEEPRL_TEST_TAG": tag},
+            )
             for case_id, args, _ in BAD_SWEEPS
         ]
     )
     return (
         {case[0]: (result, snapshot(folders[case[0]])) for case, result in zip(BAD_SWEEPS, results, strict=True)},
-        ray_servers(),
+        ray_servers(tag),
     )
 
 
@@ -290,20 +312,6 @@ def test_bad_sweep_is_one_line_exit_2_and_leaves_nothing(bad_sweep_results, case
 # -------------------------------------------------------------------------------------------- real sweeps
 
 
-def processes_tagged(tag: str) -> list[int]:
-    """PIDs of the processes whose environment holds DEEPRL_TEST_TAG=tag (Ray's processes inherit it)."""
-    found = []
-    needle = f"DEEPRL_TEST_TAG={tag}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -317,90 +325,72 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+@dataclasses.dataclass
+class LoopbackCluster:
+    address: str
+    node_ids: set[str]
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A Ray cluster of a head and a worker node (one CPU each) on this machine, listening on loopback only, that
+    the module's sweeps join by address or run beside. Its workers import deeprl and this checkout's tests."""
+    from ray.cluster_utils import Cluster
+
+    from deeprl.sweeps import RAY_QUIET_ENVIRONMENT
+
+    with pytest.MonkeyPatch.context() as environment:  # inherited by the cluster's processes
+        for name, value in RAY_QUIET_ENVIRONMENT.items():
+            environment.setenv(name, value)
+        environment.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        try:
+            cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            yield LoopbackCluster(cluster.address, {node.node_id for node in cluster.list_all_nodes()})
+        finally:
+            cluster.shutdown()
+
+
+def trial_nodes(sweep_dir: Path) -> set[str]:
+    """The Ray nodes that the sweep's trials last reported from (each a finished trial)."""
+    nodes = set()
+    for result in (sweep_dir / "tune").glob("*/result.json"):
+        last = json.loads(result.read_text().splitlines()[-1])
+        assert last["done"] is True
+        nodes.add(last["node_id"])
+    return nodes
+
+
 @pytest.mark.ray
-def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    """A local sweep (2 seeds, one run at a time) whose driver is SIGKILLed after its first run finished;
-    `--resume` finishes the other, leaves the first untouched, and writes the table, curves and preset.
-    A configuration with a bad setting fails with its reason; the others go on."""
+def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, two_node_cluster):
+    """A sweep joins the two-node cluster by address through the Python API, and its two one-CPU trials run at
+    once, one on each node."""
+    import ray
+
+    import deeprl
+
     sweep_dir = tmp_path / "sweep"
-    args = (
+    rows = deeprl.sweep(
         "dqn",
         "CartPole-v1",
-        "--seeds",
-        "0-1",
-        "--steps",
-        "800",
-        "--max-concurrent",
-        "1",
-        "--grid",
-        "lr=-1,1e-3",
-        "--sweep-dir",
-        str(sweep_dir),
-        *TINY_SET,
+        seeds="0-1",
+        steps=800,
+        sweep_dir=sweep_dir,
+        address=two_node_cluster.address,
+        settings=TINY,
+        progress=False,
     )
-    tag = str(tmp_path)
-    driver = start_deeprl(["sweep", *args], tmp_path, env={"DEEPRL_TEST_TAG": tag})
-    first = sweep_dir / "runs" / "lr=1e-3-s0"
-    try:
-        wait_for(lambda: (first / "eval.json").is_file(), 300, "the first run to finish")
-    finally:
-        driver.kill()
-    # The killed driver's Ray servers stop within seconds and its run ends itself (sweeps._exit_with_raylet);
-    # two of Ray's agents linger for a minute or so before they notice: this test does not wait for them.
-    wait_for(
-        lambda: not any(server in command_line(pid) for pid in processes_tagged(tag) for server in RAY_SERVERS),
-        60,
-        "the killed sweep's Ray servers to stop",
-    )
-    wait_for(
-        lambda: not any("ray::ImplicitFunc" in command_line(pid) for pid in processes_tagged(tag)),
-        60,
-        "the killed sweep's run to end itself",
-    )
-    for pid in processes_tagged(tag):
-        os.kill(pid, signal.SIGKILL)
-    finished_before = snapshot(first)
-    result = sweep_cli("--resume", str(sweep_dir), "--quiet", cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert snapshot(first) == finished_before  # not re-run: not a file of it was touched
-    # --quiet: the results (the table, the configurations not run and why, the best one), no progress
-    assert "lr=-1: not run: lr must be > 0.0" in result.stdout
-    assert "| lr=-1 | 0/2 (2 failed) |" in result.stdout
-    assert "sweep finished in" not in result.stdout and f"sweep {sweep_dir}: " not in result.stdout
-    assert "[1/" not in result.stdout
-    rows = read_csv(sweep_dir / "trials.csv")
-    assert [(row["configuration"], row["seed"], row["status"]) for row in rows] == [
-        ("lr=-1", "0", "failed"),
-        ("lr=-1", "1", "failed"),
-        ("lr=1e-3", "0", "finished"),
-        ("lr=1e-3", "1", "finished"),
-    ]
-    assert (sweep_dir / "runs" / "lr=-1-s0" / ERROR_FILE).read_text().startswith("lr must be > 0.0")
-    trials = rows[2:]
-    for row in trials:  # every trial is an ordinary, finished run directory
-        summary = json.loads((Path(row["run_dir"]) / "eval.json").read_text())
-        assert summary["steps"] == 800 and summary["seed"] == int(row["seed"])
-        assert float(row["final_return"]) == summary["final"]["mean_return"]
-    failed, table = read_csv(sweep_dir / "sweep.csv")
-    assert (failed["configuration"], failed["failed"], failed["success_rate"]) == ("lr=-1", "2", "0")
-    assert failed["error"].startswith("lr must be > 0.0")
-    assert (table["configuration"], table["seeds"], table["finished"]) == ("lr=1e-3", "2", "2")
-    finals = [float(row["final_return"]) for row in trials]
-    assert float(table["final_mean"]) == pytest.approx(np.mean(finals), rel=1e-5)
-    assert float(table["final_ci_low"]) <= float(table["final_mean"]) <= float(table["final_ci_high"])
-    assert "| lr=1e-3 | " in result.stdout and "best configuration:" in result.stdout
-    assert (sweep_dir / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
-    from deeprl.api import resolve_config
-
-    _module, config, preset = resolve_config(None, None, config_file=sweep_dir / "best.yaml")
-    assert (config.algo, config.lr, config.total_steps, config.eval_every, preset) == ("dqn", 1e-3, 800, 400, "default")
+    assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 2)]
+    assert trial_nodes(sweep_dir) == two_node_cluster.node_ids
+    assert not ray.is_initialized()  # the sweep disconnected; the cluster is still the test's
 
 
 @pytest.mark.ray
-def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
-    """Two trials train the same seed (tensorboard on and off changes nothing learnt), one after the other; the
-    first one's process is SIGKILLed after its first checkpoint. Tune restarts it, it resumes from that
-    checkpoint, and both runs end with the same metrics, row for row."""
+def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path, two_node_cluster):
+    """Two trials train the same seed (tensorboard on and off changes nothing learnt), one after the other, on
+    the two-node cluster (joined by address); the first one's process is SIGKILLed after its first checkpoint.
+    Tune restarts it, it resumes from that checkpoint, and both runs end with the same metrics, row for row."""
     sweep_dir = tmp_path / "sweep"
     driver = start_deeprl(
         [
@@ -417,6 +407,8 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
             "tensorboard=true,false",
             "--sweep-dir",
             str(sweep_dir),
+            "--address",
+            two_node_cluster.address,
             *TINY_SET,
         ],
         tmp_path,
@@ -442,53 +434,81 @@ def test_trial_killed_mid_run_recovers_to_identical_metrics(tmp_path):
 
 
 @pytest.mark.ray
-def test_two_node_cluster_on_loopback_runs_trials_on_both_nodes(tmp_path, monkeypatch):
-    """A head and a worker node (one CPU each) on this machine; a sweep joins it by address through the
-    Python API, and its two one-CPU trials run at once, one on each node."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    import deeprl
-    from deeprl.sweeps import RAY_QUIET_ENVIRONMENT
-
-    for name, value in RAY_QUIET_ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    # the trials' worker processes import deeprl and this checkout's tests
-    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, two_node_cluster):
+    """A local sweep (2 seeds, one run at a time) whose driver is SIGKILLed after its first run finished;
+    `--resume` finishes the other, leaves the first untouched, and writes the table, curves and preset.
+    A configuration with a bad setting fails with its reason; the others go on. Both drivers, given no address,
+    start a Ray instance of their own beside the running two-node cluster (ray.init alone would join the
+    cluster, the newest instance on this machine, and refuse the sweep's CPU count)."""
+    sweep_dir = tmp_path / "sweep"
+    args = (
+        "dqn",
+        "CartPole-v1",
+        "--seeds",
+        "0-1",
+        "--steps",
+        "800",
+        "--max-concurrent",
+        "1",
+        "--grid",
+        "lr=-1,1e-3",
+        "--sweep-dir",
+        str(sweep_dir),
+        *TINY_SET,
+    )
+    tag = str(tmp_path)
+    driver = start_deeprl(["sweep", *args], tmp_path, env={"DEEPRL_TEST_TAG": tag})
+    first = sweep_dir / "runs" / "lr=1e-3-s0"
     try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        sweep_dir = tmp_path / "sweep"
-        rows = deeprl.sweep(
-            "dqn",
-            "CartPole-v1",
-            seeds="0-1",
-            steps=800,
-            sweep_dir=sweep_dir,
-            address=cluster.address,
-            settings=TINY,
-            progress=False,
-        )
-        assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 2)]
-        nodes = set()
-        for result in (sweep_dir / "tune").glob("*/result.json"):
-            last = json.loads(result.read_text().splitlines()[-1])
-            assert last["done"] is True
-            nodes.add(last["node_id"])
-        assert len(nodes) == 2
-        assert not ray.is_initialized()  # the sweep disconnected; the cluster is still the test's
-        # a sweep given no address starts a Ray instance of its own beside the running cluster (ray.init alone
-        # would join the cluster, the newest instance on this machine, and refuse the sweep's CPU count)
-        local_dir = tmp_path / "local"
-        rows = deeprl.sweep(
-            "dqn", "CartPole-v1", seeds="0", steps=800, sweep_dir=local_dir, settings=TINY, progress=False
-        )
-        assert [(row["configuration"], row["finished"]) for row in rows] == [("default", 1)]
-        local_node = json.loads(next((local_dir / "tune").glob("*/result.json")).read_text().splitlines()[-1])
-        assert local_node["node_id"] not in nodes
+        wait_for(lambda: (first / "eval.json").is_file(), 300, "the first run to finish")
     finally:
-        cluster.shutdown()
+        driver.kill()
+    # The killed driver's Ray servers stop within seconds and its run ends itself (sweeps._exit_with_raylet);
+    # two of Ray's agents linger for a minute or so before they notice: this test does not wait for them.
+    wait_for(lambda: not ray_servers(tag), 60, "the killed sweep's Ray servers to stop")
+    wait_for(
+        lambda: not any("ray::ImplicitFunc" in command_line(pid) for pid in processes_tagged(tag)),
+        60,
+        "the killed sweep's run to end itself",
+    )
+    for pid in processes_tagged(tag):
+        os.kill(pid, signal.SIGKILL)
+    finished_before = snapshot(first)
+    result = sweep_cli("--resume", str(sweep_dir), "--quiet", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(first) == finished_before  # not re-run: not a file of it was touched
+    # --quiet: the results (the table, the configurations not run and why, the best one), no progress
+    assert "lr=-1: not run: lr must be > 0.0" in result.stdout
+    assert "| lr=-1 | 0/2 (2 failed) |" in result.stdout
+    assert "sweep finished in" not in result.stdout and f"sweep {sweep_dir}: " not in result.stdout
+    assert "[1/" not in result.stdout
+    rows = read_csv(sweep_dir / "trials.csv")
+    assert [(row["configuration"], row["seed"], row["status"]) for row in rows] == [
+        ("lr=-1", "0", "failed"),
+        ("lr=-1", "1", "failed"),
+        ("lr=1e-3", "0", "finished"),
+        ("lr=1e-3", "1", "finished"),
+    ]
+    assert (sweep_dir / "runs" / "lr=-1-s0" / ERROR_FILE).read_text().startswith("lr must be > 0.0")
+    trials = rows[2:]
+    assert not trial_nodes(sweep_dir) & two_node_cluster.node_ids
+    for row in trials:  # every trial is an ordinary, finished run directory
+        summary = json.loads((Path(row["run_dir"]) / "eval.json").read_text())
+        assert summary["steps"] == 800 and summary["seed"] == int(row["seed"])
+        assert float(row["final_return"]) == summary["final"]["mean_return"]
+    failed, table = read_csv(sweep_dir / "sweep.csv")
+    assert (failed["configuration"], failed["failed"], failed["success_rate"]) == ("lr=-1", "2", "0")
+    assert failed["error"].startswith("lr must be > 0.0")
+    assert (table["configuration"], table["seeds"], table["finished"]) == ("lr=1e-3", "2", "2")
+    finals = [float(row["final_return"]) for row in trials]
+    assert float(table["final_mean"]) == pytest.approx(np.mean(finals), rel=1e-5)
+    assert float(table["final_ci_low"]) <= float(table["final_mean"]) <= float(table["final_ci_high"])
+    assert "| lr=1e-3 | " in result.stdout and "best configuration:" in result.stdout
+    assert (sweep_dir / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    from deeprl.api import resolve_config
+
+    _module, config, preset = resolve_config(None, None, config_file=sweep_dir / "best.yaml")
+    assert (config.algo, config.lr, config.total_steps, config.eval_every, preset) == ("dqn", 1e-3, 800, 400, "default")
 
 
 @pytest.mark.ray
