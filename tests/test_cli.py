@@ -6,7 +6,9 @@ import io
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +30,7 @@ from tests.conftest import (
     start_deeprl,
     subprocess_env,
 )
-from tests.forking_cli import Case
+from tests.forking_cli import Case, ForkedProcess
 
 TINY_SETTINGS = [
     "--set",
@@ -268,16 +270,38 @@ def named_pipe(folder: Path) -> Path:
     return folder / "stdout"
 
 
+def first_line_then_leave(process: ForkedProcess, pipe: Path) -> str:
+    """The first line `process` writes into `pipe`, read as `| head -1` reads it: the reader then leaves. The
+    process is frozen (SIGSTOP) from the moment its output arrives until the reader is gone, so that whatever it
+    writes after its first line meets a pipe without a reader, however fast it runs."""
+    reader = os.open(pipe, os.O_RDONLY)
+    received = b""
+    try:
+        while b"\n" not in received:
+            select.select([reader], [], [], 300)
+            process.send_signal(signal.SIGSTOP)
+            chunk = os.read(reader, 1 << 16)
+            if not chunk:  # the writer has gone
+                break
+            received += chunk
+            if b"\n" not in received:  # a line written in pieces: let it finish
+                process.send_signal(signal.SIGCONT)
+    finally:
+        os.close(reader)
+        process.send_signal(signal.SIGCONT)
+    return received.decode().split("\n")[0]
+
+
 def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
     """`deeprl train ... | head -1`: the reader leaves after the first progress line; the run goes on to its end
-    and writes everything, and nothing is said about the pipe."""
+    (an evaluation and the final one later) and writes everything, and nothing is said about the pipe."""
     process = start_deeprl(
         [
             "train",
             "dqn",
             "CartPole-v1",
             "--steps",
-            "3000",
+            "600",
             "--run-dir",
             "run",
             "--set",
@@ -296,14 +320,13 @@ def test_a_closed_stdout_does_not_stop_or_damage_a_run(tmp_path):
         tmp_path,
         stdout=named_pipe(tmp_path),
     )
-    with open(tmp_path / "stdout") as pipe:
-        first = pipe.readline()  # then closed, as head does after its line
+    first = first_line_then_leave(process, tmp_path / "stdout")
     assert process.wait(timeout=300) == 0, process.stderr()
     stderr = process.stderr()
     assert first.startswith("step      300 |"), first
     assert stderr == ""
     summary = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert summary["steps"] == 3000
+    assert summary["steps"] == 600
     assert (tmp_path / "run" / "curve.png").is_file() and (tmp_path / "run" / "policy.pt").is_file()
 
 
@@ -318,16 +341,15 @@ def test_the_python_api_trains_on_when_its_stdout_closes(tmp_path):
     """A script printing deeprl's progress into a pipe whose reader left: the run finishes all the same."""
     script = tmp_path / "script.py"
     script.write_text(
-        "import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=3000, run_dir='run', progress=True, "
+        "import deeprl; deeprl.train('dqn', 'CartPole-v1', steps=600, run_dir='run', progress=True, "
         "eval_every=300, learning_starts=100, eval_episodes=2, final_eval_episodes=2, tensorboard=False, "
         "hidden_sizes=(32, 32))"
     )
     process = start_deeprl([], tmp_path, script=script, stdout=named_pipe(tmp_path))
-    with open(tmp_path / "stdout") as pipe:
-        first = pipe.readline()
+    first = first_line_then_leave(process, tmp_path / "stdout")
     assert process.wait(timeout=300) == 0, process.stderr()
     assert first.startswith("step      300 |") and process.stderr() == ""
-    assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == 3000
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == 600
 
 
 def test_an_old_env_id_that_still_works_evaluates_without_gymnasiums_warning(trained_run, workdir):
