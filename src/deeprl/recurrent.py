@@ -20,7 +20,7 @@ that `act` is given) is apart from it, so evaluations, which reset it at every e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,30 +37,118 @@ from deeprl.normalization import ObservationNormalizer
 from deeprl.observations import as_batch
 from deeprl.policies import PolicyAgent, policy_agent_parts, policy_file_data, policy_network
 
-CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTMCell, "gru": nn.GRUCell}
+CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 RECURRENT_KINDS = ("none", *CELLS)
 CRITIC_KINDS = ("separate", "shared")
 AGENT_KIND = "recurrent_policy"  # the policy file's agent kind (deeprl.policies.AGENT_LOADERS)
+# one step of a cell from its weights (what nn.LSTMCell and nn.GRUCell call) and the gates its weights stack
+STEP_FUNCTIONS: dict[str, Callable[..., Any]] = {"lstm": torch.lstm_cell, "gru": torch.gru_cell}
+GATES = {"lstm": 4, "gru": 3}
+WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # nn.LSTM's and nn.GRU's add "_l0" (the layer)
 
 
 # ----------------------------------------------------------------------------------------------------- the network
 
 
 class RecurrentCell(nn.Module):
-    """An LSTM or GRU cell whose state is one tensor (batch, parts, hidden): parts 2 (h, c) for an LSTM, 1 a GRU."""
+    """A one-layer LSTM or GRU whose state is one tensor (batch, parts, hidden): parts 2 (h, c) for an LSTM, 1 a GRU.
+    Training runs it over whole packed sequences in one call (`unroll`); acting steps it from its weights
+    (RecurrentActorCritic.step)."""
 
     def __init__(self, kind: str, input_dim: int, hidden_size: int) -> None:
         super().__init__()
+        self.kind = kind
         self.cell = CELLS[kind](input_dim, hidden_size)
         self.parts = 2 if kind == "lstm" else 1
+        self.register_load_state_dict_pre_hook(with_layer_names)
 
-    def forward(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the output h, the next state) of one step."""
-        if self.parts == 2:
-            h, c = self.cell(inputs, (state[:, 0], state[:, 1]))
-            return h, torch.stack((h, c), dim=1)
-        h = self.cell(inputs, state[:, 0])
-        return h, h.unsqueeze(1)
+    def weights(self) -> tuple[torch.Tensor, ...]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh), gates stacked in torch's order (LSTM i f g o, GRU r z n)."""
+        return tuple(getattr(self.cell, f"{name}_l0") for name in WEIGHT_NAMES)
+
+    def unroll(self, inputs: torch.Tensor, state: torch.Tensor, layout: SegmentLayout) -> torch.Tensor:
+        """The outputs h of the rows of `inputs` laid out as `layout` says, each segment run from its row of `state`
+        (segments, parts, hidden): one call of the fused cell per chunk."""
+        hidden_state = state.transpose(0, 1).contiguous()  # (parts, segments, hidden): h (and c) as nn.LSTM takes them
+        carried = [hidden_state[part : part + 1] for part in range(self.parts)]
+        outputs, row = [], 0
+        for width in layout.widths:
+            chunk_inputs = inputs[row : row + layout.chunk * width].reshape(layout.chunk, width, -1)
+            running = tuple(part[:, :width] for part in carried)  # the segments still running: the first `width`
+            chunk_outputs, last = self.cell(chunk_inputs, running if self.parts == 2 else running[0])
+            carried = list(last) if self.parts == 2 else [last]
+            outputs.append(chunk_outputs.reshape(layout.chunk * width, -1))
+            row += layout.chunk * width
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def with_layer_names(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Policy files and checkpoints written when the cells were nn.LSTMCell / nn.GRUCell name the same tensors
+    (same shapes, same gate order) without nn.LSTM's layer suffix: they load under the new names."""
+    for name in WEIGHT_NAMES:
+        old = f"{prefix}cell.{name}"
+        if old in state_dict:
+            state_dict[f"{old}_l0"] = state_dict.pop(old)
+
+
+def side_by_side(cells: Sequence[RecurrentCell]) -> tuple[torch.Tensor, ...]:
+    """The weights of one cell that computes `cells` at once on the same input, as STEP_FUNCTIONS take them: its
+    state is theirs concatenated, each gate's rows are every cell's rows of that gate in turn, and the recurrent
+    weights are block-diagonal (a cell reads only its own state)."""
+    if len(cells) == 1:
+        return cells[0].weights()
+    gates, hidden, count = GATES[cells[0].kind], cells[0].cell.hidden_size, len(cells)
+
+    def stacked(index: int) -> torch.Tensor:  # every cell's rows of each gate in turn
+        rows = [cell.weights()[index].reshape(gates, hidden, -1) for cell in cells]
+        return torch.stack(rows, dim=1).reshape(gates * count * hidden, -1)
+
+    weight_hh = cells[0].cell.weight_hh_l0.new_zeros(gates, count, hidden, count, hidden)
+    for index, cell in enumerate(cells):
+        weight_hh[:, index, :, index] = cell.weights()[1].reshape(gates, hidden, hidden)
+    return stacked(0), weight_hh.reshape(gates * count * hidden, -1), stacked(2).flatten(), stacked(3).flatten()
+
+
+class SegmentLayout(NamedTuple):
+    """How sequences (T, B) cut at every episode start run through the cells (RecurrentActorCritic.unroll). Each
+    piece (a segment) starts from zeros when it begins an episode, else (a sequence's first segment, mid-episode)
+    from the sequence's stored state. The segments run side by side, longest first, in chunks of `chunk` steps: one
+    call of a cell per chunk, each segment's chunk from the state its previous chunk ended in (the segments still
+    running are the first `widths[j]` of chunk j). A segment shorter than the chunk is padded after its end; chunks
+    are as long as possible while the steps computed stay within twice the sequences' steps."""
+
+    gather: np.ndarray  # row of the chunks (chunk after chunk, each time first, segments within) -> step t * B + b
+    scatter: np.ndarray  # step t * B + b -> its row
+    chunk: int
+    widths: list[int]  # the segments still running in each chunk
+    segment_sequence: np.ndarray  # per segment (longest first): the sequence it belongs to
+    segment_fresh: np.ndarray  # per segment: it begins an episode (runs from zeros)
+
+    @staticmethod
+    def of(episode_starts: np.ndarray) -> SegmentLayout:
+        steps, batch = episode_starts.shape
+        begins = episode_starts.T.copy()  # (B, T): each sequence's steps in a row
+        begins[:, 0] = True  # every sequence's first step begins a segment
+        flat_begins = begins.reshape(-1)
+        segment_of = np.cumsum(flat_begins) - 1  # per step, sequences one after the other
+        firsts = np.flatnonzero(flat_begins)  # per segment: its first step
+        lengths = np.diff(firsts, append=steps * batch)
+        order = np.argsort(-lengths, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        chunk = int(lengths.max())
+        while chunk * np.ceil(lengths / chunk).sum() > 2 * steps * batch:
+            chunk = -(-chunk // 2)
+        widths = np.array([(lengths > start).sum() for start in range(0, int(lengths.max()), chunk)])
+        chunk_rows = np.concatenate(([0], np.cumsum(widths)[:-1])) * chunk
+        # the step at position p of its segment: chunk p // chunk, time p % chunk, column its segment's rank
+        chunk_index, time = np.divmod(np.arange(steps * batch) - firsts[segment_of], chunk)
+        rows = chunk_rows[chunk_index] + time * widths[chunk_index] + rank[segment_of]
+        scatter = rows.reshape(batch, steps).T.reshape(-1)
+        gather = np.zeros(chunk * widths.sum(), dtype=np.int64)  # padding reads step 0; its outputs go nowhere
+        gather[scatter] = np.arange(steps * batch)
+        sequence, first_step = np.divmod(firsts[order], steps)
+        return SegmentLayout(gather, scatter, chunk, widths.tolist(), sequence, episode_starts[first_step, sequence])
 
 
 class Sequences(NamedTuple):
@@ -115,6 +203,11 @@ class RecurrentActorCritic(nn.Module):
         self.actor_parts = self.actor_cell.parts
         parts = self.actor_parts + (0 if self.critic_cell is None else self.critic_cell.parts)
         self.state_shape = (parts, recurrent_hidden_size)
+        self.cells = [cell for cell in (self.actor_cell, self.critic_cell) if cell is not None]
+        # acting steps every cell at once with their weights side by side, built again only when a parameter changed
+        self.cell_weights = [weight for cell in self.cells for weight in cell.weights()]
+        self.acting_weights: tuple[torch.Tensor, ...] = ()
+        self.acting_weights_of: list[tuple[int, int]] = []  # (address, version) of each cell weight they came from
 
     @property
     def head(self) -> Any:
@@ -126,12 +219,29 @@ class RecurrentActorCritic(nn.Module):
         return torch.zeros((batch, *self.state_shape), device=self.feed_forward.policy_head.weight.device)
 
     def step(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One step of the cells on encoded observations: (the actor's features, the critic's, the next state)."""
-        actor_features, actor_state = self.actor_cell(inputs, state[:, : self.actor_parts])
-        if self.critic_cell is None:
-            return actor_features, actor_features, actor_state
-        critic_features, critic_state = self.critic_cell(inputs, state[:, self.actor_parts :])
-        return actor_features, critic_features, torch.cat((actor_state, critic_state), dim=1)
+        """One step of the cells on encoded observations, for acting (no gradient reaches the cells): (the actor's
+        features, the critic's, the next state). A separate critic's cell steps in the same call as the actor's."""
+        batch, hidden, count, parts = len(inputs), self.hidden_size, len(self.cells), self.actor_parts
+        by_cell = state.reshape(batch, count, parts, hidden)  # (h, c) of the actor's cell, then of the critic's
+        previous = [by_cell[:, :, part].reshape(batch, count * hidden) for part in range(parts)]
+        outputs = STEP_FUNCTIONS[self.actor_cell.kind](
+            inputs, tuple(previous) if parts == 2 else previous[0], *self.side_by_side_weights()
+        )
+        outputs = outputs if parts == 2 else (outputs,)
+        next_state = torch.stack([output.reshape(batch, count, hidden) for output in outputs], dim=2)
+        features = outputs[0]  # h: the actor's units, then the critic's
+        return features[:, :hidden], features[:, -hidden:], next_state.reshape(batch, *self.state_shape)
+
+    def side_by_side_weights(self) -> tuple[torch.Tensor, ...]:
+        """side_by_side(self.cells), kept while no weight of theirs changes: a load or an in-place change bumps a
+        weight's version, a move to another device its address, and every training unroll drops them (a fused
+        optimiser steps the weights without bumping their versions)."""
+        made_of = [(weight.data_ptr(), weight._version) for weight in self.cell_weights]
+        if made_of != self.acting_weights_of:
+            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable outside inference mode too
+                self.acting_weights = tuple(weight.detach() for weight in side_by_side(self.cells))
+            self.acting_weights_of = made_of
+        return self.acting_weights
 
     def values_of(self, actor_features: torch.Tensor, critic_features: torch.Tensor) -> torch.Tensor:
         """V from the cells' features, shape (batch,)."""
@@ -150,19 +260,27 @@ class RecurrentActorCritic(nn.Module):
 
     def unroll(self, sequences: Sequences) -> tuple[torch.Tensor, torch.Tensor]:
         """The actor's and the critic's features (T, B, hidden) of every step of `sequences`: the cells run from
-        each sequence's initial state, and the state is zeros again before every step that begins an episode."""
+        each sequence's initial state, and the state is zeros again before every step that begins an episode. The
+        sequences are cut at their episode starts and each cell runs over all the pieces side by side, one call per
+        chunk of steps (SegmentLayout): a single call unless a few long pieces beside many short ones would pad it
+        to more than twice the steps."""
+        if torch.is_grad_enabled():  # a gradient step may follow: acting builds its weights again
+            self.acting_weights_of = []
         steps, batch = sequences.episode_starts.shape
         inputs = encoded(self.encoder, sequences.obs.reshape(steps * batch, *sequences.obs.shape[2:]))
-        inputs = inputs.reshape(steps, batch, -1)
-        state = sequences.initial_states
-        actor_outputs, critic_outputs = [], []
-        for t in range(steps):
-            # an episode starts here: its state is zeros, exactly as collection reset it
-            state = torch.where(sequences.episode_starts[t].reshape(-1, 1, 1), 0.0, state)
-            actor_features, critic_features, state = self.step(inputs[t], state)
-            actor_outputs.append(actor_features)
-            critic_outputs.append(critic_features)
-        return torch.stack(actor_outputs), torch.stack(critic_outputs)
+        layout = SegmentLayout.of(sequences.episode_starts.cpu().numpy())
+        device = inputs.device
+        rows = inputs[torch.from_numpy(layout.gather).to(device)]
+        # each segment from zeros (an episode begins there, exactly as collection reset it) or its stored state
+        fresh = torch.from_numpy(layout.segment_fresh).to(device).reshape(-1, 1, 1)
+        initial = sequences.initial_states[torch.from_numpy(layout.segment_sequence).to(device)]
+        initial = torch.where(fresh, 0.0, initial)
+        scatter = torch.from_numpy(layout.scatter).to(device)
+        actor = self.actor_cell.unroll(rows, initial[:, : self.actor_parts], layout)[scatter].reshape(steps, batch, -1)
+        if self.critic_cell is None:
+            return actor, actor
+        critic = self.critic_cell.unroll(rows, initial[:, self.actor_parts :], layout)[scatter]
+        return actor, critic.reshape(steps, batch, -1)
 
     def evaluate_actions(
         self, sequences: Sequences, actions: torch.Tensor, action_mask: torch.Tensor | None = None
