@@ -11,7 +11,9 @@ stores with every step the state it acted from and whether it began an episode (
 unrolls the cells over minibatches of whole sequences: each copy's steps cut into pieces of `sequence_length`, every
 piece starting from the state stored at its first step, and the state reset to zeros exactly at every episode start
 inside a piece, so each step is trained from the state it was collected with. A piece shorter than the rest (the
-rollout's steps not a multiple of sequence_length) is padded; the padding is left out of every loss.
+rollout's steps not a multiple of sequence_length) is padded; the padding is left out of every loss. Each cell runs
+as torch's nn.LSTM / nn.GRU over all the stretches between episode starts side by side (`SegmentLayout`), one call
+per minibatch rather than one per step; acting steps the actor's and a separate critic's cell in one fused call.
 
 An episode cut by a time limit bootstraps from V(final observation), read with the critic's state after the last
 step. The collecting state is part of the checkpoint; the agent's own state (`RecurrentAgent`, one row per env copy
@@ -52,8 +54,8 @@ WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # nn.LSTM's and
 
 class RecurrentCell(nn.Module):
     """A one-layer LSTM or GRU whose state is one tensor (batch, parts, hidden): parts 2 (h, c) for an LSTM, 1 a GRU.
-    Training runs it over whole packed sequences in one call (`unroll`); acting steps it from its weights
-    (RecurrentActorCritic.step)."""
+    Training runs it over the stretches of sequences between episode starts, side by side (`unroll`); acting steps it
+    from its weights (RecurrentActorCritic.step)."""
 
     def __init__(self, kind: str, input_dim: int, hidden_size: int) -> None:
         super().__init__()
@@ -68,7 +70,7 @@ class RecurrentCell(nn.Module):
 
     def unroll(self, inputs: torch.Tensor, state: torch.Tensor, layout: SegmentLayout) -> torch.Tensor:
         """The outputs h of the rows of `inputs` laid out as `layout` says, each segment run from its row of `state`
-        (segments, parts, hidden): one call of the fused cell per chunk."""
+        (segments, parts, hidden): one call of nn.LSTM / nn.GRU per chunk."""
         hidden_state = state.transpose(0, 1).contiguous()  # (parts, segments, hidden): h (and c) as nn.LSTM takes them
         carried = [hidden_state[part : part + 1] for part in range(self.parts)]
         outputs, row = [], 0
