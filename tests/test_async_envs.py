@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from deeprl.envs import make_env
 from deeprl.experience import EnvRunner
-from tests.conftest import Trainer, kill_and_resume, newest_step
+from tests.conftest import Trainer, kill_and_resume, newest_step, subprocess_env
 
 ENV = "Hopper-v5"
 ARGS = [
@@ -146,3 +148,19 @@ def test_no_env_process_outlives_its_trainer(tmp_path: Path, stop: signal.Signal
     assert trainer.process.wait(timeout=120) == exit_code, trainer.stderr()
     assert "Traceback" not in trainer.stderr()
     wait_until(lambda: all(gone(pid) for pid in workers), "every env process to exit")
+
+
+def test_a_process_that_never_closes_its_async_copies_still_exits():
+    """The copies ignore SIGTERM, which is how multiprocessing ends daemon children at exit before waiting for them:
+    without closing them first, a script (or a test that failed before its close) would never exit."""
+    script = (
+        "import gymnasium as gym\n"
+        "from deeprl.experience import vector_env\n"
+        "envs = vector_env(lambda: gym.make('CartPole-v1'), 2, 'async')\n"
+        "envs.reset(seed=0)\n"
+        "print(len(envs.processes), flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=subprocess_env(), capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (0, "2\n"), done.stderr

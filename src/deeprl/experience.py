@@ -17,8 +17,10 @@ recomputes its mask, so checkpoints need not hold it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import signal
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -117,14 +119,24 @@ def _copy_process(*worker_args: Any) -> None:
         _async_worker(*worker_args)
 
 
+def _close_if_open(envs_ref: weakref.ref) -> None:
+    envs = envs_ref()
+    if envs is not None and not envs.closed:
+        envs.close()
+
+
 def vector_env(make_env: Callable[..., gym.Env], n_envs: int, vector: str = "sync") -> gym.vector.VectorEnv:
     """`n_envs` copies of `make_env`'s env without autoreset, stepped in this process (`sync`) or each in a process of
     its own (`async`, Gymnasium's AsyncVectorEnv: worth it where a step costs more than the round trip)."""
     copies = [partial(_copy, make_env) for _ in range(n_envs)]
     if vector == "async":
-        return gym.vector.AsyncVectorEnv(
+        envs = gym.vector.AsyncVectorEnv(
             copies, autoreset_mode=gym.vector.AutoresetMode.DISABLED, daemon=True, worker=_copy_process
         )
+        # The copies ignore SIGTERM, which is how multiprocessing ends daemon children at exit (and then waits for
+        # them): a process that exits without closing its envs would hang, so they are closed before that.
+        atexit.register(_close_if_open, weakref.ref(envs))
+        return envs
     return gym.vector.SyncVectorEnv(copies, autoreset_mode=gym.vector.AutoresetMode.DISABLED)
 
 
