@@ -382,7 +382,7 @@ class RecurrentAgent:
         if copies is None:
             self.state = None
             return
-        if self.state is not None:
+        if self.state is not None and len(copies):  # (collection asks at every step, mostly for no copy)
             rows = torch.as_tensor(np.asarray(copies, dtype=np.int64), device=self.device)
             with torch.inference_mode():  # the state was made there
                 self.state = self.state.index_fill(0, rows, 0.0)
