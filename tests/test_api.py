@@ -198,6 +198,29 @@ def test_a_run_with_few_updates_says_how_many(tmp_path, capsys):
     assert "this run made only 6 learning updates in 112 steps" in capsys.readouterr().err
 
 
+def test_a_run_that_stopped_because_it_solved_does_not_say_it_barely_trained(tmp_path, capsys):
+    # a return of 5 is solved at the first evaluation (CartPole's episodes last 8 steps or more): one update
+    agent = deeprl.train(
+        "ppo",
+        "CartPole-v1",
+        steps=10_000,
+        n_envs=1,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        eval_every=64,
+        eval_episodes=2,
+        final_eval_episodes=2,
+        solve_threshold=5,
+        solve_confirm_episodes=0,
+        stop_on_solve=True,
+        run_dir=tmp_path / "run",
+        progress=False,
+    )
+    assert (agent.summary["solved"], agent.summary["steps"], agent.summary["updates"]) == (True, 64, 1)
+    assert "barely trained" not in capsys.readouterr().err
+
+
 def test_on_policy_updates_are_counted_in_eval_json(id_run):
     summary = json.loads((id_run / "eval.json").read_text())
     assert summary["updates"] == 4 == sum(row["kind"] == "update" for row in metric_rows(id_run))

@@ -428,7 +428,8 @@ def _run(
     agent.run_dir = path
     agent.env_spec = options
     updates = agent.summary["updates"]
-    if updates < FEW_UPDATES and not capped:  # a capped run is a smoke test: its cap said it is cut short
+    # a capped run is a smoke test (its cap said it is cut short); a run that stopped solved has trained enough
+    if updates < FEW_UPDATES and not capped and not agent.summary["solved"]:
         first = first_update(run_config)
         warn(
             f"this run made only {updates} learning update{'' if updates == 1 else 's'} in {agent.summary['steps']} "
