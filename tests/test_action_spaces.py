@@ -246,9 +246,11 @@ def test_masked_multidiscrete_actions_from_info_are_never_invalid(tmp_path):
     assert agent.summary["final"]["mean_return"] == 20.0
 
 
-def test_the_action_masks_method_takes_precedence_over_info():
+def test_the_action_masks_method_takes_precedence_over_info(tmp_path):
     ConflictingMasks.received = []
-    deeprl.train("ppo", "tests.custom_envs:ConflictingMasks", seed=0, steps=64, n_steps=32, progress=False)
+    deeprl.train(
+        "ppo", "tests.custom_envs:ConflictingMasks", seed=0, steps=64, n_steps=32, run_dir=tmp_path, progress=False
+    )
     assert set(ConflictingMasks.received) == {0}
 
 
@@ -267,7 +269,7 @@ def test_agents_act_under_a_given_mask_and_refuse_bad_ones_in_one_line(tmp_path)
     only = np.array([False, True, True, False, False, False, False, False, True])  # 1, then 0, then 3
     assert policy.act(code, deterministic=False, action_mask=only).tolist() == [1, 0, 3]
     with pytest.raises(DeeprlError, match="masks apply to Discrete and MultiDiscrete actions, not MultiBinary"):
-        deeprl.train("ppo", LIGHT_SWITCHES, steps=64, n_steps=32, progress=False).act(
+        deeprl.train("ppo", LIGHT_SWITCHES, steps=64, n_steps=32, run_dir=tmp_path / "b", progress=False).act(
             np.zeros(6, np.float32), action_mask=np.ones(6, bool)
         )
 
