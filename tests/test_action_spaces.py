@@ -141,12 +141,14 @@ def test_a_draw_that_rounds_to_the_total_never_lands_on_a_masked_last_action():
 @pytest.mark.parametrize(
     ("algo", "env", "steps", "settings", "at_least"),
     [
-        ("ppo", CODE_LOCK, 8000, {"n_steps": 256}, 8.0),
-        ("a2c", LIGHT_SWITCHES, 20000, {}, 8.0),
+        ("ppo", CODE_LOCK, 2048, {"n_steps": 256}, 8.0),
+        ("a2c", LIGHT_SWITCHES, 8000, {}, 8.0),
     ],
 )
 def test_policies_learn_multidiscrete_and_multibinary_actions(tmp_path, algo, env, steps, settings, at_least):
-    """Random guesses earn 3.6 (CodeLock) and 5 (LightSwitches) of the best 10."""
+    """Random guesses earn 3.6 (CodeLock) and 5 (LightSwitches) of the best 10. Measured final returns, seeds 0, 1,
+    2: ppo at 2 048 steps 10, 10, 10 (each the best from step 1 024 on); a2c at 8 000 steps 9.93, 9.93, 9.95
+    (at 4 000: 8.94, 9.70, 9.91)."""
     agent = deeprl.train(algo, env, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
     assert agent.summary["final"]["mean_return"] >= at_least
     loaded = deeprl.load(tmp_path / "run" / "policy.pt")  # the final policy, rebuilt from its file
