@@ -229,7 +229,11 @@ def test_replay_keeps_each_transitions_next_state_mask_and_samples_the_bootstrap
 def test_no_masked_action_is_ever_taken_in_training_or_evaluation(tmp_path, algo, steps):
     """MaskedGrid counts every invalid action it is given (at most 4 of its 36 actions are valid anywhere)."""
     GridWalk.invalid_actions = 0
-    settings = {"n_steps": 256} if algo == "ppo" else {"learning_starts": 200} if algo == "dqn" else {}
+    settings = {
+        "ppo": {"n_steps": 256},
+        # a small Q-network: the preset's 256x256 spends most of the run in its updates, and the masks are the same
+        "dqn": {"learning_starts": 200, "hidden_sizes": (32, 32)},
+    }.get(algo, {})
     deeprl.train(algo, MASKED_GRID, seed=0, steps=steps, run_dir=tmp_path / "run", progress=False, **settings)
     assert GridWalk.invalid_actions == 0
     deeprl.evaluate(deeprl.load(tmp_path / "run"), MASKED_GRID, episodes=3, deterministic=False)
@@ -310,6 +314,7 @@ MASKED_DQN_ARGS = [
     *("--set", "checkpoint_every=400", "--set", "eval_every=800", "--set", "learning_starts=200"),
     *("--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "tensorboard=true"),
     *("--set", "max_episode_steps=60"),  # truncated episodes too: their final states' masks bootstrap
+    *("--set", "hidden_sizes=32,32"),  # the preset's 256x256 updates would take most of the time
 ]
 
 
