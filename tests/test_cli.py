@@ -278,7 +278,8 @@ def first_line_then_leave(process: ForkedProcess, pipe: Path) -> str:
     received = b""
     try:
         while b"\n" not in received:
-            select.select([reader], [], [], 300)
+            if not select.select([reader], [], [], 300)[0]:
+                raise AssertionError(f"no line from {process.args} within 300 s")
             process.send_signal(signal.SIGSTOP)
             chunk = os.read(reader, 1 << 16)
             if not chunk:  # the writer has gone
