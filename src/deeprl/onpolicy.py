@@ -113,6 +113,7 @@ class OnPolicyConfig(RunConfig):
 def check_setup(config: OnPolicyConfig, env: gym.Env) -> None:
     """Pictures the CNN can take, observation normalisation where there are Box values to standardise, and recurrent
     settings that agree."""
+    observation_encoder(env.observation_space)  # refuses a picture smaller than the CNN takes, before the run exists
     if config.normalize_observations:
         check_normalizable(config.env, env.observation_space)
     check_settings(config)  # recurrent settings that contradict each other
