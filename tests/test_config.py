@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import pytest
+import yaml
 
 from deeprl import config as config_module
 from deeprl.algos import ALGORITHMS, dqn, get_algorithm
@@ -88,6 +90,20 @@ def test_every_algorithms_shipped_presets_build_valid_configs(algo):
             config = build_config(config_class, env_id, preset=name)
             for key, value in (settings or {}).items():
                 assert getattr(config, key) == (tuple(value) if isinstance(value, list) else value), (env_id, name)
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_presets_are_read_once_but_every_caller_gets_its_own_copy(algo):
+    """The preset files are parsed once per process (with LibYAML where PyYAML has it): the same data as the
+    pure-Python parser gives, and a caller changing its copy changes nobody else's."""
+    text = (Path(config_module.__file__).parent / "presets" / f"{algo}.yaml").read_text()
+    assert load_presets(algo) == (yaml.safe_load(text) or {})
+    mine = load_presets(algo)
+    for by_name in mine.values():
+        for settings in by_name.values():
+            (settings if settings is not None else {}).clear()
+        by_name["changed"] = {}
+    assert load_presets(algo) == (yaml.safe_load(text) or {})
 
 
 @pytest.mark.parametrize("algo", ["dqn", "ppo", "a2c"])
