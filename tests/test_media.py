@@ -386,6 +386,20 @@ def test_a_plot_is_written_in_the_format_its_name_says(runs, tmp_path, suffix, s
     assert output.read_bytes().startswith(signature)
 
 
+def test_a_png_plot_is_drawn_once_into_savefigs_bytes(runs, tmp_path):
+    """Every run writes curve.png: it is drawn once (savefig draws a constrained layout twice), byte for byte
+    what savefig writes."""
+    from deeprl.media import save_figure
+
+    figure, draws = runs_figure(runs), []
+    figure.canvas.mpl_connect("draw_event", draws.append)
+    save_figure(figure, tmp_path / "curve.png")
+    assert len(draws) == 1
+    expected = io.BytesIO()
+    runs_figure(runs).savefig(expected, format="png", dpi=100)
+    assert (tmp_path / "curve.png").read_bytes() == expected.getvalue()
+
+
 def test_a_plot_name_matplotlib_cannot_write_is_refused(runs, tmp_path):
     cartpole_0, _, _ = runs
     for name in ("curve.gif", "curve", "curve.png.txt"):
