@@ -227,6 +227,37 @@ def finished(process: ForkedProcess, timeout: float = 300) -> None:
     assert process.wait(timeout) == 0, process.stderr()[-2000:]
 
 
+# a short seeded PPO run of 2 env copies to kill and resume: a checkpoint every 256 of its 768 steps, evaluations and
+# TensorBoard on, small networks (the Dict-with-picture resume tests run it, with and without normalisation)
+SHORT_PPO_RUN = [
+    "--seed",
+    "0",
+    "--steps",
+    "768",
+    "--quiet",
+    "--set",
+    "hidden_sizes=32",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "n_steps=64",
+    "--set",
+    "batch_size=32",
+    "--set",
+    "n_epochs=2",
+    "--set",
+    "checkpoint_every=256",
+    "--set",
+    "eval_every=384",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "tensorboard=true",
+]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """`uninterrupted(algo, env, args)`: the run directory of an uninterrupted `deeprl train` to compare resumed

@@ -22,7 +22,7 @@ from deeprl.errors import DeeprlError
 from deeprl.nets import ConvEncoder, MultiInputEncoder, encoder_from, observation_encoder
 from deeprl.observations import EncodedSpace, ObservationEncoder, as_batch, observation_dtype
 from deeprl.offpolicy import replay_for
-from tests.conftest import kill_and_resume
+from tests.conftest import SHORT_PPO_RUN, kill_and_resume
 from tests.custom_envs import PictureAndPosition
 
 ENV, BOX_ENV = "tests.custom_envs:PictureAndPosition", "tests.custom_envs:PictureAndPositionBox"
@@ -185,33 +185,7 @@ def test_replay_stores_a_transition_of_the_test_env_in_bytes():
     # the same pictures as float32 vectors, stored with their next observations, would take 2 * 4 * (2 + 3888) + 14
 
 
-RUN = [
-    "--seed",
-    "0",
-    "--steps",
-    "768",
-    "--quiet",
-    "--set",
-    "hidden_sizes=32",
-    "--set",
-    "n_envs=2",
-    "--set",
-    "n_steps=64",
-    "--set",
-    "batch_size=32",
-    "--set",
-    "n_epochs=2",
-    "--set",
-    "checkpoint_every=256",
-    "--set",
-    "eval_every=384",
-    "--set",
-    "eval_episodes=2",
-    "--set",
-    "final_eval_episodes=2",
-    "--set",
-    "tensorboard=true",
-]
+RUN = SHORT_PPO_RUN
 
 
 @pytest.mark.resume

@@ -20,7 +20,7 @@ from deeprl.errors import DeeprlError
 from deeprl.nets import MultiInputEncoder
 from deeprl.normalization import ObservationNormalizer
 from deeprl.observations import EncodedSpace, ObservationEncoder, as_batch
-from tests.conftest import kill_and_resume, run_deeprl
+from tests.conftest import SHORT_PPO_RUN, kill_and_resume, run_deeprl
 from tests.custom_envs import DictCorridor, MaskedDictCorridor, PictureAndPosition
 
 BLACKJACK = gym.spaces.Tuple((gym.spaces.Discrete(32), gym.spaces.Discrete(11), gym.spaces.Discrete(2)))
@@ -503,35 +503,7 @@ def test_a_loaded_agent_normalises_the_vector_of_a_dict_with_a_picture(name, tmp
     np.testing.assert_array_equal(row[:8].copy().view(np.float32), expected)
 
 
-PICTURE_RUN = [
-    "--seed",
-    "0",
-    "--steps",
-    "768",
-    "--quiet",
-    "--set",
-    "hidden_sizes=32",
-    "--set",
-    "n_envs=2",
-    "--set",
-    "n_steps=64",
-    "--set",
-    "batch_size=32",
-    "--set",
-    "n_epochs=2",
-    "--set",
-    "normalize_observations=true",
-    "--set",
-    "checkpoint_every=256",
-    "--set",
-    "eval_every=384",
-    "--set",
-    "eval_episodes=2",
-    "--set",
-    "final_eval_episodes=2",
-    "--set",
-    "tensorboard=true",
-]
+PICTURE_RUN = [*SHORT_PPO_RUN, "--set", "normalize_observations=true"]
 
 
 @pytest.mark.resume
