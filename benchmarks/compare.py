@@ -16,6 +16,11 @@ Atari games (the Zoo's `atari` entry) and MuJoCo v5 ids (the Zoo's `-v4` entries
 Zoo's wrappers (AtariWrapper and a 4-frame stack; VecNormalize where the entry normalises), deeprl with its own
 preprocessing and presets. Both report whole-game returns: SB3's agent is evaluated on games played in its own
 wrappers with life loss and reward clipping off (`--eval-episodes` games; Atari games are long).
+
+Runs of hours survive an interruption: every finished run is in the JSON at once, and deeprl trains in a run
+directory kept beside it (OUT-runs/deeprl-sSEED, checkpointed every 10 000 steps). `--resume OUT.json` carries
+on the recorded command: finished runs stay, a deeprl run that was cut off resumes from its newest checkpoint
+(exactly, with its training clock as the checkpoint left it), and an SB3 run that was cut off starts again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -234,12 +240,21 @@ def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: i
 
 
 def run_deeprl(
-    algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float | None, episodes: int
+    algo: str,
+    env_id: str,
+    seed: int,
+    eval_every: int,
+    steps: int | None,
+    threshold: float | None,
+    episodes: int,
+    run_dir: Path | None = None,
 ) -> dict:
-    """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary."""
+    """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary. In `run_dir`
+    (kept) when given, resuming the run there if it was cut off; in a temporary folder otherwise."""
     import torch
 
     import deeprl
+    from deeprl.checkpoint import checkpoint_dir
 
     torch.set_num_threads(1)
     settings: dict[str, Any] = {
@@ -254,12 +269,24 @@ def run_deeprl(
     if threshold is not None:
         settings["solve_threshold"] = threshold
     with tempfile.TemporaryDirectory(prefix="deeprl-bench-") as scratch:
-        run_dir = Path(scratch) / "run"
+        if run_dir is None:
+            run_dir = Path(scratch) / "run"
+        checkpoints = sorted(checkpoint_dir(run_dir).glob("step-*.json"))
+        resumed_from = None
         started = time.perf_counter()
-        agent = deeprl.train(algo, env_id, seed=seed, steps=steps, run_dir=run_dir, device="cpu", **settings)
+        if (run_dir / "eval.json").is_file():  # finished as the harness was stopped, before its report
+            summary = json.loads((run_dir / "eval.json").read_text())
+        else:
+            if checkpoints:
+                resumed_from = json.loads(checkpoints[-1].read_text())["step"]
+                agent = deeprl.train(resume=run_dir, progress=False)
+            else:
+                if run_dir.exists():  # cut off before its first checkpoint: nothing to keep
+                    shutil.rmtree(run_dir)
+                agent = deeprl.train(algo, env_id, seed=seed, steps=steps, run_dir=run_dir, device="cpu", **settings)
+            summary = agent.summary
+            assert summary is not None, "deeprl.train returned an agent without a summary"
         wall_seconds = time.perf_counter() - started
-        summary = agent.summary
-        assert summary is not None, "deeprl.train returned an agent without a summary"
         with open(run_dir / "metrics.csv") as metrics:
             evals = [
                 {
@@ -284,6 +311,7 @@ def run_deeprl(
         "best": summary["best"],  # the agent deeprl.load(run_dir) returns, on the same fresh seeds
         "evals": evals,
         "hyperparams": config,
+        "resumed_from_step": resumed_from,  # wall_seconds is then this process's part alone
     }
 
 
@@ -451,7 +479,9 @@ def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
     (seed,) = args.seeds
     if args.worker == "deeprl":
-        result = run_deeprl(args.algo, args.env, seed, args.eval_every, args.steps, args.threshold, args.eval_episodes)
+        result = run_deeprl(
+            args.algo, args.env, seed, args.eval_every, args.steps, args.threshold, args.eval_episodes, args.run_dir
+        )
     else:
         result = run_sb3(args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold, args.eval_episodes)
     result.update(framework=args.worker, seed=seed, env=args.env, algo=args.algo)
@@ -459,7 +489,7 @@ def worker_main(args: argparse.Namespace) -> None:
     print(json.dumps(result), flush=True)
 
 
-def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold: float) -> dict:
+def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold: float, runs_dir: Path) -> dict:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -482,6 +512,8 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         command += ["--steps", str(args.steps)]
     if args.sb3_steps is not None:
         command += ["--sb3-steps", str(args.sb3_steps)]
+    if framework == "deeprl":
+        command += ["--run-dir", str(runs_dir / f"deeprl-s{seed}")]
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = process.stdout.strip().splitlines()
@@ -607,6 +639,15 @@ def markdown_report(report: dict[str, Any]) -> str:
             for key, value in report["zoo_hyperparams"].items()
         )
         lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/{report['algo']}.yml): {zoo}")
+    if report.get("resumed"):
+        continued = [
+            f"seed {run['seed']} from step {run['resumed_from_step']:,}" for run in runs if run.get("resumed_from_step")
+        ]
+        lines.append(
+            f"- Carried on with --resume ({', '.join(report['resumed'])}); deeprl runs resumed from their checkpoints: "
+            + (", ".join(continued) or "none")
+            + " (training seconds as the checkpoint left them; work after it is redone and not counted)"
+        )
 
     lines += [
         "",
@@ -708,8 +749,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-episodes", type=positive_int, default=EVAL_EPISODES, help="greedy episodes (games) per evaluation"
     )
     parser.add_argument("--out", type=Path, help="raw JSON (default: benchmarks/results/ALGO-ENV-DATE.json)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="OUT.json",
+        help="carry on the command recorded in OUT.json (its other runs kept)",
+    )
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # a deeprl worker's kept run directory
     return parser
+
+
+def resumed_arguments(path: Path) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The arguments of the command a report records, and the report; refused in one line when unusable."""
+    try:
+        report = json.loads(path.read_text())
+        recorded = shlex.split(report["command"])[2:]  # python benchmarks/compare.py ...
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"cannot resume {path}: not a report of this harness ({error})") from None
+    args = build_parser().parse_args(recorded)
+    args.out, args.resume = path, path
+    return args, report
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -725,6 +785,9 @@ def main() -> None:
     if args.worker:
         worker_main(args)
         return
+    report: dict[str, Any] | None = None
+    if args.resume is not None:
+        args, report = resumed_arguments(args.resume)
     import gymnasium as gym
 
     is_atari_id(args.env)  # registers the Atari ids on request, as deeprl does
@@ -742,27 +805,39 @@ def main() -> None:
     out = args.out or Path(__file__).resolve().parent / "results" / (
         f"{args.algo}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.env)}-{stamp:%Y%m%d-%H%M%S}.json"
     )
-    report: dict[str, Any] = {
-        "command": shlex.join(["python", *sys.argv]),
-        "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
-        "machine": machine_info(),
-        "versions": package_versions(),
-        "algo": args.algo,
-        "env": args.env,
-        "threshold": float(threshold),
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-        "seeds": args.seeds,
-        "frameworks": args.frameworks,
-        "steps_override": {"deeprl": args.steps, "sb3": args.sb3_steps},
-        "zoo_hyperparams": zoo,
-        "runs": [],
-    }
+    if report is not None:
+        # finished runs stay; a run that was cut off (or crashed) is made again, a deeprl one from its checkpoint
+        report["runs"] = [run for run in report["runs"] if "error" not in run]
+        report.setdefault("resumed", []).append(f"{stamp:%Y-%m-%d %H:%M} UTC")
+    else:
+        report = {
+            "command": shlex.join(["python", *sys.argv]),
+            "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
+            "machine": machine_info(),
+            "versions": package_versions(),
+            "algo": args.algo,
+            "env": args.env,
+            "threshold": float(threshold),
+            "eval_every": args.eval_every,
+            "eval_episodes": args.eval_episodes,
+            "seeds": args.seeds,
+            "frameworks": args.frameworks,
+            "steps_override": {"deeprl": args.steps, "sb3": args.sb3_steps},
+            "zoo_hyperparams": zoo,
+            "runs": [],
+        }
+    runs_dir = out.with_name(f"{out.stem}-runs")
+    if args.resume is None and (out.exists() or runs_dir.exists()):
+        raise SystemExit(f"{out} or {runs_dir} exists: choose another --out, or carry it on with --resume {out}")
+    write_json(out, report)  # from the start: what --resume carries on
+    done = {(run["framework"], run["seed"]) for run in report["runs"]}
     # Alternate frameworks within each seed so a slow spell on the shared machine hits both.
     for seed in args.seeds:
         for framework in args.frameworks:
+            if (framework, seed) in done:
+                continue
             print(f"[{framework} seed {seed}] training ...", file=sys.stderr, flush=True)
-            run = launch_worker(framework, seed, args, float(threshold))
+            run = launch_worker(framework, seed, args, float(threshold), runs_dir)
             report["runs"].append(run)
             write_json(out, report)
             if "error" in run:
@@ -777,6 +852,13 @@ def main() -> None:
                     f"{solved}; final mean {run['final']['mean_return']:.1f}; {run['steps_per_second']:,.0f} steps/s"
                 )
             print(f"[{framework} seed {seed}] {outcome}", file=sys.stderr, flush=True)
+    order = {
+        (seed, framework): index
+        for index, (seed, framework) in enumerate(
+            (seed, framework) for seed in args.seeds for framework in args.frameworks
+        )
+    }
+    report["runs"].sort(key=lambda run: order[run["seed"], run["framework"]])
     report["summary"] = {
         name: summarise([run for run in report["runs"] if run["framework"] == name], float(threshold))
         for name in args.frameworks

@@ -266,6 +266,8 @@ def _child(job: dict) -> None:
             code = main(job["args"])
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if not isinstance(stop.code, int | None):  # SystemExit("message"): Python prints it, as the exit does
+            print(stop.code, file=sys.stderr)
     except BaseException:  # a traceback, exactly as the real command would print it
         import traceback
 

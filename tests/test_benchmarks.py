@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import run_deeprl
+from tests.conftest import rows_without_time, run_deeprl
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SEEDS_SCRIPT = BENCHMARKS / "seeds.py"
@@ -220,3 +220,84 @@ def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("CartPole-v1, buffer 500 transitions of 4 floats, ")
     assert lines[1].startswith("checkpoint: ") and "(median of 1)" in lines[1]
+
+
+def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_is_read(tmp_path: Path) -> None:
+    """compare.py keeps deeprl's run directory: a run cut off after a checkpoint resumes from it (its evaluations
+    those of the run never cut off), and a run that finished before its report is read, not trained again."""
+    import deeprl
+
+    run_dir = tmp_path / "deeprl-s0"
+    settings = {"eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, "tensorboard": False}
+    deeprl.train(
+        "dqn", "CartPole-v1", seed=0, steps=900, run_dir=run_dir, checkpoint_every=300, progress=False, **settings
+    )
+    whole = rows_without_time(run_dir / "metrics.csv")
+    finished = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 900, None, 2, run_dir)
+    assert finished["resumed_from_step"] is None and finished["steps"] == 900
+    assert [evaluation["step"] for evaluation in finished["evals"]] == [300, 600, 900]
+
+    # cut off after the checkpoint before the last: what a SIGKILL leaves (metrics rows past it included)
+    checkpoints = sorted((run_dir / "checkpoints").glob("step-*.json"))
+    for path in (checkpoints[-1], checkpoints[-1].with_suffix(".pt"), run_dir / "eval.json", run_dir / "policy.pt"):
+        path.unlink()
+    resumed = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 900, None, 2, run_dir)
+    assert resumed["resumed_from_step"] == json.loads(checkpoints[-2].read_text())["step"]
+    assert rows_without_time(run_dir / "metrics.csv") == whole
+    assert [(row["step"], row["mean"], row["std"]) for row in resumed["evals"]] == [
+        (row["step"], row["mean"], row["std"]) for row in finished["evals"]
+    ]
+    assert resumed["final"] == finished["final"]
+
+
+def test_compare_resume_keeps_finished_runs_and_a_second_run_into_its_file_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    command = f"python benchmarks/compare.py --algo dqn --env CartPole-v1 --seeds 0 --frameworks deeprl --out {out}"
+    run = {
+        "framework": "deeprl",
+        "seed": 0,
+        "env": "CartPole-v1",
+        "algo": "dqn",
+        "budget_steps": 30000,
+        "steps": 30000,
+        "threshold": 475.0,
+        "solved_at_step": 8000,
+        "solved_train_seconds": 9.5,
+        "train_seconds": 35.0,
+        "wall_seconds": 40.0,
+        "steps_per_second": 857.1,
+        "final": {"mean_return": 500.0, "std_return": 0.0, "returns": [500.0], "episodes": 1, "seed": 2000000},
+        "best": {"mean_return": 500.0, "std_return": 0.0},
+        "evals": [{"step": 8000, "mean": 500.0, "std": 0.0, "train_seconds": 9.5}],
+        "resumed_from_step": None,
+    }
+    report = {
+        "command": command,
+        "date": "2026-12-07 02:00 UTC",
+        "machine": {"cpu": "test", "cores": 2, "load_average_at_start": 0.5},
+        "versions": {"python": "3"},
+        "algo": "dqn",
+        "env": "CartPole-v1",
+        "threshold": 475.0,
+        "eval_every": 1000,
+        "eval_episodes": 20,
+        "seeds": [0],
+        "frameworks": ["deeprl"],
+        "steps_override": {"deeprl": None, "sb3": None},
+        "zoo_hyperparams": {},
+        "runs": [run],
+    }
+    out.write_text(json.dumps(report))
+    done = run_deeprl("--resume", out, cwd=tmp_path, script=BENCHMARKS / "compare.py")
+    assert done.returncode == 0, done.stderr
+    assert "training ..." not in done.stderr  # nothing left to run
+    carried = json.loads(out.read_text())
+    assert carried["runs"] == [run] and len(carried["resumed"]) == 1
+    assert "Carried on with --resume" in done.stdout and "| 0 | deeprl | 8,000 |" in done.stdout
+
+    again = run_deeprl(*command.split()[2:], cwd=tmp_path, script=BENCHMARKS / "compare.py")
+    assert again.returncode != 0
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"{out} or {tmp_path / 'report-runs'} exists: choose another --out, or carry it on with --resume {out}"
+    )
+    assert json.loads(out.read_text()) == carried  # untouched
