@@ -368,10 +368,49 @@ def sb3_atari_games(model: Any, env_id: str, episodes: int, seed: int, frame_sta
     return EvalResult(returns=returns, lengths=lengths, seed=seed)
 
 
+SB3_PROGRESS = "progress.json"  # names the newest saved model (and statistics, replay) of an SB3 run
+
+
+def read_sb3_progress(run_dir: Path | None) -> dict[str, Any] | None:
+    """What an SB3 run saved at its newest evaluation, if anything."""
+    if run_dir is None or not (run_dir / SB3_PROGRESS).is_file():
+        return None
+    return json.loads((run_dir / SB3_PROGRESS).read_text())
+
+
+def save_sb3_progress(run_dir: Path, model: Any, normalizer: Any, state: dict[str, Any], with_replay: bool) -> None:
+    """The model (with its optimiser), VecNormalize's statistics and, off-policy, the replay buffer, under names
+    of their step; then the progress file that names them, written last, so that a stop in between leaves the
+    previous set in use; then the older files go."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    step = state["num_timesteps"]
+    files = {"model": f"model-{step}.zip"}
+    model.save(run_dir / files["model"])
+    if normalizer is not None:
+        files["normalizer"] = f"vecnormalize-{step}.pkl"
+        normalizer.save(str(run_dir / files["normalizer"]))
+    if with_replay:
+        files["replay"] = f"replay-{step}.pkl"
+        model.save_replay_buffer(run_dir / files["replay"])
+    write_json(run_dir / SB3_PROGRESS, {**state, "files": files})
+    for path in run_dir.iterdir():
+        if path.name != SB3_PROGRESS and path.name not in files.values():
+            path.unlink()
+
+
 def run_sb3(
-    algo: str, env_id: str, seed: int, eval_every: int, steps: int | None, threshold: float, episodes: int
+    algo: str,
+    env_id: str,
+    seed: int,
+    eval_every: int,
+    steps: int | None,
+    threshold: float,
+    episodes: int,
+    run_dir: Path | None = None,
 ) -> dict:
-    """Train SB3's `algo` with the Zoo's hyperparameters, evaluating periodically with the clock paused."""
+    """Train SB3's `algo` with the Zoo's hyperparameters, evaluating periodically with the clock paused. With a
+    `run_dir`, the model is saved at every evaluation, and a run cut off carries on from the newest save: the same
+    weights, optimiser, statistics and replay, in fresh envs (not exact: SB3 keeps no env or random state)."""
     import numpy as np
     import stable_baselines3
     import torch
@@ -395,7 +434,7 @@ def run_sb3(
         """Each time training crosses a multiple of `eval_every` env steps: 20 greedy episodes, timed so
         the training clock can drop them."""
 
-        def __init__(self, started: float, agent: SB3Agent) -> None:
+        def __init__(self, started: float, agent: SB3Agent, saved: dict[str, Any] | None) -> None:
             super().__init__()
             self.started = started
             self.agent = agent
@@ -404,6 +443,10 @@ def run_sb3(
             self.evals: list[dict[str, Any]] = []
             self.solved_at_step: int | None = None
             self.solved_train_seconds: float | None = None
+            if saved is not None:  # its training seconds so far, on the clock that counts from `started`
+                self.started -= saved["train_seconds"]
+                self.last_evaluated, self.evals = saved["num_timesteps"], saved["evals"]
+                self.solved_at_step, self.solved_train_seconds = saved["solved_at_step"], saved["solved_train_seconds"]
 
         def _on_step(self) -> bool:
             if not crosses_eval_boundary(self.last_evaluated, self.num_timesteps, eval_every):
@@ -423,6 +466,17 @@ def run_sb3(
             )
             if self.solved_at_step is None and result.mean >= threshold:
                 self.solved_at_step, self.solved_train_seconds = self.num_timesteps, round(train_seconds, 3)
+            if run_dir is not None and self.num_timesteps < budget:
+                saving_started = time.perf_counter()
+                state = {
+                    "num_timesteps": self.num_timesteps,
+                    "train_seconds": round(train_seconds, 3),
+                    "evals": self.evals,
+                    "solved_at_step": self.solved_at_step,
+                    "solved_train_seconds": self.solved_train_seconds,
+                }
+                save_sb3_progress(run_dir, self.model, normalizer, state, with_replay)
+                self.eval_seconds += time.perf_counter() - saving_started  # as deeprl's checkpoints: not training
             return True  # keep training after solving, as deeprl does with stop_on_solve=False
 
     # Monitor-wrapped copies seeded seed + rank, as the Zoo builds them (n_envs 1: what SB3 makes of an env).
@@ -436,15 +490,34 @@ def run_sb3(
         dimension = env.action_space.shape[0]
         noise_class = getattr(sb3_noise, NOISE_CLASSES[setup.noise["kind"]])
         kwargs["action_noise"] = noise_class(mean=np.zeros(dimension), sigma=setup.noise["sigma"] * np.ones(dimension))
+    algorithm = getattr(stable_baselines3, ALGOS[algo])
+    # an Atari replay of 100k frame stacks is gigabytes: such a run starts again instead
+    with_replay = algo not in ("ppo", "a2c") and setup.atari_frame_stack is None
+    saved = read_sb3_progress(run_dir)
+    if saved is not None and with_replay != ("replay" in saved["files"]):
+        saved = None
     # The clock starts where deeprl's does: env made, networks and replay buffer not yet built.
     started = time.perf_counter()
-    model = getattr(stable_baselines3, ALGOS[algo])(
-        setup.policy, normalizer or env, seed=seed, device="cpu", verbose=0, **kwargs
-    )
+    if saved is None:
+        model = algorithm(setup.policy, normalizer or env, seed=seed, device="cpu", verbose=0, **kwargs)
+    else:
+        if normalizer is not None:
+            normalizer = VecNormalize.load(str(run_dir / saved["files"]["normalizer"]), env)
+        schedules = {key: value for key, value in kwargs.items() if callable(value)}  # lin_X, rebuilt as they were
+        model = algorithm.load(
+            run_dir / saved["files"]["model"], env=normalizer or env, device="cpu", custom_objects=schedules
+        )
+        if with_replay:
+            model.load_replay_buffer(run_dir / saved["files"]["replay"])
     agent = SB3Agent(model, normalizer)
-    callback = PeriodicEval(started, agent)
-    model.learn(total_timesteps=budget, callback=callback)
-    train_seconds = time.perf_counter() - started - callback.eval_seconds
+    callback = PeriodicEval(started, agent, saved)
+    # carried on: the budget left, with num_timesteps (and so the schedules' progress) where the save left them
+    model.learn(
+        total_timesteps=budget - (0 if saved is None else saved["num_timesteps"]),
+        callback=callback,
+        reset_num_timesteps=saved is None,
+    )
+    train_seconds = time.perf_counter() - callback.started - callback.eval_seconds  # with a resumed run's before
     final = greedy_episodes(agent, FINAL_EVAL_SEED + 1000 * seed)
     (normalizer or env).close()
     return {
@@ -457,6 +530,7 @@ def run_sb3(
         "wall_seconds": round(time.perf_counter() - started, 3),
         "final": final.to_dict(),
         "evals": callback.evals,
+        "resumed_from_step": None if saved is None else saved["num_timesteps"],
         # JSON-native where possible; schedules as lin_<initial>, classes such as nn.ReLU as their repr
         "hyperparams": json.loads(
             json.dumps(
@@ -483,7 +557,9 @@ def worker_main(args: argparse.Namespace) -> None:
             args.algo, args.env, seed, args.eval_every, args.steps, args.threshold, args.eval_episodes, args.run_dir
         )
     else:
-        result = run_sb3(args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold, args.eval_episodes)
+        result = run_sb3(
+            args.algo, args.env, seed, args.eval_every, args.sb3_steps, args.threshold, args.eval_episodes, args.run_dir
+        )
     result.update(framework=args.worker, seed=seed, env=args.env, algo=args.algo)
     result["steps_per_second"] = round(result["steps"] / result["train_seconds"], 1)
     print(json.dumps(result), flush=True)
@@ -512,8 +588,7 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         command += ["--steps", str(args.steps)]
     if args.sb3_steps is not None:
         command += ["--sb3-steps", str(args.sb3_steps)]
-    if framework == "deeprl":
-        command += ["--run-dir", str(runs_dir / f"deeprl-s{seed}")]
+    command += ["--run-dir", str(runs_dir / f"{framework}-s{seed}")]
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = process.stdout.strip().splitlines()
@@ -640,13 +715,17 @@ def markdown_report(report: dict[str, Any]) -> str:
         )
         lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/{report['algo']}.yml): {zoo}")
     if report.get("resumed"):
+        how = {"deeprl": "its checkpoint, exactly", "sb3": "its saved model, in fresh envs"}
         continued = [
-            f"seed {run['seed']} from step {run['resumed_from_step']:,}" for run in runs if run.get("resumed_from_step")
+            f"{LABELS[run['framework']]} seed {run['seed']} from step {run['resumed_from_step']:,} "
+            f"({how[run['framework']]})"
+            for run in runs
+            if run.get("resumed_from_step")
         ]
         lines.append(
-            f"- Carried on with --resume ({', '.join(report['resumed'])}); deeprl runs resumed from their checkpoints: "
+            f"- Carried on with --resume ({', '.join(report['resumed'])}); runs cut off and carried on: "
             + (", ".join(continued) or "none")
-            + " (training seconds as the checkpoint left them; work after it is redone and not counted)"
+            + " (training seconds as the save left them; work after it is redone and not counted)"
         )
 
     lines += [
@@ -756,7 +835,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="carry on the command recorded in OUT.json (its other runs kept)",
     )
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # a deeprl worker's kept run directory
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # a worker's kept run directory
     return parser
 
 

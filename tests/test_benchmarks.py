@@ -301,3 +301,16 @@ def test_compare_resume_keeps_finished_runs_and_a_second_run_into_its_file_is_re
         f"{out} or {tmp_path / 'report-runs'} exists: choose another --out, or carry it on with --resume {out}"
     )
     assert json.loads(out.read_text()) == carried  # untouched
+
+
+def test_a_cut_off_sb3_run_carries_on_from_its_newest_evaluation(tmp_path: Path) -> None:
+    """SB3's side saves at each evaluation; run again in the same folder (as after a cut), it loads that save and
+    trains the budget left, its evaluations before the save kept."""
+    whole = compare.run_sb3("ppo", "CartPole-v1", 0, 512, 1024, 475.0, 2, tmp_path / "sb3-s0")
+    saved = json.loads((tmp_path / "sb3-s0" / compare.SB3_PROGRESS).read_text())
+    assert whole["resumed_from_step"] is None and saved["num_timesteps"] == 512
+    assert sorted(path.name for path in (tmp_path / "sb3-s0").iterdir()) == ["model-512.zip", "progress.json"]
+    carried = compare.run_sb3("ppo", "CartPole-v1", 0, 512, 1024, 475.0, 2, tmp_path / "sb3-s0")
+    assert carried["resumed_from_step"] == 512 and carried["steps"] >= 1024
+    assert carried["evals"][0] == whole["evals"][0] and [row["step"] for row in carried["evals"]][-1] >= 1024
+    assert carried["train_seconds"] > saved["train_seconds"]
