@@ -230,18 +230,18 @@ def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_
     run_dir = tmp_path / "deeprl-s0"
     settings = {"eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, "tensorboard": False}
     deeprl.train(
-        "dqn", "CartPole-v1", seed=0, steps=900, run_dir=run_dir, checkpoint_every=300, progress=False, **settings
+        "dqn", "CartPole-v1", seed=0, steps=600, run_dir=run_dir, checkpoint_every=300, progress=False, **settings
     )
     whole = rows_without_time(run_dir / "metrics.csv")
-    finished = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 900, None, 2, run_dir)
-    assert finished["resumed_from_step"] is None and finished["steps"] == 900
-    assert [evaluation["step"] for evaluation in finished["evals"]] == [300, 600, 900]
+    finished = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 600, None, 2, run_dir)
+    assert finished["resumed_from_step"] is None and finished["steps"] == 600
+    assert [evaluation["step"] for evaluation in finished["evals"]] == [300, 600]
 
     # cut off after the checkpoint before the last: what a SIGKILL leaves (metrics rows past it included)
     checkpoints = sorted((run_dir / "checkpoints").glob("step-*.json"))
     for path in (checkpoints[-1], checkpoints[-1].with_suffix(".pt"), run_dir / "eval.json", run_dir / "policy.pt"):
         path.unlink()
-    resumed = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 900, None, 2, run_dir)
+    resumed = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 600, None, 2, run_dir)
     assert resumed["resumed_from_step"] == json.loads(checkpoints[-2].read_text())["step"]
     assert rows_without_time(run_dir / "metrics.csv") == whole
     assert [(row["step"], row["mean"], row["std"]) for row in resumed["evals"]] == [
