@@ -122,6 +122,59 @@ def test_ppo_learns_from_channels_first_pictures(tmp_path):
     assert final_return(agent) == 10.0
 
 
+def test_a_cnn_policy_scores_each_action_as_it_acts_and_ppo_uses_those_scores():
+    """A CNN acts in torch: the forward pass that draws an action also gives its log-probability and the value, so
+    the rollout holds them (`scored`) and PPO does not run the CNN over the rollout a second time. They are what
+    scoring the stored actions afterwards gives, up to the rounding of another batch size. A vector policy acts
+    in NumPy and leaves the scoring to the update."""
+    from deeprl.algos import ppo
+    from deeprl.algos.ppo import score_rollout
+    from deeprl.buffers import RolloutBuffer
+    from deeprl.nets import ActorCritic
+    from deeprl.onpolicy import UpdateContext
+    from deeprl.policies import PolicyAgent
+
+    torch.manual_seed(0)
+    space, action_space = gym.spaces.Box(0, 255, (36, 36, 3), np.uint8), gym.spaces.Discrete(3)
+    network = {
+        "obs_dim": 36 * 36 * 3,
+        "action": {"type": "Discrete", "n": 3},
+        "hidden_sizes": [16],
+        "encoder": observation_encoder(space),
+    }
+    agent = PolicyAgent(ActorCritic(**network), space, action_space, network)
+    rollout = RolloutBuffer(4, 2, space.shape, np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        obs = rng.integers(0, 256, (2, *space.shape), dtype=np.uint8)
+        actions, log_probs, values = agent.scored_raw_act(obs, False, rng)
+        assert log_probs.shape == values.shape == (2,)
+        rollout.add(
+            obs, actions, np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), np.zeros(2), None, log_probs, values
+        )
+    assert rollout.scored
+    acted = rollout.log_probs.copy(), rollout.values.copy()
+    score_rollout(agent.policy, rollout, torch.device("cpu"))
+    np.testing.assert_allclose(rollout.log_probs, acted[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rollout.values, acted[1], rtol=1e-5, atol=1e-6)
+    # the update reads the scores the rollout holds: values it did not compute stay as they were
+    rollout.values[...] = 7.0
+    config = ppo.Config(env="pictures", n_steps=4, n_envs=2, batch_size=8, n_epochs=1)
+    optimizer = torch.optim.Adam(agent.policy.parameters())
+    context = UpdateContext(config, agent.policy, optimizer, np.random.default_rng(0), torch.device("cpu"))
+    ppo.update(context, rollout, np.zeros(2, np.float32), 0.0, 8)
+    assert (rollout.values == 7.0).all()
+
+    vector_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    vector_network = {"obs_dim": 4, "action": {"type": "Discrete", "n": 3}, "hidden_sizes": [16]}
+    vector_agent = PolicyAgent(ActorCritic(**vector_network), vector_space, action_space, vector_network)
+    _, log_probs, values = vector_agent.scored_raw_act(np.zeros((2, 4), np.float32), False, rng)
+    assert log_probs is None and values is None
+    rollout.reset()
+    rollout.add(obs, actions, np.zeros(2), np.zeros(2, bool), np.zeros(2, bool), np.zeros(2))
+    assert not rollout.scored  # the update scores it
+
+
 @pytest.mark.parametrize(
     ("algo", "env", "settings"),
     [

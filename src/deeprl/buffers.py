@@ -345,6 +345,7 @@ class RolloutBuffer:
         self.returns = np.zeros(steps, dtype=np.float32)
         self.action_masks = None if mask_width is None else np.ones((*steps, mask_width), dtype=np.bool_)
         self.position = 0  # next step to write
+        self.scored = True  # every step added so far came with its log-probability and value
 
     @property
     def full(self) -> bool:
@@ -353,13 +354,30 @@ class RolloutBuffer:
     def reset(self) -> None:
         """Start a new rollout; every array is overwritten by the next n_steps adds."""
         self.position = 0
+        self.scored = True
 
-    def add(self, obs, actions, rewards, terminated, truncated, truncated_values, action_masks=None) -> None:
+    def add(
+        self,
+        obs,
+        actions,
+        rewards,
+        terminated,
+        truncated,
+        truncated_values,
+        action_masks=None,
+        log_probs=None,
+        values=None,
+    ) -> None:
         """One step of all envs, as the env runner gave it: each argument has the envs along its first axis. The
-        algorithm fills in `log_probs`, `values`, `advantages` and `returns` once the rollout is full."""
+        algorithm fills in `advantages` and `returns` once the rollout is full, and `log_probs` and `values` unless
+        every step came with them (`scored`: a policy that acted in torch)."""
         if self.full:
             raise ValueError(f"the rollout already holds its {self.n_steps} steps; reset() it before adding")
         step = self.position
+        if log_probs is None or values is None:
+            self.scored = False
+        else:
+            self.log_probs[step], self.values[step] = log_probs, values
         self.obs[step] = obs
         self.actions[step] = actions
         self.rewards[step] = rewards

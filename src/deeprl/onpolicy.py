@@ -246,9 +246,14 @@ class RolloutTrainer:
         network_obs = agent.network_input(runner.obs.astype(self.obs_dtype))
         if self.recurrent:  # the state each copy acts from is stored with the step: training unrolls from it
             self.rollout.add_states(self.collector.current_state(config.n_envs), self.collector.episode_starts)
-        # sampled in NumPy (PolicyAgent.raw_act); the algorithm scores the stored raw actions once the rollout is full
+        # sampled in NumPy (PolicyAgent.raw_act), and the algorithm scores the stored raw actions once the rollout is
+        # full; a CNN acts in torch, whose forward pass scores each action (log-probability and value) as it acts
         masks = runner.action_masks  # stored with the step: the update scores each action under its own mask
-        raw_actions = self.collector.raw_act(network_obs, deterministic=False, rng=self.rng, action_masks=masks)
+        log_probs = values = None
+        if self.recurrent:
+            raw_actions = self.collector.raw_act(network_obs, deterministic=False, rng=self.rng, action_masks=masks)
+        else:
+            raw_actions, log_probs, values = self.agent.scored_raw_act(network_obs, False, self.rng, masks)
         transitions = runner.step(self.collector.to_env(raw_actions), step)
         cut = transitions.truncated & ~transitions.terminated
         truncated_values = np.zeros(config.n_envs, dtype=np.float32)
@@ -259,7 +264,15 @@ class RolloutTrainer:
         if self.reward_scaler is not None:
             rewards = self.reward_scaler(transitions.rewards, transitions.terminated | transitions.truncated)
         self.rollout.add(
-            network_obs, raw_actions, rewards, transitions.terminated, transitions.truncated, truncated_values, masks
+            network_obs,
+            raw_actions,
+            rewards,
+            transitions.terminated,
+            transitions.truncated,
+            truncated_values,
+            masks,
+            log_probs,
+            values,
         )
         if self.recurrent:  # a copy whose episode ended begins the next one from a fresh state
             self.collector.reset(np.flatnonzero(transitions.terminated | transitions.truncated))

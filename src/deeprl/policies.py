@@ -217,14 +217,30 @@ class PolicyAgent:
         sampled by the head (deeprl.action_heads: inverse CDF of the softmax for categoricals). Learners score the raw
         actions it returns with ActorCritic.evaluate_actions in torch; nets without a NumPy form (a CNN) act through
         torch here."""
+        return self.scored_raw_act(obs, deterministic, rng, action_masks)[0]
+
+    def scored_raw_act(
+        self,
+        obs: np.ndarray,
+        deterministic: bool,
+        rng: np.random.Generator | None = None,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """`raw_act`'s actions, with their log-probabilities and the values of `obs` where the network acted in torch
+        (a CNN: its forward pass gives them at no extra cost, and a learner need not score the actions again); None
+        and None from the NumPy path, which computes neither."""
         if self.numpy_policy is None:
             mask = None if action_masks is None else torch.from_numpy(action_masks).to(self.device)
             with torch.inference_mode():
-                actions, _, _ = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic, mask)
-            return actions.cpu().numpy()
+                actions, log_probs, values = self.policy.act(torch.from_numpy(obs).to(self.device), deterministic, mask)
+            return (
+                actions.cpu().numpy(),
+                log_probs.cpu().numpy(),
+                None if values is None else values.cpu().numpy(),
+            )
         output = self.numpy_policy(obs.reshape(len(obs), -1))
         rng = self.rng if rng is None else rng
-        return self.policy.head.sample(output, self.numpy_log_std, rng, deterministic, action_masks)
+        return self.policy.head.sample(output, self.numpy_log_std, rng, deterministic, action_masks), None, None
 
     def to_env(self, raw_actions: np.ndarray) -> np.ndarray:
         """Network actions as the env takes them: Discrete and MultiDiscrete shifted by the space's start, MultiBinary

@@ -52,7 +52,8 @@ def update(
 ) -> dict[str, float]:
     """One gradient step on the whole rollout; `last_values` is V of the observations after its last step."""
     config: Config = context.config
-    score_rollout(context.policy, rollout, context.device)
+    if not rollout.scored:  # a policy that acted in torch (a CNN) scored each step as it acted
+        score_rollout(context.policy, rollout, context.device)
     rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
     (batch,) = rollout.minibatches(config.n_steps * config.n_envs, context.rng, context.device)
     log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)

@@ -3,7 +3,8 @@ runs. deeprl.onpolicy steps the env copies (n_steps x n_envs steps per rollout) 
 the network saw, the raw (unclipped) action it sampled, the reward and the bootstrap value of a time-limit cut; with a
 full rollout, `update` below
 
-1. collect: scores the log-probability log pi_old(a|s) and the value V_old(s) of every stored step (`score_rollout`),
+1. collect: scores the log-probability log pi_old(a|s) and the value V_old(s) of every stored step (`score_rollout`;
+   a policy that acted in torch, a CNN, scored each step as it acted),
 2. GAE: turns rewards and values into advantages A and returns (`gae`),
 3. epochs: learns from the rollout for n_epochs passes of shuffled minibatches (`minibatch_epochs`), stopping early
    once the approximate KL to the collecting policy passes `target_kl`,
@@ -81,7 +82,8 @@ def update(
 ) -> dict[str, float]:
     """Learn from a full rollout; `last_values` is V of the observations after its last step."""
     config: Config = context.config
-    score_rollout(context.policy, rollout, context.device)
+    if not rollout.scored:
+        score_rollout(context.policy, rollout, context.device)
     rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
     return minibatch_epochs(context, rollout, annealed(config.clip_range, config.clip_range_end, progress), step)
 
