@@ -202,9 +202,11 @@ class ConvEncoder(nn.Module):
             images = images.permute(0, 3, 1, 2)  # already channels last in memory
         elif self.layout == "HW":
             images = images.unsqueeze(1)
-        images = images.contiguous(memory_format=torch.channels_last)  # bytes, before they are floats: 4x less to move
         if self.scale_bytes or images.dtype == torch.uint8:
-            images = images.float() / 255.0
+            # one pass to floats laid out channels last, scaled in place (the copy is this call's own)
+            images = images.to(torch.float32, memory_format=torch.channels_last, copy=True).div_(255.0)
+        else:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.layers(images)
 
 
