@@ -256,7 +256,7 @@ class EnvRunner:
     def state_dict(self) -> dict[str, Any]:
         """Plain data (loads with weights_only=True): each copy's episode start, actions since, and counters, and
         the observations the copies are at (to check the replay against), as a tensor: a list of Python numbers
-        would be a pickled object per pixel (225 792 for 8 Atari frame stacks, 0.4 s a checkpoint)."""
+        would be a pickled object per pixel (225 792 for 8 Atari frame stacks: 45 ms a save, twice the bytes)."""
         import torch  # the runner itself needs none
 
         try:
