@@ -866,6 +866,9 @@ def main() -> None:
         return
     report: dict[str, Any] | None = None
     if args.resume is not None:
+        given = sys.argv[1:]
+        if len(given) != (1 if given[0].startswith("--resume=") else 2):
+            raise SystemExit("--resume carries on the command its report records: give it no other options")
         args, report = resumed_arguments(args.resume)
     import gymnasium as gym
 

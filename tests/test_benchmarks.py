@@ -295,6 +295,10 @@ def test_compare_resume_keeps_finished_runs_and_a_second_run_into_its_file_is_re
     assert carried["runs"] == [run] and len(carried["resumed"]) == 1
     assert "Carried on with --resume" in done.stdout and "| 0 | deeprl | 8,000 |" in done.stdout
 
+    mixed = run_deeprl("--resume", out, "--seeds", "0-4", cwd=tmp_path, script=BENCHMARKS / "compare.py")
+    assert mixed.returncode != 0
+    assert mixed.stderr.strip() == "--resume carries on the command its report records: give it no other options"
+
     again = run_deeprl(*command.split()[2:], cwd=tmp_path, script=BENCHMARKS / "compare.py")
     assert again.returncode != 0
     assert again.stderr.strip().splitlines()[-1] == (
