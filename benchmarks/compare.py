@@ -17,10 +17,10 @@ Zoo's wrappers (AtariWrapper and a 4-frame stack; VecNormalize where the entry n
 preprocessing and presets. Both report whole-game returns: SB3's agent is evaluated on games played in its own
 wrappers with life loss and reward clipping off (`--eval-episodes` games; Atari games are long).
 
-Runs of hours survive an interruption: every finished run is in the JSON at once, and deeprl trains in a run
-directory kept beside it (OUT-runs/deeprl-sSEED, checkpointed every 10 000 steps). `--resume OUT.json` carries
-on the recorded command: finished runs stay, a deeprl run that was cut off resumes from its newest checkpoint
-(exactly, with its training clock as the checkpoint left it), and an SB3 run that was cut off starts again.
+Runs of hours survive an interruption: the JSON is written from the start and after every run, and each run keeps
+a folder beside it (OUT-runs/FRAMEWORK-sSEED). `--resume OUT.json` carries on the recorded command: finished runs
+stay; a deeprl run that was cut off resumes from its newest checkpoint (exactly, with its training clock as the
+checkpoint left it); an SB3 run carries on from what it saved at its newest evaluation, in fresh envs (not exact).
 """
 
 from __future__ import annotations
