@@ -268,6 +268,10 @@ def run_deeprl(
     }
     if threshold is not None:
         settings["solve_threshold"] = threshold
+    if run_dir is not None:
+        # A kept run may be cut off (a session's end, a reboot): a checkpoint at each evaluation loses no more of it
+        # than SB3's side loses, which saves at each evaluation. Checkpoint time is not training time on either side.
+        settings["checkpoint_every"] = eval_every
     with tempfile.TemporaryDirectory(prefix="deeprl-bench-") as scratch:
         if run_dir is None:
             run_dir = Path(scratch) / "run"

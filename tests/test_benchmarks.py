@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.conftest import rows_without_time, run_deeprl
 
@@ -225,16 +226,20 @@ def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(
 def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_is_read(tmp_path: Path) -> None:
     """compare.py keeps deeprl's run directory: a run cut off after a checkpoint resumes from it (its evaluations
     those of the run never cut off), and a run that finished before its report is read, not trained again."""
-    import deeprl
 
     run_dir = tmp_path / "deeprl-s0"
-    settings = {"eval_every": 300, "eval_episodes": 2, "final_eval_episodes": 2, "tensorboard": False}
-    deeprl.train(
-        "dqn", "CartPole-v1", seed=0, steps=600, run_dir=run_dir, checkpoint_every=300, progress=False, **settings
+    # a kept run checkpoints at each evaluation (the preset's every 10 000 steps would leave nothing to resume from)
+    first = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 600, None, 2, run_dir)
+    assert (
+        first["resumed_from_step"] is None
+        and yaml.safe_load((run_dir / "config.yaml").read_text())["checkpoint_every"] == 300
     )
+    saved = [json.loads(path.read_text())["step"] for path in sorted((run_dir / "checkpoints").glob("*.json"))]
+    assert len(saved) == 2 and 300 <= saved[0] < 600 and saved[1] == 600  # at the first episode end from 300
     whole = rows_without_time(run_dir / "metrics.csv")
     finished = compare.run_deeprl("dqn", "CartPole-v1", 0, 300, 600, None, 2, run_dir)
     assert finished["resumed_from_step"] is None and finished["steps"] == 600
+    assert finished["evals"] == first["evals"] and finished["final"] == first["final"]
     assert [evaluation["step"] for evaluation in finished["evals"]] == [300, 600]
 
     # cut off after the checkpoint before the last: what a SIGKILL leaves (metrics rows past it included)
