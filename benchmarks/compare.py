@@ -1,8 +1,8 @@
 """Time-to-solve, side by side: a deeprl algorithm against Stable-Baselines3 with the RL Zoo's tuned hyperparameters.
 
     python benchmarks/compare.py [--algo dqn|ppo|a2c|ddpg|td3|sac] --env CartPole-v1 --seeds 0-4
-        [--eval-every 1000] [--steps N] [--sb3-steps N] [--frameworks deeprl,sb3] [--threshold R]
-        [--out benchmarks/results/NAME.json]
+        [--eval-every 1000] [--steps N] [--sb3-steps N] [--set KEY=VALUE ...] [--frameworks deeprl,sb3]
+        [--threshold R] [--out benchmarks/results/NAME.json] | --resume OUT.json
 
 Each (framework, seed) trains in a fresh subprocess of this script (`--worker`), deeprl then SB3 for each
 seed, so neither framework's imports, threads or crashes touch the other and slow drifts of a shared
@@ -21,6 +21,12 @@ Runs of hours survive an interruption: the JSON is written from the start and af
 a folder beside it (OUT-runs/FRAMEWORK-sSEED). `--resume OUT.json` carries on the recorded command: finished runs
 stay; a deeprl run that was cut off resumes from its newest checkpoint (exactly, with its training clock as the
 checkpoint left it); an SB3 run carries on from what it saved at its newest evaluation, in fresh envs (not exact).
+A kept deeprl run checkpoints at each evaluation, as SB3's saves, so both lose the same span.
+
+`--set KEY=VALUE` changes a deeprl setting over its preset, where a shorter budget than the Zoo's makes a setting
+mean something else on one side: the Zoo's `exploration_fraction: 0.1` is 10% of whatever budget SB3 is given, deeprl's
+`epsilon_decay_steps` a number of steps (DQN on Atari at 1M steps: `--set epsilon_decay_steps=100000`). The report
+lists them.
 """
 
 from __future__ import annotations
@@ -248,9 +254,11 @@ def run_deeprl(
     threshold: float | None,
     episodes: int,
     run_dir: Path | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> dict:
-    """Train deeprl's `algo` (its `default` preset) and read the result from the run's summary. In `run_dir`
-    (kept) when given, resuming the run there if it was cut off; in a temporary folder otherwise."""
+    """Train deeprl's `algo` (its `default` preset, with `overrides` over it, as `deeprl train --set`) and read the
+    result from the run's summary. In `run_dir` (kept) when given, resuming the run there if it was cut off; in a
+    temporary folder otherwise."""
     import torch
 
     import deeprl
@@ -272,6 +280,7 @@ def run_deeprl(
         # A kept run may be cut off (a session's end, a reboot): a checkpoint at each evaluation loses no more of it
         # than SB3's side loses, which saves at each evaluation. Checkpoint time is not training time on either side.
         settings["checkpoint_every"] = eval_every
+    settings.update(overrides or {})
     with tempfile.TemporaryDirectory(prefix="deeprl-bench-") as scratch:
         if run_dir is None:
             run_dir = Path(scratch) / "run"
@@ -553,12 +562,56 @@ def run_sb3(
     }
 
 
+# What the harness itself sets on deeprl's side, through its own options (--eval-every, --threshold, ...) or fixed
+# for both frameworks alike; a --set of one of these is refused.
+HARNESS_SETTINGS = (
+    "eval_every",
+    "eval_episodes",
+    "final_eval_episodes",
+    "tensorboard",
+    "stop_on_solve",
+    "torch_threads",
+    "solve_confirm_episodes",
+    "solve_threshold",
+    "checkpoint_every",
+    "total_steps",
+    "seed",
+    "device",
+)
+
+
+def deeprl_overrides(pairs: list[str], algo: str, env_id: str) -> dict[str, str]:
+    """`--set KEY=VALUE` pairs -> deeprl settings; refused in one line when malformed, unknown to `algo`, invalid
+    for it on `env_id`, or the harness's own."""
+    from deeprl.api import resolve_config
+    from deeprl.config import parse_set_args
+    from deeprl.errors import DeeprlError
+
+    try:
+        settings = parse_set_args(pairs)
+        owned = [key for key in settings if key in HARNESS_SETTINGS]
+        if owned:
+            raise DeeprlError(f"--set {owned[0]}: the harness sets it for both frameworks (see its --help)")
+        resolve_config(algo, env_id, settings=dict(settings))
+    except DeeprlError as error:
+        raise SystemExit(str(error)) from None
+    return settings
+
+
 def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
     (seed,) = args.seeds
     if args.worker == "deeprl":
         result = run_deeprl(
-            args.algo, args.env, seed, args.eval_every, args.steps, args.threshold, args.eval_episodes, args.run_dir
+            args.algo,
+            args.env,
+            seed,
+            args.eval_every,
+            args.steps,
+            args.threshold,
+            args.eval_episodes,
+            args.run_dir,
+            deeprl_overrides(args.settings, args.algo, args.env),
         )
     else:
         result = run_sb3(
@@ -592,6 +645,8 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         command += ["--steps", str(args.steps)]
     if args.sb3_steps is not None:
         command += ["--sb3-steps", str(args.sb3_steps)]
+    for pair in args.settings:
+        command += ["--set", pair]
     command += ["--run-dir", str(runs_dir / f"{framework}-s{seed}")]
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -705,6 +760,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"- Stays solved: the final agent's mean over {report['eval_episodes']} greedy episodes on fresh seeds "
         f"({FINAL_EVAL_SEED:_} + 1000·seed + i) ≥ {threshold:g}.",
     ]
+    if report.get("deeprl_settings"):
+        given = ", ".join(f"{key}={value}" for key, value in report["deeprl_settings"].items())
+        lines.append(f"- deeprl settings over its preset `default` (--set): {given}")
     budget_sources = {"deeprl": ("preset `default`", "--steps"), "sb3": ("RL Zoo n_timesteps", "--sb3-steps")}
     for name in frameworks:
         budgets = sorted({run["budget_steps"] for run in runs if run["framework"] == name and "budget_steps" in run})
@@ -826,6 +884,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=positive_int, default=1000, help="env steps between evaluations")
     parser.add_argument("--steps", type=positive_int, help="deeprl budget (default: preset total_steps)")
     parser.add_argument("--sb3-steps", type=positive_int, help="SB3 budget (default: the Zoo's n_timesteps)")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a deeprl setting over its preset, as deeprl train --set (say why beside the result); repeatable",
+    )
     parser.add_argument("--frameworks", type=parse_frameworks, default=list(FRAMEWORKS), help="deeprl,sb3")
     parser.add_argument("--threshold", type=float, help="solving return (default: env's reward_threshold)")
     parser.add_argument(
@@ -884,6 +950,7 @@ def main() -> None:
     threshold = args.threshold if args.threshold is not None else spec.reward_threshold
     if threshold is None:
         raise SystemExit(f"{args.env} declares no reward_threshold: pass --threshold")
+    overrides = deeprl_overrides(args.settings, args.algo, args.env)  # a bad --set is refused before any training
     zoo = zoo_hyperparams(args.algo, args.env) if "sb3" in args.frameworks else {}
     if zoo:
         sb3_setup(zoo)  # refuse an unsupported Zoo entry before spending any time training
@@ -909,6 +976,7 @@ def main() -> None:
             "seeds": args.seeds,
             "frameworks": args.frameworks,
             "steps_override": {"deeprl": args.steps, "sb3": args.sb3_steps},
+            "deeprl_settings": overrides,
             "zoo_hyperparams": zoo,
             "runs": [],
         }

@@ -255,6 +255,39 @@ def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_
     assert resumed["final"] == finished["final"]
 
 
+def test_deeprl_settings_given_with_set_reach_its_runs_and_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    done = run_deeprl(
+        *("--algo", "dqn", "--env", "CartPole-v1", "--seeds", "0", "--frameworks", "deeprl", "--steps", "600"),
+        *("--eval-every", "300", "--eval-episodes", "1", "--set", "epsilon_decay_steps=300", "--set", "lr=2e-3"),
+        *("--out", str(out)),
+        cwd=tmp_path,
+        script=BENCHMARKS / "compare.py",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["deeprl_settings"] == {"epsilon_decay_steps": "300", "lr": "2e-3"}
+    assert "- deeprl settings over its preset `default` (--set): epsilon_decay_steps=300, lr=2e-3" in done.stdout
+    config = yaml.safe_load((tmp_path / "report-runs" / "deeprl-s0" / "config.yaml").read_text())
+    assert (config["epsilon_decay_steps"], config["lr"], config["total_steps"]) == (300, 0.002, 600)
+    assert "--set epsilon_decay_steps=300 --set lr=2e-3" in report["command"]  # what --resume carries on
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["eval_every=5"], "--set eval_every: the harness sets it for both frameworks (see its --help)"),
+        (["learning_rate=1e-3"], "unknown setting 'learning_rate' for dqn: deeprl calls it 'lr'"),
+        (["lr=fast"], "invalid value for lr: 'fast' (expected a number)"),
+        (["lr"], "--set expects key=value (got 'lr')"),
+    ],
+)
+def test_a_bad_deeprl_setting_is_refused_in_one_line(pairs: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        compare.deeprl_overrides(pairs, "dqn", "CartPole-v1")
+    assert str(refused.value).startswith(message)
+
+
 def test_compare_resume_keeps_finished_runs_and_a_second_run_into_its_file_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     command = f"python benchmarks/compare.py --algo dqn --env CartPole-v1 --seeds 0 --frameworks deeprl --out {out}"
