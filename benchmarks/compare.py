@@ -15,7 +15,7 @@ writes the raw per-seed results to JSON.
 Atari games (the Zoo's `atari` entry) and MuJoCo v5 ids (the Zoo's `-v4` entries) run too: SB3 trains with the
 Zoo's wrappers (AtariWrapper and a 4-frame stack; VecNormalize where the entry normalises), deeprl with its own
 preprocessing and presets. Both report whole-game returns: SB3's agent is evaluated on games played in its own
-wrappers with life loss and reward clipping off (`--eval-episodes` games; Atari games are long).
+wrappers with reward clipping off, each life started with FIRE as in its training (`--eval-episodes` games).
 
 Runs of hours survive an interruption: the JSON is written from the start and after every run, and each run keeps
 a folder beside it (OUT-runs/FRAMEWORK-sSEED). `--resume OUT.json` carries on the recorded command: finished runs
@@ -352,11 +352,13 @@ def atari_env_kwargs(env_id: str) -> dict[str, Any]:
 
 def sb3_atari_envs(env_id: str, n_envs: int, seed: int, frame_stack: int, whole_games: bool = False) -> Any:
     """The Zoo's Atari setup: SB3's AtariWrapper over Monitor-wrapped games seeded seed + rank, frames stacked.
-    `whole_games` turns off life loss as an episode end and reward clipping (what evaluation plays)."""
+    `whole_games` turns reward clipping off (what evaluation plays). Life loss still ends the agent's episodes, so
+    that each life starts with FIRE as in its training (deeprl's games do the same), while Monitor, beneath the
+    wrapper, counts whole games and the game's points."""
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.vec_env import VecFrameStack
 
-    wrapper_kwargs = {"terminal_on_life_loss": False, "clip_reward": False} if whole_games else None
+    wrapper_kwargs = {"clip_reward": False} if whole_games else None
     envs = make_atari_env(
         env_id, n_envs=n_envs, seed=seed, env_kwargs=atari_env_kwargs(env_id), wrapper_kwargs=wrapper_kwargs
     )

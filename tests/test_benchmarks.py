@@ -211,6 +211,23 @@ def test_evaluation_fires_when_a_step_boundary_is_crossed() -> None:
     assert fired == [1008, 2016, 3000, 4008]
 
 
+def test_sb3s_whole_games_start_each_life_with_fire_as_its_training_did() -> None:
+    """SB3's agent learns with every life started by FIRE (life loss ends its episodes); its evaluation games must
+    do the same, as deeprl's do, or an agent that never presses FIRE waits out the frame cap after its first life
+    (27 000 agent steps of Breakout) and scores that life alone."""
+
+    class NeverFires:  # the SB3 model's predict, holding the paddle still
+        def predict(self, obs, deterministic: bool):
+            return [0] * len(obs), None
+
+    compare.is_atari_id("BreakoutNoFrameskip-v4")  # registers the Atari ids, as compare.py's main does
+    result = compare.sb3_atari_games(NeverFires(), "BreakoutNoFrameskip-v4", 2, 5, 4)
+    # Monitor, beneath the frame skip, counts frames: five lives launched by FIRE and lost within a few hundred
+    # frames each (1 434 and 537 here), where lives left waiting for FIRE run to the 108 000-frame cap
+    assert len(result.returns) == 2 and all(length < 5000 for length in result.lengths), result.lengths
+    assert all(points >= 0 for points in result.returns)
+
+
 def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
