@@ -239,6 +239,35 @@ def test_orthogonal_init_gains():
     assert (ActorCritic(5, DISCRETE, hidden_sizes=(16,), orthogonal_init=False).policy_head.bias != 0).any()
 
 
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_orthogonal_init_covers_the_cnn_of_picture_policies(recurrent: bool) -> None:
+    """The Nature CNN's kernels and its 512-unit layer start orthogonal with gain sqrt(2), zero biases, as SB3's and
+    CleanRL's CNN policies do (PyTorch's default init left PPO on Atari with smaller features than theirs)."""
+    import gymnasium as gym
+
+    from deeprl.nets import observation_encoder
+    from deeprl.recurrent import RecurrentActorCritic
+
+    frames = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    action = {"type": "Discrete", "n": 6}
+
+    def build(orthogonal_init: bool) -> torch.nn.Module:
+        arguments = {"obs_dim": 4 * 84 * 84, "action": action, "encoder": observation_encoder(frames)}
+        arguments.update(hidden_sizes=(), orthogonal_init=orthogonal_init)
+        net = RecurrentActorCritic(**arguments, recurrent="gru") if recurrent else ActorCritic(**arguments)
+        return net.encoder
+
+    layers = [layer for layer in build(True).modules() if isinstance(layer, torch.nn.Conv2d | torch.nn.Linear)]
+    # (out, in x kernel) = (32, 4x8x8), (64, 32x4x4), (64, 64x3x3), (512, 3136): rows orthogonal, of norm sqrt(2)
+    assert [tuple(layer.weight.flatten(1).shape) for layer in layers] == [(32, 256), (64, 512), (64, 576), (512, 3136)]
+    for layer in layers:
+        weight = layer.weight.detach().flatten(1)
+        np.testing.assert_allclose((weight @ weight.T).numpy(), 2.0 * np.eye(len(weight)), atol=1e-4)
+        assert (layer.bias == 0).all()
+    assert build(True).layers[0].weight.is_contiguous(memory_format=torch.channels_last)  # the layout kept
+    assert all((layer.bias != 0).any() for layer in build(False).modules() if isinstance(layer, torch.nn.Conv2d))
+
+
 @pytest.mark.parametrize("action", [DISCRETE, BOX])
 def test_json_arguments_rebuild_the_network(action):
     arguments = {

@@ -316,10 +316,14 @@ class QNetwork(nn.Module):
 
 
 def orthogonal_init_(module: nn.Module, gain: float) -> None:
-    """Orthogonal weights scaled by `gain` and zero biases for every Linear layer in `module`."""
+    """Orthogonal weights scaled by `gain` and zero biases for every Linear and Conv2d layer in `module` (a kernel
+    as the matrix of its output channels by their inputs; one kept channels last is drawn contiguous, copied in)."""
     for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.orthogonal_(layer.weight, gain)
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            with torch.no_grad():
+                layer.weight.copy_(
+                    nn.init.orthogonal_(torch.empty_like(layer.weight, memory_format=torch.contiguous_format), gain)
+                )
             nn.init.zeros_(layer.bias)
 
 
@@ -368,6 +372,8 @@ class ActorCritic(nn.Module):
         )
         self.value_head = None if value == "none" else nn.Linear(features, 1)
         if orthogonal_init:  # the usual PPO choice: sqrt(2) for hidden layers, near-uniform initial policy, unit value
+            if self.encoder is not None:  # the CNN's layers are hidden layers too (SB3's and CleanRL's CNN policies)
+                orthogonal_init_(self.encoder, np.sqrt(2))
             orthogonal_init_(self.trunk, np.sqrt(2))
             orthogonal_init_(self.policy_head, 0.01)
             if self.value_trunk is not None:

@@ -184,6 +184,8 @@ class RecurrentActorCritic(nn.Module):
         if recurrent_critic not in CRITIC_KINDS:
             raise ValueError(f"recurrent_critic must be one of {', '.join(CRITIC_KINDS)}, not {recurrent_critic!r}")
         self.encoder = encoder_from(encoder)
+        if self.encoder is not None and feed_forward.get("orthogonal_init", True):  # as ActorCritic's CNN
+            orthogonal_init_(self.encoder, np.sqrt(2))
         input_dim = obs_dim if self.encoder is None else self.encoder.out_dim
         self.actor_cell = RecurrentCell(recurrent, input_dim, recurrent_hidden_size)
         separate = recurrent_critic == "separate"
