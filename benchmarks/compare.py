@@ -245,6 +245,21 @@ def crosses_eval_boundary(last_evaluated: int, num_timesteps: int, eval_every: i
 # ------------------------------------------------------------------------------------------------- workers
 
 
+# deeprl settings the harness fixes for every run, as SB3's side runs alike
+HARNESS_FIXED: dict[str, Any] = {
+    "tensorboard": False,
+    "stop_on_solve": False,
+    "torch_threads": 1,
+    "solve_confirm_episodes": 0,  # solved means the same for both: one evaluation at the threshold
+}
+# and all it sets, through its own options (--eval-every, --threshold, ...) too: a --set of one of these is refused
+HARNESS_SETTINGS = (
+    *HARNESS_FIXED,
+    *("eval_every", "eval_episodes", "final_eval_episodes", "solve_threshold", "checkpoint_every"),
+    *("total_steps", "seed", "device"),
+)
+
+
 def run_deeprl(
     algo: str,
     env_id: str,
@@ -269,10 +284,7 @@ def run_deeprl(
         "eval_every": eval_every,
         "eval_episodes": episodes,
         "final_eval_episodes": episodes,
-        "tensorboard": False,
-        "stop_on_solve": False,
-        "torch_threads": 1,
-        "solve_confirm_episodes": 0,  # solved means the same for both: one evaluation at the threshold
+        **HARNESS_FIXED,
     }
     if threshold is not None:
         settings["solve_threshold"] = threshold
@@ -562,24 +574,6 @@ def run_sb3(
             )
         ),
     }
-
-
-# What the harness itself sets on deeprl's side, through its own options (--eval-every, --threshold, ...) or fixed
-# for both frameworks alike; a --set of one of these is refused.
-HARNESS_SETTINGS = (
-    "eval_every",
-    "eval_episodes",
-    "final_eval_episodes",
-    "tensorboard",
-    "stop_on_solve",
-    "torch_threads",
-    "solve_confirm_episodes",
-    "solve_threshold",
-    "checkpoint_every",
-    "total_steps",
-    "seed",
-    "device",
-)
 
 
 def deeprl_overrides(pairs: list[str], algo: str, env_id: str) -> dict[str, str]:
