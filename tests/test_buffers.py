@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deeprl.buffers import ReplayBuffer
+from deeprl.buffers import ReplayBuffer, to_device
 
 GAMMA = 0.5  # powers of 1/2 are exact in float32, so targets compare exactly
 
@@ -171,3 +171,16 @@ def test_one_step_and_n_step_paths(n_step):
     torch.testing.assert_close(batch.next_obs[:, 0], torch.tensor(expected_next))
     torch.testing.assert_close(batch.actions, torch.tensor([1, 0, 1, 0]))
     assert batch.returns.dtype == batch.discounts.dtype == torch.float32
+
+
+def test_batches_stay_in_their_dtype_and_share_the_array_on_the_cpu():
+    """to_device, which every training batch goes through: pictures keep uint8 (the network scales them on its
+    device), and on the CPU the tensor is the sampled array itself, not a copy; a strided array arrives contiguous.
+    (The GPU path, through pinned memory, is checked by benchmarks/device_check.py where a GPU exists.)"""
+    frames = np.arange(2 * 4 * 3 * 3, dtype=np.uint8).reshape(2, 4, 3, 3)
+    tensor = to_device(frames, "cpu")
+    assert tensor.dtype == torch.uint8 and tensor.device.type == "cpu"
+    assert np.shares_memory(tensor.numpy(), frames)
+    strided = frames[:, ::2]
+    tensor = to_device(strided, torch.device("cpu"))
+    assert tensor.is_contiguous() and np.array_equal(tensor.numpy(), strided)

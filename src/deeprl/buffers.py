@@ -15,6 +15,16 @@ import numpy as np
 import torch
 
 
+def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """A training batch's array as a tensor on `device`: on the CPU it shares the array's memory; to a GPU it goes
+    through page-locked (pinned) memory, so the copy runs asynchronously while the host goes on (pictures stay
+    uint8 on the way and are scaled on the device, by the network)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if torch.device(device).type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 @dataclass
 class TransitionBatch:
     """A sampled batch, ready for a TD target `returns + discounts * max_a Q(next_obs, a)`."""
@@ -275,16 +285,15 @@ class ReplayBuffer:
         else:
             returns, bootstrap, discounts = self.nstep_targets(indices, n_step, gamma)
 
-        def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(device, non_blocking=True)
-
         return TransitionBatch(
-            obs=tensor(self.observations(indices)),
-            actions=tensor(self.actions[indices]),
-            returns=tensor(returns),
-            next_obs=tensor(self.successors(bootstrap)),
-            discounts=tensor(discounts),
-            next_action_masks=None if self.next_action_masks is None else tensor(self.next_action_masks[bootstrap]),
+            obs=to_device(self.observations(indices), device),
+            actions=to_device(self.actions[indices], device),
+            returns=to_device(returns, device),
+            next_obs=to_device(self.successors(bootstrap), device),
+            discounts=to_device(discounts, device),
+            next_action_masks=None
+            if self.next_action_masks is None
+            else to_device(self.next_action_masks[bootstrap], device),
         )
 
 
@@ -402,7 +411,7 @@ class RolloutBuffer:
         arrays = [array.reshape(total, *array.shape[2:]) for array in stored]
 
         def tensors(chosen: list[np.ndarray]) -> RolloutBatch:
-            return RolloutBatch(*(torch.from_numpy(array).to(device, non_blocking=True) for array in chosen))
+            return RolloutBatch(*(to_device(array, device) for array in chosen))
 
         if batch_size >= total:
             yield tensors(arrays)

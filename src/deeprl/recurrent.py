@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from deeprl.action_masks import checked_masks
-from deeprl.buffers import RolloutBatch, RolloutBuffer
+from deeprl.buffers import RolloutBatch, RolloutBuffer, to_device
 from deeprl.errors import DeeprlError
 from deeprl.nets import ActorCritic, encoded, encoder_from, mlp, orthogonal_init_
 from deeprl.normalization import ObservationNormalizer
@@ -532,7 +532,7 @@ class SequenceRolloutBuffer(RolloutBuffer):
             groups = np.array_split(rng.permutation(sequences), min(-(-total // batch_size), sequences))
 
         def tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(array)).to(device, non_blocking=True)
+            return to_device(array, device)
 
         masks = None if self.action_masks is None else as_sequences(self.action_masks)
         for chosen in groups:
