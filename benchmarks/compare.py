@@ -2,15 +2,16 @@
 
     python benchmarks/compare.py [--algo dqn|ppo|a2c|ddpg|td3|sac] --env CartPole-v1 --seeds 0-4
         [--eval-every 1000] [--steps N] [--sb3-steps N] [--set KEY=VALUE ...] [--frameworks deeprl,sb3]
-        [--threshold R] [--out benchmarks/results/NAME.json] | --resume OUT.json
+        [--threshold R] [--out benchmarks/results/NAME.json] | --resume OUT.json | --plot OUT.json
 
 Each (framework, seed) trains in a fresh subprocess of this script (`--worker`), deeprl then SB3 for each
 seed, so neither framework's imports, threads or crashes touch the other and slow drifts of a shared
 machine hit both alike. Both are evaluated the same way: each time training crosses a multiple of
 `--eval-every` env steps, 20 greedy episodes through `deeprl.evaluation.evaluate` on seeds
 1_000_000 + 1000*seed + i, with the clock paused; the final agent gets 20 greedy episodes on seeds
-2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios) and
-writes the raw per-seed results to JSON.
+2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios),
+writes the raw per-seed results to JSON and the learning curves beside it (OUT.png: each framework's mean over
+seeds ± one std); `--plot OUT.json` draws them again from a report.
 
 Atari games (the Zoo's `atari` entry) and MuJoCo v5 ids (the Zoo's `-v4` entries) run too: SB3 trains with the
 Zoo's wrappers (AtariWrapper and a 4-frame stack; VecNormalize where the entry normalises), deeprl with its own
@@ -900,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.json",
         help="carry on the command recorded in OUT.json (its other runs kept)",
     )
+    parser.add_argument("--plot", type=Path, metavar="OUT.json", help="draw a report's learning curves as OUT.png")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)  # a worker's kept run directory
     return parser
@@ -917,6 +919,50 @@ def resumed_arguments(path: Path) -> tuple[argparse.Namespace, dict[str, Any]]:
     return args, report
 
 
+def report_figure(report: dict[str, Any]) -> Any:
+    """The learning curves of a report: each framework's greedy evaluations against environment steps, the mean over
+    its seeds with a band of ± one standard deviation (population, as BENCHMARKS.md's tables give it) and each seed's
+    own curve faint; the threshold dashed."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    axes = figure.subplots()
+    for index, name in enumerate(report["frameworks"]):
+        runs = [run for run in report["runs"] if run["framework"] == name and run.get("evals")]
+        color = f"C{index}"
+        for run in runs:
+            steps, means = zip(*((point["step"], point["mean"]) for point in run["evals"]), strict=True)
+            axes.plot(steps, means, color=color, alpha=0.3, linewidth=1)
+        shared = sorted(set.intersection(*({point["step"] for point in run["evals"]} for run in runs))) if runs else []
+        if not shared:
+            continue
+        values = np.array([[{p["step"]: p["mean"] for p in run["evals"]}[step] for step in shared] for run in runs])
+        mean, spread = values.mean(axis=0), values.std(axis=0)
+        label = f"{LABELS[name]} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+        axes.plot(shared, mean, color=color, linewidth=2, label=label)
+        if len(runs) > 1:
+            axes.fill_between(shared, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
+    axes.axhline(
+        report["threshold"], color="gray", linestyle="--", linewidth=1, label=f"threshold {report['threshold']:g}"
+    )
+    axes.set_title(f"{ALGOS[report['algo']]} on {report['env']}")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("greedy evaluation return (mean over seeds ± std)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    return figure
+
+
+def write_figure(report: dict[str, Any], out: Path) -> Path:
+    """The report's learning curves beside its JSON (OUT.png)."""
+    from deeprl.media import save_figure
+
+    path = out.with_suffix(".png")
+    save_figure(report_figure(report), path)
+    return path
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically, so an interrupted benchmark leaves the last complete set of runs readable."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -929,6 +975,13 @@ def main() -> None:
     args = build_parser().parse_args()
     if args.worker:
         worker_main(args)
+        return
+    if args.plot is not None:
+        try:
+            report = json.loads(args.plot.read_text())
+            print(write_figure(report, args.plot))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"cannot plot {args.plot}: not a report of this harness ({error})") from None
         return
     report: dict[str, Any] | None = None
     if args.resume is not None:
@@ -1016,7 +1069,7 @@ def main() -> None:
     report["markdown"] = markdown_report(report)
     write_json(out, report)
     print(report["markdown"])
-    print(f"\nraw results: {out}", file=sys.stderr)
+    print(f"\nraw results: {out}; learning curves: {write_figure(report, out)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

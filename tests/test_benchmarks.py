@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import rows_without_time, run_deeprl
+from tests.conftest import PNG_SIGNATURE, rows_without_time, run_deeprl
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SEEDS_SCRIPT = BENCHMARKS / "seeds.py"
@@ -288,6 +289,7 @@ def test_deeprl_settings_given_with_set_reach_its_runs_and_the_report(tmp_path: 
     config = yaml.safe_load((tmp_path / "report-runs" / "deeprl-s0" / "config.yaml").read_text())
     assert (config["epsilon_decay_steps"], config["lr"], config["total_steps"]) == (300, 0.002, 600)
     assert "--set epsilon_decay_steps=300 --set lr=2e-3" in report["command"]  # what --resume carries on
+    assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)  # the learning curves beside it
 
 
 @pytest.mark.parametrize(
@@ -375,3 +377,48 @@ def test_a_cut_off_sb3_run_carries_on_from_its_newest_evaluation(tmp_path: Path,
     assert carried["resumed_from_step"] == 512 and carried["steps"] >= 1024
     assert carried["evals"][0] == whole["evals"][0] and [row["step"] for row in carried["evals"]][-1] >= 1024
     assert carried["train_seconds"] > saved["train_seconds"]
+
+
+def test_the_learning_curves_are_each_frameworks_mean_over_seeds_with_a_band_of_one_std(tmp_path: Path) -> None:
+    def run(framework: str, seed: int, means: list[float]) -> dict:
+        return {
+            "framework": framework,
+            "seed": seed,
+            "evals": [{"step": 1000 * (i + 1), "mean": m} for i, m in enumerate(means)],
+        }
+
+    report = {
+        "algo": "ppo",
+        "env": "CartPole-v1",
+        "threshold": 475.0,
+        "frameworks": ["deeprl", "sb3"],
+        # SB3's seed 1 was cut off after its first evaluation: its mean covers the steps both seeds reached
+        "runs": [
+            run("deeprl", 0, [10, 200, 500]),
+            run("deeprl", 1, [30, 100, 300]),
+            run("sb3", 0, [20, 40, 60]),
+            run("sb3", 1, [40]),
+        ],
+    }
+    axes = compare.report_figure(report).axes[0]
+    labelled = {line.get_label(): line for line in axes.lines if not line.get_label().startswith("_")}
+    assert set(labelled) == {"deeprl (2 seeds)", "SB3 + Zoo (2 seeds)", "threshold 475"}
+    assert list(labelled["deeprl (2 seeds)"].get_ydata()) == [20.0, 150.0, 400.0]
+    assert list(labelled["SB3 + Zoo (2 seeds)"].get_xdata()) == [1000] and list(
+        labelled["SB3 + Zoo (2 seeds)"].get_ydata()
+    ) == [30.0]
+    band = axes.collections[0].get_paths()[0].vertices[:, 1]  # the deeprl band: mean ± population std
+    assert {10.0, 100.0, 300.0, 30.0, 200.0, 500.0} == set(np.round(band, 6))
+    assert sum(1 for line in axes.lines if line.get_label().startswith("_")) == 4  # each seed's own curve
+
+    out = tmp_path / "report.json"
+    out.write_text(json.dumps(report))
+    drawn = run_deeprl("--plot", out, cwd=tmp_path, script=BENCHMARKS / "compare.py")
+    assert drawn.returncode == 0, drawn.stderr
+    assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)
+    out.write_text("{}")
+    refused = run_deeprl("--plot", out, cwd=tmp_path, script=BENCHMARKS / "compare.py")
+    assert (
+        refused.returncode != 0
+        and refused.stderr.strip() == f"cannot plot {out}: not a report of this harness ('frameworks')"
+    )
