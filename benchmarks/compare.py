@@ -934,10 +934,11 @@ def report_figure(report: dict[str, Any]) -> Any:
         for run in runs:
             steps, means = zip(*((point["step"], point["mean"]) for point in run["evals"]), strict=True)
             axes.plot(steps, means, color=color, alpha=0.3, linewidth=1)
-        shared = sorted(set.intersection(*({point["step"] for point in run["evals"]} for run in runs))) if runs else []
+        curves = [{point["step"]: point["mean"] for point in run["evals"]} for run in runs]
+        shared = sorted(set.intersection(*(set(curve) for curve in curves))) if curves else []
         if not shared:
             continue
-        values = np.array([[{p["step"]: p["mean"] for p in run["evals"]}[step] for step in shared] for run in runs])
+        values = np.array([[curve[step] for step in shared] for curve in curves])
         mean, spread = values.mean(axis=0), values.std(axis=0)
         label = f"{LABELS[name]} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
         axes.plot(shared, mean, color=color, linewidth=2, label=label)
