@@ -11,6 +11,7 @@ if [[ "${1:-}" == "--fast" ]]; then
     subset=(-m "not learning and not resume and not ray")
 fi
 bash scripts/install.sh dev
+bash scripts/install-browser.sh  # Chromium, headless: the report tests open pages in it
 . .venv/bin/activate
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
 ruff check src tests benchmarks

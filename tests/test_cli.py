@@ -790,6 +790,37 @@ MORE_BAD_INPUTS = [
         {"blocker": b"x"},
         "cannot create run directory blocker/run: blocker is a file, not a folder",
     ),
+    ("report-missing-path", ("report", "nowhere"), {}, "nowhere is not a run directory (it needs config.yaml and"),
+    ("report-not-a-run", ("report", "."), {}, ". is not a run directory (it needs config.yaml and metrics.csv)"),
+    (
+        "report-output-not-html",
+        ("report", "{run}", "-o", "report.pdf"),
+        {},
+        "a report is an HTML file: name it with .html (got 'report.pdf')",
+    ),
+    (
+        "report-output-under-a-file",
+        ("report", "{run}", "-o", "blocker/report.html"),
+        {"blocker": b"x"},
+        "cannot write report blocker/report.html: blocker is a file, not a folder",
+    ),
+    ("report-every-zero", ("report", "{run}", "--every", "0"), {}, "--every must be >= 1 (got 0)"),
+    (
+        "report-corrupt-summary",
+        ("report", "r"),
+        {
+            "r/config.yaml": b"algo: dqn\nenv: CartPole-v1\nseed: 0\n",
+            "r/metrics.csv": b"kind,step,return\n",
+            "r/eval.json": b"{",
+        },
+        "r/eval.json is not readable JSON",
+    ),
+    (
+        "report-sweep-and-a-run",
+        ("report", "sw", "{run}"),
+        {"sw/sweep.yaml": b"algo: dqn\nenv: CartPole-v1\nseeds: [0]\n"},
+        "sw is a sweep directory: report on it alone",
+    ),
 ]
 
 

@@ -5,6 +5,7 @@ agent = deeprl.load("runs/dqn-CartPole-v1-s0-...")
 deeprl.evaluate(agent, "CartPole-v1", episodes=20, seed=1000)
 deeprl.animate(agent, every=10).save("episode.html")  # or show it in a notebook cell
 deeprl.sweep("dqn", "CartPole-v1", seeds="0-9", grid={"lr": [1e-3, 3e-4]})  # on Ray Tune: pip install deeprl[sweep]
+deeprl.write_report("runs/dqn-CartPole-v1-s0-...")  # report.html: open it in a browser
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _PUBLIC = {
     "make_vec_env": "deeprl.envs",
     "sweep": "deeprl.sweeps",
     "train": "deeprl.api",
+    "write_report": "deeprl.report",
 }
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from deeprl.envs import make_env, make_vec_env
     from deeprl.evaluation import evaluate
     from deeprl.media import animate
+    from deeprl.report import write_report
     from deeprl.sweeps import sweep
 
 
@@ -47,4 +50,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_PUBLIC])
 
 
-__all__ = ["__version__", "animate", "evaluate", "load", "make_env", "make_vec_env", "sweep", "train"]
+__all__ = ["__version__", "animate", "evaluate", "load", "make_env", "make_vec_env", "sweep", "train", "write_report"]

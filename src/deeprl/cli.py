@@ -98,6 +98,18 @@ def build_parser() -> Parser:
     )
     plot.set_defaults(handler=cmd_plot)
 
+    report = commands.add_parser(
+        "report", help="a page to open in a browser: a run (with a video of its agent), several runs, or a sweep"
+    )
+    report.add_argument("runs", nargs="+", help="run directories, or one sweep directory")
+    report.add_argument(
+        "-o", "--output", help="the HTML file (default: RUN/report.html, SWEEP/report.html, or ./report.html)"
+    )
+    report.add_argument("--no-video", action="store_true", help="leave out the video of the agent playing")
+    report.add_argument("--every", type=int, default=1, help="keep every K-th frame in the video")
+    report.add_argument("--fps", type=int, default=30, help="frames per second of the video")
+    report.set_defaults(handler=cmd_report)
+
     sweep = commands.add_parser("sweep", help="many runs at once: seeds × a grid of settings, on Ray Tune")
     sweep.add_argument("algo", nargs="?", help="algorithm (deeprl list shows them)")
     sweep.add_argument("env", nargs="?", help="Gymnasium env id or package.module:ClassName")
@@ -350,6 +362,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         plot_runs(args.runs, output)
     print(f"plot: {output}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from deeprl.report import write_report
+
+    every = _positive("--every", args.every)
+    fps = _positive("--fps", args.fps)
+    output = write_report(args.runs, args.output, video=not args.no_video, every=every, fps=fps, on_progress=print)
+    print(f"report: {output} (open it in a browser)")
     return 0
 
 

@@ -90,11 +90,12 @@ def read_run(run_dir: str | Path, threshold: float | None = None) -> PlottedRun:
 
 def run_threshold(run_dir: Path, settings: dict[str, Any]) -> float | None:
     """The run's solve line: as its eval.json recorded it, else as configured, else the env's own."""
-    eval_path = run_dir / "eval.json"
-    if eval_path.is_file():
-        recorded = json.loads(eval_path.read_text()).get("solve_threshold")
-        if recorded is not None:
-            return float(recorded)
+    try:
+        recorded = json.loads((run_dir / "eval.json").read_text()).get("solve_threshold")
+    except (OSError, ValueError, AttributeError):  # none yet, or unreadable: the line is drawn from the config
+        recorded = None
+    if isinstance(recorded, (int, float)):
+        return float(recorded)
     if settings.get("solve_threshold") is not None:
         return float(settings["solve_threshold"])
     return env_threshold(settings.get("env"))
@@ -436,9 +437,15 @@ def plot_groups(
 
 
 def play_frames(
-    agent, make_env: Callable[..., gym.Env], episodes: int = 1, seed: int = 0, every: int = 1
+    agent,
+    make_env: Callable[..., gym.Env],
+    episodes: int = 1,
+    seed: int = 0,
+    every: int = 1,
+    max_bytes: int | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """RGB frames (every `every`-th) of greedy episodes, and each episode's return."""
+    """RGB frames (every `every`-th) of greedy episodes, and each episode's return. With `max_bytes`, frames
+    stop being kept once they fill that much memory; the episodes still play to their end for their returns."""
     env = make_env(render_mode="rgb_array")
     frames: list[np.ndarray] = []
     returns = []
@@ -448,13 +455,14 @@ def play_frames(
             if hasattr(agent, "reset"):  # a recurrent agent's state starts afresh with the episode
                 agent.reset()
             frames.append(checked_frame(env, env.render()))
+            limit = None if max_bytes is None else max(1, max_bytes // frames[0].nbytes)
             total, step, done = 0.0, 0, False
             while not done:
                 obs, reward, terminated, truncated, info = env.step(act_in(agent, env, obs, info))  # under any mask
                 total += float(reward)
                 step += 1
                 done = terminated or truncated
-                if step % every == 0 or done:
+                if (step % every == 0 or done) and (limit is None or len(frames) < limit):
                     frames.append(env.render())
             returns.append(total)
     finally:

@@ -710,16 +710,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         seconds_text = "—" if math.isnan(seconds) else f"{seconds:.1f}"
         lines.append(
             f"| {row['configuration']} | {solved} | {steps_text} | {seconds_text} | "
-            f"{_score(row, 'final')} | {_score(row, 'best')} |"
+            f"{score_text(row, 'final')} | {score_text(row, 'best')} |"
         )
     return "\n".join(lines)
 
 
-def _score(row: dict[str, Any], agent: str) -> str:
-    """'mean [low, high] · IQM' of one agent's scores."""
+def score_text(row: dict[str, Any], agent: str) -> str:
+    """'mean [low, high] · IQM' of one agent's scores ('1,008.9 [997.0, 1,025.2] · 1,008.9')."""
     if math.isnan(row[f"{agent}_mean"]):
         return "—"
     return (
-        f"{row[f'{agent}_mean']:.1f} [{row[f'{agent}_ci_low']:.1f}, {row[f'{agent}_ci_high']:.1f}] · "
-        f"{row[f'{agent}_iqm']:.1f}"
+        f"{row[f'{agent}_mean']:,.1f} [{row[f'{agent}_ci_low']:,.1f}, {row[f'{agent}_ci_high']:,.1f}] · "
+        f"{row[f'{agent}_iqm']:,.1f}"
     )
