@@ -314,29 +314,39 @@ def test_several_runs_are_grouped_by_configuration_over_their_seeds(runs, tmp_pa
 
 
 def test_a_sweep_directory_is_reported_by_its_configurations(runs, tmp_path):
-    """A sweep's layout (sweep.yaml, runs/LABEL-sSEED) holding these runs, one of them failed and one stopped."""
+    """A sweep's layout (sweep.yaml, runs/LABEL-sSEED) holding these runs: one run failed after starting, and a
+    configuration refused before any of its runs started (only its reason in its run directories)."""
     sweep_dir = tmp_path / "sweep"
     preset_lr = yaml.safe_load((runs["a0"] / "config.yaml").read_text())["lr"]
-    spec = SweepSpec(algo="dqn", env="CartPole-v1", seeds=[0, 1], grid={"lr": [preset_lr, OTHER_LR]})
+    spec = SweepSpec(algo="dqn", env="CartPole-v1", seeds=[0, 1], grid={"lr": [preset_lr, OTHER_LR, -1.0]})
     trials = spec.trials(sweep_dir)
-    sources = [runs["a0"], runs["a1"], runs["b0"], runs["a1"]]
-    for trial, source in zip(trials, sources, strict=True):
+    for trial, source in zip(trials, [runs["a0"], runs["a1"], runs["b0"], runs["a1"]], strict=False):
         shutil.copytree(source, trial["run_dir"])
     (Path(trials[3]["run_dir"]) / "eval.json").unlink()
     (Path(trials[3]["run_dir"]) / "error.txt").write_text("the run's process died 3 times\n")
+    for trial in trials[4:]:
+        Path(trial["run_dir"]).mkdir(parents=True)
+        (Path(trial["run_dir"]) / "error.txt").write_text("lr must be > 0.0 (got -1.0)\n")
     (sweep_dir / SWEEP_FILE).write_text(spec_to_yaml(spec))
     result = run_deeprl("report", sweep_dir, "--no-video", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    page = Page((sweep_dir / "report.html").read_text())
+    text = (sweep_dir / "report.html").read_text()
+    page = Page(text)
     assert page.title == "sweep: dqn on CartPole-v1"
     summary = {row[0]: row[1:] for row in page.table("summary")[1:]}
-    assert list(summary) == expected_labels(runs)
+    assert list(summary)[:2] == expected_labels(runs) and list(summary)[2] == "lr=-1"
     (alone,) = final_returns(runs["b0"])
     summary = {key.removesuffix(" (best)"): value for key, value in summary.items()}
     assert summary[f"lr={OTHER_LR:g}"][0] == "0/2 (1 failed)"
     assert summary[f"lr={OTHER_LR:g}"][3].startswith(f"{alone:,.1f} [")
+    assert summary["lr=-1"] == ["0/2 (2 failed)", "—", "—", "—", "—"]
     statuses = [row[2] for row in page.table("runs")[1:]]
-    assert statuses == ["finished", "finished", "finished", "failed: the run's process died 3 times"]
+    assert (
+        statuses
+        == ["finished"] * 3 + ["failed: the run's process died 3 times"] + ["failed: lr must be > 0.0 (got -1.0)"] * 2
+    )
+    # the curves over seeds, and a curve for each run that has metrics: the four that started
+    assert len(embedded(text, "image/png")) == 1 + 4
 
 
 def test_frames_stop_being_kept_at_their_memory_limit_while_the_episode_plays_on(runs):

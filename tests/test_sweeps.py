@@ -505,6 +505,10 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, two_n
     assert float(table["final_ci_low"]) <= float(table["final_mean"]) <= float(table["final_ci_high"])
     assert "| lr=1e-3 | " in result.stdout and "best configuration:" in result.stdout
     assert (sweep_dir / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    # the page for a browser: every run, the failed ones with their reason (tests/test_report.py reads it closely)
+    report = (sweep_dir / "report.html").read_text()
+    assert f"report: {sweep_dir / 'report.html'} (open it in a browser)" in result.stdout
+    assert "<h1>sweep: dqn on CartPole-v1</h1>" in report and report.count("failed: lr must be &gt; 0.0") == 2
     from deeprl.api import resolve_config
 
     _module, config, preset = resolve_config(None, None, config_file=sweep_dir / "best.yaml")

@@ -480,7 +480,9 @@ def several_body(groups: dict[str, list[RunRecord]], title: str) -> str:
             numeric=(1, 2, 3),
         )
     )
-    curves = {label: [record.run.path for record in members] for label, members in groups.items()}
+    # runs refused before they started have no metrics to draw
+    drawn = {label: [record for record in members if record.run.rows] for label, members in groups.items()}
+    curves = {label: [record.run.path for record in members] for label, members in drawn.items() if members}
     if any(row["kind"] == "eval" for record in records for row in record.run.rows):
         parts += [
             '<h2 id="curves">Evaluations over training</h2>',
@@ -521,7 +523,7 @@ def several_body(groups: dict[str, list[RunRecord]], title: str) -> str:
             numeric=(1, 3, 4, 5, 6, 7),
         ),
     ]
-    for label, members in groups.items():
+    for label, members in drawn.items():
         for record in members:
             name = f"{label} · seed {record.seed}"
             parts.append(f"<details><summary>learning curve: {escape(name)}</summary>")
@@ -549,7 +551,7 @@ class Subject:
 
 def read_subject(paths: Sequence[str | Path]) -> Subject:
     """One run directory, several, or one sweep directory, read (anything else is refused in one line)."""
-    from deeprl.sweeps import is_sweep_dir, read_spec
+    from deeprl.sweeps import ERROR_FILE, is_sweep_dir, read_spec
 
     if not paths:
         raise DeeprlError("name a run directory, several, or a sweep directory")
@@ -558,12 +560,17 @@ def read_subject(paths: Sequence[str | Path]) -> Subject:
         if len(paths) > 1:
             raise DeeprlError(f"{sweeps[0]} is a sweep directory: report on it alone")
         spec = read_spec(sweeps[0])
-        trials = [trial for trial in spec.trials(sweeps[0]) if (Path(trial["run_dir"]) / "config.yaml").is_file()]
-        if not trials:
-            raise DeeprlError(f"no run of sweep {sweeps[0]} has started yet")
         groups: dict[str, list[RunRecord]] = {}
-        for trial in trials:
-            groups.setdefault(trial["label"], []).append(read_record(trial["run_dir"]))
+        for trial in spec.trials(sweeps[0]):
+            run_dir = Path(trial["run_dir"])
+            if (run_dir / "config.yaml").is_file():
+                groups.setdefault(trial["label"], []).append(read_record(run_dir))
+            elif (run_dir / ERROR_FILE).is_file():  # refused before it started: its reason is all there is
+                run = PlottedRun(run_dir, [], spec.algo, spec.preset, {"env": spec.env, **trial["settings"]}, None)
+                reason = (run_dir / ERROR_FILE).read_text().strip()
+                groups.setdefault(trial["label"], []).append(RunRecord(run, None, "failed", reason))
+        if not groups:
+            raise DeeprlError(f"no run of sweep {sweeps[0]} has started yet")
         return Subject(f"sweep: {spec.algo} on {spec.env}", groups, single=False)
     records = [read_record(path) for path in paths]
     if len(records) == 1:

@@ -5,7 +5,7 @@ A sweep directory holds:
 - `runs/NAME-sSEED/`: one ordinary run directory per trial (its config.yaml re-runs it alone);
 - `tune/`: Ray Tune's own state, which restores a sweep whose driver died;
 - at the end, `trials.csv` (one row per run), `sweep.csv` (one row per configuration, over its seeds),
-  `best.yaml` (the best configuration as a file `deeprl train --config` takes) and `curves.png`.
+  `best.yaml` (the best configuration as a file `deeprl train --config` takes), `curves.png` and `report.html`.
 
 Tune restarts a trial whose process died; the trial resumes from deeprl's own newest checkpoint in its run
 directory and ends exactly as an uninterrupted run would. The Tune checkpoint a trial reports is only a
@@ -431,6 +431,8 @@ def sweep(
     if results:
         print(format_table(rows))
         print(f"table: {path / 'sweep.csv'} (per run: {path / 'trials.csv'}); curves: {path / 'curves.png'}")
+        if (path / "report.html").is_file():
+            print(f"report: {path / 'report.html'} (open it in a browser)")
         if (path / "best.yaml").is_file():
             print(f"best configuration: {path / 'best.yaml'} (deeprl train --config {path / 'best.yaml'})")
     return rows
@@ -648,7 +650,8 @@ def sweep_groups(path: Path) -> tuple[dict[str, list[Path]], str]:
 
 
 def finish_sweep(path: Path, spec: SweepSpec) -> list[dict[str, Any]]:
-    """Write trials.csv, sweep.csv, best.yaml and curves.png from the run directories; the summary rows."""
+    """Write trials.csv, sweep.csv, best.yaml, curves.png and report.html from the run directories; the summary
+    rows."""
     from deeprl.media import plot_groups
 
     trials = read_trials(path, spec)
@@ -676,7 +679,10 @@ def finish_sweep(path: Path, spec: SweepSpec) -> list[dict[str, Any]]:
     except DeeprlError as error:
         warn(f"{error}; no curves to draw")
     else:
+        from deeprl.report import REPORT_FILE, report_html
+
         plot_groups(groups, path / "curves.png", title=title)
+        atomic_write_text(path / REPORT_FILE, report_html([path], video=False))
     return rows
 
 
