@@ -128,6 +128,23 @@ def test_eval_prints_mean_and_writes_nothing(trained_run, workdir):
     assert "seeds 10000..10002" in result.stdout
 
 
+@pytest.mark.parametrize("command", [("eval", "--episodes", "1"), ("watch", "--video", "w.gif"), ("report",)])
+def test_commands_that_only_act_use_one_torch_thread(trained_run, tmp_path, monkeypatch, command):
+    """One observation at a time is too little work to split between threads (cli.one_torch_thread)."""
+    from deeprl.cli import main
+
+    _, run_dir = trained_run
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        output = "r.html" if command[0] == "report" else None
+        assert main([command[0], str(run_dir), *command[1:], *(["-o", output] if output else [])]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_watch_writes_a_gif(trained_run, workdir):
     _, run_dir = trained_run
     before = snapshot(run_dir)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
@@ -16,7 +19,7 @@ import yaml
 
 import deeprl
 from deeprl.agent import FINAL_POLICY
-from tests.conftest import run_deeprl
+from tests.conftest import run_deeprl, subprocess_env
 from tests.continuous_control import RandomAgent
 
 
@@ -110,3 +113,40 @@ def test_ppo_preset_learns_inverted_pendulum_through_its_saved_observation_stati
     torch.save({**blob, "meta_json": json.dumps(meta)}, raw)
     unnormalised = deeprl.evaluate(deeprl.load(raw), "InvertedPendulum-v5", episodes=10, seed=EVAL_SEED)
     assert unnormalised.mean < learned.mean / 5, unnormalised.returns  # measured 60 (seeds 1, 2: 19, 47)
+
+
+def test_an_agent_is_watched_and_reported_on_a_machine_without_a_display(tmp_path: Path):
+    """MuJoCo's default OpenGL (a GLFW window) cannot start without a display: watch and report draw through EGL
+    there (media.choose_headless_opengl), in fresh processes that were given no backend."""
+    run_dir = deeprl.train(
+        "td3",
+        "InvertedPendulum-v5",
+        seed=0,
+        steps=300,
+        batch_size=32,
+        run_dir=tmp_path / "run",
+        progress=False,
+        tensorboard=False,
+        eval_every=1000,
+        final_eval_episodes=1,
+    ).run_dir
+    env = subprocess_env()
+    for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
+        env.pop(name, None)
+
+    def deeprl_cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "deeprl", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    watched = deeprl_cli("watch", str(run_dir), "--video", "pendulum.mp4")
+    assert watched.returncode == 0, watched.stderr
+    (length,) = deeprl.evaluate(deeprl.load(run_dir), "InvertedPendulum-v5", episodes=1, seed=10_000).lengths
+    with imageio.get_reader(tmp_path / "pendulum.mp4", format="FFMPEG") as reader:
+        frames = list(reader.iter_data())
+    assert len(frames) == 1 + int(length)  # the reset frame and one a step
+    assert frames[0].shape == (480, 480, 3) and frames[0].std() > 10  # a picture, not a blank frame
+    reported = deeprl_cli("report", str(run_dir), "--every", "2")
+    assert reported.returncode == 0, reported.stderr
+    page = (run_dir / "report.html").read_text()
+    assert '<video controls muted loop playsinline width="480" src="data:video/mp4;base64,' in page
+    assert "No video" not in page

@@ -266,10 +266,19 @@ def _note_unfinished_run(path: str, agent) -> None:
         print(f"note: {status}; using its {which}, from step {agent.policy_step}")
 
 
+def one_torch_thread() -> None:
+    """Acting on one observation at a time is too little work to split: a second thread only waits for a core
+    (measured: PPO's Pong CNN played 455-575 steps/s on one thread, 48-51 on two, with both cores busy)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from deeprl.agent import load
     from deeprl.evaluation import evaluate
 
+    one_torch_thread()
     episodes = _positive("--episodes", args.episodes)
     agent = load(args.path)
     env_id, make = _agent_env(agent, args.env)
@@ -293,6 +302,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     fps = _positive("--fps", args.fps)
     if args.video and Path(args.video).suffix.lower() not in VIDEO_SUFFIXES:
         raise DeeprlError(f"--video must end in {', '.join(VIDEO_SUFFIXES)} (got '{args.video}')")
+    one_torch_thread()
     agent = load(args.path)
     env_id, make = _agent_env(agent, None)
     if not args.video and os.environ.get("DISPLAY"):
@@ -370,6 +380,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     every = _positive("--every", args.every)
     fps = _positive("--fps", args.fps)
+    one_torch_thread()
     output = write_report(args.runs, args.output, video=not args.no_video, every=every, fps=fps, on_progress=print)
     print(f"report: {output} (open it in a browser)")
     return 0

@@ -6,6 +6,8 @@ import csv
 import difflib
 import io
 import json
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -446,6 +448,7 @@ def play_frames(
 ) -> tuple[list[np.ndarray], list[float]]:
     """RGB frames (every `every`-th) of greedy episodes, and each episode's return. With `max_bytes`, frames
     stop being kept once they fill that much memory; the episodes still play to their end for their returns."""
+    choose_headless_opengl()
     env = make_env(render_mode="rgb_array")
     frames: list[np.ndarray] = []
     returns = []
@@ -468,6 +471,14 @@ def play_frames(
     finally:
         env.close()
     return frames, returns
+
+
+def choose_headless_opengl() -> None:
+    """MuJoCo draws through OpenGL, by default in a GLFW window, which a Linux machine without a display cannot
+    open (a crash deep in mujoco): there, unless the user chose a backend, draw through EGL, which needs no window
+    (Gymnasium reads MUJOCO_GL when it makes the renderer)."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and "MUJOCO_GL" not in os.environ:
+        os.environ["MUJOCO_GL"] = "egl"
 
 
 def checked_frame(env: gym.Env, frame: Any) -> np.ndarray:

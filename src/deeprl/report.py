@@ -308,6 +308,8 @@ def video_section(run_dir: Path, every: int, fps: int) -> str:
         frames, returns = play_frames(agent, make, 1, seed=EPISODE_SEED, every=every, max_bytes=VIDEO_FRAME_BYTES)
     except DeeprlError as error:  # an env that cannot draw itself, or whose package is missing here: the rest stands
         return heading + f"<p>No video: {escape(error)}</p>"
+    except Exception as error:  # the env's own drawing code failed: the page still says everything else
+        return heading + f"<p>No video: drawing the env failed: {escape(type(error).__name__)}: {escape(error)}</p>"
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "episode.mp4"
         write_video(frames, path, fps=fps)
