@@ -238,6 +238,7 @@ def _print_summary(agent, quiet: bool) -> None:
         return
     print(f"learning curve: {run_dir / 'curve.png'}")
     print(f"model: {run_dir / 'best_policy.pt'} (final: {run_dir / 'policy.pt'})")
+    print(f"a page for a browser: deeprl report {run_dir}")
 
 
 def _agent_env(agent, override: str | None):
