@@ -151,9 +151,10 @@ def test_a_run_report_says_what_the_run_did(run_report):
     assert changed["total_steps"][1] == "600" and changed["learning_starts"][1] == "100"
     every = {row[0]: row[1:] for row in page.table("settings", 1)[1:]}
     assert every["gamma"][1] == "discount factor"
-    # the learning curve is a real picture, and nothing in the page comes from elsewhere
-    (picture,) = embedded(text, "image/png")
-    assert Image.open(io.BytesIO(picture)).size == (900, 500)
+    # the learning curve and the diagnostics are real pictures, and nothing in the page comes from elsewhere
+    curve, diagnostics = (Image.open(io.BytesIO(data)) for data in embedded(text, "image/png"))
+    assert curve.size == (900, 500)
+    assert diagnostics.size == (900, 240)  # one row of small plots: DQN's epsilon and loss
     assert all(link.startswith("data:") for link in page.links), page.links
 
 
@@ -219,7 +220,7 @@ def test_a_browser_shows_the_reports_picture_and_plays_its_video(run_report, tmp
     assert found is not None, result.stderr[-2000:]
     seen = json.loads(html.unescape(found.group(1)))
     assert seen["title"] == "dqn on CartPole-v1 · seed 0"
-    assert seen["images"] == [[900, 500]]
+    assert seen["images"] == [[900, 500], [900, 240]]
     (video,) = embedded(text, "video/mp4")
     frame_count = len(video_frames(video, tmp_path))
     ((seconds, width, height),) = seen["videos"]
@@ -369,3 +370,20 @@ def test_a_run_whose_env_cannot_draw_itself_is_reported_without_its_video(tmp_pa
     text = (run_dir / "report.html").read_text()
     assert "<p>No video: " in text and "<video" not in text
     assert Page(text).table("results")  # the rest of the page stands
+
+
+def test_the_diagnostics_are_the_columns_the_learner_logged(runs):
+    """DQN logs epsilon and its loss at each episode's end: both drawn, against those steps, with those values."""
+    from deeprl.media import diagnostics, diagnostics_figure, read_run
+
+    run = read_run(runs["a0"])
+    series = diagnostics(run)
+    assert list(series) == ["epsilon", "loss"]
+    rows = [row for row in metrics_rows(runs["a0"], "train") if row["loss"]]
+    steps, losses = series["loss"]
+    assert steps.tolist() == [int(row["step"]) for row in rows]
+    assert losses.tolist() == [float(row["loss"]) for row in rows]
+    figure = diagnostics_figure(run)
+    drawn = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title() for axes in drawn] == ["epsilon", "loss"]
+    assert drawn[1].lines[0].get_ydata().tolist() == losses.tolist()

@@ -306,6 +306,47 @@ def runs_figure(
     return figure
 
 
+# metrics.csv columns that are no training diagnostic: what names a row, the returns, the clock
+RESULT_COLUMNS = ("kind", "step", "episode", "return", "return_std", "length", "time_s")
+DIAGNOSTIC_KINDS = ("train", "update")  # episode ends (DQN's epsilon and loss) and updates (PPO's losses, KL, ...)
+
+
+def diagnostics(run: PlottedRun) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every training diagnostic the run logged (losses, entropy, KL, epsilon, learning rate, ...): its steps and
+    values, in the order of metrics.csv's columns; columns never filled are left out."""
+    names = [name for name in (run.rows[0] if run.rows else {}) if name not in RESULT_COLUMNS]
+    series = {}
+    for name in names:
+        points = [
+            (int(row["step"]), float(row[name])) for row in run.rows if row["kind"] in DIAGNOSTIC_KINDS and row[name]
+        ]
+        if points:
+            steps, values = zip(*points, strict=True)
+            series[name] = (np.array(steps), np.array(values))
+    return series
+
+
+def diagnostics_figure(run: PlottedRun, columns: int = 3) -> Figure | None:
+    """One small plot per training diagnostic against environment steps; None when the run logged none."""
+    from matplotlib.figure import Figure
+
+    series = diagnostics(run)
+    if not series:
+        return None
+    rows = -(-len(series) // columns)
+    figure = Figure(figsize=(9, 2.4 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, (name, (steps, values)) in zip(grid.flat, series.items(), strict=False):
+        axes.plot(steps, values, linewidth=0.8, marker=point_marker(len(steps)))
+        axes.set_title(name, fontsize=9)
+        axes.tick_params(labelsize=7)
+        axes.grid(alpha=0.3)
+    for axes in grid.flat[len(series) :]:
+        axes.set_visible(False)
+    figure.supxlabel("environment steps", fontsize=9)
+    return figure
+
+
 def plot_runs(
     run_dirs: Sequence[str | Path],
     output: str | Path,

@@ -328,8 +328,9 @@ def video_section(run_dir: Path, every: int, fps: int) -> str:
 
 
 def run_body(record: RunRecord, video: bool, every: int, fps: int) -> str:
-    """The page of one run: status, results, learning curve, evaluations, the agent playing, settings, reuse."""
-    from deeprl.media import runs_figure
+    """The page of one run: status, results, learning curve, diagnostics, evaluations, the agent playing,
+    settings, reuse."""
+    from deeprl.media import diagnostics_figure, runs_figure
 
     run = record.run
     title = f"{run.algo} on {run.env} · seed {record.seed}"
@@ -341,6 +342,13 @@ def run_body(record: RunRecord, video: bool, every: int, fps: int) -> str:
     if record.summary is not None:
         parts += ['<h2 id="results">Results</h2>', table(None, result_rows(record.summary))]
     parts += ['<h2 id="curve">Learning curve</h2>', figure_image(runs_figure([run.path]), f"learning curve of {title}")]
+    figure = diagnostics_figure(run)
+    if figure is not None:
+        parts += [
+            '<h2 id="diagnostics">Training diagnostics</h2>',
+            "<p>What the learner logged as it trained (metrics.csv's own columns), against environment steps.</p>",
+            figure_image(figure, f"training diagnostics of {title}"),
+        ]
     evaluations = evaluation_rows(run)
     if evaluations:
         parts += [
