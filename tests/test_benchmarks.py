@@ -241,6 +241,23 @@ def test_checkpoint_cost_saves_a_dqn_checkpoint_with_its_replay(
     assert lines[1].startswith("checkpoint: ") and "(median of 1)" in lines[1]
 
 
+def test_stacked_seed_networks_compute_what_the_separate_ones_do() -> None:
+    """seed_axis.py's claim, on this machine: K networks stacked on a leading axis give the separate networks'
+    Q-values and, after ten Adam updates each way, their weights, bit for bit."""
+    import torch
+
+    seed_axis = load_benchmark("seed_axis")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        times = seed_axis.measure(seeds=3, repeats=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert times["difference"] == 0.0 and times["drift"] == 0.0
+    assert all(times[key] > 0 for key in ("update_sequential", "update_stacked", "act_sequential", "act_stacked"))
+
+
 def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_is_read(tmp_path: Path) -> None:
     """compare.py keeps deeprl's run directory: a run cut off after a checkpoint resumes from it (its evaluations
     those of the run never cut off), and a run that finished before its report is read, not trained again."""
