@@ -302,11 +302,11 @@ def video_section(run_dir: Path, every: int, fps: int) -> str:
     from deeprl.media import play_frames, write_video
 
     heading = '<h2 id="play">The agent playing</h2>\n'
-    agent = load(run_dir)
     try:
+        agent = load(run_dir)  # its best policy, else its final one; none saved yet is said in one line
         make = spec_factory(agent.env_spec)
         frames, returns = play_frames(agent, make, 1, seed=EPISODE_SEED, every=every, max_bytes=VIDEO_FRAME_BYTES)
-    except DeeprlError as error:  # an env that cannot draw itself, or whose package is missing here: the rest stands
+    except DeeprlError as error:  # no policy yet, an env that cannot draw itself or whose package is missing
         return heading + f"<p>No video: {escape(error)}</p>"
     except Exception as error:  # the env's own drawing code failed: the page still says everything else
         return heading + f"<p>No video: drawing the env failed: {escape(type(error).__name__)}: {escape(error)}</p>"
@@ -357,12 +357,7 @@ def run_body(record: RunRecord, video: bool, every: int, fps: int) -> str:
             table(["step", "kind", "mean return", "std", "training time"], evaluations, numeric=(0, 2, 3, 4)),
         ]
     if video:
-        policies = [name for name in ("best_policy.pt", "policy.pt") if (run.path / name).is_file()]
-        parts.append(
-            video_section(run.path, every, fps)
-            if policies
-            else '<h2 id="play">The agent playing</h2>\n<p>No policy saved yet: nothing to play.</p>'
-        )
+        parts.append(video_section(run.path, every, fps))
     parts.append(settings_section(record))
     parts += [
         '<h2 id="again">Run it again, use the agent</h2>',
