@@ -55,6 +55,11 @@ def save_policy(path: str | Path, algo: str, agent: Agent, env_spec: dict[str, A
     """`env_spec` ({"env": id, "max_episode_steps": ...}) lets eval and watch rebuild the env it knows;
     `step` is the training step the policy comes from."""
     meta, tensors = agent.policy_data()
+    # a network of several seeds stacked (deeprl.seed_axis) holds views of the stack: save this seed's alone
+    tensors = {
+        name: tensor.clone() if tensor.untyped_storage().nbytes() > tensor.nbytes else tensor
+        for name, tensor in tensors.items()
+    }
     blob = {
         "format": POLICY_FORMAT,
         "deeprl_version": __version__,

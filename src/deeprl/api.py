@@ -6,7 +6,8 @@ import dataclasses
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -133,6 +134,7 @@ def train(
     env: str | gym.Env | Callable[..., gym.Env] | None = None,
     *,
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     steps: int | None = None,
     preset: str | None = None,
     config: str | Path | None = None,
@@ -154,13 +156,34 @@ def train(
     Python object. `on_evaluation` is called after every periodic evaluation with a dict: step, episode, eval_return
     (and _std), best_return, solved, solved_at_step, train_seconds and checkpoint_step (the newest checkpoint's,
     or None).
+
+    `seeds` (range(10), [0, 2, 5]) trains one run per seed, in one process, in the seeds directory `run_dir`
+    (deeprl.many_seeds), and returns their agents in a list; `resume` of a seeds directory continues its seeds.
     """
+    if seeds is not None and resume is None:
+        if seed is not None:
+            raise DeeprlError("give seed or seeds, not both")
+        from deeprl.many_seeds import train_seeds  # it builds on this module
+
+        flags = {"total_steps": steps, "device": device}
+        return train_seeds(
+            algo,
+            env,
+            seeds,
+            preset=preset,
+            config=config,
+            run_dir=run_dir,
+            progress=progress,
+            on_evaluation=on_evaluation,
+            settings={**settings, **{key: value for key, value in flags.items() if value is not None}},
+        )
     if resume is not None:
         given = [
             name
             for name, value in (
                 ("algo", algo),
                 ("seed", seed),
+                ("seeds", seeds),
                 ("preset", preset),
                 ("config", config),
                 ("run_dir", run_dir),
@@ -268,6 +291,10 @@ def resume_run(
     its budget, or any run to a larger budget `steps` (a finished one too, as if started with that budget where
     no setting anneals over total_steps). `env` is needed for a run whose env was given as a Python object."""
     path = Path(run_dir)
+    if (path / "seeds.json").is_file():
+        from deeprl.many_seeds import resume_seeds  # it builds on this module
+
+        return resume_seeds(path, steps=steps, env=env, progress=progress, on_evaluation=on_evaluation)
     if not (path / "config.yaml").is_file():
         raise DeeprlError(f"{path} is not a run directory (no config.yaml)")
     module, run_config, preset = resolve_config(None, None, config_file=path / "config.yaml")
@@ -374,6 +401,32 @@ def _run(
     as a Python object; `capped`: DEEPRL_MAX_STEPS cut the budget; `extend`: the budget grows (resume --steps);
     `budget`: a new run's settings before any cap, refused if they end before the first update."""
     torch_device = resolve_device(run_config.device)
+    opened = _opened_run(
+        module, run_config, preset, path, progress, checkpoint, on_evaluation, make_base, extend, budget
+    )
+    with opened as (make_run_env, run):
+        agent = module.train(
+            run_config, make_run_env, run, torch_device, resume=None if checkpoint is None else checkpoint["algo"]
+        )
+    return _trained(agent, run_config, path, capped)
+
+
+@contextmanager
+def _opened_run(
+    module: ModuleType,
+    run_config: RunConfig,
+    preset: str | None,
+    path: Path,
+    progress: bool | None,
+    checkpoint: dict[str, Any] | None,
+    on_evaluation: Callable[[dict[str, Any]], None] | None,
+    make_base: Callable[[str | None], gym.Env] | None,
+    extend: bool,
+    budget: RunConfig | None,
+    handle_signals: bool = True,
+) -> Iterator[tuple[Callable[..., gym.Env], Run]]:
+    """The checked env's factory and the open Run of a run directory (see `_run`), closed after the block; a failed
+    write to the directory becomes one line."""
     options = env_options(run_config)
     if run_config.check_env:
         run_env_checker(options, make_base)
@@ -411,11 +464,10 @@ def _run(
             show_progress=someone_watching() if progress is None else progress,
             resume_state=None if checkpoint is None else checkpoint["run"],
             on_evaluation=on_evaluation,
+            handle_signals=handle_signals,
         )
         try:
-            agent = module.train(
-                run_config, make_run_env, run, torch_device, resume=None if checkpoint is None else checkpoint["algo"]
-            )
+            yield make_run_env, run
         finally:
             run.close()
             blas_threads.restore_original_limits()
@@ -425,8 +477,12 @@ def _run(
         ) from None
     finally:
         train_env.close()
+
+
+def _trained(agent: Agent, run_config: RunConfig, path: Path, capped: bool) -> Agent:
+    """The agent of a finished run, its run directory and env noted; a run that barely trained is said aloud."""
     agent.run_dir = path
-    agent.env_spec = options
+    agent.env_spec = env_options(run_config)
     updates = agent.summary["updates"]
     # a capped run is a smoke test (its cap said it is cut short); a run that stopped solved has trained enough
     if updates < FEW_UPDATES and not capped and not agent.summary["solved"]:

@@ -59,10 +59,12 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], algo: str, 
     return path
 
 
-def load_latest_checkpoint(run_dir: Path, algo: str, env: str) -> dict[str, Any]:
-    """The newest intact checkpoint's state. Skipping a damaged newer one is reported in one line; when
-    none is usable the error (one line) says why the newest was refused."""
+def load_latest_checkpoint(run_dir: Path, algo: str, env: str, at_most: int | None = None) -> dict[str, Any]:
+    """The newest intact checkpoint's state (of a step up to `at_most`, where given). Skipping a damaged newer one
+    is reported in one line; when none is usable the error (one line) says why the newest was refused."""
     manifests = sorted(checkpoint_dir(run_dir).glob("step-*.json"), reverse=True)
+    if at_most is not None:
+        manifests = [path for path in manifests if int(path.stem.removeprefix("step-")) <= at_most]
     problems = []
     for manifest_path in manifests:
         state = _check(manifest_path, algo, env)

@@ -21,6 +21,7 @@ from deeprl.agent import Agent
 from deeprl.checkpoint import process_rng_states, restore_process_rng_states
 from deeprl.config import RunConfig
 from deeprl.envs import seed_everything
+from deeprl.errors import Interrupted
 from deeprl.experience import EnvRunner
 from deeprl.run import Run
 
@@ -108,6 +109,114 @@ def drive(
     finally:
         runner.close()
     return trainer.agent
+
+
+class SeedsTrainer(Protocol):
+    """Several seeds' trainers that advance together, step for step (a leading seed axis: deeprl.seed_axis)."""
+
+    trainers: list[Trainer]  # the seeds still training, in order
+
+    def advance(self, step: int) -> int:
+        """Every seed's experience after `step` (and its learning when due); the step reached."""
+
+    def seed_state(self, position: int) -> dict[str, Any]:
+        """The state of `trainers[position]` as its single-seed run would checkpoint it."""
+
+    def drop(self, positions: list[int]) -> None:
+        """Take these trainers out (their runs have finished)."""
+
+
+# stack(trainers) -> the seeds' trainers advancing together
+Stack = Callable[[list[Trainer]], SeedsTrainer]
+
+
+def drive_seeds(
+    configs: list[RunConfig],
+    make_envs: list[Callable[..., gym.Env]],
+    runs: list[Run],
+    resumes: list[dict[str, Any] | None],
+    n_envs: int,
+    build: Callable[[int, EnvRunner, np.random.Generator], Trainer],
+    stack: Stack,
+    announce: Callable[[int, list[int]], None],
+) -> list[Any]:
+    """`drive` for several seeds at once, step for step: each seed is seeded, built and resumed as its single-seed
+    run is (resumes all from one step), evaluated and checkpointed in its own run directory at the same steps, and
+    leaves the stack when its run stops (solved); `announce(step, evaluated)` follows each round of evaluations.
+    The seeds' agents, in order."""
+    runners: list[EnvRunner] = []
+    rngs: list[np.random.Generator] = []
+    try:
+        trainers = []
+        for index, (config, make_env, run, resume) in enumerate(zip(configs, make_envs, runs, resumes, strict=True)):
+            rng = seed_everything(config.seed)  # each seed's networks initialised as its single-seed run's
+            runner = EnvRunner(make_env, n_envs, config.seed, run, config.vector)
+            runners.append(runner)
+            trainer = build(index, runner, rng)
+            if resume is not None:
+                trainer.load_state_dict(resume)
+                restore_process_rng_states(resume["rng"], rng)
+                runner.load_state_dict(resume["runner"])
+            rngs.append(rng)
+            trainers.append(trainer)
+        step = 0 if resumes[0] is None else resumes[0]["step"]
+        seeds = stack(trainers)
+        active = list(range(len(trainers)))  # seed indices, in the order of seeds.trainers
+        total = configs[0].total_steps
+        while active and step < total:
+            previous_step, step = step, seeds.advance(step)
+            stopped = []
+            if runs[active[0]].evaluate_due(previous_step, step):
+                for position, index in enumerate(active):
+                    trainers[index].check_finite(step)
+                    if runs[index].evaluate(step, runners[index].episodes, trainers[index].agent):
+                        stopped.append(position)
+                announce(step, active)
+            stop_requested = any(runs[index].stop_requested for index in active)
+            if stop_requested or runs[active[0]].checkpoint_due(step, trainers[active[0]].next_checkpoint(step)):
+                _checkpoint_seeds(seeds, step, active, runs, runners, rngs, stop_requested)
+            for position in stopped:
+                index = active[position]
+                trainers[index].agent.summary = runs[index].finish(step, runners[index].episodes, trainers[index].agent)
+            if stopped:
+                seeds.drop(stopped)
+                active = [index for position, index in enumerate(active) if position not in stopped]
+        for index in active:
+            trainers[index].agent.summary = runs[index].finish(step, runners[index].episodes, trainers[index].agent)
+    finally:
+        for runner in runners:
+            runner.close()
+    return [trainer.agent for trainer in trainers]
+
+
+def _checkpoint_seeds(
+    seeds: SeedsTrainer,
+    step: int,
+    active: list[int],
+    runs: list[Run],
+    runners: list[EnvRunner],
+    rngs: list[np.random.Generator],
+    stop_requested: bool,
+) -> None:
+    """Every training seed's checkpoint at `step` (each seed checks its networks first); on a stop request, each
+    run's policy and curve as well, and then one Interrupted for them all."""
+    interrupted = None
+    for position, index in enumerate(active):
+        trainer, run = seeds.trainers[position], runs[index]
+        trainer.check_finite(step)
+        run.stop_requested = stop_requested
+        state = {
+            **seeds.seed_state(position),
+            "step": step,
+            "runner": runners[index].state_dict(),
+            "rng": process_rng_states(rngs[index]),
+        }
+        try:
+            run.checkpoint(step, state, trainer.agent)
+        except Interrupted as stop:
+            interrupted = stop
+    if interrupted is not None:
+        raise interrupted
 
 
 def training_function(make_trainer: MakeTrainer) -> TrainFunction:

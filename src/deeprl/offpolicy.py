@@ -29,9 +29,9 @@ import torch
 from deeprl.buffers import ReplayBuffer, TransitionBatch
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError, warn
-from deeprl.experience import EnvRunner
+from deeprl.experience import EnvRunner, Transitions
 from deeprl.exploration import annealed
-from deeprl.loop import TrainFunction, training_function
+from deeprl.loop import TrainFunction, drive_seeds, training_function
 from deeprl.observations import observation_dtype
 from deeprl.run import Run
 
@@ -70,6 +70,13 @@ class Exploration(NamedTuple):
     env_actions: np.ndarray  # one per copy, as the env takes them
     stored_actions: np.ndarray  # one per copy, as the replay memory keeps them (indices 0..n-1, [-1, 1] units)
     episode_values: dict[str, float]  # columns of the episode's row (epsilon, the noise's scale), or none
+
+
+class Collected(NamedTuple):
+    """A training step's exploring actions and the env's answer to them."""
+
+    actions: Exploration
+    transitions: Transitions
 
 
 class OffPolicyAlgorithm(Protocol):
@@ -170,55 +177,82 @@ class OffPolicyTrainer:
 
     def advance(self, step: int) -> int:
         """One env step: act, store, and a round of gradient steps when one is due."""
-        config, runner, algorithm = self.config, self.runner, self.algorithm
+        config = self.config
         step += 1
+        collected = self.collect(step)
+        if config.lr_end is not None:
+            self.algorithm.set_lr(annealed(config.lr, config.lr_end, step / config.total_steps))
+        if self.round_due(step):
+            self.gradient_round(step)
+        self.end_step(step, collected)
+        return step
+
+    def collect(self, step: int) -> Collected:
+        """Act in the env at training step `step` and store the transition."""
+        runner, algorithm = self.runner, self.algorithm
         obs, masks = runner.obs, runner.action_masks
         if masks is None:
             actions = algorithm.explore(obs, step, runner.episodes, self.rng)
         else:  # only an algorithm of Discrete actions meets masks (the runner refuses them for other spaces)
             actions = algorithm.explore(obs, step, runner.episodes, self.rng, action_masks=masks)
         transitions = runner.step(actions.env_actions, step)
-        terminated, truncated = bool(transitions.terminated[0]), bool(transitions.truncated[0])
         self.replay.add(
             obs[0],
             actions.stored_actions[0],
             float(transitions.rewards[0]),
             transitions.next_obs[0],
-            terminated,
-            truncated,
+            bool(transitions.terminated[0]),
+            bool(transitions.truncated[0]),
             None if masks is None else transitions.next_action_masks[0],
         )
+        return Collected(actions, transitions)
 
-        learning = step > self.learning_starts
-        if config.lr_end is not None:
-            algorithm.set_lr(annealed(config.lr, config.lr_end, step / config.total_steps))
-        if learning and self.train_every_step and step % config.train_freq == 0:
-            self.gradient_round(step)
+    def round_due(self, step: int) -> bool:
+        """Whether a round of gradient steps counted in env steps comes at `step`, with enough in the memory."""
+        config = self.config
+        return (
+            step > self.learning_starts
+            and self.train_every_step
+            and step % config.train_freq == 0
+            and len(self.replay) >= config.batch_size
+        )
+
+    def end_step(self, step: int, collected: Collected) -> None:
+        """What follows a step's gradient round: the algorithm's step hook, and an ended episode's round (counted
+        in episodes), report and hook."""
+        config, runner, algorithm = self.config, self.runner, self.algorithm
+        actions, transitions = collected
         algorithm.after_step(step)
-
         # a checkpoint may come where learning's episode ends; the episode-counted schedules, the reports and the
         # algorithm's episode hooks count the env's episodes: whole games, where a lost life ends only learning's
-        self.episode_ended = terminated or truncated
+        self.episode_ended = bool(transitions.terminated[0] or transitions.truncated[0])
         if transitions.ended:
-            if learning and not self.train_every_step and runner.episodes % config.train_freq == 0:
+            if (
+                step > self.learning_starts
+                and not self.train_every_step
+                and runner.episodes % config.train_freq == 0
+                and len(self.replay) >= config.batch_size
+            ):
                 self.gradient_round(step)
             runner.report(transitions, **actions.episode_values, **episode_means(self.episode_metrics))
             algorithm.after_episode(runner.episodes)
             self.episode_metrics = []
-        return step
 
     def gradient_round(self, step: int) -> None:
+        for _ in range(self.config.gradient_steps):
+            self.record_update(step, self.algorithm.learn(self.sample(), step))
+
+    def sample(self) -> TransitionBatch:
         config = self.config
-        if len(self.replay) < config.batch_size:
-            return
-        for _ in range(config.gradient_steps):
-            batch = self.replay.sample(config.batch_size, self.rng, config.n_step, config.gamma, self.device)
-            metrics = self.algorithm.learn(batch, step)
-            self.run.count_update()
-            for name, value in metrics.items():
-                if not math.isfinite(value):
-                    raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
-            self.episode_metrics.append(metrics)
+        return self.replay.sample(config.batch_size, self.rng, config.n_step, config.gamma, self.device)
+
+    def record_update(self, step: int, metrics: dict[str, float]) -> None:
+        """Count a gradient step and keep its reported values for the episode's row; a non-finite one stops the run."""
+        self.run.count_update()
+        for name, value in metrics.items():
+            if not math.isfinite(value):
+                raise DeeprlError(f"the {name} became {value} at step {step}; try a lower lr")
+        self.episode_metrics.append(metrics)
 
     def can_checkpoint(self, step: int) -> bool:
         # at episode ends, and at the budget's end, where `resume --steps N` continues a finished run
@@ -258,3 +292,79 @@ class OffPolicyTrainer:
 def train_with(algorithm: Build) -> TrainFunction:
     """The `train` of an off-policy algorithm module: `algorithm` (its class) on the off-policy trainer."""
     return training_function(partial(OffPolicyTrainer, build=algorithm))
+
+
+class SeedsAlgorithm(Protocol):
+    """Several seeds' algorithms whose gradient steps run as one (for DQN: dqn.SeedsDQN)."""
+
+    def learn(self, batches: list[TransitionBatch], step: int) -> list[dict[str, float]]:
+        """One gradient step of every seed, each on its own batch; each seed's reported values."""
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def seed_state(self, position: int) -> dict[str, Any]:
+        """The state of the seed at `position` that differs from what its own algorithm object holds."""
+
+    def without(self, positions: list[int]) -> SeedsAlgorithm | None:
+        """The other seeds' stack; None when none is left."""
+
+
+class OffPolicySeeds:
+    """Off-policy trainers of several seeds stepping together: each seed acts, stores and samples as in its
+    single-seed run (its own env, replay memory and generator); their gradient steps run as one."""
+
+    def __init__(self, trainers: list[OffPolicyTrainer], stack: Callable[[list[Any]], SeedsAlgorithm]) -> None:
+        self.trainers = trainers
+        self.algorithms: SeedsAlgorithm | None = stack([trainer.algorithm for trainer in trainers])
+        self.config = trainers[0].config
+
+    def advance(self, step: int) -> int:
+        config, trainers = self.config, self.trainers
+        step += 1
+        collected = [trainer.collect(step) for trainer in trainers]
+        if config.lr_end is not None:
+            self.algorithms.set_lr(annealed(config.lr, config.lr_end, step / config.total_steps))
+        if trainers[0].round_due(step):  # the seeds' memories fill alike: the same steps learn in every seed
+            for _ in range(config.gradient_steps):
+                reported = self.algorithms.learn([trainer.sample() for trainer in trainers], step)
+                for trainer, metrics in zip(trainers, reported, strict=True):
+                    trainer.record_update(step, metrics)
+        for trainer, step_collected in zip(trainers, collected, strict=True):
+            trainer.end_step(step, step_collected)
+        return step
+
+    def seed_state(self, position: int) -> dict[str, Any]:
+        return {**self.trainers[position].state_dict(), **self.algorithms.seed_state(position)}
+
+    def drop(self, positions: list[int]) -> None:
+        self.algorithms = self.algorithms.without(positions)
+        self.trainers = [trainer for position, trainer in enumerate(self.trainers) if position not in positions]
+
+
+def seeds_refusal(config: OffPolicyConfig) -> str | None:
+    """Why the seeds of these settings cannot step together (None: they can)."""
+    if config.train_freq_unit == "episodes":
+        return "train_freq counts episodes, which end at different steps in each seed"
+    return None
+
+
+def train_seeds_with(algorithm: Build, stack: Callable[[list[Any]], SeedsAlgorithm]) -> Callable[..., list[Any]]:
+    """The `train_seeds` of an off-policy algorithm module: several seeds' runs in one process, their gradient steps
+    stacked by `stack` (deeprl.seed_axis); each seed's arguments as `train`'s, in lists."""
+
+    def train_seeds(
+        configs: list[OffPolicyConfig],
+        make_envs: list[Callable[..., gym.Env]],
+        runs: list[Run],
+        device: torch.device,
+        resumes: list[dict[str, Any] | None],
+        announce: Callable[[int, list[int]], None],
+    ) -> list[Any]:
+        def build(index: int, runner: EnvRunner, rng: np.random.Generator) -> OffPolicyTrainer:
+            return OffPolicyTrainer(configs[index], runner, runs[index], rng, device, algorithm)
+
+        return drive_seeds(
+            configs, make_envs, runs, resumes, 1, build, lambda trainers: OffPolicySeeds(trainers, stack), announce
+        )
+
+    return train_seeds

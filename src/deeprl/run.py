@@ -254,6 +254,7 @@ class Run:
         show_progress: bool = True,
         resume_state: dict[str, Any] | None = None,
         on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+        handle_signals: bool = True,
     ) -> None:
         self.path = path
         self.on_evaluation = on_evaluation
@@ -291,7 +292,9 @@ class Run:
         self.started = time.perf_counter() - self.record.train_seconds - self.record.eval_seconds
         self.stop_requested = False
         self.previous_handlers: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
+        self.announces = True  # a line per evaluation (several seeds in one process: one line for them all)
+        self.last_evaluation: EvalResult | None = None
+        if handle_signals and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self.previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
@@ -403,6 +406,7 @@ class Run:
         reached = self.threshold is not None and result.mean >= self.threshold and record.solved_step is None
         confirmation = self._confirm_solve(step, agent) if reached else None
         record.last_eval_step = step
+        self.last_evaluation = result
         # the better estimate ranks the policy: the confirming episodes count too
         score = result.mean if confirmation is None else float(np.mean([*result.returns, *confirmation.returns]))
         self._keep_if_best(step, agent, score)
@@ -462,6 +466,8 @@ class Run:
         outcome: str,
     ) -> None:
         """One progress line per evaluation."""
+        if not self.announces:
+            return
         recent_returns = self.record.recent_returns
         recent = float(np.mean(recent_returns)) if recent_returns else float("nan")
         self.progress.message(

@@ -16,6 +16,7 @@ optimiser choices the seed tutorials use.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,13 @@ from deeprl.nets import (
 from deeprl.observations import OBSERVATION_SPACES, EncodedSpace  # noqa: F401 - OBSERVATION_SPACES: any space, encoded
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import QAgent
+from deeprl.seed_axis import (
+    SeedStack,
+    clip_grad_norm_per_seed_,
+    detached_copy,
+    seed_optimizer_state,
+    stacked_optimizer_state,
+)
 
 ACTION_SPACES = (gym.spaces.Discrete,)
 METRIC_COLUMNS = ("epsilon", "loss")
@@ -112,6 +120,23 @@ def td_target(
     return returns + discounts * next_value
 
 
+def q_learning_loss(
+    q_net: Callable[[torch.Tensor], torch.Tensor],
+    target_net: Callable[[torch.Tensor], torch.Tensor],
+    batch: TransitionBatch,
+    double_q: bool,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The loss between Q(s, a) of the actions taken and their TD targets, over a replayed batch."""
+    q_taken = q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+    with torch.no_grad():
+        next_q_online = q_net(batch.next_obs) if double_q else None
+        target_q = td_target(
+            batch.returns, batch.discounts, target_net(batch.next_obs), next_q_online, batch.next_action_masks
+        )
+    return loss_fn(q_taken, target_q)
+
+
 def check_setup(config: Config, env: gym.Env) -> None:
     """Refuse settings that do not fit this env before anything is written."""
     image_encoder(config, env.observation_space)
@@ -146,6 +171,14 @@ def image_encoder(config: Config, obs_space: gym.spaces.Box) -> dict[str, Any] |
     )
 
 
+def make_optimizer(config: Config, parameters: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The Q-network's optimiser: Adam fused (one kernel for all parameters: small nets are bound by per-op
+    overhead), or RMSprop."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, fused=True)
+    return torch.optim.RMSprop(parameters, lr=config.lr, foreach=True)
+
+
 class DQN:
     """The online and target Q-networks, their optimiser and epsilon-greedy acting: the Q-learning step and when to
     take it, as the shared off-policy loop (deeprl.offpolicy) drives them."""
@@ -165,11 +198,8 @@ class DQN:
         self.q_net = QNetwork(**self.network).to(device).eval()
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         self.update_target = SoftUpdate(self.target_net, self.q_net, config.tau)
-        optimizers = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
         self.parameters = list(self.q_net.parameters())
-        # Fused Adam runs one kernel for all parameters: small nets are bound by per-op overhead.
-        options = {"fused": True} if config.optimizer == "adam" else {"foreach": True}
-        self.optimizer = optimizers[config.optimizer](self.parameters, lr=config.lr, **options)
+        self.optimizer = make_optimizer(config, self.parameters)
         self.loss_fn = F.smooth_l1_loss if config.loss == "huber" else F.mse_loss
         # Switching modes walks every submodule in Python on every update: only BatchNorm nets need it.
         self.switches_mode = any(
@@ -212,16 +242,10 @@ class DQN:
             # then grew to 26-90 instead of staying below 2 (docs/tutorials/cartpole-pixels.md).
             self.q_net.train()
             self.target_net.train()
-        q_taken = self.q_net(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        with torch.no_grad():
-            next_q_online = self.q_net(batch.next_obs) if config.double_q else None
-            target_q = td_target(
-                batch.returns, batch.discounts, self.target_net(batch.next_obs), next_q_online, batch.next_action_masks
-            )
+        loss = q_learning_loss(self.q_net, self.target_net, batch, config.double_q, self.loss_fn)
         if self.switches_mode:  # acting uses the running statistics
             self.q_net.eval()
             self.target_net.eval()
-        loss = self.loss_fn(q_taken, target_q)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip_value is not None:
@@ -258,4 +282,83 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+class SeedsDQN:
+    """Several seeds' DQN learners, each with its own networks, replay memory and exploration, whose gradient steps
+    run as one on a leading seed axis (deeprl.seed_axis): every seed's loss on its own batch, summed, its gradient
+    clipped alone; each seed's numbers are those of its single-seed run."""
+
+    def __init__(self, learners: list[DQN]) -> None:
+        self.learners = learners
+        self.config = config = learners[0].config
+        self.online = SeedStack([learner.q_net for learner in learners])
+        self.target = SeedStack([learner.target_net for learner in learners])
+        self.parameters = list(self.online.parameters.values())
+        self.optimizer = make_optimizer(config, self.parameters)
+        self.optimizer.load_state_dict(
+            stacked_optimizer_state([learner.optimizer.state_dict() for learner in learners])
+        )
+        for learner in learners:  # acting reads the parameters through NumPy views: they live in the stack now
+            learner.agent.numpy_q_values = learner.q_net.numpy_forward()
+
+    def seed_loss(self, online: dict[str, torch.Tensor], target: dict[str, torch.Tensor], *fields: Any) -> torch.Tensor:
+        """One seed's loss, as a function of its parameters and its batch (vmap maps it over the seed axis)."""
+        return q_learning_loss(
+            self.online.function(online),
+            self.target.function(target),
+            TransitionBatch(*fields),
+            self.config.double_q,
+            self.learners[0].loss_fn,
+        )
+
+    def learn(self, batches: list[TransitionBatch], step: int) -> list[dict[str, float]]:
+        """One gradient step of every seed, each on its own batch; each seed's reported losses."""
+        config = self.config
+        masks = batches[0].next_action_masks
+        fields = [
+            torch.stack([getattr(batch, name) for batch in batches])
+            for name in ("obs", "actions", "returns", "next_obs", "discounts")
+        ]
+        stacked_masks = None if masks is None else torch.stack([batch.next_action_masks for batch in batches])
+        in_dims = (0, 0, 0, 0, 0, 0, 0, None if masks is None else 0)
+        losses = torch.func.vmap(self.seed_loss, in_dims=in_dims)(
+            self.online.parameters, self.target.parameters, *fields, stacked_masks
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if config.grad_clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
+        if config.max_grad_norm is not None:
+            clip_grad_norm_per_seed_(self.parameters, config.max_grad_norm)
+        self.optimizer.step()
+        return [{"loss": loss} for loss in losses.tolist()]
+
+    def set_lr(self, lr: float) -> None:
+        set_learning_rate([self.optimizer], lr)
+
+    def seed_state(self, index: int) -> dict[str, Any]:
+        """Seed `index`'s learner state as its single-seed run would checkpoint it."""
+        learner = self.learners[index]
+        return {
+            "q_net": detached_copy(learner.q_net.state_dict()),
+            "target_net": detached_copy(learner.target_net.state_dict()),
+            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), index),
+        }
+
+    def without(self, dropped: list[int]) -> SeedsDQN | None:
+        """The stack of the other seeds (a finished seed leaves it); None when none is left."""
+        kept = [index for index in range(len(self.learners)) if index not in dropped]
+        state = self.optimizer.state_dict()
+        for index in kept:
+            self.learners[index].optimizer.load_state_dict(seed_optimizer_state(state, index))
+        return SeedsDQN([self.learners[index] for index in kept]) if kept else None
+
+
+def seeds_refusal(config: Config) -> str | None:
+    """Why seeds of these settings cannot step together on a seed axis (None: they can)."""
+    if config.conv_channels and config.batch_norm:
+        return "BatchNorm (conv_channels with batch_norm: true) keeps running statistics in each seed's network"
+    return offpolicy.seeds_refusal(config)
+
+
 train = offpolicy.train_with(DQN)
+train_seeds = offpolicy.train_seeds_with(DQN, SeedsDQN)

@@ -1,0 +1,112 @@
+"""A leading seed axis: K seeds' copies of a network stacked into one set of tensors, so that one batched update
+trains all K (`deeprl train ... --seeds 0-9`).
+
+Each seed keeps its own network object, built and initialised exactly as a single-seed run builds it; stacking
+copies the K networks' parameters into tensors of shape (K, ...) and points every seed's parameters at its slice
+of them. The seed's own code (acting, target-network updates, checks, policy files) then reads and writes the
+stack through its slice, and an update of the stack is each seed's own update: every seed's loss is computed on its
+own batch by `torch.func.vmap` over the single-seed loss, the losses are summed (so each seed's gradient is its
+own), gradients are clipped seed by seed, and Adam and RMSprop act elementwise. On this machine's CPU the stacked
+update gives the same numbers, bit for bit, as K single-seed updates (tests/test_seeds.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+OptimizerState = dict[str, Any]
+
+
+class SeedStack:
+    """K networks of one architecture as one set of stacked parameters (`parameters`, name -> (K, ...) leaf tensor
+    that an optimiser steps); each network's parameters become views of its slice."""
+
+    def __init__(self, networks: Sequence[nn.Module]) -> None:
+        self.networks = list(networks)
+        named = [dict(network.named_parameters()) for network in self.networks]
+        if any(len(list(network.buffers())) for network in self.networks):
+            raise ValueError("networks with buffers (BatchNorm's statistics) are not stacked")
+        self.parameters: dict[str, torch.Tensor] = {}
+        for name in named[0]:
+            stacked = torch.stack([parameters[name].detach() for parameters in named])
+            self.parameters[name] = stacked.requires_grad_(named[0][name].requires_grad)
+            for index, parameters in enumerate(named):
+                # the same Parameter object (optimisers, target updates and agents hold it), now a view of the stack
+                parameters[name].data = stacked.detach()[index]
+        # the architecture without storage, to call with the stacked parameters' slices under vmap
+        self.template = copy.deepcopy(self.networks[0]).to("meta")
+
+    def __len__(self) -> int:
+        return len(self.networks)
+
+    def function(self, parameters: dict[str, torch.Tensor]) -> StackedCall:
+        """The network as a function of one seed's `parameters` (inside vmap: that seed's slice)."""
+        return StackedCall(self.template, parameters)
+
+
+class StackedCall:
+    """Calls a network's architecture with given parameters, as the network itself would be called."""
+
+    def __init__(self, template: nn.Module, parameters: dict[str, torch.Tensor]) -> None:
+        self.template, self.parameters = template, parameters
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, self.parameters, (inputs,))
+
+
+def clip_grad_norm_per_seed_(parameters: Sequence[torch.Tensor], max_norm: float) -> None:
+    """nets.clip_grad_norm_ for each seed of stacked parameters: each seed's gradients scaled so that their global
+    L2 norm is at most `max_norm` (a factor max_norm / (norm + 1e-6), capped at 1), as a single-seed run clips."""
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    if not gradients:
+        return
+    seeds = gradients[0].shape[0]
+    norms = torch.stack([torch.linalg.vector_norm(gradient.reshape(seeds, -1), dim=1) for gradient in gradients], 1)
+    factors = torch.clamp(max_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6), max=1.0)
+    for gradient in gradients:
+        gradient.mul_(factors.view(seeds, *([1] * (gradient.dim() - 1))))
+
+
+def stacked_optimizer_state(states: Sequence[OptimizerState]) -> OptimizerState:
+    """The state of an optimiser over stacked parameters from the K single-seed optimisers' states (their
+    `state_dict`s, the parameters in the same order): each per-parameter tensor stacked, shared scalars (Adam's step
+    count, equal in seeds that step together) taken from the first."""
+    first = states[0]
+    stacked: dict[int, dict[str, Any]] = {}
+    for index, entries in first["state"].items():
+        stacked[index] = {
+            key: torch.stack([state["state"][index][key] for state in states])
+            if isinstance(value, torch.Tensor) and value.dim() > 0
+            else value
+            for key, value in entries.items()
+        }
+    return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}
+
+
+def seed_optimizer_state(state: OptimizerState, seed_index: int) -> OptimizerState:
+    """One seed's slice of a stacked optimiser's state: what its single-seed optimiser would hold."""
+    return {
+        "state": {
+            index: {
+                key: value[seed_index].clone()
+                if isinstance(value, torch.Tensor) and value.dim() > 0
+                else value.clone()
+                if isinstance(value, torch.Tensor)
+                else value
+                for key, value in entries.items()
+            }
+            for index, entries in state["state"].items()
+        },
+        "param_groups": copy.deepcopy(state["param_groups"]),
+    }
+
+
+def detached_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A network's state_dict with its own storage: a seed's slice of a stack saved alone, not the whole stack."""
+    return {name: tensor.clone() for name, tensor in state.items()}
