@@ -549,6 +549,36 @@ MORE_BAD_INPUTS = [
         "returned object, not a gymnasium.Env",
     ),
     ("zero-steps", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--steps", "0"), {}, "total_steps must be >= 1"),
+    (
+        "seeds-malformed",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seeds", "0-x"),
+        {},
+        "seeds must look like 0-4 or 0,2,5 (got '0-x')",
+    ),
+    (
+        "seeds-repeated",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seeds", "1,1"),
+        {},
+        "seeds must be distinct, non-negative and at least one",
+    ),
+    (
+        "seed-and-seeds",
+        ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "1", "--seeds", "0-2"),
+        {},
+        "give --seed or --seeds, not both",
+    ),
+    (
+        "seeds-env-fails",
+        ("train", "dqn", "tests.custom_envs:Broken", "--run-dir", "x", "--seeds", "0-1"),
+        {},
+        "creating env 'tests.custom_envs:Broken' failed",
+    ),
+    (
+        "seeds-file-corrupt",
+        ("resume", "s"),
+        {"s/seeds.json": b"{not json"},
+        "s/seeds.json is unreadable",
+    ),
     ("negative-seed", ("train", "dqn", "CartPole-v1", "--run-dir", "x", "--seed", "-1"), {}, "seed must be >= 0"),
     (
         "steps-not-an-integer",

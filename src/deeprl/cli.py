@@ -46,6 +46,9 @@ def build_parser() -> Parser:
     )
     train.add_argument("--config", help="re-run from a run's config.yaml")
     train.add_argument("--seed", type=int, help="random seed of the run (default 0)")
+    train.add_argument(
+        "--seeds", help="train a run per seed in one process: 0-9, 0,3,5 (DQN steps them together; docs/seeds.md)"
+    )
     train.add_argument("--steps", type=int, help="environment steps to train for")
     train.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     train.add_argument("--run-dir", help="where to write the run (default: runs/ALGO-ENV-sSEED-TIME)")
@@ -176,7 +179,7 @@ FLAG_SETTINGS = {"seed": "--seed", "total_steps": "--steps", "device": "--device
 
 def cmd_train(args: argparse.Namespace) -> int:
     from deeprl.api import train
-    from deeprl.config import parse_set_args
+    from deeprl.config import parse_seeds, parse_set_args
 
     settings = parse_set_args(args.settings)
     for name, use in RUN_ARGUMENTS.items():
@@ -188,24 +191,54 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise DeeprlError(f"{flag} {flags[name]} and --set {name}={settings[name]} disagree; give one")
         if flags[name] is not None:
             settings[name] = flags[name]
-    agent = train(
+    if args.seeds is not None and args.seed is not None:
+        raise DeeprlError("give --seed or --seeds, not both")
+    result = train(
         args.algo,
         args.env,
+        seeds=None if args.seeds is None else parse_seeds(args.seeds),
         preset=args.preset,
         config=args.config,
         run_dir=args.run_dir,
         progress=not args.quiet,
         **settings,
     )
-    _print_summary(agent, args.quiet)
+    _print_result(result, args.quiet)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from deeprl.api import resume_run
 
-    _print_summary(resume_run(args.run, steps=args.steps, progress=not args.quiet), args.quiet)
+    _print_result(resume_run(args.run, steps=args.steps, progress=not args.quiet), args.quiet)
     return 0
+
+
+def _print_result(result, quiet: bool) -> None:
+    """A run's summary, or a line per seed and the seeds' directory for several seeds' runs."""
+    if not isinstance(result, list):
+        _print_summary(result, quiet)
+        return
+    for agent in result:
+        summary = agent.summary
+        final, best = summary["final"], summary["best"]
+        solved = (
+            f"solved at step {summary['solved_at_step']}"
+            if summary["solved"]
+            else "not solved"
+            if summary["solve_threshold"] is not None
+            else "no threshold"
+        )
+        print(
+            f"seed {summary['seed']}: final {final['mean_return']:.2f} ± {final['std_return']:.2f}, best "
+            f"{best['mean_return']:.2f} ± {best['std_return']:.2f} over {final['episodes']} episodes; {solved}; "
+            f"run directory: {agent.run_dir}"
+        )
+    seeds_dir = result[0].run_dir.parent
+    finals = [agent.summary["final"]["mean_return"] for agent in result]
+    print(f"over {len(result)} seeds: final mean return {sum(finals) / len(finals):.2f}; seeds directory: {seeds_dir}")
+    if not quiet:
+        print(f"learning curves: {seeds_dir / 'curves.png'}; a page for a browser: {seeds_dir / 'report.html'}")
 
 
 def _print_summary(agent, quiet: bool) -> None:

@@ -41,7 +41,7 @@ from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig
 from deeprl.envs import OBJECT_ENV_SUFFIX, env_source
 from deeprl.errors import DeeprlError, Interrupted, warn
-from deeprl.files import atomic_write_json
+from deeprl.files import atomic_write_json, atomic_write_text
 from deeprl.run import Run, someone_watching
 
 SEEDS_FILE = "seeds.json"
@@ -151,7 +151,9 @@ def resume_seeds(
     with `steps`, a larger budget for every seed)."""
     run_dirs = seed_run_dirs(path)
     if steps is not None:  # each run continues to the new budget as `deeprl resume RUN --steps N` does
-        return [resume_run(run_dir, steps=steps, env=env, progress=progress) for run_dir in run_dirs]
+        agents = [resume_run(run_dir, steps=steps, env=env, progress=progress) for run_dir in run_dirs]
+        write_group_files(path)
+        return agents
     unfinished = [run_dir for run_dir in run_dirs if _finished_step(run_dir) is None]
     if not unfinished:
         raise DeeprlError(
@@ -215,6 +217,7 @@ def _train(
                     budget=budget,
                 )
             agents.append(agent)
+        write_group_files(path)
         return agents
     device = resolve_device(configs[0].device)
     show = someone_watching() if progress is None else progress
@@ -255,7 +258,19 @@ def _train(
             f"interrupted at step {step.group(1) if step else '?'}; every seed's checkpoint saved; "
             f"continue with: deeprl resume {path}"
         ) from None
-    return [_trained(agent, config, run_dir, capped) for agent, config, run_dir in zip(agents, configs, run_dirs)]
+    agents = [_trained(agent, config, run_dir, capped) for agent, config, run_dir in zip(agents, configs, run_dirs)]
+    write_group_files(path)
+    return agents
+
+
+def write_group_files(path: Path) -> None:
+    """The seeds' learning curves in one figure (curves.png) and their report (report.html, without videos)."""
+    from deeprl.media import plot_runs
+    from deeprl.report import REPORT_FILE, report_html
+
+    run_dirs = [run_dir for run_dir in seed_run_dirs(path) if (run_dir / "eval.json").is_file()]
+    plot_runs(run_dirs, path / "curves.png", title=f"seeds {seeds_label_of(path)}")
+    atomic_write_text(path / REPORT_FILE, report_html([path], video=False))
 
 
 @contextmanager

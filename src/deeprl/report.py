@@ -556,6 +556,7 @@ class Subject:
 
 def read_subject(paths: Sequence[str | Path]) -> Subject:
     """One run directory, several, or one sweep directory, read (anything else is refused in one line)."""
+    from deeprl.many_seeds import is_seeds_dir, seed_run_dirs
     from deeprl.sweeps import ERROR_FILE, is_sweep_dir, read_spec
 
     if not paths:
@@ -577,8 +578,15 @@ def read_subject(paths: Sequence[str | Path]) -> Subject:
         if not groups:
             raise DeeprlError(f"no run of sweep {sweeps[0]} has started yet")
         return Subject(f"sweep: {spec.algo} on {spec.env}", groups, single=False)
+    seeds_dirs = [Path(path) for path in paths if is_seeds_dir(Path(path))]
+    if seeds_dirs:  # a seeds directory's report is its seeds' runs, side by side
+        if len(paths) > 1:
+            raise DeeprlError(f"{seeds_dirs[0]} is a seeds directory: report on it alone")
+        paths = [run_dir for run_dir in seed_run_dirs(seeds_dirs[0]) if (run_dir / "config.yaml").is_file()]
+        if not paths:
+            raise DeeprlError(f"no seed of {seeds_dirs[0]} has started yet")
     records = [read_record(path) for path in paths]
-    if len(records) == 1:
+    if len(records) == 1 and not seeds_dirs:
         (record,) = records
         return Subject(f"{record.run.algo} on {record.run.env} · seed {record.seed}", {"": records}, single=True)
     envs = list(dict.fromkeys(str(record.run.env) for record in records))

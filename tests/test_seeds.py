@@ -1,0 +1,145 @@
+"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's seeds step together on a stacked seed
+axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed solves and leaves the stack,
+after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser state sliced and stacked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import deeprl
+from deeprl.nets import QNetwork, clip_grad_norm_
+from deeprl.seed_axis import (
+    SeedStack,
+    clip_grad_norm_per_seed_,
+    seed_optimizer_state,
+    stacked_optimizer_state,
+)
+from tests.conftest import Trainer, assert_same_run, checkpoints, newest_step, resume, run_deeprl
+
+SEEDS = (0, 1, 2)
+# seed 0 passes the threshold at step 1500 and leaves the stack; seed 2 passes it at 2000, seed 1 never does
+ARGS = [
+    "--steps",
+    "2000",
+    "--quiet",
+    "--set",
+    "eval_every=500",
+    "--set",
+    "learning_starts=200",
+    "--set",
+    "train_freq=2",
+    "--set",
+    "eval_episodes=3",
+    "--set",
+    "final_eval_episodes=3",
+    "--set",
+    "checkpoint_every=400",
+    "--set",
+    "solve_threshold=70",
+    "--set",
+    "solve_confirm_episodes=0",
+    "--set",
+    "stop_on_solve=true",
+    "--set",
+    "tensorboard=true",
+]
+
+
+@pytest.fixture(scope="module")
+def single_runs(uninterrupted) -> dict[int, Path]:
+    return {seed: uninterrupted("dqn", "CartPole-v1", ["--seed", str(seed), *ARGS]) for seed in SEEDS}
+
+
+def test_each_seed_of_a_stacked_run_is_its_single_seed_run(tmp_path, single_runs):
+    result = run_deeprl("train", "dqn", "CartPole-v1", "--seeds", "0-2", "--run-dir", "seeds", *ARGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    seeds_dir = tmp_path / "seeds"
+    ended = {}
+    for seed in SEEDS:
+        assert_same_run(seeds_dir / f"seed-{seed}", single_runs[seed])
+        ended[seed] = json.loads((seeds_dir / f"seed-{seed}" / "eval.json").read_text())["steps"]
+    assert ended == {0: 1500, 1: 2000, 2: 2000}  # seed 0 left the stack solved; the others went on without it
+    assert json.loads((seeds_dir / "seeds.json").read_text())["runs"] == ["seed-0", "seed-1", "seed-2"]
+    assert "seed 1: final" in result.stdout and "over 3 seeds" in result.stdout
+    report = (seeds_dir / "report.html").read_text()
+    assert all(f"seed {seed}" in report for seed in SEEDS) or report.count("seed-") >= len(SEEDS)
+    assert (seeds_dir / "curves.png").stat().st_size > 10_000
+
+
+def test_a_killed_seeds_run_resumes_each_seed_exactly(tmp_path, single_runs):
+    trainer = Trainer(tmp_path / "seeds", ["--seeds", "0-2", *ARGS])
+    runs = [trainer.run_dir / f"seed-{seed}" for seed in SEEDS]
+    trainer.wait_for(lambda: all(newest_step(run) >= 1200 for run in runs), "every seed's checkpoint at step 1200")
+    trainer.freeze()
+    trainer.kill()
+    # as if killed while writing the seeds' checkpoints: seed 1's newest is lost, so all continue from the one before
+    newest = checkpoints(runs[1])[-1]
+    newest.unlink()
+    newest.with_suffix(".pt").unlink()
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    for seed, run in zip(SEEDS, runs, strict=True):
+        assert_same_run(run, single_runs[seed])
+
+
+def test_a_run_dir_of_one_seed_resumes_alone(tmp_path, single_runs):
+    trainer = Trainer(tmp_path / "seeds", ["--seeds", "2", *ARGS])
+    run = trainer.run_dir / "seed-2"
+    trainer.wait_for(lambda: newest_step(run) >= 800, "a checkpoint at step 800")
+    trainer.freeze()
+    trainer.kill()
+    result = resume(run)  # its checkpoints are a single-seed run's
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run, single_runs[2])
+
+
+def test_seeds_that_cannot_stack_train_one_after_another(tmp_path):
+    agents = deeprl.train(
+        "reinforce",
+        "CartPole-v1",
+        seeds=[4, 5],
+        steps=600,
+        run_dir=tmp_path / "seeds",
+        progress=False,
+        eval_every=300,
+        final_eval_episodes=2,
+        tensorboard=False,
+    )
+    assert [agent.summary["seed"] for agent in agents] == [4, 5]
+    assert [agent.run_dir.name for agent in agents] == ["seed-4", "seed-5"]
+    assert (tmp_path / "seeds" / "report.html").is_file()
+
+
+def test_stacked_update_equals_each_seeds_own():
+    """One stacked Adam step with per-seed gradient clipping against each seed's own network and optimiser."""
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(QNetwork(4, 2, (8, 8)))
+    alone = [QNetwork(4, 2, (8, 8)) for _ in range(3)]
+    for net, copy in zip(nets, alone, strict=True):
+        copy.load_state_dict(net.state_dict())
+    stack = SeedStack(nets)
+    parameters = list(stack.parameters.values())
+    optimizer = torch.optim.Adam(parameters, lr=0.1)
+    inputs = torch.randn(3, 5, 4) * torch.tensor([1.0, 100.0, 0.01]).view(3, 1, 1)  # seed 1's gradient is clipped
+    losses = torch.func.vmap(lambda params, x: stack.function(params)(x).square().mean())(stack.parameters, inputs)
+    losses.sum().backward()
+    clip_grad_norm_per_seed_(parameters, 1.0)
+    optimizer.step()
+    for index, copy in enumerate(alone):
+        own = torch.optim.Adam(copy.parameters(), lr=0.1)
+        copy(inputs[index]).square().mean().backward()
+        clip_grad_norm_(list(copy.parameters()), 1.0)
+        own.step()
+        for name, parameter in copy.named_parameters():
+            assert torch.allclose(dict(nets[index].named_parameters())[name], parameter, atol=1e-6)
+        sliced = seed_optimizer_state(optimizer.state_dict(), index)
+        for key, value in own.state_dict()["state"][0].items():
+            assert torch.allclose(sliced["state"][0][key], value, atol=1e-6)
+    restacked = stacked_optimizer_state([seed_optimizer_state(optimizer.state_dict(), i) for i in range(3)])
+    assert torch.equal(restacked["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
