@@ -57,8 +57,10 @@ from typing import Any
 
 import yaml
 
-FRAMEWORKS = ("deeprl", "sb3")
-LABELS = {"deeprl": "deeprl", "sb3": "SB3 + Zoo"}
+FRAMEWORKS = ("deeprl", "sb3", "deeprl-seeds")
+DEFAULT_FRAMEWORKS = ["deeprl", "sb3"]
+# deeprl-seeds: every seed in one process (`deeprl train --seeds`), stepping together where the algorithm stacks them
+LABELS = {"deeprl": "deeprl", "sb3": "SB3 + Zoo", "deeprl-seeds": "deeprl, all seeds in one process"}
 # --algo -> the stable_baselines3 class; deeprl.train and the Zoo's hyperparams/{algo}.yml use the key.
 ALGOS = {"dqn": "DQN", "ppo": "PPO", "a2c": "A2C", "ddpg": "DDPG", "td3": "TD3", "sac": "SAC"}
 EVAL_EPISODES = 20
@@ -313,18 +315,23 @@ def run_deeprl(
             summary = agent.summary
             assert summary is not None, "deeprl.train returned an agent without a summary"
         wall_seconds = time.perf_counter() - started
-        with open(run_dir / "metrics.csv") as metrics:
-            evals = [
-                {
-                    "step": int(row["step"]),
-                    "mean": float(row["return"]),
-                    "std": float(row["return_std"]),
-                    "train_seconds": float(row["time_s"]),
-                }
-                for row in csv.DictReader(metrics)
-                if row["kind"] == "eval"
-            ]
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return deeprl_result(run_dir, summary, wall_seconds, resumed_from)
+
+
+def deeprl_result(run_dir: Path, summary: dict[str, Any], wall_seconds: float, resumed_from: int | None) -> dict:
+    """What the report keeps of a finished deeprl run: its summary, evaluations and settings."""
+    with open(run_dir / "metrics.csv") as metrics:
+        evals = [
+            {
+                "step": int(row["step"]),
+                "mean": float(row["return"]),
+                "std": float(row["return_std"]),
+                "train_seconds": float(row["time_s"]),
+            }
+            for row in csv.DictReader(metrics)
+            if row["kind"] == "eval"
+        ]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     return {
         "budget_steps": config["total_steps"],
         "steps": summary["steps"],
@@ -339,6 +346,58 @@ def run_deeprl(
         "hyperparams": config,
         "resumed_from_step": resumed_from,  # wall_seconds is then this process's part alone
     }
+
+
+def run_deeprl_seeds(
+    algo: str,
+    env_id: str,
+    seeds: list[int],
+    eval_every: int,
+    steps: int | None,
+    threshold: float | None,
+    episodes: int,
+    run_dir: Path,
+    overrides: dict[str, str] | None = None,
+) -> list[dict]:
+    """Every seed in one process (`deeprl.train(seeds=...)`: DQN's seeds step together, their updates stacked), in
+    the seeds directory `run_dir`, carried on from the seeds' checkpoints if it was cut off; one result per seed,
+    each with the wall-clock of the whole process (all seeds trained in it)."""
+    import torch
+
+    import deeprl
+    from deeprl.checkpoint import checkpoint_dir
+
+    torch.set_num_threads(1)
+    settings: dict[str, Any] = {
+        "eval_every": eval_every,
+        "eval_episodes": episodes,
+        "final_eval_episodes": episodes,
+        "checkpoint_every": eval_every,
+        **HARNESS_FIXED,
+    }
+    if threshold is not None:
+        settings["solve_threshold"] = threshold
+    settings.update(overrides or {})
+    seed_dirs = [run_dir / f"seed-{seed}" for seed in seeds]
+    resumed_from = None
+    started = time.perf_counter()
+    if not all((seed_dir / "eval.json").is_file() for seed_dir in seed_dirs):
+        found = [sorted(checkpoint_dir(seed_dir).glob("step-*.json")) for seed_dir in seed_dirs]
+        if (run_dir / "seeds.json").is_file() and all(found):
+            resumed_from = min(json.loads(steps_found[-1].read_text())["step"] for steps_found in found)
+            deeprl.train(resume=run_dir, progress=False)
+        else:
+            if run_dir.exists():  # cut off before every seed's first checkpoint: nothing to keep
+                shutil.rmtree(run_dir)
+            deeprl.train(algo, env_id, seeds=seeds, steps=steps, run_dir=run_dir, device="cpu", **settings)
+    wall_seconds = time.perf_counter() - started
+    return [
+        {
+            **deeprl_result(seed_dir, json.loads((seed_dir / "eval.json").read_text()), wall_seconds, resumed_from),
+            "seed": seed,
+        }
+        for seed, seed_dir in zip(seeds, seed_dirs, strict=True)
+    ]
 
 
 class SB3Agent:
@@ -597,6 +656,23 @@ def deeprl_overrides(pairs: list[str], algo: str, env_id: str) -> dict[str, str]
 
 def worker_main(args: argparse.Namespace) -> None:
     """One (framework, seed) run; the result is the last line on stdout, as JSON."""
+    if args.worker == "deeprl-seeds":
+        results = run_deeprl_seeds(
+            args.algo,
+            args.env,
+            args.seeds,
+            args.eval_every,
+            args.steps,
+            args.threshold,
+            args.eval_episodes,
+            args.run_dir,
+            deeprl_overrides(args.settings, args.algo, args.env),
+        )
+        for result in results:
+            result.update(framework=args.worker, env=args.env, algo=args.algo)
+            result["steps_per_second"] = round(result["steps"] / result["train_seconds"], 1)
+        print(json.dumps(results), flush=True)
+        return
     (seed,) = args.seeds
     if args.worker == "deeprl":
         result = run_deeprl(
@@ -619,7 +695,11 @@ def worker_main(args: argparse.Namespace) -> None:
     print(json.dumps(result), flush=True)
 
 
-def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold: float, runs_dir: Path) -> dict:
+def launch_worker(
+    framework: str, seeds: list[int], args: argparse.Namespace, threshold: float, runs_dir: Path
+) -> list[dict]:
+    """One worker process: a (framework, seed) run, or every seed's of deeprl-seeds; one result per seed."""
+    label = ",".join(str(seed) for seed in seeds)
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -630,7 +710,7 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         "--env",
         args.env,
         "--seeds",
-        str(seed),
+        label,
         "--eval-every",
         str(args.eval_every),
         "--threshold",
@@ -644,24 +724,28 @@ def launch_worker(framework: str, seed: int, args: argparse.Namespace, threshold
         command += ["--sb3-steps", str(args.sb3_steps)]
     for pair in args.settings:
         command += ["--set", pair]
-    command += ["--run-dir", str(runs_dir / f"{framework}-s{seed}")]
+    command += ["--run-dir", str(runs_dir / f"{framework}-s{label.replace(',', '_')}")]
     started = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = process.stdout.strip().splitlines()
     if process.returncode == 0 and lines:
         try:
-            return json.loads(lines[-1])
+            result = json.loads(lines[-1])
+            return result if isinstance(result, list) else [result]
         except json.JSONDecodeError:
             pass
     tail = (process.stderr or process.stdout).strip().splitlines()[-15:]
-    return {
-        "framework": framework,
-        "seed": seed,
-        "env": args.env,
-        "returncode": process.returncode,
-        "wall_seconds": round(time.perf_counter() - started, 3),
-        "error": "\n".join(tail) or "no output",
-    }
+    return [
+        {
+            "framework": framework,
+            "seed": seed,
+            "env": args.env,
+            "returncode": process.returncode,
+            "wall_seconds": round(time.perf_counter() - started, 3),
+            "error": "\n".join(tail) or "no output",
+        }
+        for seed in seeds
+    ]
 
 
 # ------------------------------------------------------------------------------------------------- reports
@@ -688,6 +772,12 @@ def summarise(runs: list[dict], threshold: float) -> dict[str, Any]:
         "train_seconds_median": statistics.median(r["train_seconds"] for r in done) if done else None,
         "stays_solved": sum(mean >= threshold for mean in finals),
         "final_mean_median": statistics.median(finals) if finals else None,
+        # every seed's training, as a person waits for it: one process after another, or all in one
+        "all_seeds_wall_seconds": (
+            max((run["wall_seconds"] for run in runs), default=0.0)
+            if runs and runs[0].get("framework") == "deeprl-seeds"
+            else sum(run["wall_seconds"] for run in runs)
+        ),
     }
 
 
@@ -760,11 +850,16 @@ def markdown_report(report: dict[str, Any]) -> str:
     if report.get("deeprl_settings"):
         given = ", ".join(f"{key}={value}" for key, value in report["deeprl_settings"].items())
         lines.append(f"- deeprl settings over its preset `default` (--set): {given}")
-    budget_sources = {"deeprl": ("preset `default`", "--steps"), "sb3": ("RL Zoo n_timesteps", "--sb3-steps")}
+    budget_sources = {
+        "deeprl": ("preset `default`", "--steps"),
+        "deeprl-seeds": ("preset `default`", "--steps"),
+        "sb3": ("RL Zoo n_timesteps", "--sb3-steps"),
+    }
     for name in frameworks:
         budgets = sorted({run["budget_steps"] for run in runs if run["framework"] == name and "budget_steps" in run})
         default_source, flag = budget_sources[name]
-        source = default_source if report["steps_override"][name] is None else f"{flag} override"
+        override = report["steps_override"]["sb3" if name == "sb3" else "deeprl"]
+        source = default_source if override is None else f"{flag} override"
         budget_text = ", ".join(f"{budget:,}" for budget in budgets) or "unknown (every run crashed)"
         lines.append(f"- {LABELS[name]} budget: {budget_text} env steps ({source})")
     if "sb3" in frameworks:
@@ -774,7 +869,11 @@ def markdown_report(report: dict[str, Any]) -> str:
         )
         lines.append(f"- SB3 hyperparameters (rl_zoo3 hyperparams/{report['algo']}.yml): {zoo}")
     if report.get("resumed"):
-        how = {"deeprl": "its checkpoint, exactly", "sb3": "its saved model, in fresh envs"}
+        how = {
+            "deeprl": "its checkpoint, exactly",
+            "deeprl-seeds": "the seeds' checkpoints, exactly",
+            "sb3": "its saved model, in fresh envs",
+        }
         continued = [
             f"{LABELS[run['framework']]} seed {run['seed']} from step {run['resumed_from_step']:,} "
             f"({how[run['framework']]})"
@@ -809,7 +908,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         )
 
     stats = report["summary"]
-    both = all(name in stats for name in FRAMEWORKS)
+    both = "deeprl" in stats and "sb3" in stats
     labels = " | ".join(LABELS[name] for name in frameworks)
     header = f"| | {labels}" + (" | deeprl / SB3 |" if both else " |")
     lines += ["", header, "|---|" + "---:|" * (len(frameworks) + both)]
@@ -834,6 +933,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "final agent mean return, median",
         lambda s: "n/a" if s["final_mean_median"] is None else f"{s['final_mean_median']:.1f}",
     )
+    if "deeprl-seeds" in frameworks:
+        row("every seed trained, wall-clock s", lambda s: f"{s.get('all_seeds_wall_seconds', 0.0):,.1f}")
     if any(s["errors"] for s in stats.values()):
         row("crashed runs", lambda s: str(s["errors"]))
     lines += [
@@ -889,7 +990,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a deeprl setting over its preset, as deeprl train --set (say why beside the result); repeatable",
     )
-    parser.add_argument("--frameworks", type=parse_frameworks, default=list(FRAMEWORKS), help="deeprl,sb3")
+    parser.add_argument(
+        "--frameworks", type=parse_frameworks, default=DEFAULT_FRAMEWORKS, help="deeprl,sb3 (and deeprl-seeds)"
+    )
     parser.add_argument("--threshold", type=float, help="solving return (default: env's reward_threshold)")
     parser.add_argument(
         "--eval-episodes", type=positive_int, default=EVAL_EPISODES, help="greedy episodes (games) per evaluation"
@@ -1040,22 +1143,27 @@ def main() -> None:
         for framework in args.frameworks:
             if (framework, seed) in done:
                 continue
-            print(f"[{framework} seed {seed}] training ...", file=sys.stderr, flush=True)
-            run = launch_worker(framework, seed, args, float(threshold), runs_dir)
-            report["runs"].append(run)
+            # deeprl-seeds trains every seed in one process, in the first seed's turn
+            seeds = [seed] if framework != "deeprl-seeds" else [s for s in args.seeds if (framework, s) not in done]
+            print(f"[{framework} seed {','.join(map(str, seeds))}] training ...", file=sys.stderr, flush=True)
+            results = launch_worker(framework, seeds, args, float(threshold), runs_dir)
+            report["runs"] += results
+            done |= {(framework, run["seed"]) for run in results}
             write_json(out, report)
-            if "error" in run:
-                outcome = f"crashed (exit {run['returncode']}): {run['error'].splitlines()[-1]}"
-            else:
-                solved = (
-                    "not solved"
-                    if run["solved_at_step"] is None
-                    else f"solved at step {run['solved_at_step']:,} ({run['solved_train_seconds']:.1f} s)"
-                )
-                outcome = (
-                    f"{solved}; final mean {run['final']['mean_return']:.1f}; {run['steps_per_second']:,.0f} steps/s"
-                )
-            print(f"[{framework} seed {seed}] {outcome}", file=sys.stderr, flush=True)
+            for run in results:
+                if "error" in run:
+                    outcome = f"crashed (exit {run['returncode']}): {run['error'].splitlines()[-1]}"
+                else:
+                    solved = (
+                        "not solved"
+                        if run["solved_at_step"] is None
+                        else f"solved at step {run['solved_at_step']:,} ({run['solved_train_seconds']:.1f} s)"
+                    )
+                    outcome = (
+                        f"{solved}; final mean {run['final']['mean_return']:.1f}; "
+                        f"{run['steps_per_second']:,.0f} steps/s"
+                    )
+                print(f"[{framework} seed {run['seed']}] {outcome}", file=sys.stderr, flush=True)
     order = {
         (seed, framework): index
         for index, (seed, framework) in enumerate(

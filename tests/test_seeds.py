@@ -115,19 +115,20 @@ def test_seeds_that_cannot_stack_train_one_after_another(tmp_path):
 
 
 def test_stacked_update_equals_each_seeds_own():
-    """One stacked Adam step with per-seed gradient clipping against each seed's own network and optimiser."""
+    """One stacked Adam step with per-seed gradient clipping against each seed's own network and optimiser, a dueling
+    net on made-up inputs (equal within float rounding; the runs above are the bit-for-bit check)."""
     nets = []
     for seed in range(3):
         torch.manual_seed(seed)
-        nets.append(QNetwork(4, 2, (8, 8)))
-    alone = [QNetwork(4, 2, (8, 8)) for _ in range(3)]
+        nets.append(QNetwork(4, 2, (8, 8), dueling=True))
+    alone = [QNetwork(4, 2, (8, 8), dueling=True) for _ in range(3)]
     for net, copy in zip(nets, alone, strict=True):
         copy.load_state_dict(net.state_dict())
     stack = SeedStack(nets)
     parameters = list(stack.parameters.values())
     optimizer = torch.optim.Adam(parameters, lr=0.1)
     inputs = torch.randn(3, 5, 4) * torch.tensor([1.0, 100.0, 0.01]).view(3, 1, 1)  # seed 1's gradient is clipped
-    losses = torch.func.vmap(lambda params, x: stack.function(params)(x).square().mean())(stack.parameters, inputs)
+    losses = stack.function(stack.parameters)(inputs.view(15, 4)).square().view(3, -1).mean(dim=1)
     losses.sum().backward()
     clip_grad_norm_per_seed_(parameters, 1.0)
     optimizer.step()
@@ -136,10 +137,36 @@ def test_stacked_update_equals_each_seeds_own():
         copy(inputs[index]).square().mean().backward()
         clip_grad_norm_(list(copy.parameters()), 1.0)
         own.step()
-        for name, parameter in copy.named_parameters():
-            assert torch.allclose(dict(nets[index].named_parameters())[name], parameter, atol=1e-6)
+        for name, parameter in copy.named_parameters():  # the seed's network object sees its updated slice
+            assert torch.allclose(dict(nets[index].named_parameters())[name], parameter, atol=1e-6), name
         sliced = seed_optimizer_state(optimizer.state_dict(), index)
         for key, value in own.state_dict()["state"][0].items():
-            assert torch.allclose(sliced["state"][0][key], value, atol=1e-6)
+            assert torch.allclose(sliced["state"][0][key], value, atol=1e-6), key
     restacked = stacked_optimizer_state([seed_optimizer_state(optimizer.state_dict(), i) for i in range(3)])
     assert torch.equal(restacked["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_pictures_seeds_train_one_after_another_with_one_line(tmp_path, capsys):
+    agents = deeprl.train(
+        "dqn",
+        "CartPole-v1",
+        seeds=[0, 1],
+        steps=120,
+        run_dir=tmp_path / "seeds",
+        progress=False,
+        observation="screen_frames",
+        screen_height=16,
+        conv_channels=(4,),
+        conv_kernels=(3,),
+        conv_strides=(2,),
+        hidden_sizes=(8,),
+        learning_starts=60,
+        batch_size=8,
+        eval_every=1000,
+        final_eval_episodes=1,
+        tensorboard=False,
+    )
+    assert [agent.run_dir.name for agent in agents] == ["seed-0", "seed-1"]
+    assert "train one after another in this process: DQN stacks the seeds of MLP Q-networks" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="only networks of Linear layers"):
+        SeedStack([agent.q_net for agent in agents])

@@ -39,7 +39,7 @@ from deeprl.api import (
 )
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig
-from deeprl.envs import OBJECT_ENV_SUFFIX, env_source
+from deeprl.envs import OBJECT_ENV_SUFFIX, env_options, env_source, spec_factory
 from deeprl.errors import DeeprlError, Interrupted, warn
 from deeprl.files import atomic_write_json, atomic_write_text
 from deeprl.run import Run, someone_watching
@@ -81,11 +81,17 @@ def seed_run_dirs(path: Path) -> list[Path]:
         raise DeeprlError(f"{path / SEEDS_FILE} is unreadable ({error}); its seeds' runs are {path}/seed-N") from None
 
 
-def stack_refusal(module: ModuleType, config: RunConfig) -> str | None:
-    """Why this algorithm's seeds of these settings cannot step together (None: they can)."""
+def stack_refusal(
+    module: ModuleType, config: RunConfig, make_base: Callable[[str | None], gym.Env] | None
+) -> str | None:
+    """Why this algorithm's seeds of these settings on this env cannot step together (None: they can)."""
     if not hasattr(module, "train_seeds"):
         return f"{config.algo} does not stack seeds yet (DQN does)"
-    return module.seeds_refusal(config)
+    env = spec_factory(env_options(config), make_base)()
+    try:
+        return module.seeds_refusal(config, env.observation_space)
+    finally:
+        env.close()
 
 
 def train_seeds(
@@ -162,7 +168,7 @@ def resume_seeds(
     module, first_config, preset = resolve_config(None, None, config_file=unfinished[0] / "config.yaml")
     configs = [resolve_config(None, None, config_file=run_dir / "config.yaml")[1] for run_dir in unfinished]
     make_base = _resume_env(unfinished[0], first_config, env)
-    refusal = stack_refusal(module, first_config)
+    refusal = stack_refusal(module, first_config, make_base)
     if refusal is not None:
         return [resume_run(run_dir, env=env, progress=progress, on_evaluation=on_evaluation) for run_dir in unfinished]
     newest = [load_latest_checkpoint(run_dir, config.algo, config.env) for run_dir, config in zip(unfinished, configs)]
@@ -198,7 +204,7 @@ def _train(
     seeds = [config.seed for config in configs]
     run_dirs = [path / f"seed-{seed}" for seed in seeds]
     budgets = budgets or [None] * len(configs)
-    refusal = stack_refusal(module, configs[0])
+    refusal = stack_refusal(module, configs[0], make_base)
     if refusal is not None:
         warn(f"the seeds train one after another in this process: {refusal}")
         agents = []

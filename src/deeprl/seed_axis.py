@@ -4,10 +4,11 @@ trains all K (`deeprl train ... --seeds 0-9`).
 Each seed keeps its own network object, built and initialised exactly as a single-seed run builds it; stacking
 copies the K networks' parameters into tensors of shape (K, ...) and points every seed's parameters at its slice
 of them. The seed's own code (acting, target-network updates, checks, policy files) then reads and writes the
-stack through its slice, and an update of the stack is each seed's own update: every seed's loss is computed on its
-own batch by `torch.func.vmap` over the single-seed loss, the losses are summed (so each seed's gradient is its
-own), gradients are clipped seed by seed, and Adam and RMSprop act elementwise. On this machine's CPU the stacked
-update gives the same numbers, bit for bit, as K single-seed updates (tests/test_seeds.py).
+stack through its slice. The stack runs all K seeds at once on inputs folded seed-major as (K * batch, ...): every
+Linear layer a batched product over the seed axis, everything else (activations, dueling heads, TD targets)
+row-wise as before. Each seed's loss is its own batch's mean and the losses are summed, so each seed's gradient is
+its own; gradients are clipped seed by seed, and Adam and RMSprop act elementwise. On this machine's CPU the
+stacked update gives the same numbers, bit for bit, as K single-seed updates (tests/test_seeds.py).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ OptimizerState = dict[str, Any]
 
 
 class SeedStack:
-    """K networks of one architecture as one set of stacked parameters (`parameters`, name -> (K, ...) leaf tensor
-    that an optimiser steps); each network's parameters become views of its slice."""
+    """K networks of Linear layers (MLPs, dueling heads included) of one architecture as one set of stacked
+    parameters (`parameters`, name -> (K, ...) leaf tensor that an optimiser steps); each network's parameters
+    become views of its slice."""
 
     def __init__(self, networks: Sequence[nn.Module]) -> None:
+        if not all(foldable(network) for network in networks):
+            raise ValueError("only networks of Linear layers (and parameter-free layers) are stacked")
         self.networks = list(networks)
         named = [dict(network.named_parameters()) for network in self.networks]
-        if any(len(list(network.buffers())) for network in self.networks):
-            raise ValueError("networks with buffers (BatchNorm's statistics) are not stacked")
         self.parameters: dict[str, torch.Tensor] = {}
         for name in named[0]:
             stacked = torch.stack([parameters[name].detach() for parameters in named])
@@ -39,15 +41,24 @@ class SeedStack:
             for index, parameters in enumerate(named):
                 # the same Parameter object (optimisers, target updates and agents hold it), now a view of the stack
                 parameters[name].data = stacked.detach()[index]
-        # the architecture without storage, to call with the stacked parameters' slices under vmap
+        # the architecture without storage, its Linear layers folded over the seed axis
         self.template = copy.deepcopy(self.networks[0]).to("meta")
+        fold_linear_layers(self.template, len(self.networks))
 
     def __len__(self) -> int:
         return len(self.networks)
 
     def function(self, parameters: dict[str, torch.Tensor]) -> StackedCall:
-        """The network as a function of one seed's `parameters` (inside vmap: that seed's slice)."""
+        """The network as a function of stacked `parameters`: inputs (K * batch, ...) give outputs (K * batch, ...)."""
         return StackedCall(self.template, parameters)
+
+
+def foldable(network: nn.Module) -> bool:
+    """Whether every layer of `network` with parameters is a Linear one, and none keeps buffers (BatchNorm)."""
+    leaves = [module for module in network.modules() if not list(module.children())]
+    return not list(network.buffers()) and all(
+        isinstance(module, nn.Linear) or not list(module.parameters()) for module in leaves
+    )
 
 
 class StackedCall:
@@ -58,6 +69,30 @@ class StackedCall:
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, self.parameters, (inputs,))
+
+
+class FoldedLinear(nn.Module):
+    """A Linear layer of K seeds: weight (K, out, in), bias (K, out); inputs (K * batch, in), seed-major."""
+
+    def __init__(self, seeds: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(seeds, out_features, in_features, device="meta"))
+        self.bias = nn.Parameter(torch.empty(seeds, out_features, device="meta"))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        seeds, out_features, in_features = self.weight.shape
+        # a batched product over the seed axis: the same numbers as each seed's F.linear (tests/test_seeds.py)
+        outputs = torch.baddbmm(self.bias.unsqueeze(1), inputs.view(seeds, -1, in_features), self.weight.mT)
+        return outputs.view(-1, out_features)
+
+
+def fold_linear_layers(module: nn.Module, seeds: int) -> None:
+    """Replace every nn.Linear inside `module` by a FoldedLinear of `seeds` seeds (same parameter names)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, FoldedLinear(seeds, child.in_features, child.out_features))
+        else:
+            fold_linear_layers(child, seeds)
 
 
 def clip_grad_norm_per_seed_(parameters: Sequence[torch.Tensor], max_norm: float) -> None:

@@ -300,28 +300,25 @@ class SeedsDQN:
         for learner in learners:  # acting reads the parameters through NumPy views: they live in the stack now
             learner.agent.numpy_q_values = learner.q_net.numpy_forward()
 
-    def seed_loss(self, online: dict[str, torch.Tensor], target: dict[str, torch.Tensor], *fields: Any) -> torch.Tensor:
-        """One seed's loss, as a function of its parameters and its batch (vmap maps it over the seed axis)."""
-        return q_learning_loss(
-            self.online.function(online),
-            self.target.function(target),
-            TransitionBatch(*fields),
-            self.config.double_q,
-            self.learners[0].loss_fn,
-        )
-
     def learn(self, batches: list[TransitionBatch], step: int) -> list[dict[str, float]]:
         """One gradient step of every seed, each on its own batch; each seed's reported losses."""
         config = self.config
-        masks = batches[0].next_action_masks
-        fields = [
-            torch.stack([getattr(batch, name) for batch in batches])
-            for name in ("obs", "actions", "returns", "next_obs", "discounts")
-        ]
-        stacked_masks = None if masks is None else torch.stack([batch.next_action_masks for batch in batches])
-        in_dims = (0, 0, 0, 0, 0, 0, 0, None if masks is None else 0)
-        losses = torch.func.vmap(self.seed_loss, in_dims=in_dims)(
-            self.online.parameters, self.target.parameters, *fields, stacked_masks
+        # the seeds' batches one after another (seed-major), each seed's loss its own batch's mean
+        batch = TransitionBatch(
+            *(
+                None
+                if name == "next_action_masks" and batches[0].next_action_masks is None
+                else torch.cat([getattr(batch, name) for batch in batches])
+                for name in ("obs", "actions", "returns", "next_obs", "discounts", "next_action_masks")
+            )
+        )
+        seeds, loss_fn = len(self.learners), self.learners[0].loss_fn
+        losses = q_learning_loss(
+            self.online.function(self.online.parameters),
+            self.target.function(self.target.parameters),
+            batch,
+            config.double_q,
+            lambda q, y: loss_fn(q, y, reduction="none").view(seeds, -1).mean(dim=1),
         )
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
@@ -353,10 +350,10 @@ class SeedsDQN:
         return SeedsDQN([self.learners[index] for index in kept]) if kept else None
 
 
-def seeds_refusal(config: Config) -> str | None:
+def seeds_refusal(config: Config, obs_space: gym.Space) -> str | None:
     """Why seeds of these settings cannot step together on a seed axis (None: they can)."""
-    if config.conv_channels and config.batch_norm:
-        return "BatchNorm (conv_channels with batch_norm: true) keeps running statistics in each seed's network"
+    if image_encoder(config, obs_space) is not None:
+        return "DQN stacks the seeds of MLP Q-networks; a CNN's (pictures) are not stacked yet"
     return offpolicy.seeds_refusal(config)
 
 
