@@ -18,7 +18,16 @@ from deeprl.seed_axis import (
     seed_optimizer_state,
     stacked_optimizer_state,
 )
-from tests.conftest import Trainer, assert_same_run, checkpoints, newest_step, resume, run_deeprl
+from tests.conftest import (
+    Trainer,
+    assert_same_run,
+    checkpoints,
+    metrics_without_time,
+    newest_step,
+    resume,
+    run_deeprl,
+    weights,
+)
 
 SEEDS = (0, 1, 2)
 # seed 0 passes the threshold at step 1500 and leaves the stack; seed 2 passes it at 2000, seed 1 never does
@@ -68,6 +77,30 @@ def test_each_seed_of_a_stacked_run_is_its_single_seed_run(tmp_path, single_runs
     report = (seeds_dir / "report.html").read_text()
     assert all(f"seed {seed}" in report for seed in SEEDS) or report.count("seed-") >= len(SEEDS)
     assert (seeds_dir / "curves.png").stat().st_size > 10_000
+
+
+def test_dueling_masked_dict_seeds_are_their_single_seed_runs(tmp_path):
+    """The Dict observations of a masked env, a dueling net (its one-unit value head) and 3-step targets."""
+    settings = dict(
+        steps=1500,
+        progress=False,
+        eval_every=500,
+        eval_episodes=3,
+        final_eval_episodes=3,
+        tensorboard=False,
+        learning_starts=200,
+        hidden_sizes=(32, 32),
+        dueling=True,
+        n_step=3,
+    )
+    env = "tests.custom_envs:MaskedDictCorridor"
+    stacked = deeprl.train("dqn", env, seeds=[0, 1], run_dir=tmp_path / "seeds", **settings)
+    for agent in stacked:
+        seed = agent.summary["seed"]
+        alone = deeprl.train("dqn", env, seed=seed, run_dir=tmp_path / f"alone-{seed}", **settings)
+        assert metrics_without_time(agent.run_dir) == metrics_without_time(alone.run_dir)
+        expected, actual = weights(alone.run_dir / "policy.pt"), weights(agent.run_dir / "policy.pt")
+        assert all(torch.equal(expected[key], actual[key]) for key in expected)
 
 
 def test_a_killed_seeds_run_resumes_each_seed_exactly(tmp_path, single_runs):

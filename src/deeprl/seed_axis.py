@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -81,8 +82,11 @@ class FoldedLinear(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         seeds, out_features, in_features = self.weight.shape
+        per_seed = inputs.view(seeds, -1, in_features)
+        if out_features == 1:  # F.linear takes a matrix-vector path for one output: per seed, to give its numbers
+            return torch.cat([F.linear(*parts) for parts in zip(per_seed, self.weight, self.bias, strict=True)])
         # a batched product over the seed axis: the same numbers as each seed's F.linear (tests/test_seeds.py)
-        outputs = torch.baddbmm(self.bias.unsqueeze(1), inputs.view(seeds, -1, in_features), self.weight.mT)
+        outputs = torch.baddbmm(self.bias.unsqueeze(1), per_seed, self.weight.mT)
         return outputs.view(-1, out_features)
 
 
