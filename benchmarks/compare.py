@@ -263,6 +263,26 @@ HARNESS_SETTINGS = (
 )
 
 
+def harness_settings(
+    eval_every: int, episodes: int, threshold: float | None, overrides: dict[str, str] | None, kept: bool
+) -> dict[str, Any]:
+    """deeprl's settings in the harness: its evaluations, HARNESS_FIXED, the threshold and the --set overrides."""
+    settings: dict[str, Any] = {
+        "eval_every": eval_every,
+        "eval_episodes": episodes,
+        "final_eval_episodes": episodes,
+        **HARNESS_FIXED,
+    }
+    if threshold is not None:
+        settings["solve_threshold"] = threshold
+    if kept:
+        # A kept run may be cut off (a session's end, a reboot): a checkpoint at each evaluation loses no more of it
+        # than SB3's side loses, which saves at each evaluation. Checkpoint time is not training time on either side.
+        settings["checkpoint_every"] = eval_every
+    settings.update(overrides or {})
+    return settings
+
+
 def run_deeprl(
     algo: str,
     env_id: str,
@@ -283,19 +303,7 @@ def run_deeprl(
     from deeprl.checkpoint import checkpoint_dir
 
     torch.set_num_threads(1)
-    settings: dict[str, Any] = {
-        "eval_every": eval_every,
-        "eval_episodes": episodes,
-        "final_eval_episodes": episodes,
-        **HARNESS_FIXED,
-    }
-    if threshold is not None:
-        settings["solve_threshold"] = threshold
-    if run_dir is not None:
-        # A kept run may be cut off (a session's end, a reboot): a checkpoint at each evaluation loses no more of it
-        # than SB3's side loses, which saves at each evaluation. Checkpoint time is not training time on either side.
-        settings["checkpoint_every"] = eval_every
-    settings.update(overrides or {})
+    settings = harness_settings(eval_every, episodes, threshold, overrides, kept=run_dir is not None)
     with tempfile.TemporaryDirectory(prefix="deeprl-bench-") as scratch:
         if run_dir is None:
             run_dir = Path(scratch) / "run"
@@ -368,16 +376,7 @@ def run_deeprl_seeds(
     from deeprl.checkpoint import checkpoint_dir
 
     torch.set_num_threads(1)
-    settings: dict[str, Any] = {
-        "eval_every": eval_every,
-        "eval_episodes": episodes,
-        "final_eval_episodes": episodes,
-        "checkpoint_every": eval_every,
-        **HARNESS_FIXED,
-    }
-    if threshold is not None:
-        settings["solve_threshold"] = threshold
-    settings.update(overrides or {})
+    settings = harness_settings(eval_every, episodes, threshold, overrides, kept=True)
     seed_dirs = [run_dir / f"seed-{seed}" for seed in seeds]
     resumed_from = None
     started = time.perf_counter()

@@ -290,6 +290,27 @@ def test_a_cut_off_deeprl_run_carries_on_from_its_checkpoint_and_a_finished_one_
     assert resumed["final"] == finished["final"]
 
 
+def test_deeprl_seeds_trains_every_seed_in_one_process_as_each_alone(tmp_path: Path) -> None:
+    """compare.py's deeprl-seeds: every seed in one process (their DQN updates stacked), each seed's result that of
+    its run alone, and the time a person waits for every seed: the one process's, not a sum."""
+    together = compare.run_deeprl_seeds("dqn", "CartPole-v1", [0, 1], 300, 600, None, 2, tmp_path / "seeds")
+    alone = [
+        compare.run_deeprl("dqn", "CartPole-v1", seed, 300, 600, None, 2, tmp_path / f"s{seed}") for seed in (0, 1)
+    ]
+    for stacked, single in zip(together, alone, strict=True):
+        assert [(row["step"], row["mean"]) for row in stacked["evals"]] == [
+            (row["step"], row["mean"]) for row in single["evals"]
+        ]
+        assert stacked["final"] == single["final"]
+    assert together[0]["wall_seconds"] == together[1]["wall_seconds"]
+    runs = [{**run, "framework": "deeprl-seeds", "steps_per_second": 1.0} for run in together]
+    assert compare.summarise(runs, 475.0)["all_seeds_wall_seconds"] == together[0]["wall_seconds"]
+    runs = [{**run, "framework": "deeprl", "steps_per_second": 1.0} for run in alone]
+    assert compare.summarise(runs, 475.0)["all_seeds_wall_seconds"] == pytest.approx(
+        alone[0]["wall_seconds"] + alone[1]["wall_seconds"]
+    )
+
+
 def test_deeprl_settings_given_with_set_reach_its_runs_and_the_report(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     done = run_deeprl(
