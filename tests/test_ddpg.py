@@ -37,25 +37,27 @@ QUICK = {"tensorboard": False, "progress": False, "eval_episodes": 2, "final_eva
 
 def test_target_actions_without_noise_are_the_targets_actions():
     actions = torch.tensor([[0.3, -1.0], [1.0, 0.25]])
-    assert torch.equal(target_actions(actions, 0.0, 0.5), actions)
+    assert torch.equal(target_actions(actions, 0.0, 0.5, [torch.Generator()]), actions)
 
 
 def test_target_noise_is_drawn_per_sample_from_the_torch_generator():
     clean = torch.full((1000, 1), 0.2)  # the same action for every sample
-    torch.manual_seed(7)
-    noisy = target_actions(clean, 0.1, 0.5)
+    noisy = target_actions(clean, 0.1, 0.5, [torch.Generator().manual_seed(7)])
     assert len(torch.unique(noisy)) == 1000  # each sample its own noise
     noise = noisy - clean
     assert noise.mean().item() == pytest.approx(0.0, abs=0.01)  # 3 standard errors of 0.1 / sqrt(1000)
     assert noise.std().item() == pytest.approx(0.1, rel=0.07)  # unclipped: 0.5 is 5 standard deviations
-    torch.manual_seed(7)
-    assert torch.equal(target_actions(clean, 0.1, 0.5), noisy)  # the seeded generator decides it all
+    assert torch.equal(target_actions(clean, 0.1, 0.5, [torch.Generator().manual_seed(7)]), noisy)  # it decides all
+    # two seeds' batches one after another: each draws from its own generator what it would draw alone
+    halves = target_actions(torch.cat([clean, clean]), 0.1, 0.5, [torch.Generator().manual_seed(s) for s in (7, 8)])
+    assert torch.equal(halves[:1000], noisy)
+    assert torch.equal(halves[1000:], target_actions(clean, 0.1, 0.5, [torch.Generator().manual_seed(8)]))
 
 
 def test_target_noise_is_clipped_and_the_actions_stay_in_unit_range():
     torch.manual_seed(0)
     clean = torch.rand(2000, 2) * 2 - 1
-    noisy = target_actions(clean, 100.0, 0.3)  # almost every draw is far beyond the clip
+    noisy = target_actions(clean, 100.0, 0.3, [torch.Generator()])  # almost every draw is far beyond the clip
     assert noisy.min() >= -1 and noisy.max() <= 1
     inside = (noisy > -1) & (noisy < 1)  # where the sum did not meet the [-1, 1] edge
     shift = (noisy - clean)[inside].abs()

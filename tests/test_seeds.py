@@ -1,6 +1,7 @@
-"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's seeds step together on a stacked seed
-axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed solves and leaves the stack,
-after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser state sliced and stacked."""
+"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's and TD3's seeds step together on a
+stacked seed axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed solves and leaves
+the stack, after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser state sliced and
+stacked."""
 
 from __future__ import annotations
 
@@ -101,6 +102,47 @@ def test_dueling_masked_dict_seeds_are_their_single_seed_runs(tmp_path):
         assert metrics_without_time(agent.run_dir) == metrics_without_time(alone.run_dir)
         expected, actual = weights(alone.run_dir / "policy.pt"), weights(agent.run_dir / "policy.pt")
         assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+
+# TD3 on Pendulum: twin critics, delayed actor updates and target noise drawn from each seed's own generator
+TD3_ARGS = [
+    "--steps",
+    "1200",
+    "--quiet",
+    "--set",
+    "hidden_sizes=32,32",
+    "--set",
+    "learning_starts=200",
+    "--set",
+    "eval_every=400",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "checkpoint_every=400",
+    "--set",
+    "tensorboard=true",
+]
+
+
+def test_td3_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path, uninterrupted):
+    alone = {seed: uninterrupted("td3", "Pendulum-v1", ["--seed", str(seed), *TD3_ARGS]) for seed in (0, 1)}
+    together = run_deeprl(
+        "train", "td3", "Pendulum-v1", "--seeds", "0,1", "--run-dir", "seeds", *TD3_ARGS, cwd=tmp_path
+    )
+    assert together.returncode == 0, together.stderr
+    for seed in (0, 1):
+        assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
+    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *TD3_ARGS], algo="td3", env="Pendulum-v1")
+    runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
+    trainer.wait_for(lambda: all(newest_step(run) >= 800 for run in runs), "both seeds' checkpoints at step 800")
+    trainer.freeze()
+    trainer.kill()
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    for seed, run in zip((0, 1), runs, strict=True):
+        assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
 
 
 def test_a_killed_seeds_run_resumes_each_seed_exactly(tmp_path, single_runs):

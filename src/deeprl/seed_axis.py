@@ -49,9 +49,14 @@ class SeedStack:
     def __len__(self) -> int:
         return len(self.networks)
 
-    def function(self, parameters: dict[str, torch.Tensor]) -> StackedCall:
-        """The network as a function of stacked `parameters`: inputs (K * batch, ...) give outputs (K * batch, ...)."""
-        return StackedCall(self.template, parameters)
+    def function(self, parameters: dict[str, torch.Tensor] | None = None) -> StackedCall:
+        """The network as a function of stacked `parameters` (default: its own): inputs (K * batch, ...) give
+        outputs (K * batch, ...)."""
+        return StackedCall(self.template, self.parameters if parameters is None else parameters)
+
+    def values(self) -> list[torch.Tensor]:
+        """The stacked parameters, in the networks' parameter order (what a seed's optimiser lists)."""
+        return list(self.parameters.values())
 
 
 def foldable(network: nn.Module) -> bool:
@@ -68,8 +73,8 @@ class StackedCall:
     def __init__(self, template: nn.Module, parameters: dict[str, torch.Tensor]) -> None:
         self.template, self.parameters = template, parameters
 
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.template, self.parameters, (inputs,))
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, self.parameters, inputs)
 
 
 class FoldedLinear(nn.Module):
@@ -144,6 +149,17 @@ def seed_optimizer_state(state: OptimizerState, seed_index: int) -> OptimizerSta
         },
         "param_groups": copy.deepcopy(state["param_groups"]),
     }
+
+
+def fold(batches: Sequence[Any], name: str) -> torch.Tensor | None:
+    """One field of the seeds' batches, seed-major, as stacked networks take it (None where the batches have none)."""
+    parts = [getattr(batch, name) for batch in batches]
+    return None if parts[0] is None else torch.cat(parts)
+
+
+def per_seed_mean(values: torch.Tensor, seeds: int) -> torch.Tensor:
+    """Each seed's mean of its rows of folded `values` (K * batch, ...): shape (K,)."""
+    return values.reshape(seeds, -1).mean(dim=1)
 
 
 def detached_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

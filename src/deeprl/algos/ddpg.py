@@ -21,6 +21,7 @@ episode, or Gaussian; sigma may anneal) and clips to [-1, 1]; until `learning_st
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,6 +50,14 @@ from deeprl.nets import (
 from deeprl.observations import OBSERVATION_SPACES  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
+from deeprl.seed_axis import (
+    SeedStack,
+    detached_copy,
+    fold,
+    per_seed_mean,
+    seed_optimizer_state,
+    stacked_optimizer_state,
+)
 
 ACTION_SPACES = (gym.spaces.Box,)
 METRIC_COLUMNS = ("noise_sigma", "critic_loss", "actor_loss", "q_mean")
@@ -135,13 +144,47 @@ def check_bounded_actions(config: Any, env: gym.Env) -> None:
         )
 
 
-def target_actions(next_actions: torch.Tensor, noise_std: float, noise_clip: float) -> torch.Tensor:
+# TD3's target noise has a generator of its own, seeded from the run's seed (offset: a stream apart from the one that
+# initialised the networks), so that each of several seeds in one process draws what its single-seed run draws
+TARGET_NOISE_SEED_OFFSET = 1_000_003
+
+
+def target_actions(
+    next_actions: torch.Tensor, noise_std: float, noise_clip: float, generators: Sequence[torch.Generator]
+) -> torch.Tensor:
     """TD3's target policy smoothing: each sample's action gets its own clipped Gaussian noise, and the sum stays
-    within [-1, 1] (the unit range the actor's tanh covers, whatever the env's bounds)."""
+    within [-1, 1] (the unit range the actor's tanh covers, whatever the env's bounds). The rows are the batches of
+    one seed per generator, one after another, each seed's noise drawn from its own generator."""
     if noise_std == 0:
         return next_actions
-    noise = (torch.randn_like(next_actions) * noise_std).clamp(-noise_clip, noise_clip)
+    rows, width = len(next_actions) // len(generators), next_actions.shape[1]
+    draws = [torch.randn((rows, width), generator=generator, device=next_actions.device) for generator in generators]
+    noise = (torch.cat(draws) * noise_std).clamp(-noise_clip, noise_clip)
     return (next_actions + noise).clamp(-1.0, 1.0)
+
+
+def critic_targets(
+    actor_target: Callable[..., torch.Tensor],
+    critics_target: Sequence[Callable[..., torch.Tensor]],
+    batch: TransitionBatch,
+    config: Config,
+    generators: Sequence[torch.Generator],
+) -> torch.Tensor:
+    """R + discount * min over the target critics of Q'(s', μ'(s') + clipped noise)."""
+    next_obs = batch.next_obs.float()
+    next_actions = target_actions(
+        actor_target(next_obs), config.target_policy_noise, config.target_noise_clip, generators
+    )
+    next_q = torch.stack([critic(next_obs, next_actions) for critic in critics_target]).min(dim=0).values
+    return batch.returns + batch.discounts * next_q
+
+
+def set_learning_rates(
+    critic_optimizer: torch.optim.Optimizer, actor_optimizer: torch.optim.Optimizer, lr: float, actor_ratio: float
+) -> None:
+    """Anneal both learning rates together, keeping their ratio."""
+    set_learning_rate([critic_optimizer], lr)
+    set_learning_rate([actor_optimizer], lr * actor_ratio)
 
 
 class DDPG:
@@ -194,6 +237,7 @@ class DDPG:
         )
         self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
         self.critic_updates = 0
+        self.target_noise = torch.Generator(device=device).manual_seed(config.seed + TARGET_NOISE_SEED_OFFSET)
 
     def noise_sigma(self, step: int) -> float:
         config = self.config
@@ -216,12 +260,7 @@ class DDPG:
         config = self.config
         obs, actions = batch.obs.float(), batch.actions
         with torch.no_grad():
-            next_obs = batch.next_obs.float()
-            next_actions = target_actions(
-                self.actor_target(next_obs), config.target_policy_noise, config.target_noise_clip
-            )
-            next_q = torch.stack([critic(next_obs, next_actions) for critic in self.critics_target]).min(dim=0).values
-            target_q = batch.returns + batch.discounts * next_q
+            target_q = critic_targets(self.actor_target, self.critics_target, batch, config, [self.target_noise])
         q_values = [critic(obs, actions) for critic in self.critics]
         critic_loss = sum(F.mse_loss(q, target_q) for q in q_values)
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -248,9 +287,7 @@ class DDPG:
             self.noise.reset()
 
     def set_lr(self, lr: float) -> None:
-        """Anneal both learning rates together, keeping their ratio."""
-        set_learning_rate([self.critic_optimizer], lr)
-        set_learning_rate([self.actor_optimizer], lr * self.actor_lr / self.config.lr)
+        set_learning_rates(self.critic_optimizer, self.actor_optimizer, lr, self.actor_lr / self.config.lr)
 
     def check_finite(self, step: int) -> None:
         check_finite(self.actor, step)
@@ -269,11 +306,113 @@ class DDPG:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {**state_of(self.parts()), "critic_updates": self.critic_updates}
+        return {
+            **state_of(self.parts()),
+            "critic_updates": self.critic_updates,
+            "target_noise": self.target_noise.get_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_state_of(self.parts(), state)
         self.critic_updates = int(state["critic_updates"])
+        if "target_noise" in state:  # (checkpoints of deeprl before it drew target noise from the global generator)
+            self.target_noise.set_state(state["target_noise"])
+
+
+class SeedsDDPG:
+    """Several seeds' DDPG/TD3 learners, each with its own networks, replay memory, exploration noise and target
+    noise generator, whose gradient steps run as one on a leading seed axis (deeprl.seed_axis): each seed's numbers
+    are those of its single-seed run."""
+
+    def __init__(self, learners: list[DDPG]) -> None:
+        self.learners = learners
+        self.config = learners[0].config
+        self.actor = SeedStack([learner.actor for learner in learners])
+        self.actor_target = SeedStack([learner.actor_target for learner in learners])
+        twins = range(len(learners[0].critics))
+        self.critics = [SeedStack([learner.critics[twin] for learner in learners]) for twin in twins]
+        self.critics_target = [SeedStack([learner.critics_target[twin] for learner in learners]) for twin in twins]
+        self.critic_parameters = [tensor for critic in self.critics for tensor in critic.values()]
+        first = learners[0]
+        self.actor_optimizer = torch.optim.Adam(self.actor.values(), lr=first.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(
+            self.critic_parameters, lr=self.config.lr, weight_decay=self.config.critic_weight_decay, fused=True
+        )
+        for optimizer, name in ((self.actor_optimizer, "actor_optimizer"), (self.critic_optimizer, "critic_optimizer")):
+            optimizer.load_state_dict(
+                stacked_optimizer_state([getattr(learner, name).state_dict() for learner in learners])
+            )
+        # the targets follow the actor and the critics, in one pass over the stacks
+        stacks = [(self.actor_target, self.actor), *zip(self.critics_target, self.critics, strict=True)]
+        self.target_tensors = [tensor for target, _ in stacks for tensor in target.values()]
+        self.online_tensors = [tensor for _, online in stacks for tensor in online.values()]
+        self.critic_updates = first.critic_updates
+        for learner in learners:  # acting reads the actor's parameters through NumPy views: they live in the stack now
+            learner.agent.numpy_actor = learner.actor.numpy_forward()
+
+    def learn(self, batches: list[TransitionBatch], step: int) -> list[dict[str, float]]:
+        """One gradient step of every seed, each on its own batch; each seed's reported values."""
+        config, seeds = self.config, len(self.learners)
+        batch = TransitionBatch(
+            *(fold(batches, name) for name in ("obs", "actions", "returns", "next_obs", "discounts"))
+        )
+        obs, actions = batch.obs.float(), batch.actions
+        critics = [critic.function() for critic in self.critics]
+        with torch.no_grad():
+            generators = [learner.target_noise for learner in self.learners]
+            targets = [critic.function() for critic in self.critics_target]
+            target_q = critic_targets(self.actor_target.function(), targets, batch, config, generators)
+        q_values = [critic(obs, actions) for critic in critics]
+        critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_losses.sum().backward()
+        self.critic_optimizer.step()
+        self.critic_updates += 1
+        reported = {"critic_loss": critic_losses.tolist(), "q_mean": per_seed_mean(q_values[0], seeds).tolist()}
+
+        if self.critic_updates % config.policy_delay == 0:
+            with frozen(self.critic_parameters):
+                actor_losses = -per_seed_mean(critics[0](obs, self.actor.function()(obs)), seeds)
+                self.actor_optimizer.zero_grad(set_to_none=True)
+                actor_losses.sum().backward()
+            self.actor_optimizer.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(self.target_tensors, self.online_tensors, config.tau)
+            reported["actor_loss"] = actor_losses.tolist()
+        return [{name: values[seed] for name, values in reported.items()} for seed in range(seeds)]
+
+    def set_lr(self, lr: float) -> None:
+        first = self.learners[0]
+        set_learning_rates(self.critic_optimizer, self.actor_optimizer, lr, first.actor_lr / self.config.lr)
+
+    def seed_state(self, index: int) -> dict[str, Any]:
+        """Seed `index`'s learner state as its single-seed run would checkpoint it."""
+        learner = self.learners[index]
+        networks = {name: getattr(learner, name) for name in ("actor", "critics", "actor_target", "critics_target")}
+        return {
+            **{name: detached_copy(network.state_dict()) for name, network in networks.items()},
+            "actor_optimizer": seed_optimizer_state(self.actor_optimizer.state_dict(), index),
+            "critic_optimizer": seed_optimizer_state(self.critic_optimizer.state_dict(), index),
+            "critic_updates": self.critic_updates,
+        }
+
+    def without(self, dropped: list[int]) -> SeedsDDPG | None:
+        """The stack of the other seeds (a finished seed leaves it); None when none is left."""
+        kept = [index for index in range(len(self.learners)) if index not in dropped]
+        for index in kept:
+            learner = self.learners[index]
+            learner.actor_optimizer.load_state_dict(seed_optimizer_state(self.actor_optimizer.state_dict(), index))
+            learner.critic_optimizer.load_state_dict(seed_optimizer_state(self.critic_optimizer.state_dict(), index))
+            learner.critic_updates = self.critic_updates
+        return SeedsDDPG([self.learners[index] for index in kept]) if kept else None
+
+
+def seeds_refusal(config: Config, obs_space: gym.Space) -> str | None:
+    """Why seeds of these settings cannot step together on a seed axis (None: they can)."""
+    if observation_encoder(obs_space) is not None:
+        return f"{config.algo} stacks the seeds of MLP networks; CNNs (pictures) are not stacked yet"
+    return offpolicy.seeds_refusal(config)
 
 
 train = offpolicy.train_with(DDPG)
+train_seeds = offpolicy.train_seeds_with(DDPG, SeedsDDPG)

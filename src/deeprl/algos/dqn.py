@@ -46,6 +46,8 @@ from deeprl.seed_axis import (
     SeedStack,
     clip_grad_norm_per_seed_,
     detached_copy,
+    fold,
+    per_seed_mean,
     seed_optimizer_state,
     stacked_optimizer_state,
 )
@@ -292,7 +294,7 @@ class SeedsDQN:
         self.config = config = learners[0].config
         self.online = SeedStack([learner.q_net for learner in learners])
         self.target = SeedStack([learner.target_net for learner in learners])
-        self.parameters = list(self.online.parameters.values())
+        self.parameters = self.online.values()
         self.optimizer = make_optimizer(config, self.parameters)
         self.optimizer.load_state_dict(
             stacked_optimizer_state([learner.optimizer.state_dict() for learner in learners])
@@ -304,21 +306,14 @@ class SeedsDQN:
         """One gradient step of every seed, each on its own batch; each seed's reported losses."""
         config = self.config
         # the seeds' batches one after another (seed-major), each seed's loss its own batch's mean
-        batch = TransitionBatch(
-            *(
-                None
-                if name == "next_action_masks" and batches[0].next_action_masks is None
-                else torch.cat([getattr(batch, name) for batch in batches])
-                for name in ("obs", "actions", "returns", "next_obs", "discounts", "next_action_masks")
-            )
-        )
+        fields = ("obs", "actions", "returns", "next_obs", "discounts", "next_action_masks")
         seeds, loss_fn = len(self.learners), self.learners[0].loss_fn
         losses = q_learning_loss(
-            self.online.function(self.online.parameters),
-            self.target.function(self.target.parameters),
-            batch,
+            self.online.function(),
+            self.target.function(),
+            TransitionBatch(*(fold(batches, name) for name in fields)),
             config.double_q,
-            lambda q, y: loss_fn(q, y, reduction="none").view(seeds, -1).mean(dim=1),
+            lambda q, y: per_seed_mean(loss_fn(q, y, reduction="none"), seeds),
         )
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()

@@ -17,6 +17,8 @@ ACTION_SPACES = ddpg.ACTION_SPACES
 METRIC_COLUMNS = ddpg.METRIC_COLUMNS
 check_setup = ddpg.check_setup
 train = ddpg.train
+train_seeds = ddpg.train_seeds
+seeds_refusal = ddpg.seeds_refusal
 
 
 @dataclass
