@@ -44,18 +44,19 @@ def test_soft_target_actor_loss_and_target_update_by_hand():
         set_constant_output(critic, value)
     batch = tiny_batch()
     targets_before = copy.deepcopy(learner.critics_target.state_dict())
-    # learn() draws a' ~ pi(.|s') first, then a ~ pi(.|s) for the actor: the same draws under the same seed
-    torch.manual_seed(11)
+    # learn() draws a' ~ pi(.|s') first, then a ~ pi(.|s) for the actor, from the learner's own generator: the same
+    # draws from a generator in the same state
+    by_hand = torch.Generator().manual_seed(11)
     with torch.no_grad():
-        _, next_log_probs = learner.actor(batch.next_obs)
-        actions, log_probs = learner.actor(batch.obs)
+        _, next_log_probs = learner.actor(batch.next_obs, generator=by_hand)
+        actions, log_probs = learner.actor(batch.obs, generator=by_hand)
     # y = R + discount * (min(5, 3) - alpha * log pi(a'|s')); the terminal second sample's y is its reward alone
     y = batch.returns + batch.discounts * (3.0 - 0.5 * next_log_probs)
     assert y[1].item() == 2.0
     assert abs(0.9 * 0.5 * next_log_probs[0].item()) > 0.01  # the entropy term is there to see
     expected_critic_loss = (y**2).mean() + ((1.0 - y) ** 2).mean()  # the online critics say 0 and 1
 
-    torch.manual_seed(11)
+    learner.sampling.manual_seed(11)
     metrics = learner.learn(batch, step=1)
     assert metrics["critic_loss"] == pytest.approx(expected_critic_loss.item(), rel=1e-6)
     assert metrics["q_mean"] == pytest.approx(0.0)

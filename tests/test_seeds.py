@@ -1,4 +1,4 @@
-"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's and TD3's seeds step together on a
+"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's, TD3's and SAC's seeds step together on a
 stacked seed axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed solves and leaves
 the stack, after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser state sliced and
 stacked."""
@@ -104,8 +104,8 @@ def test_dueling_masked_dict_seeds_are_their_single_seed_runs(tmp_path):
         assert all(torch.equal(expected[key], actual[key]) for key in expected)
 
 
-# TD3 on Pendulum: twin critics, delayed actor updates and target noise drawn from each seed's own generator
-TD3_ARGS = [
+# TD3 and SAC on Pendulum, small networks
+CONTINUOUS_ARGS = [
     "--steps",
     "1200",
     "--quiet",
@@ -126,15 +126,18 @@ TD3_ARGS = [
 ]
 
 
-def test_td3_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path, uninterrupted):
-    alone = {seed: uninterrupted("td3", "Pendulum-v1", ["--seed", str(seed), *TD3_ARGS]) for seed in (0, 1)}
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_continuous_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path, uninterrupted, algo):
+    """TD3 (twin critics, delayed actor, target noise) and SAC (sampled actions, tuned alpha), each seed drawing from
+    generators of its own."""
+    alone = {seed: uninterrupted(algo, "Pendulum-v1", ["--seed", str(seed), *CONTINUOUS_ARGS]) for seed in (0, 1)}
     together = run_deeprl(
-        "train", "td3", "Pendulum-v1", "--seeds", "0,1", "--run-dir", "seeds", *TD3_ARGS, cwd=tmp_path
+        "train", algo, "Pendulum-v1", "--seeds", "0,1", "--run-dir", "seeds", *CONTINUOUS_ARGS, cwd=tmp_path
     )
     assert together.returncode == 0, together.stderr
     for seed in (0, 1):
         assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
-    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *TD3_ARGS], algo="td3", env="Pendulum-v1")
+    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *CONTINUOUS_ARGS], algo=algo, env="Pendulum-v1")
     runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
     trainer.wait_for(lambda: all(newest_step(run) >= 800 for run in runs), "both seeds' checkpoints at step 800")
     trainer.freeze()

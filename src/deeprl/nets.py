@@ -582,15 +582,16 @@ class SquashedGaussianActor(nn.Module):
         return self.mean_head(features), log_std
 
     def forward(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+        self,
+        obs: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(unit actions tanh(u) of shape (batch, action_dim), their log-densities (batch,)). u = mean + std·ε is
-        reparameterised, so gradients flow through both; deterministic takes u = mean (ε = 0)."""
+        reparameterised, so gradients flow through both; deterministic takes u = mean (ε = 0). ε comes from
+        `generator` (torch's global one when None; with several, see `standard_normal`)."""
         mean, log_std = self.mean_and_log_std(obs)
-        if deterministic:
-            standard_noise = torch.zeros_like(mean)
-        else:
-            standard_noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        standard_noise = torch.zeros_like(mean) if deterministic else standard_normal(mean, generator)
         pre_tanh = mean + log_std.exp() * standard_noise
         # log N(u; mean, std) written with ε = (u − mean)/std: the same value and gradient, without a division
         gaussian_log_prob = (-0.5 * standard_noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)).sum(dim=-1)
@@ -605,6 +606,15 @@ class SquashedGaussianActor(nn.Module):
 
 
 @torch.no_grad()
+def standard_normal(like: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """N(0, 1) draws of `like`'s shape, dtype and device from `generator`; from several generators, the rows in as
+    many equal parts one after another (several seeds' batches: deeprl.seed_axis), each part from its own."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+    parts = like.reshape(len(generator), -1, *like.shape[1:]).unbind(0)
+    return torch.cat([standard_normal(part, own) for part, own in zip(parts, generator, strict=True)])
+
+
 def clip_grad_norm_(parameters: Sequence[torch.Tensor], max_norm: float) -> None:
     """Scale the gradients so that their global L2 norm is at most `max_norm`: torch.nn.utils.clip_grad_norm_'s
     arithmetic (a factor max_norm / (norm + 1e-6), capped at 1), without its per-call grouping of the tensors by

@@ -324,14 +324,18 @@ class ScaledActorAgent:
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
         self.summary: dict[str, Any] | None = None
 
-    def unit_act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions in [-1, 1] for a batch of observations, shape (batch, action_dim), float32."""
+    def unit_act(
+        self, obs: np.ndarray, deterministic: bool = True, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """Actions in [-1, 1] for a batch of observations, shape (batch, action_dim), float32; a stochastic actor's
+        sample drawn from `generator` (torch's global one when None)."""
         if deterministic and self.numpy_actor is not None:
             return self.numpy_actor(obs.reshape(len(obs), -1)).astype(np.float32)
+        stochastic = self.network["kind"] == "squashed_gaussian"
         with torch.inference_mode():
             output = self.actor(
                 torch.from_numpy(obs).float().to(self.device),
-                **({"deterministic": deterministic} if self.network["kind"] == "squashed_gaussian" else {}),
+                **({"deterministic": deterministic, "generator": generator} if stochastic else {}),
             )
         actions = output[0] if isinstance(output, tuple) else output
         return actions.cpu().numpy().astype(np.float32)

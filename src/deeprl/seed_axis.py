@@ -73,8 +73,8 @@ class StackedCall:
     def __init__(self, template: nn.Module, parameters: dict[str, torch.Tensor]) -> None:
         self.template, self.parameters = template, parameters
 
-    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.template, self.parameters, inputs)
+    def __call__(self, *inputs: torch.Tensor, **options: Any) -> Any:
+        return functional_call(self.template, self.parameters, inputs, options)
 
 
 class FoldedLinear(nn.Module):
@@ -117,19 +117,22 @@ def clip_grad_norm_per_seed_(parameters: Sequence[torch.Tensor], max_norm: float
         gradient.mul_(factors.view(seeds, *([1] * (gradient.dim() - 1))))
 
 
+# the one entry of Adam's and RMSprop's per-parameter state that seeds stepping together share: their step count
+SHARED_STATE = "step"
+
+
 def stacked_optimizer_state(states: Sequence[OptimizerState]) -> OptimizerState:
     """The state of an optimiser over stacked parameters from the K single-seed optimisers' states (their
-    `state_dict`s, the parameters in the same order): each per-parameter tensor stacked, shared scalars (Adam's step
-    count, equal in seeds that step together) taken from the first."""
+    `state_dict`s, the parameters in the same order): each per-parameter tensor (Adam's moments, RMSprop's averages)
+    stacked, the step count, equal in seeds that step together, taken from the first."""
     first = states[0]
-    stacked: dict[int, dict[str, Any]] = {}
-    for index, entries in first["state"].items():
-        stacked[index] = {
-            key: torch.stack([state["state"][index][key] for state in states])
-            if isinstance(value, torch.Tensor) and value.dim() > 0
-            else value
+    stacked = {
+        index: {
+            key: value if key == SHARED_STATE else torch.stack([state["state"][index][key] for state in states])
             for key, value in entries.items()
         }
+        for index, entries in first["state"].items()
+    }
     return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}
 
 
@@ -137,18 +140,25 @@ def seed_optimizer_state(state: OptimizerState, seed_index: int) -> OptimizerSta
     """One seed's slice of a stacked optimiser's state: what its single-seed optimiser would hold."""
     return {
         "state": {
-            index: {
-                key: value[seed_index].clone()
-                if isinstance(value, torch.Tensor) and value.dim() > 0
-                else value.clone()
-                if isinstance(value, torch.Tensor)
-                else value
-                for key, value in entries.items()
-            }
+            index: {key: _own(value if key == SHARED_STATE else value[seed_index]) for key, value in entries.items()}
             for index, entries in state["state"].items()
         },
         "param_groups": copy.deepcopy(state["param_groups"]),
     }
+
+
+def remaining(stack: Any, dropped: Sequence[int]) -> Any:
+    """A seeds' learner (dqn.SeedsDQN, ...) rebuilt from the learners of the seeds not `dropped`, once each has taken
+    back its own state (`stack.seed_state`); None when none is left."""
+    kept = [index for index in range(len(stack.learners)) if index not in dropped]
+    for index in kept:
+        learner = stack.learners[index]
+        learner.load_state_dict({**learner.state_dict(), **stack.seed_state(index)})
+    return type(stack)([stack.learners[index] for index in kept]) if kept else None
+
+
+def _own(value: Any) -> Any:
+    return value.clone() if isinstance(value, torch.Tensor) else value
 
 
 def fold(batches: Sequence[Any], name: str) -> torch.Tensor | None:

@@ -46,6 +46,7 @@ from deeprl.nets import (
     frozen,
     observation_encoder,
     set_learning_rate,
+    standard_normal,
 )
 from deeprl.observations import OBSERVATION_SPACES  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.offpolicy import Exploration, OffPolicyConfig
@@ -55,6 +56,7 @@ from deeprl.seed_axis import (
     detached_copy,
     fold,
     per_seed_mean,
+    remaining,
     seed_optimizer_state,
     stacked_optimizer_state,
 )
@@ -157,9 +159,7 @@ def target_actions(
     one seed per generator, one after another, each seed's noise drawn from its own generator."""
     if noise_std == 0:
         return next_actions
-    rows, width = len(next_actions) // len(generators), next_actions.shape[1]
-    draws = [torch.randn((rows, width), generator=generator, device=next_actions.device) for generator in generators]
-    noise = (torch.cat(draws) * noise_std).clamp(-noise_clip, noise_clip)
+    noise = (standard_normal(next_actions, generators) * noise_std).clamp(-noise_clip, noise_clip)
     return (next_actions + noise).clamp(-1.0, 1.0)
 
 
@@ -398,13 +398,7 @@ class SeedsDDPG:
 
     def without(self, dropped: list[int]) -> SeedsDDPG | None:
         """The stack of the other seeds (a finished seed leaves it); None when none is left."""
-        kept = [index for index in range(len(self.learners)) if index not in dropped]
-        for index in kept:
-            learner = self.learners[index]
-            learner.actor_optimizer.load_state_dict(seed_optimizer_state(self.actor_optimizer.state_dict(), index))
-            learner.critic_optimizer.load_state_dict(seed_optimizer_state(self.critic_optimizer.state_dict(), index))
-            learner.critic_updates = self.critic_updates
-        return SeedsDDPG([self.learners[index] for index in kept]) if kept else None
+        return remaining(self, dropped)
 
 
 def seeds_refusal(config: Config, obs_space: gym.Space) -> str | None:

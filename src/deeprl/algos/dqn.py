@@ -48,6 +48,7 @@ from deeprl.seed_axis import (
     detached_copy,
     fold,
     per_seed_mean,
+    remaining,
     seed_optimizer_state,
     stacked_optimizer_state,
 )
@@ -338,11 +339,7 @@ class SeedsDQN:
 
     def without(self, dropped: list[int]) -> SeedsDQN | None:
         """The stack of the other seeds (a finished seed leaves it); None when none is left."""
-        kept = [index for index in range(len(self.learners)) if index not in dropped]
-        state = self.optimizer.state_dict()
-        for index in kept:
-            self.learners[index].optimizer.load_state_dict(seed_optimizer_state(state, index))
-        return SeedsDQN([self.learners[index] for index in kept]) if kept else None
+        return remaining(self, dropped)
 
 
 def seeds_refusal(config: Config, obs_space: gym.Space) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +46,15 @@ from deeprl.nets import (
 from deeprl.observations import OBSERVATION_SPACES  # noqa: F401 - any space, encoded (observations.py)
 from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import ScaledActorAgent
+from deeprl.seed_axis import (
+    SeedStack,
+    detached_copy,
+    fold,
+    per_seed_mean,
+    remaining,
+    seed_optimizer_state,
+    stacked_optimizer_state,
+)
 
 ACTION_SPACES = (gym.spaces.Box,)
 METRIC_COLUMNS = ("critic_loss", "actor_loss", "alpha", "entropy", "q_mean")
@@ -85,6 +95,39 @@ class Config(OffPolicyConfig):
             raise DeeprlError(f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
 
 
+# SAC's action samples have a generator of their own, seeded from the run's seed (offset: a stream apart from the
+# networks' initialisation), so that each of several seeds in one process draws what its single-seed run draws
+SAMPLING_SEED_OFFSET = 2_000_003
+
+
+def critic_target(
+    actor: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    critics_target: Sequence[Callable[..., torch.Tensor]],
+    batch: TransitionBatch,
+    alpha: torch.Tensor,
+    generator: torch.Generator | Sequence[torch.Generator],
+) -> torch.Tensor:
+    """y = R + discount * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')), a' sampled from the actor; `alpha` a
+    scalar or one per row."""
+    next_actions, next_log_probs = actor(batch.next_obs, generator=generator)
+    next_q = torch.stack([critic(batch.next_obs, next_actions) for critic in critics_target]).min(0).values
+    return batch.returns + batch.discounts * (next_q - alpha * next_log_probs)
+
+
+def actor_objective(
+    actor: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    critics: Sequence[Callable[..., torch.Tensor]],
+    obs: torch.Tensor,
+    alpha: torch.Tensor,
+    generator: torch.Generator | Sequence[torch.Generator],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """alpha * log pi(a|s) - min_i Q_i(s, a) for each row (the actor's loss is its mean), a sampled from the actor
+    with gradients through it; and the log-densities."""
+    actions, log_probs = actor(obs, generator=generator)
+    q_new = torch.stack([critic(obs, actions) for critic in critics]).min(0).values
+    return alpha * log_probs - q_new, log_probs
+
+
 class SAC:
     """The squashed-Gaussian actor, twin critics and their targets, alpha, and their optimisers."""
 
@@ -120,21 +163,20 @@ class SAC:
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
         self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
         self.gradient_steps = 0
+        self.sampling = torch.Generator(device=device).manual_seed(config.seed + SAMPLING_SEED_OFFSET)
 
     def explore(self, obs: np.ndarray, step: int, episodes: int, rng: np.random.Generator) -> Exploration:
         if step <= self.config.learning_starts:
             actions = rng.uniform(-1.0, 1.0, size=(len(obs), self.action_dim)).astype(np.float32)
         else:
-            actions = self.agent.unit_act(obs.astype(np.float32), deterministic=False)
+            actions = self.agent.unit_act(obs.astype(np.float32), deterministic=False, generator=self.sampling)
         return Exploration(self.agent.to_env(actions), actions, {})
 
     def learn(self, batch: TransitionBatch, step: int) -> dict[str, float]:
         config = self.config
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            next_actions, next_log_probs = self.actor(batch.next_obs)
-            next_q = torch.stack([critic(batch.next_obs, next_actions) for critic in self.critics_target]).min(0).values
-            target_q = batch.returns + batch.discounts * (next_q - alpha * next_log_probs)
+            target_q = critic_target(self.actor, self.critics_target, batch, alpha, self.sampling)
         q_values = [critic(batch.obs, batch.actions) for critic in self.critics]
         critic_loss = sum(F.mse_loss(q, target_q) for q in q_values)
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -143,9 +185,8 @@ class SAC:
 
         # the actor's step differentiates through the critics without changing them
         with frozen(self.critic_parameters):
-            actions, log_probs = self.actor(batch.obs)
-            q_new = torch.stack([critic(batch.obs, actions) for critic in self.critics]).min(0).values
-            actor_loss = (alpha * log_probs - q_new).mean()
+            objective, log_probs = actor_objective(self.actor, self.critics, batch.obs, alpha, self.sampling)
+            actor_loss = objective.mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
         self.actor_optimizer.step()
@@ -195,6 +236,7 @@ class SAC:
             **state_of(self.parts()),
             "log_alpha": self.log_alpha.detach().clone(),
             "gradient_steps": self.gradient_steps,
+            "sampling": self.sampling.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -202,6 +244,116 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.gradient_steps = int(state["gradient_steps"])
+        if "sampling" in state:  # (checkpoints of deeprl before it sampled from the global generator)
+            self.sampling.set_state(state["sampling"])
+
+
+class SeedsSAC:
+    """Several seeds' SAC learners, each with its own networks, alpha, replay memory and sampling generator, whose
+    gradient steps run as one on a leading seed axis (deeprl.seed_axis): each seed's numbers are those of its
+    single-seed run."""
+
+    def __init__(self, learners: list[SAC]) -> None:
+        self.learners = learners
+        self.config = config = learners[0].config
+        self.actor = SeedStack([learner.actor for learner in learners])
+        self.critics = [SeedStack([learner.critics[twin] for learner in learners]) for twin in range(2)]
+        self.critics_target = [SeedStack([learner.critics_target[twin] for learner in learners]) for twin in range(2)]
+        self.critic_parameters = [tensor for critic in self.critics for tensor in critic.values()]
+        self.log_alpha = torch.stack([learner.log_alpha.detach() for learner in learners])
+        self.log_alpha.requires_grad_(config.alpha is None)
+        self.actor_optimizer = torch.optim.Adam(self.actor.values(), lr=config.lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic_parameters, lr=config.lr, fused=True)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
+        for name in ("actor_optimizer", "critic_optimizer", "alpha_optimizer"):
+            if getattr(self, name) is not None:
+                states = [getattr(learner, name).state_dict() for learner in learners]
+                getattr(self, name).load_state_dict(stacked_optimizer_state(states))
+        self.target_tensors = [tensor for critic in self.critics_target for tensor in critic.values()]
+        self.gradient_steps = learners[0].gradient_steps
+        for learner in learners:  # acting reads the actor's parameters through NumPy views: they live in the stack now
+            learner.agent.numpy_actor = learner.actor.numpy_forward()
+
+    def learn(self, batches: list[TransitionBatch], step: int) -> list[dict[str, float]]:
+        """One gradient step of every seed, each on its own batch; each seed's reported values."""
+        config, seeds = self.config, len(self.learners)
+        batch = TransitionBatch(
+            *(fold(batches, name) for name in ("obs", "actions", "returns", "next_obs", "discounts"))
+        )
+        alpha = self.log_alpha.exp().detach()
+        alpha_rows = alpha.repeat_interleave(len(batch.obs) // seeds)  # each seed's alpha on each of its rows
+        generators = [learner.sampling for learner in self.learners]
+        actor, critics = self.actor.function(), [critic.function() for critic in self.critics]
+        with torch.no_grad():
+            targets = [critic.function() for critic in self.critics_target]
+            target_q = critic_target(actor, targets, batch, alpha_rows, generators)
+        q_values = [critic(batch.obs, batch.actions) for critic in critics]
+        critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_losses.sum().backward()
+        self.critic_optimizer.step()
+
+        with frozen(self.critic_parameters):
+            objective, log_probs = actor_objective(actor, critics, batch.obs, alpha_rows, generators)
+            actor_losses = per_seed_mean(objective, seeds)
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_losses.sum().backward()
+        self.actor_optimizer.step()
+
+        per_seed_log_probs = log_probs.detach().view(seeds, -1)
+        if self.alpha_optimizer is not None:
+            target_entropy = self.learners[0].target_entropy
+            alpha_losses = -(self.log_alpha.view(seeds, 1) * (per_seed_log_probs + target_entropy)).mean(dim=1)
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            alpha_losses.sum().backward()
+            self.alpha_optimizer.step()
+        self.gradient_steps += 1
+        if self.gradient_steps % config.target_update_interval == 0:
+            with torch.no_grad():
+                critic_tensors = [tensor for critic in self.critics for tensor in critic.values()]
+                torch._foreach_lerp_(self.target_tensors, critic_tensors, config.tau)
+        reported = {
+            "critic_loss": critic_losses.tolist(),
+            "actor_loss": actor_losses.tolist(),
+            "alpha": alpha.tolist(),
+            "entropy": (-per_seed_log_probs.mean(dim=1)).tolist(),
+            "q_mean": per_seed_mean(q_values[0], seeds).tolist(),
+        }
+        return [{name: values[seed] for name, values in reported.items()} for seed in range(seeds)]
+
+    def set_lr(self, lr: float) -> None:
+        set_learning_rate(filter(None, [self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer]), lr)
+
+    def seed_state(self, index: int) -> dict[str, Any]:
+        """Seed `index`'s learner state as its single-seed run would checkpoint it."""
+        learner = self.learners[index]
+        optimizers = ("actor_optimizer", "critic_optimizer", "alpha_optimizer")
+        return {
+            **{
+                name: detached_copy(getattr(learner, name).state_dict())
+                for name in ("actor", "critics", "critics_target")
+            },
+            **{
+                name: None
+                if getattr(self, name) is None
+                else seed_optimizer_state(getattr(self, name).state_dict(), index)
+                for name in optimizers
+            },
+            "log_alpha": self.log_alpha.detach()[index].clone(),
+            "gradient_steps": self.gradient_steps,
+        }
+
+    def without(self, dropped: list[int]) -> SeedsSAC | None:
+        """The stack of the other seeds (a finished seed leaves it); None when none is left."""
+        return remaining(self, dropped)
+
+
+def seeds_refusal(config: Config, obs_space: gym.Space) -> str | None:
+    """Why seeds of these settings cannot step together on a seed axis (None: they can)."""
+    if observation_encoder(obs_space) is not None:
+        return "sac stacks the seeds of MLP networks; CNNs (pictures) are not stacked yet"
+    return offpolicy.seeds_refusal(config)
 
 
 train = offpolicy.train_with(SAC)
+train_seeds = offpolicy.train_seeds_with(SAC, SeedsSAC)
