@@ -574,6 +574,12 @@ MORE_BAD_INPUTS = [
         "creating env 'tests.custom_envs:Broken' failed",
     ),
     (
+        "seeds-dir-eval",
+        ("eval", "s"),
+        {"s/seeds.json": b'{"runs": ["seed-0"]}'},
+        "s holds the runs of several seeds: name one of them, such as s/seed-N",
+    ),
+    (
         "seeds-file-corrupt",
         ("resume", "s"),
         {"s/seeds.json": b"{not json"},

@@ -78,6 +78,8 @@ def test_each_seed_of_a_stacked_run_is_its_single_seed_run(tmp_path, single_runs
     report = (seeds_dir / "report.html").read_text()
     assert all(f"seed {seed}" in report for seed in SEEDS) or report.count("seed-") >= len(SEEDS)
     assert (seeds_dir / "curves.png").stat().st_size > 10_000
+    plotted = run_deeprl("plot", "seeds", "--x", "time", "-o", "by-time.png", cwd=tmp_path)
+    assert plotted.returncode == 0 and (tmp_path / "by-time.png").stat().st_size > 10_000, plotted.stderr
 
 
 def test_dueling_masked_dict_seeds_are_their_single_seed_runs(tmp_path):

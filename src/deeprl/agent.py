@@ -77,6 +77,8 @@ def resolve_policy_path(path: str | Path) -> Path:
         for name in (BEST_POLICY, FINAL_POLICY):
             if (path / name).is_file():
                 return path / name
+        if (path / "seeds.json").is_file():
+            raise DeeprlError(f"{path} holds the runs of several seeds: name one of them, such as {path}/seed-N")
         if not (path / "config.yaml").is_file():
             raise DeeprlError(f"{path} is neither a run directory (no config.yaml) nor a model file")
         raise DeeprlError(f"run directory {path} holds no policy ({BEST_POLICY} or {FINAL_POLICY})")

@@ -370,12 +370,22 @@ def _default_video_path(path: Path) -> Path:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from deeprl.files import check_writable
+    from deeprl.many_seeds import is_seeds_dir, plot_seeds
     from deeprl.media import group_runs, image_format, plot_groups, plot_runs
     from deeprl.sweeps import is_sweep_dir, sweep_groups
 
     if args.output:
         image_format(args.output)
 
+    seeds_dirs = [run for run in args.runs if is_seeds_dir(Path(run))]
+    if seeds_dirs:  # its seeds' mean curve and 95% CI
+        if len(args.runs) > 1 or args.group_by:
+            raise DeeprlError(f"{seeds_dirs[0]} is a seeds directory: plot it alone (its seeds' mean and 95% CI)")
+        output = Path(args.output) if args.output else Path(seeds_dirs[0]) / "curves.png"
+        check_writable(output, "plot")
+        plot_seeds(Path(seeds_dirs[0]), output, x=args.x)
+        print(f"plot: {output}")
+        return 0
     sweeps = [run for run in args.runs if is_sweep_dir(Path(run))]
     if sweeps:
         if len(args.runs) > 1:

@@ -270,13 +270,23 @@ def _train(
 
 
 def write_group_files(path: Path) -> None:
-    """The seeds' learning curves in one figure (curves.png) and their report (report.html, without videos)."""
-    from deeprl.media import plot_runs
+    """The seeds' mean learning curve with its 95% CI (curves.png) and their report (report.html, without videos)."""
     from deeprl.report import REPORT_FILE, report_html
 
-    run_dirs = [run_dir for run_dir in seed_run_dirs(path) if (run_dir / "eval.json").is_file()]
-    plot_runs(run_dirs, path / "curves.png", title=f"seeds {seeds_label_of(path)}")
+    plot_seeds(path, path / "curves.png")
     atomic_write_text(path / REPORT_FILE, report_html([path], video=False))
+
+
+def plot_seeds(path: Path, output: Path, x: str = "steps") -> None:
+    """The mean learning curve of a seeds directory's runs and its 95% CI, against steps or time."""
+    from deeprl.media import plot_groups
+
+    run_dirs = [run_dir for run_dir in seed_run_dirs(path) if (run_dir / "metrics.csv").is_file()]
+    if not run_dirs:
+        raise DeeprlError(f"no seed of {path} has started yet")
+    record = json.loads((path / SEEDS_FILE).read_text())
+    label = f"{record['algo']} on {record['env']}, seeds {seeds_label_of(path)}"
+    plot_groups({label: run_dirs}, output, x=x, title=f"{label}: mean and 95% CI")
 
 
 @contextmanager
