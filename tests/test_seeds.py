@@ -208,7 +208,7 @@ def test_stacked_update_equals_each_seeds_own():
     parameters = list(stack.parameters.values())
     optimizer = torch.optim.Adam(parameters, lr=0.1)
     inputs = torch.randn(3, 5, 4) * torch.tensor([1.0, 100.0, 0.01]).view(3, 1, 1)  # seed 1's gradient is clipped
-    losses = stack.function(stack.parameters)(inputs.view(15, 4)).square().view(3, -1).mean(dim=1)
+    losses = stack.network(inputs.view(15, 4)).square().view(3, -1).mean(dim=1)
     losses.sum().backward()
     clip_grad_norm_per_seed_(parameters, 1.0)
     optimizer.step()

@@ -20,39 +20,39 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 OptimizerState = dict[str, Any]
 
 
 class SeedStack:
-    """K networks of Linear layers (MLPs, dueling heads included) of one architecture as one set of stacked
-    parameters (`parameters`, name -> (K, ...) leaf tensor that an optimiser steps); each network's parameters
+    """K networks of Linear layers (MLPs, dueling heads included) of one architecture as one network whose parameters
+    are stacked (`parameters`, name -> (K, ...) tensor that an optimiser steps); each seed's network's parameters
     become views of its slice."""
 
     def __init__(self, networks: Sequence[nn.Module]) -> None:
         if not all(foldable(network) for network in networks):
             raise ValueError("only networks of Linear layers (and parameter-free layers) are stacked")
         self.networks = list(networks)
+        # the architecture, its Linear layers folded over the seed axis, holding the stacked parameters: inputs
+        # (K * batch, ...), seed-major, give outputs (K * batch, ...)
+        self.network = copy.deepcopy(self.networks[0]).to("meta")
+        fold_linear_layers(self.network, len(self.networks))
         named = [dict(network.named_parameters()) for network in self.networks]
         self.parameters: dict[str, torch.Tensor] = {}
         for name in named[0]:
-            stacked = torch.stack([parameters[name].detach() for parameters in named])
-            self.parameters[name] = stacked.requires_grad_(named[0][name].requires_grad)
+            stacked = nn.Parameter(
+                torch.stack([parameters[name].detach() for parameters in named]),
+                requires_grad=named[0][name].requires_grad,
+            )
+            owner, _, attribute = name.rpartition(".")
+            setattr(self.network.get_submodule(owner), attribute, stacked)
+            self.parameters[name] = stacked
             for index, parameters in enumerate(named):
                 # the same Parameter object (optimisers, target updates and agents hold it), now a view of the stack
                 parameters[name].data = stacked.detach()[index]
-        # the architecture without storage, its Linear layers folded over the seed axis
-        self.template = copy.deepcopy(self.networks[0]).to("meta")
-        fold_linear_layers(self.template, len(self.networks))
 
     def __len__(self) -> int:
         return len(self.networks)
-
-    def function(self, parameters: dict[str, torch.Tensor] | None = None) -> StackedCall:
-        """The network as a function of stacked `parameters` (default: its own): inputs (K * batch, ...) give
-        outputs (K * batch, ...)."""
-        return StackedCall(self.template, self.parameters if parameters is None else parameters)
 
     def values(self) -> list[torch.Tensor]:
         """The stacked parameters, in the networks' parameter order (what a seed's optimiser lists)."""
@@ -65,16 +65,6 @@ def foldable(network: nn.Module) -> bool:
     return not list(network.buffers()) and all(
         isinstance(module, nn.Linear) or not list(module.parameters()) for module in leaves
     )
-
-
-class StackedCall:
-    """Calls a network's architecture with given parameters, as the network itself would be called."""
-
-    def __init__(self, template: nn.Module, parameters: dict[str, torch.Tensor]) -> None:
-        self.template, self.parameters = template, parameters
-
-    def __call__(self, *inputs: torch.Tensor, **options: Any) -> Any:
-        return functional_call(self.template, self.parameters, inputs, options)
 
 
 class FoldedLinear(nn.Module):

@@ -357,11 +357,11 @@ class SeedsDDPG:
             *(fold(batches, name) for name in ("obs", "actions", "returns", "next_obs", "discounts"))
         )
         obs, actions = batch.obs.float(), batch.actions
-        critics = [critic.function() for critic in self.critics]
+        critics = [critic.network for critic in self.critics]
         with torch.no_grad():
             generators = [learner.target_noise for learner in self.learners]
-            targets = [critic.function() for critic in self.critics_target]
-            target_q = critic_targets(self.actor_target.function(), targets, batch, config, generators)
+            targets = [critic.network for critic in self.critics_target]
+            target_q = critic_targets(self.actor_target.network, targets, batch, config, generators)
         q_values = [critic(obs, actions) for critic in critics]
         critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -372,7 +372,7 @@ class SeedsDDPG:
 
         if self.critic_updates % config.policy_delay == 0:
             with frozen(self.critic_parameters):
-                actor_losses = -per_seed_mean(critics[0](obs, self.actor.function()(obs)), seeds)
+                actor_losses = -per_seed_mean(critics[0](obs, self.actor.network(obs)), seeds)
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 actor_losses.sum().backward()
             self.actor_optimizer.step()

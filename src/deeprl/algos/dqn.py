@@ -310,8 +310,8 @@ class SeedsDQN:
         fields = ("obs", "actions", "returns", "next_obs", "discounts", "next_action_masks")
         seeds, loss_fn = len(self.learners), self.learners[0].loss_fn
         losses = q_learning_loss(
-            self.online.function(),
-            self.target.function(),
+            self.online.network,
+            self.target.network,
             TransitionBatch(*(fold(batches, name) for name in fields)),
             config.double_q,
             lambda q, y: per_seed_mean(loss_fn(q, y, reduction="none"), seeds),

@@ -283,9 +283,9 @@ class SeedsSAC:
         alpha = self.log_alpha.exp().detach()
         alpha_rows = alpha.repeat_interleave(len(batch.obs) // seeds)  # each seed's alpha on each of its rows
         generators = [learner.sampling for learner in self.learners]
-        actor, critics = self.actor.function(), [critic.function() for critic in self.critics]
+        actor, critics = self.actor.network, [critic.network for critic in self.critics]
         with torch.no_grad():
-            targets = [critic.function() for critic in self.critics_target]
+            targets = [critic.network for critic in self.critics_target]
             target_q = critic_target(actor, targets, batch, alpha_rows, generators)
         q_values = [critic(batch.obs, batch.actions) for critic in critics]
         critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
