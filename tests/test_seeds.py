@@ -6,6 +6,7 @@ stacked."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,22 @@ def test_a_killed_seeds_run_resumes_each_seed_exactly(tmp_path, single_runs):
         assert_same_run(run, single_runs[seed])
 
 
+def test_ctrl_c_checkpoints_every_seed_and_names_the_seeds_directory(tmp_path, single_runs):
+    trainer = Trainer(tmp_path / "seeds", ["--seeds", "0-2", *ARGS])
+    runs = [trainer.run_dir / f"seed-{seed}" for seed in SEEDS]
+    trainer.wait_for(lambda: all(newest_step(run) >= 400 for run in runs), "every seed's first checkpoint")
+    trainer.process.send_signal(signal.SIGINT)
+    assert trainer.process.wait(120) == 130
+    assert f"continue with: deeprl resume {trainer.run_dir}" in trainer.stderr()
+    stopped = {newest_step(run) for run in runs if not (run / "eval.json").exists()}
+    assert len(stopped) == 1  # every seed still training checkpointed at the same step
+    assert all((run / "policy.pt").is_file() for run in runs)  # eval and watch work on each
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    for seed, run in zip(SEEDS, runs, strict=True):
+        assert_same_run(run, single_runs[seed])
+
+
 def test_a_run_dir_of_one_seed_resumes_alone(tmp_path, single_runs):
     trainer = Trainer(tmp_path / "seeds", ["--seeds", "2", *ARGS])
     run = trainer.run_dir / "seed-2"
@@ -192,6 +209,25 @@ def test_seeds_that_cannot_stack_train_one_after_another(tmp_path):
     assert [agent.summary["seed"] for agent in agents] == [4, 5]
     assert [agent.run_dir.name for agent in agents] == ["seed-4", "seed-5"]
     assert (tmp_path / "seeds" / "report.html").is_file()
+
+
+def test_seeds_one_after_another_resume_where_they_stopped(tmp_path):
+    """Killed during the first of two seeds that train one after another: the seeds directory's resume continues the
+    first from its checkpoint and starts the second."""
+    args = ["--seeds", "0,1", "--steps", "3000", "--quiet", "--set", "checkpoint_every=500", "--set", "eval_every=1500"]
+    trainer = Trainer(tmp_path / "seeds", args, algo="reinforce")
+    first = trainer.run_dir / "seed-0"
+    trainer.wait_for(lambda: newest_step(first) >= 500, "the first seed's checkpoint")
+    trainer.freeze()
+    trainer.kill()
+    assert not (trainer.run_dir / "seed-1").exists()
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    assert "one after another" in result.stderr
+    for seed in (0, 1):
+        summary = json.loads((trainer.run_dir / f"seed-{seed}" / "eval.json").read_text())
+        assert summary["seed"] == seed and summary["steps"] >= 3000
+    assert (trainer.run_dir / "report.html").is_file()
 
 
 def test_stacked_update_equals_each_seeds_own():

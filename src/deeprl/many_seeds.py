@@ -165,12 +165,31 @@ def resume_seeds(
         raise DeeprlError(
             f"every run of {path} has finished; `deeprl resume {path} --steps N` continues them to a larger budget N"
         )
-    module, first_config, preset = resolve_config(None, None, config_file=unfinished[0] / "config.yaml")
-    configs = [resolve_config(None, None, config_file=run_dir / "config.yaml")[1] for run_dir in unfinished]
-    make_base = _resume_env(unfinished[0], first_config, env)
+    first_started = next((run_dir for run_dir in run_dirs if (run_dir / "config.yaml").is_file()), None)
+    if first_started is None:
+        raise DeeprlError(f"no seed of {path} has started: train them again (deeprl train ... --run-dir {path})")
+    module, first_config, preset = resolve_config(None, None, config_file=first_started / "config.yaml")
+    make_base = _resume_env(first_started, first_config, env)
     refusal = stack_refusal(module, first_config, make_base)
-    if refusal is not None:
-        return [resume_run(run_dir, env=env, progress=progress, on_evaluation=on_evaluation) for run_dir in unfinished]
+    if refusal is not None:  # one after another: the seeds that have started continue, the others start
+        started = [run_dir for run_dir in unfinished if (run_dir / "config.yaml").is_file()]
+        fresh = [
+            dataclasses.replace(first_config, seed=int(run_dir.name.removeprefix("seed-")))
+            for run_dir in unfinished
+            if run_dir not in started
+        ]
+        with _interrupted_seeds(path):
+            agents = [
+                resume_run(run_dir, env=env, progress=progress, on_evaluation=on_evaluation) for run_dir in started
+            ]
+        if fresh:
+            agents += _train(
+                module, fresh, preset, path, [None] * len(fresh), progress, on_evaluation, make_base=make_base
+            )
+        else:
+            write_group_files(path)
+        return agents
+    configs = [resolve_config(None, None, config_file=run_dir / "config.yaml")[1] for run_dir in unfinished]
     newest = [load_latest_checkpoint(run_dir, config.algo, config.env) for run_dir, config in zip(unfinished, configs)]
     common = min(checkpoint["run"]["step"] for checkpoint in newest)
     checkpoints = [
@@ -209,7 +228,7 @@ def _train(
         warn(f"the seeds train one after another in this process: {refusal}")
         agents = []
         for config, run_dir, checkpoint, budget in zip(configs, run_dirs, checkpoints, budgets, strict=True):
-            with _seeds_dir(path, configs, run_dirs):
+            with _seeds_dir(path, configs, run_dirs), _interrupted_seeds(path):
                 agent = _run(
                     module,
                     config,
@@ -227,43 +246,36 @@ def _train(
         return agents
     device = resolve_device(configs[0].device)
     show = someone_watching() if progress is None else progress
-    try:
-        with ExitStack() as opened_runs:
-            opened = []
-            for config, run_dir, checkpoint, budget in zip(configs, run_dirs, checkpoints, budgets, strict=True):
-                with _seeds_dir(path, configs, run_dirs):
-                    run = _opened_run(
-                        module,
-                        config,
-                        preset,
-                        run_dir,
-                        False,
-                        checkpoint,
-                        on_evaluation,
-                        make_base,
-                        False,
-                        budget,
-                        handle_signals=False,
-                    )
-                    opened.append(opened_runs.enter_context(run))
-            runs = [run for _, run in opened]
-            for run in runs:
-                run.announces = False
-            opened_runs.enter_context(_stop_on_signal(runs))
-            agents = module.train_seeds(
-                configs,
-                [make_env for make_env, _ in opened],
-                runs,
-                device,
-                [None if checkpoint is None else checkpoint["algo"] for checkpoint in checkpoints],
-                _announcer(runs, seeds, show),
-            )
-    except Interrupted as stop:
-        step = re.search(r"step (\d+)", str(stop))
-        raise Interrupted(
-            f"interrupted at step {step.group(1) if step else '?'}; every seed's checkpoint saved; "
-            f"continue with: deeprl resume {path}"
-        ) from None
+    with _interrupted_seeds(path), ExitStack() as opened_runs:
+        opened = []
+        for config, run_dir, checkpoint, budget in zip(configs, run_dirs, checkpoints, budgets, strict=True):
+            with _seeds_dir(path, configs, run_dirs):
+                run = _opened_run(
+                    module,
+                    config,
+                    preset,
+                    run_dir,
+                    False,
+                    checkpoint,
+                    on_evaluation,
+                    make_base,
+                    False,
+                    budget,
+                    handle_signals=False,
+                )
+                opened.append(opened_runs.enter_context(run))
+        runs = [run for _, run in opened]
+        for run in runs:
+            run.announces = False
+        opened_runs.enter_context(_stop_on_signal(runs))
+        agents = module.train_seeds(
+            configs,
+            [make_env for make_env, _ in opened],
+            runs,
+            device,
+            [None if checkpoint is None else checkpoint["algo"] for checkpoint in checkpoints],
+            _announcer(runs, seeds, show),
+        )
     agents = [_trained(agent, config, run_dir, capped) for agent, config, run_dir in zip(agents, configs, run_dirs)]
     write_group_files(path)
     return agents
@@ -311,6 +323,17 @@ def _seeds_dir(path: Path, configs: list[RunConfig], run_dirs: list[Path]) -> It
             with contextlib.suppress(OSError):
                 path.rmdir()  # only where empty
         raise
+
+
+@contextmanager
+def _interrupted_seeds(path: Path) -> Iterator[None]:
+    """A stop request's one line names the seeds directory to resume, not one seed's run."""
+    try:
+        yield
+    except Interrupted as stop:
+        step = re.search(r"step (\d+)", str(stop))
+        at = step.group(1) if step else "?"
+        raise Interrupted(f"interrupted at step {at}; checkpoints saved; continue with: deeprl resume {path}") from None
 
 
 @contextmanager
