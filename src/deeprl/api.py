@@ -207,11 +207,7 @@ def train(
     )
     capped_config = capped_steps(run_config)
     if source is not None and source.make_base is not None:
-        warn(
-            f"the env object is recorded as '{run_config.env}', which no later process can rebuild: resume with "
-            "deeprl.train(resume=RUN, env=env), evaluate with deeprl.evaluate(agent, env) and re-run with "
-            "deeprl.train(config=FILE, env=env), passing the same env"
-        )
+        warn_env_object(run_config)
     if run_dir is None:
         run_dir = default_run_dir(
             run_config.algo, run_config.env.removesuffix(OBJECT_ENV_SUFFIX), run_config.seed, preset
@@ -227,6 +223,15 @@ def train(
         make_base=None if source is None else source.make_base,
         capped=capped_config is not run_config,
         budget=run_config,
+    )
+
+
+def warn_env_object(run_config: RunConfig) -> None:
+    """An env given as a Python object cannot be rebuilt by a later process: say how to pass it again."""
+    warn(
+        f"the env object is recorded as '{run_config.env}', which no later process can rebuild: resume with "
+        "deeprl.train(resume=RUN, env=env), evaluate with deeprl.evaluate(agent, env) and re-run with "
+        "deeprl.train(config=FILE, env=env), passing the same env"
     )
 
 

@@ -36,6 +36,7 @@ from deeprl.api import (
     resolve_config,
     resolve_device,
     resume_run,
+    warn_env_object,
 )
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig
@@ -117,6 +118,8 @@ def train_seeds(
         algo, env_name, preset=preset, config_file=config, settings={**env_settings, **settings}
     )
     capped_config = capped_steps(run_config)
+    if source is not None and source.make_base is not None:
+        warn_env_object(run_config)
     path = (
         Path(run_dir)
         if run_dir is not None
