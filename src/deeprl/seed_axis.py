@@ -1,19 +1,25 @@
-"""A leading seed axis: K seeds' copies of a network stacked into one set of tensors, so that one batched update
-trains all K (`deeprl train ... --seeds 0-9`).
+"""A leading seed axis: K seeds' copies of a network stacked into one set of tensors, so that one batched pass
+computes all K seeds' forward and backward (`deeprl train ... --seeds 0-9`).
 
 Each seed keeps its own network object, built and initialised exactly as a single-seed run builds it; stacking
 copies the K networks' parameters into tensors of shape (K, ...) and points every seed's parameters at its slice
 of them. The seed's own code (acting, target-network updates, checks, policy files) then reads and writes the
 stack through its slice. The stack runs all K seeds at once on inputs folded seed-major as (K * batch, ...): every
-Linear layer a batched product over the seed axis, everything else (activations, dueling heads, TD targets)
-row-wise as before. Each seed's loss is its own batch's mean and the losses are summed, so each seed's gradient is
-its own; gradients are clipped seed by seed, and Adam and RMSprop act elementwise. On this machine's CPU the
-stacked update gives the same numbers, bit for bit, as K single-seed updates (tests/test_seeds.py).
+Linear layer a batched product over the seed axis, everything else row-wise as before. Each seed's loss is its own
+batch's mean and the losses are summed, so each seed's gradient is its own.
+
+What follows the gradient is done seed by seed, on each seed's slices as tensors of their own: its gradient
+clipping, its optimiser step (one optimiser holds every seed's parameters, so it is still one fused kernel) and its
+target-network updates. Done on the stacked tensors instead, an elementwise update rounds differently where a
+seed's slice straddles the CPU's vector width (a bias of 2 or 300 values), and the seeds drift apart from their
+single-seed runs in the last bits. Done so, every seed's numbers equal its single-seed run's, bit for bit, on this
+machine's CPU (tests/test_seeds.py, benchmarks/many_seeds.py).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +32,9 @@ OptimizerState = dict[str, Any]
 
 class SeedStack:
     """K networks of Linear layers (MLPs, dueling heads included) of one architecture as one network whose parameters
-    are stacked (`parameters`, name -> (K, ...) tensor that an optimiser steps); each seed's network's parameters
-    become views of its slice."""
+    are stacked (`parameters`, name -> (K, ...) tensor); each seed's network's parameters become views of its slice
+    (`seed_parameters[k]`, in the network's order), and take their slices of the stacked gradients
+    (`share_gradients`) for their own clipping and optimiser step."""
 
     def __init__(self, networks: Sequence[nn.Module]) -> None:
         if not all(foldable(network) for network in networks):
@@ -35,8 +42,7 @@ class SeedStack:
         self.networks = list(networks)
         # the architecture, its Linear layers folded over the seed axis, holding the stacked parameters: inputs
         # (K * batch, ...), seed-major, give outputs (K * batch, ...)
-        self.network = copy.deepcopy(self.networks[0]).to("meta")
-        fold_linear_layers(self.network, len(self.networks))
+        self.network = folded(copy.deepcopy(self.networks[0]).to("meta"), len(self.networks))
         named = [dict(network.named_parameters()) for network in self.networks]
         self.parameters: dict[str, torch.Tensor] = {}
         for name in named[0]:
@@ -50,13 +56,25 @@ class SeedStack:
             for index, parameters in enumerate(named):
                 # the same Parameter object (optimisers, target updates and agents hold it), now a view of the stack
                 parameters[name].data = stacked.detach()[index]
+        self.seed_parameters = [list(parameters.values()) for parameters in named]
 
     def __len__(self) -> int:
         return len(self.networks)
 
     def values(self) -> list[torch.Tensor]:
-        """The stacked parameters, in the networks' parameter order (what a seed's optimiser lists)."""
+        """The stacked parameters, in the networks' parameter order."""
         return list(self.parameters.values())
+
+    def clear_gradients(self) -> None:
+        """Before a backward pass: the stacked gradients start from none."""
+        for stacked in self.parameters.values():
+            stacked.grad = None
+
+    def share_gradients(self) -> None:
+        """After a backward pass: each seed's parameters get their slices of the stacked gradients (views)."""
+        for position, stacked in enumerate(self.parameters.values()):
+            for seed, parameters in enumerate(self.seed_parameters):
+                parameters[position].grad = None if stacked.grad is None else stacked.grad[seed]
 
 
 def foldable(network: nn.Module) -> bool:
@@ -68,7 +86,9 @@ def foldable(network: nn.Module) -> bool:
 
 
 class FoldedLinear(nn.Module):
-    """A Linear layer of K seeds: weight (K, out, in), bias (K, out); inputs (K * batch, in), seed-major."""
+    """A Linear layer of K seeds: weight (K, out, in), bias (K, out); inputs (K * batch, in), seed-major. One batched
+    product over the seed axis where it gives, bit for bit, what each seed's F.linear gives for that batch size on
+    this machine (checked once per size: `batched_product_is_exact`), else a product per seed."""
 
     def __init__(self, seeds: int, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -78,62 +98,88 @@ class FoldedLinear(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         seeds, out_features, in_features = self.weight.shape
         per_seed = inputs.view(seeds, -1, in_features)
-        if out_features == 1:  # F.linear takes a matrix-vector path for one output: per seed, to give its numbers
-            return torch.cat([F.linear(*parts) for parts in zip(per_seed, self.weight, self.bias, strict=True)])
-        # a batched product over the seed axis: the same numbers as each seed's F.linear (tests/test_seeds.py)
-        outputs = torch.baddbmm(self.bias.unsqueeze(1), per_seed, self.weight.mT)
-        return outputs.view(-1, out_features)
+        shape = (seeds, per_seed.shape[1], in_features, out_features, self.weight.dtype, self.weight.device)
+        if batched_product_is_exact(*shape):
+            return torch.baddbmm(self.bias.unsqueeze(1), per_seed, self.weight.mT).view(-1, out_features)
+        return torch.cat([F.linear(*parts) for parts in zip(per_seed, self.weight, self.bias, strict=True)])
 
 
-def fold_linear_layers(module: nn.Module, seeds: int) -> None:
-    """Replace every nn.Linear inside `module` by a FoldedLinear of `seeds` seeds (same parameter names)."""
+@functools.cache
+def batched_product_is_exact(
+    seeds: int, rows: int, in_features: int, out_features: int, dtype: torch.dtype, device: torch.device
+) -> bool:
+    """Whether torch.baddbmm over the seed axis gives, bit for bit, each seed's F.linear and its gradients for these
+    sizes here (BLAS picks its kernels by size: a one-unit output or a batch of 8 takes other paths on this CPU).
+    Probed on random numbers from a generator of its own, which leaves every run's random streams alone."""
+    with torch.enable_grad():  # the first call may come inside no_grad (a TD target)
+        return _same_numbers(seeds, rows, in_features, out_features, dtype, device)
+
+
+def _same_numbers(
+    seeds: int, rows: int, in_features: int, out_features: int, dtype: torch.dtype, device: torch.device
+) -> bool:
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+    for _ in range(3):
+        weight, bias = draw(seeds, out_features, in_features), draw(seeds, out_features)
+        inputs, upstream = draw(seeds, rows, in_features), draw(seeds * rows, out_features)
+        tensors = [tensor.requires_grad_() for tensor in (weight, bias, inputs)]
+        batched = torch.baddbmm(bias.unsqueeze(1), inputs, weight.mT).view(-1, out_features)
+        each = torch.cat([F.linear(*parts) for parts in zip(inputs, weight, bias, strict=True)])
+        if not torch.equal(batched, each):
+            return False
+        gradients = torch.autograd.grad(batched, tensors, upstream), torch.autograd.grad(each, tensors, upstream)
+        if not all(torch.equal(first, second) for first, second in zip(*gradients, strict=True)):
+            return False
+    return True
+
+
+def folded(module: nn.Module, seeds: int) -> nn.Module:
+    """`module` with every nn.Linear in it (itself included) replaced by a FoldedLinear of `seeds` seeds (the same
+    parameter names)."""
+    if isinstance(module, nn.Linear):
+        return FoldedLinear(seeds, module.in_features, module.out_features)
     for name, child in module.named_children():
-        if isinstance(child, nn.Linear):
-            setattr(module, name, FoldedLinear(seeds, child.in_features, child.out_features))
-        else:
-            fold_linear_layers(child, seeds)
+        setattr(module, name, folded(child, seeds))
+    return module
 
 
-def clip_grad_norm_per_seed_(parameters: Sequence[torch.Tensor], max_norm: float) -> None:
-    """nets.clip_grad_norm_ for each seed of stacked parameters: each seed's gradients scaled so that their global
-    L2 norm is at most `max_norm` (a factor max_norm / (norm + 1e-6), capped at 1), as a single-seed run clips."""
-    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
-    if not gradients:
-        return
-    seeds = gradients[0].shape[0]
-    norms = torch.stack([torch.linalg.vector_norm(gradient.reshape(seeds, -1), dim=1) for gradient in gradients], 1)
-    factors = torch.clamp(max_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6), max=1.0)
-    for gradient in gradients:
-        gradient.mul_(factors.view(seeds, *([1] * (gradient.dim() - 1))))
+def step_seeds(optimizer: torch.optim.Optimizer, stacks: Sequence[SeedStack], losses: torch.Tensor) -> None:
+    """One step of an optimiser over every seed's parameters in `stacks` on the seeds' `losses` (one each): the
+    gradient of their sum through the stacks, shared out to each seed's parameters, then each seed's step."""
+    for stack in stacks:
+        stack.clear_gradients()
+    optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    for stack in stacks:
+        stack.share_gradients()
+    optimizer.step()
 
 
-# the one entry of Adam's and RMSprop's per-parameter state that seeds stepping together share: their step count
-SHARED_STATE = "step"
-
-
-def stacked_optimizer_state(states: Sequence[OptimizerState]) -> OptimizerState:
-    """The state of an optimiser over stacked parameters from the K single-seed optimisers' states (their
-    `state_dict`s, the parameters in the same order): each per-parameter tensor (Adam's moments, RMSprop's averages)
-    stacked, the step count, equal in seeds that step together, taken from the first."""
-    first = states[0]
-    stacked = {
-        index: {
-            key: value if key == SHARED_STATE else torch.stack([state["state"][index][key] for state in states])
-            for key, value in entries.items()
-        }
-        for index, entries in first["state"].items()
+def joined_optimizer_state(states: Sequence[OptimizerState]) -> OptimizerState:
+    """The state of one optimiser over every seed's parameters (seed 0's, then seed 1's, ...) from the K single-seed
+    optimisers' states (`state_dict`s of one parameter group each)."""
+    count = len(states[0]["param_groups"][0]["params"])
+    joined = {
+        seed * count + index: entries for seed, state in enumerate(states) for index, entries in state["state"].items()
     }
-    return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}
+    groups = copy.deepcopy(states[0]["param_groups"])
+    groups[0]["params"] = list(range(len(states) * count))
+    return {"state": joined, "param_groups": groups}
 
 
-def seed_optimizer_state(state: OptimizerState, seed_index: int) -> OptimizerState:
-    """One seed's slice of a stacked optimiser's state: what its single-seed optimiser would hold."""
+def seed_optimizer_state(state: OptimizerState, seed: int, seeds: int) -> OptimizerState:
+    """One seed's part of a joined optimiser's state (of `seeds` seeds): what its single-seed optimiser would hold."""
+    groups = copy.deepcopy(state["param_groups"])
+    count = len(groups[0]["params"]) // seeds
+    groups[0]["params"] = list(range(count))
+    entries = {index - seed * count: value for index, value in state["state"].items() if index // count == seed}
     return {
-        "state": {
-            index: {key: _own(value if key == SHARED_STATE else value[seed_index]) for key, value in entries.items()}
-            for index, entries in state["state"].items()
-        },
-        "param_groups": copy.deepcopy(state["param_groups"]),
+        "state": {index: {key: _own(value) for key, value in values.items()} for index, values in entries.items()},
+        "param_groups": groups,
     }
 
 

@@ -55,10 +55,11 @@ from deeprl.seed_axis import (
     SeedStack,
     detached_copy,
     fold,
+    joined_optimizer_state,
     per_seed_mean,
     remaining,
     seed_optimizer_state,
-    stacked_optimizer_state,
+    step_seeds,
 )
 
 ACTION_SPACES = (gym.spaces.Box,)
@@ -179,6 +180,16 @@ def critic_targets(
     return batch.returns + batch.discounts * next_q
 
 
+def make_optimizers(
+    config: Config, actor_lr: float, actor_parameters: list[torch.Tensor], critic_parameters: list[torch.Tensor]
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """The actor's and the critics' Adam (fused: one kernel for all parameters; small nets are overhead-bound)."""
+    return (
+        torch.optim.Adam(actor_parameters, lr=actor_lr, fused=True),
+        torch.optim.Adam(critic_parameters, lr=config.lr, weight_decay=config.critic_weight_decay, fused=True),
+    )
+
+
 def set_learning_rates(
     critic_optimizer: torch.optim.Optimizer, actor_optimizer: torch.optim.Optimizer, lr: float, actor_ratio: float
 ) -> None:
@@ -228,9 +239,8 @@ class DDPG:
         )
         self.critic_parameters = list(self.critics.parameters())
         self.actor_lr = config.lr if config.actor_lr is None else config.actor_lr
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(
-            self.critics.parameters(), lr=config.lr, weight_decay=config.critic_weight_decay, fused=True
+        self.actor_optimizer, self.critic_optimizer = make_optimizers(
+            config, self.actor_lr, list(self.actor.parameters()), self.critic_parameters
         )
         self.noise = make_noise(
             config.noise, 1, self.action_dim, config.noise_sigma, config.noise_theta, config.noise_dt, seed=config.seed
@@ -321,8 +331,8 @@ class DDPG:
 
 class SeedsDDPG:
     """Several seeds' DDPG/TD3 learners, each with its own networks, replay memory, exploration noise and target
-    noise generator, whose gradient steps run as one on a leading seed axis (deeprl.seed_axis): each seed's numbers
-    are those of its single-seed run."""
+    noise generator, whose forward and backward passes run as one on a leading seed axis (deeprl.seed_axis); each
+    seed's optimiser steps and target updates are its own, and its numbers are those of its single-seed run."""
 
     def __init__(self, learners: list[DDPG]) -> None:
         self.learners = learners
@@ -333,20 +343,18 @@ class SeedsDDPG:
         self.critics = [SeedStack([learner.critics[twin] for learner in learners]) for twin in twins]
         self.critics_target = [SeedStack([learner.critics_target[twin] for learner in learners]) for twin in twins]
         self.critic_parameters = [tensor for critic in self.critics for tensor in critic.values()]
-        first = learners[0]
-        self.actor_optimizer = torch.optim.Adam(self.actor.values(), lr=first.actor_lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(
-            self.critic_parameters, lr=self.config.lr, weight_decay=self.config.critic_weight_decay, fused=True
+        # one optimiser each over every seed's parameters (views of the stacks), each stepped as a tensor of its own
+        self.actor_optimizer, self.critic_optimizer = make_optimizers(
+            self.config,
+            learners[0].actor_lr,
+            [parameter for learner in learners for parameter in learner.actor.parameters()],
+            [parameter for learner in learners for parameter in learner.critic_parameters],
         )
         for optimizer, name in ((self.actor_optimizer, "actor_optimizer"), (self.critic_optimizer, "critic_optimizer")):
             optimizer.load_state_dict(
-                stacked_optimizer_state([getattr(learner, name).state_dict() for learner in learners])
+                joined_optimizer_state([getattr(learner, name).state_dict() for learner in learners])
             )
-        # the targets follow the actor and the critics, in one pass over the stacks
-        stacks = [(self.actor_target, self.actor), *zip(self.critics_target, self.critics, strict=True)]
-        self.target_tensors = [tensor for target, _ in stacks for tensor in target.values()]
-        self.online_tensors = [tensor for _, online in stacks for tensor in online.values()]
-        self.critic_updates = first.critic_updates
+        self.critic_updates = learners[0].critic_updates
         for learner in learners:  # acting reads the actor's parameters through NumPy views: they live in the stack now
             learner.agent.numpy_actor = learner.actor.numpy_forward()
 
@@ -364,20 +372,16 @@ class SeedsDDPG:
             target_q = critic_targets(self.actor_target.network, targets, batch, config, generators)
         q_values = [critic(obs, actions) for critic in critics]
         critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_losses.sum().backward()
-        self.critic_optimizer.step()
+        step_seeds(self.critic_optimizer, self.critics, critic_losses)
         self.critic_updates += 1
         reported = {"critic_loss": critic_losses.tolist(), "q_mean": per_seed_mean(q_values[0], seeds).tolist()}
 
         if self.critic_updates % config.policy_delay == 0:
             with frozen(self.critic_parameters):
                 actor_losses = -per_seed_mean(critics[0](obs, self.actor.network(obs)), seeds)
-                self.actor_optimizer.zero_grad(set_to_none=True)
-                actor_losses.sum().backward()
-            self.actor_optimizer.step()
-            with torch.no_grad():
-                torch._foreach_lerp_(self.target_tensors, self.online_tensors, config.tau)
+                step_seeds(self.actor_optimizer, [self.actor], actor_losses)
+            for learner in self.learners:
+                learner.update_targets()
             reported["actor_loss"] = actor_losses.tolist()
         return [{name: values[seed] for name, values in reported.items()} for seed in range(seeds)]
 
@@ -391,8 +395,8 @@ class SeedsDDPG:
         networks = {name: getattr(learner, name) for name in ("actor", "critics", "actor_target", "critics_target")}
         return {
             **{name: detached_copy(network.state_dict()) for name, network in networks.items()},
-            "actor_optimizer": seed_optimizer_state(self.actor_optimizer.state_dict(), index),
-            "critic_optimizer": seed_optimizer_state(self.critic_optimizer.state_dict(), index),
+            "actor_optimizer": seed_optimizer_state(self.actor_optimizer.state_dict(), index, len(self.learners)),
+            "critic_optimizer": seed_optimizer_state(self.critic_optimizer.state_dict(), index, len(self.learners)),
             "critic_updates": self.critic_updates,
         }
 

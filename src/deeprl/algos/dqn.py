@@ -44,13 +44,12 @@ from deeprl.offpolicy import Exploration, OffPolicyConfig
 from deeprl.policies import QAgent
 from deeprl.seed_axis import (
     SeedStack,
-    clip_grad_norm_per_seed_,
     detached_copy,
     fold,
+    joined_optimizer_state,
     per_seed_mean,
     remaining,
     seed_optimizer_state,
-    stacked_optimizer_state,
 )
 
 ACTION_SPACES = (gym.spaces.Discrete,)
@@ -251,12 +250,17 @@ class DQN:
             self.target_net.eval()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.clip_gradients()
+        self.optimizer.step()
+        return {"loss": loss.item()}
+
+    def clip_gradients(self) -> None:
+        """Clamp each gradient element and clip the gradient's norm, as the settings ask."""
+        config = self.config
         if config.grad_clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
         if config.max_grad_norm is not None:
             clip_grad_norm_(self.parameters, config.max_grad_norm)
-        self.optimizer.step()
-        return {"loss": loss.item()}
 
     def after_step(self, step: int) -> None:
         if self.config.target_update_unit == "steps" and step % self.config.target_update_interval == 0:
@@ -286,20 +290,18 @@ class DQN:
 
 
 class SeedsDQN:
-    """Several seeds' DQN learners, each with its own networks, replay memory and exploration, whose gradient steps
-    run as one on a leading seed axis (deeprl.seed_axis): every seed's loss on its own batch, summed, its gradient
-    clipped alone; each seed's numbers are those of its single-seed run."""
+    """Several seeds' DQN learners, each with its own networks, replay memory and exploration, whose forward and
+    backward passes run as one on a leading seed axis (deeprl.seed_axis): every seed's loss on its own batch, summed;
+    each seed's gradient clipped and stepped as its own; each seed's numbers are those of its single-seed run."""
 
     def __init__(self, learners: list[DQN]) -> None:
         self.learners = learners
         self.config = config = learners[0].config
         self.online = SeedStack([learner.q_net for learner in learners])
         self.target = SeedStack([learner.target_net for learner in learners])
-        self.parameters = self.online.values()
-        self.optimizer = make_optimizer(config, self.parameters)
-        self.optimizer.load_state_dict(
-            stacked_optimizer_state([learner.optimizer.state_dict() for learner in learners])
-        )
+        # one optimiser over every seed's parameters (views of the stack), each stepped as a tensor of its own
+        self.optimizer = make_optimizer(config, [parameter for learner in learners for parameter in learner.parameters])
+        self.optimizer.load_state_dict(joined_optimizer_state([learner.optimizer.state_dict() for learner in learners]))
         for learner in learners:  # acting reads the parameters through NumPy views: they live in the stack now
             learner.agent.numpy_q_values = learner.q_net.numpy_forward()
 
@@ -316,12 +318,11 @@ class SeedsDQN:
             config.double_q,
             lambda q, y: per_seed_mean(loss_fn(q, y, reduction="none"), seeds),
         )
-        self.optimizer.zero_grad(set_to_none=True)
+        self.online.clear_gradients()
         losses.sum().backward()
-        if config.grad_clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self.parameters, config.grad_clip_value, foreach=True)
-        if config.max_grad_norm is not None:
-            clip_grad_norm_per_seed_(self.parameters, config.max_grad_norm)
+        self.online.share_gradients()
+        for learner in self.learners:
+            learner.clip_gradients()
         self.optimizer.step()
         return [{"loss": loss} for loss in losses.tolist()]
 
@@ -334,7 +335,7 @@ class SeedsDQN:
         return {
             "q_net": detached_copy(learner.q_net.state_dict()),
             "target_net": detached_copy(learner.target_net.state_dict()),
-            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), index),
+            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), index, len(self.learners)),
         }
 
     def without(self, dropped: list[int]) -> SeedsDQN | None:

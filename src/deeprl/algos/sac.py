@@ -50,10 +50,11 @@ from deeprl.seed_axis import (
     SeedStack,
     detached_copy,
     fold,
+    joined_optimizer_state,
     per_seed_mean,
     remaining,
     seed_optimizer_state,
-    stacked_optimizer_state,
+    step_seeds,
 )
 
 ACTION_SPACES = (gym.spaces.Box,)
@@ -128,6 +129,17 @@ def actor_objective(
     return alpha * log_probs - q_new, log_probs
 
 
+def make_optimizers(
+    config: Config, actor: list[torch.Tensor], critics: list[torch.Tensor], log_alphas: list[torch.Tensor]
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """The actor's and the critics' Adam (fused), and alpha's where it is tuned (None where it is fixed)."""
+    return (
+        torch.optim.Adam(actor, lr=config.lr, fused=True),
+        torch.optim.Adam(critics, lr=config.lr, fused=True),
+        torch.optim.Adam(log_alphas, lr=config.lr) if config.alpha is None else None,
+    )
+
+
 class SAC:
     """The squashed-Gaussian actor, twin critics and their targets, alpha, and their optimisers."""
 
@@ -158,9 +170,9 @@ class SAC:
         self.log_alpha = torch.tensor(
             math.log(config.alpha or config.alpha_init), device=device, requires_grad=config.alpha is None
         )
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critics.parameters(), lr=config.lr, fused=True)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
+        self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer = make_optimizers(
+            config, list(self.actor.parameters()), self.critic_parameters, [self.log_alpha]
+        )
         self.agent = ScaledActorAgent(self.actor, network, obs_space, action_space)
         self.gradient_steps = 0
         self.sampling = torch.Generator(device=device).manual_seed(config.seed + SAMPLING_SEED_OFFSET)
@@ -250,26 +262,27 @@ class SAC:
 
 class SeedsSAC:
     """Several seeds' SAC learners, each with its own networks, alpha, replay memory and sampling generator, whose
-    gradient steps run as one on a leading seed axis (deeprl.seed_axis): each seed's numbers are those of its
-    single-seed run."""
+    forward and backward passes run as one on a leading seed axis (deeprl.seed_axis); each seed's optimiser steps
+    and target updates are its own, and its numbers are those of its single-seed run."""
 
     def __init__(self, learners: list[SAC]) -> None:
         self.learners = learners
-        self.config = config = learners[0].config
+        self.config = learners[0].config
         self.actor = SeedStack([learner.actor for learner in learners])
         self.critics = [SeedStack([learner.critics[twin] for learner in learners]) for twin in range(2)]
         self.critics_target = [SeedStack([learner.critics_target[twin] for learner in learners]) for twin in range(2)]
         self.critic_parameters = [tensor for critic in self.critics for tensor in critic.values()]
-        self.log_alpha = torch.stack([learner.log_alpha.detach() for learner in learners])
-        self.log_alpha.requires_grad_(config.alpha is None)
-        self.actor_optimizer = torch.optim.Adam(self.actor.values(), lr=config.lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic_parameters, lr=config.lr, fused=True)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr) if config.alpha is None else None
+        # one optimiser each over every seed's parameters (views of the stacks; each seed's own log alpha)
+        self.actor_optimizer, self.critic_optimizer, self.alpha_optimizer = make_optimizers(
+            self.config,
+            [parameter for learner in learners for parameter in learner.actor.parameters()],
+            [parameter for learner in learners for parameter in learner.critic_parameters],
+            [learner.log_alpha for learner in learners],
+        )
         for name in ("actor_optimizer", "critic_optimizer", "alpha_optimizer"):
             if getattr(self, name) is not None:
                 states = [getattr(learner, name).state_dict() for learner in learners]
-                getattr(self, name).load_state_dict(stacked_optimizer_state(states))
-        self.target_tensors = [tensor for critic in self.critics_target for tensor in critic.values()]
+                getattr(self, name).load_state_dict(joined_optimizer_state(states))
         self.gradient_steps = learners[0].gradient_steps
         for learner in learners:  # acting reads the actor's parameters through NumPy views: they live in the stack now
             learner.agent.numpy_actor = learner.actor.numpy_forward()
@@ -280,7 +293,8 @@ class SeedsSAC:
         batch = TransitionBatch(
             *(fold(batches, name) for name in ("obs", "actions", "returns", "next_obs", "discounts"))
         )
-        alpha = self.log_alpha.exp().detach()
+        log_alpha = torch.stack([learner.log_alpha for learner in self.learners])
+        alpha = torch.stack([learner.log_alpha.exp() for learner in self.learners]).detach()  # each as its run does
         alpha_rows = alpha.repeat_interleave(len(batch.obs) // seeds)  # each seed's alpha on each of its rows
         generators = [learner.sampling for learner in self.learners]
         actor, critics = self.actor.network, [critic.network for critic in self.critics]
@@ -289,29 +303,22 @@ class SeedsSAC:
             target_q = critic_target(actor, targets, batch, alpha_rows, generators)
         q_values = [critic(batch.obs, batch.actions) for critic in critics]
         critic_losses = sum(per_seed_mean(F.mse_loss(q, target_q, reduction="none"), seeds) for q in q_values)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_losses.sum().backward()
-        self.critic_optimizer.step()
+        step_seeds(self.critic_optimizer, self.critics, critic_losses)
 
         with frozen(self.critic_parameters):
             objective, log_probs = actor_objective(actor, critics, batch.obs, alpha_rows, generators)
             actor_losses = per_seed_mean(objective, seeds)
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            actor_losses.sum().backward()
-        self.actor_optimizer.step()
+            step_seeds(self.actor_optimizer, [self.actor], actor_losses)
 
         per_seed_log_probs = log_probs.detach().view(seeds, -1)
         if self.alpha_optimizer is not None:
             target_entropy = self.learners[0].target_entropy
-            alpha_losses = -(self.log_alpha.view(seeds, 1) * (per_seed_log_probs + target_entropy)).mean(dim=1)
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_losses.sum().backward()
-            self.alpha_optimizer.step()
+            alpha_losses = -(log_alpha.view(seeds, 1) * (per_seed_log_probs + target_entropy)).mean(dim=1)
+            step_seeds(self.alpha_optimizer, [], alpha_losses)
         self.gradient_steps += 1
         if self.gradient_steps % config.target_update_interval == 0:
-            with torch.no_grad():
-                critic_tensors = [tensor for critic in self.critics for tensor in critic.values()]
-                torch._foreach_lerp_(self.target_tensors, critic_tensors, config.tau)
+            for learner in self.learners:
+                learner.update_targets()
         reported = {
             "critic_loss": critic_losses.tolist(),
             "actor_loss": actor_losses.tolist(),
@@ -336,10 +343,9 @@ class SeedsSAC:
             **{
                 name: None
                 if getattr(self, name) is None
-                else seed_optimizer_state(getattr(self, name).state_dict(), index)
+                else seed_optimizer_state(getattr(self, name).state_dict(), index, len(self.learners))
                 for name in optimizers
             },
-            "log_alpha": self.log_alpha.detach()[index].clone(),
             "gradient_steps": self.gradient_steps,
         }
 
