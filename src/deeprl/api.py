@@ -197,17 +197,9 @@ def train(
                 f"{', '.join([*given, *settings])} (steps and env may go with resume)"
             )
         return resume_run(resume, steps=steps, env=env, progress=progress, on_evaluation=on_evaluation)
-    source = None if env is None else env_source(env)
     flags = {"seed": seed, "total_steps": steps, "device": device}
     settings.update({key: value for key, value in flags.items() if value is not None})
-    env_settings = {} if source is None else dict(source.settings)
-    env_name = env_settings.pop("env", None)
-    module, run_config, preset = resolve_config(
-        algo, env_name, preset=preset, config_file=config, settings={**env_settings, **settings}
-    )
-    capped_config = capped_steps(run_config)
-    if source is not None and source.make_base is not None:
-        warn_env_object(run_config)
+    module, run_config, capped_config, preset, make_base = resolve_run(algo, env, preset, config, settings)
     if run_dir is None:
         run_dir = default_run_dir(
             run_config.algo, run_config.env.removesuffix(OBJECT_ENV_SUFFIX), run_config.seed, preset
@@ -220,10 +212,31 @@ def train(
         progress,
         None,
         on_evaluation,
-        make_base=None if source is None else source.make_base,
+        make_base=make_base,
         capped=capped_config is not run_config,
         budget=run_config,
     )
+
+
+def resolve_run(
+    algo: str | None,
+    env: str | gym.Env | Callable[..., gym.Env] | None,
+    preset: str | None,
+    config: str | Path | None,
+    settings: dict[str, Any],
+) -> tuple[ModuleType, RunConfig, RunConfig, str | None, Callable[[str | None], gym.Env] | None]:
+    """A new run's algorithm module, config, config as DEEPRL_MAX_STEPS caps it, preset, and the maker of the env's
+    copies where it is given as a Python object (said aloud: no later process can rebuild it)."""
+    source = None if env is None else env_source(env)
+    env_settings = {} if source is None else dict(source.settings)
+    env_name = env_settings.pop("env", None)
+    module, run_config, preset = resolve_config(
+        algo, env_name, preset=preset, config_file=config, settings={**env_settings, **settings}
+    )
+    make_base = None if source is None else source.make_base
+    if make_base is not None:
+        warn_env_object(run_config)
+    return module, run_config, capped_steps(run_config), preset, make_base
 
 
 def warn_env_object(run_config: RunConfig) -> None:

@@ -32,15 +32,14 @@ from deeprl.api import (
     _resume_env,
     _run,
     _trained,
-    capped_steps,
     resolve_config,
     resolve_device,
+    resolve_run,
     resume_run,
-    warn_env_object,
 )
 from deeprl.checkpoint import load_latest_checkpoint
 from deeprl.config import RunConfig
-from deeprl.envs import OBJECT_ENV_SUFFIX, env_options, env_source, spec_factory
+from deeprl.envs import OBJECT_ENV_SUFFIX, env_options, spec_factory
 from deeprl.errors import DeeprlError, Interrupted, warn
 from deeprl.files import atomic_write_json, atomic_write_text
 from deeprl.run import Run, someone_watching
@@ -111,15 +110,7 @@ def train_seeds(
     seeds = [int(seed) for seed in seeds]
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise DeeprlError(f"seeds must be distinct, non-negative and at least one (got {seeds})")
-    source = None if env is None else env_source(env)
-    env_settings = {} if source is None else dict(source.settings)
-    env_name = env_settings.pop("env", None)
-    module, run_config, preset = resolve_config(
-        algo, env_name, preset=preset, config_file=config, settings={**env_settings, **settings}
-    )
-    capped_config = capped_steps(run_config)
-    if source is not None and source.make_base is not None:
-        warn_env_object(run_config)
+    module, run_config, capped_config, preset, make_base = resolve_run(algo, env, preset, config, settings)
     path = (
         Path(run_dir)
         if run_dir is not None
@@ -137,7 +128,7 @@ def train_seeds(
         [None] * len(seeds),
         progress,
         on_evaluation,
-        make_base=None if source is None else source.make_base,
+        make_base=make_base,
         capped=capped_config is not run_config,
         budgets=budgets,
     )
