@@ -481,6 +481,7 @@ class Run:
         """What `on_evaluation` is told after an evaluation."""
         record = self.record
         return {
+            "seed": self.config.seed,  # several seeds in one process report to one callback
             "step": step,
             "episode": episode,
             "eval_return": result.mean,
