@@ -153,9 +153,9 @@ def train(
     preset. `progress` shows training progress; None shows it where someone is watching (a terminal or a
     notebook) and keeps logs quiet. `resume=RUN` continues a run from its newest intact checkpoint instead: an
     interrupted one, or with `steps` a larger budget (a finished one too); `env` gives it an env that was given as a
-    Python object. `on_evaluation` is called after every periodic evaluation with a dict: seed, step, episode, eval_return
-    (and _std), best_return, solved, solved_at_step, train_seconds and checkpoint_step (the newest checkpoint's,
-    or None).
+    Python object. `on_evaluation` is called after every periodic evaluation with a dict: seed, step, episode,
+    eval_return (and _std), best_return, solved, solved_at_step, train_seconds and checkpoint_step (the newest
+    checkpoint's, or None).
 
     `seeds` (range(10), [0, 2, 5]) trains one run per seed, in one process, in the seeds directory `run_dir`
     (deeprl.many_seeds), and returns their agents in a list; `resume` of a seeds directory continues its seeds.
