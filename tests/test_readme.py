@@ -123,6 +123,8 @@ def test_readme_using_it_lines_run(tmp_path):
     names = sorted(path.name.rsplit("-s", 1)[0] for path in runs.iterdir())
     assert "dqn-Acrobot-v1-tutorial-shaped" in names and "dqn-CartPole-v0-pixels" in names
     assert "dqn-my_pkg.envs_Warehouse" in names and "dqn-FrozenLake-v1" in names
+    (seeds_dir,) = runs.glob("dqn-CartPole-v1-seeds0-2-*")
+    assert all((seeds_dir / f"seed-{seed}" / "eval.json").is_file() for seed in range(3))
 
 
 @pytest.mark.parametrize("flag", ["--steps", "--set"])
