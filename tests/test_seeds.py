@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import deeprl
+from deeprl.errors import DeeprlError
 from deeprl.seed_axis import SeedStack, joined_optimizer_state, per_seed_mean, seed_optimizer_state, step_seeds
 from tests.conftest import (
     Trainer,
@@ -203,6 +204,16 @@ def test_seeds_that_cannot_stack_train_one_after_another(tmp_path):
     assert [agent.summary["seed"] for agent in agents] == [4, 5]
     assert [agent.run_dir.name for agent in agents] == ["seed-4", "seed-5"]
     assert (tmp_path / "seeds" / "report.html").is_file()
+
+
+def test_a_finished_seeds_directory_continues_to_a_larger_budget(tmp_path):
+    settings = dict(progress=False, eval_every=350, eval_episodes=2, final_eval_episodes=2, tensorboard=False)
+    deeprl.train("dqn", "CartPole-v1", seeds=[0, 1], steps=700, run_dir=tmp_path / "seeds", **settings)
+    with pytest.raises(DeeprlError, match=r"every run of .* has finished; `deeprl resume .* --steps N`"):
+        deeprl.train(resume=tmp_path / "seeds")
+    agents = deeprl.train(resume=tmp_path / "seeds", steps=1050, progress=False)
+    assert [(agent.summary["seed"], agent.summary["steps"]) for agent in agents] == [(0, 1050), (1, 1050)]
+    assert (tmp_path / "seeds" / "seed-0" / "eval-step-700.json").is_file()  # the old summary kept beside
 
 
 def test_seeds_one_after_another_resume_where_they_stopped(tmp_path):
