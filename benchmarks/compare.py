@@ -2,11 +2,12 @@
 
     python benchmarks/compare.py [--algo dqn|ppo|a2c|ddpg|td3|sac] --env CartPole-v1 --seeds 0-4
         [--eval-every 1000] [--steps N] [--sb3-steps N] [--set KEY=VALUE ...] [--frameworks deeprl,sb3]
-        [--threshold R] [--out benchmarks/results/NAME.json] | --resume OUT.json | --plot OUT.json
+        [--threshold R] [--jobs 1] [--out benchmarks/results/NAME.json] | --resume OUT.json | --plot OUT.json
 
 Each (framework, seed) trains in a fresh subprocess of this script (`--worker`), deeprl then SB3 for each
 seed, so neither framework's imports, threads or crashes touch the other and slow drifts of a shared
-machine hit both alike. Both are evaluated the same way: each time training crosses a multiple of
+machine hit both alike. `--jobs N` trains N of them at once (each worker uses one thread: at most one per free
+core, or they slow each other). Both are evaluated the same way: each time training crosses a multiple of
 `--eval-every` env steps, 20 greedy episodes through `deeprl.evaluation.evaluate` on seeds
 1_000_000 + 1000*seed + i, with the clock paused; the final agent gets 20 greedy episodes on seeds
 2_000_000 + 1000*seed + i. Prints a Markdown report (per-seed table, summary with deeprl/SB3 ratios),
@@ -50,6 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -994,6 +996,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threshold", type=float, help="solving return (default: env's reward_threshold)")
     parser.add_argument(
+        "--jobs", type=positive_int, default=1, help="workers training at once (at most one per free core)"
+    )
+    parser.add_argument(
         "--eval-episodes", type=positive_int, default=EVAL_EPISODES, help="greedy episodes (games) per evaluation"
     )
     parser.add_argument("--out", type=Path, help="raw JSON (default: benchmarks/results/ALGO-ENV-DATE.json)")
@@ -1138,16 +1143,27 @@ def main() -> None:
     write_json(out, report)  # from the start: what --resume carries on
     done = {(run["framework"], run["seed"]) for run in report["runs"]}
     # Alternate frameworks within each seed so a slow spell on the shared machine hits both.
+    tasks: list[tuple[str, list[int]]] = []
     for seed in args.seeds:
         for framework in args.frameworks:
-            if (framework, seed) in done:
+            if (framework, seed) in done or any(framework == name and seed in seeds for name, seeds in tasks):
                 continue
             # deeprl-seeds trains every seed in one process, in the first seed's turn
             seeds = [seed] if framework != "deeprl-seeds" else [s for s in args.seeds if (framework, s) not in done]
-            print(f"[{framework} seed {','.join(map(str, seeds))}] training ...", file=sys.stderr, flush=True)
-            results = launch_worker(framework, seeds, args, float(threshold), runs_dir)
+            tasks.append((framework, seeds))
+
+    def train(task: tuple[str, list[int]]) -> list[dict]:
+        framework, seeds = task
+        sys.stderr.write(f"[{framework} seed {','.join(map(str, seeds))}] training ...\n")  # one write: jobs interleave
+        return launch_worker(framework, seeds, args, float(threshold), runs_dir)
+
+    # --jobs N trains N workers at once (threads only wait on their subprocesses); one worker per free core keeps
+    # the wall-clock comparable, more share cores and slow each other alike
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(train, task): task[0] for task in tasks}
+        for future in as_completed(futures):
+            framework, results = futures[future], future.result()
             report["runs"] += results
-            done |= {(framework, run["seed"]) for run in results}
             write_json(out, report)
             for run in results:
                 if "error" in run:

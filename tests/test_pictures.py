@@ -162,7 +162,7 @@ def test_a_cnn_policy_scores_each_action_as_it_acts_and_ppo_uses_those_scores():
     config = ppo.Config(env="pictures", n_steps=4, n_envs=2, batch_size=8, n_epochs=1)
     optimizer = torch.optim.Adam(agent.policy.parameters())
     context = UpdateContext(config, agent.policy, optimizer, np.random.default_rng(0), torch.device("cpu"))
-    ppo.update(context, rollout, np.zeros(2, np.float32), 0.0, 8)
+    ppo.update(context, [rollout], [np.zeros(2, np.float32)], 0.0, 8)
     assert (rollout.values == 7.0).all()
 
     vector_space = gym.spaces.Box(-1, 1, (4,), np.float32)

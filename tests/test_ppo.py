@@ -81,10 +81,10 @@ def epochs_at_ratio_two(target_kl: float | None) -> tuple[dict[str, float], bool
     rollout.advantages[...] = rollout.returns[...] = 1.0
     config = ppo.Config(n_epochs=3, batch_size=2, target_kl=target_kl, normalize_advantages=False)
     context = UpdateContext(
-        config, policy, make_optimizer(config, policy), np.random.default_rng(0), torch.device("cpu")
+        config, policy, make_optimizer(config, list(policy.parameters())), np.random.default_rng(0), torch.device("cpu")
     )
     before = [parameter.clone() for parameter in policy.parameters()]
-    row = ppo.minibatch_epochs(context, rollout, clip_range=0.2, step=4)
+    (row,) = ppo.minibatch_epochs(context, [rollout], clip_range=0.2, step=4)
     return row, any(not torch.equal(old, new) for old, new in zip(before, policy.parameters(), strict=True))
 
 

@@ -192,21 +192,22 @@ def recorded_update(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     records: list[dict] = []
     epochs = ppo.minibatch_epochs
 
-    def recording_epochs(context, rollout, clip_range, step):
+    def recording_epochs(context, rollouts, clip_range, step):
+        ((policy, rollout),) = zip(context.policies, rollouts, strict=True)
         record = {name: getattr(rollout, name).copy() for name in RECORDED}
-        record["network"] = {key: value.clone() for key, value in context.policy.state_dict().items()}
-        evaluate = context.policy.evaluate_actions
+        record["network"] = {key: value.clone() for key, value in policy.state_dict().items()}
+        evaluate = policy.evaluate_actions
 
         def first_evaluation(sequences, actions, *rest):
             log_probs, entropies, values = evaluate(sequences, actions, *rest)
             record.setdefault("first_batch", (sequences, actions, log_probs.detach().clone()))
             return log_probs, entropies, values
 
-        context.policy.evaluate_actions = first_evaluation
+        policy.evaluate_actions = first_evaluation
         try:
-            return epochs(context, rollout, clip_range, step)
+            return epochs(context, rollouts, clip_range, step)
         finally:
-            del context.policy.evaluate_actions
+            del policy.evaluate_actions
             records.append(record)
 
     monkeypatch.setattr(ppo, "minibatch_epochs", recording_epochs)

@@ -1,7 +1,7 @@
-"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's, TD3's and SAC's seeds step together on a
-stacked seed axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed solves and leaves
-the stack, after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser state sliced and
-stacked."""
+"""Several seeds in one process (deeprl.many_seeds, deeprl.seed_axis): DQN's, TD3's, SAC's, PPO's and A2C's seeds step
+together on a stacked seed axis, and each seed's run directory is its single-seed run's, bit for bit: after a seed
+solves and leaves the stack, after a SIGKILL and a resume of the seeds directory, with gradient clipping and optimiser
+state sliced and stacked."""
 
 from __future__ import annotations
 
@@ -144,6 +144,71 @@ def test_continuous_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path
     assert result.returncode == 0, result.stderr
     for seed, run in zip((0, 1), runs, strict=True):
         assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
+
+
+# PPO and A2C, small: 2 env copies, a checkpoint every 512 steps
+ON_POLICY_ARGS = [
+    "--steps",
+    "1536",
+    "--quiet",
+    "--set",
+    "hidden_sizes=32,32",
+    "--set",
+    "n_envs=2",
+    "--set",
+    "eval_every=512",
+    "--set",
+    "eval_episodes=2",
+    "--set",
+    "final_eval_episodes=2",
+    "--set",
+    "checkpoint_every=512",
+    "--set",
+    "tensorboard=true",
+]
+
+
+@pytest.mark.resume
+@pytest.mark.parametrize(
+    "algo, env, settings",
+    [
+        ("ppo", "CartPole-v1", ["n_steps=128", "batch_size=64", "n_epochs=3", "lr_end=0"]),
+        ("a2c", "Pendulum-v1", ["n_steps=8", "normalize_observations=true", "normalize_rewards=true"]),
+    ],
+)
+def test_on_policy_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path, uninterrupted, algo, env, settings):
+    """PPO (each seed's own minibatch orders, an annealed lr) and A2C (Box actions: each seed's log std in the stack;
+    RMSprop; each seed's normalisers): each seed's run is its single-seed run, and after a SIGKILL the seeds
+    directory resumes exactly."""
+    args = [*ON_POLICY_ARGS, *(part for setting in settings for part in ("--set", setting))]
+    alone = {seed: uninterrupted(algo, env, ["--seed", str(seed), *args]) for seed in (0, 1)}
+    together = run_deeprl("train", algo, env, "--seeds", "0,1", "--run-dir", "seeds", *args, cwd=tmp_path)
+    assert together.returncode == 0, together.stderr
+    assert "one after another" not in together.stderr  # stacked
+    for seed in (0, 1):
+        assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
+    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *args], algo=algo, env=env)
+    runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
+    trainer.wait_for(lambda: all(newest_step(run) >= 1024 for run in runs), "both seeds' checkpoints at step 1024")
+    trainer.freeze()
+    trainer.kill()
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    for seed, run in zip((0, 1), runs, strict=True):
+        assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
+
+
+def test_ppo_seeds_with_target_kl_train_one_after_another_with_one_line(tmp_path, capsys):
+    """target_kl ends each seed's epochs at a minibatch of its own: those seeds do not step together."""
+    settings = dict(steps=256, n_envs=2, n_steps=128, batch_size=64, n_epochs=2, eval_every=1000, final_eval_episodes=1)
+    agents = deeprl.train(
+        "ppo", "CartPole-v1", seeds=[0, 1], run_dir=tmp_path / "seeds", progress=False, target_kl=0.01, **settings
+    )
+    assert [agent.run_dir.name for agent in agents] == ["seed-0", "seed-1"]
+    assert (
+        "deeprl: warning: the seeds train one after another in this process: target_kl stops each seed's epochs at a "
+        "minibatch of its own" in capsys.readouterr().err
+    )
 
 
 def test_a_killed_seeds_run_resumes_each_seed_exactly(tmp_path, single_runs):

@@ -119,6 +119,9 @@ class SeedsTrainer(Protocol):
     def advance(self, step: int) -> int:
         """Every seed's experience after `step` (and its learning when due); the step reached."""
 
+    def can_checkpoint(self, step: int) -> bool:
+        """Whether every seed can checkpoint at `step` (the seeds reach such points together)."""
+
     def seed_state(self, position: int) -> dict[str, Any]:
         """The state of `trainers[position]` as its single-seed run would checkpoint it."""
 
@@ -173,7 +176,9 @@ def drive_seeds(
                         stopped.append(position)
                 announce(step, active)
             stop_requested = any(runs[index].stop_requested for index in active)
-            if stop_requested or runs[active[0]].checkpoint_due(step, trainers[active[0]].next_checkpoint(step)):
+            if seeds.can_checkpoint(step) and (
+                stop_requested or runs[active[0]].checkpoint_due(step, trainers[active[0]].next_checkpoint(step))
+            ):
                 _checkpoint_seeds(seeds, step, active, runs, runners, rngs, stop_requested)
             for position in stopped:
                 index = active[position]

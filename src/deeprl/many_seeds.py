@@ -86,7 +86,7 @@ def stack_refusal(
 ) -> str | None:
     """Why this algorithm's seeds of these settings on this env cannot step together (None: they can)."""
     if not hasattr(module, "train_seeds"):
-        return f"{config.algo} does not stack seeds yet (DQN, DDPG, TD3 and SAC do)"
+        return f"{config.algo} does not stack seeds yet (DQN, DDPG, TD3, SAC, A2C and PPO do)"
     env = spec_factory(env_options(config), make_base)()
     try:
         return module.seeds_refusal(config, env.observation_space)

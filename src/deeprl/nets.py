@@ -429,11 +429,17 @@ class ActorCritic(nn.Module):
         """(log-probabilities of `actions`, entropies, values or None) under the current parameters and
         `action_mask` (the mask each action was taken under), without distribution objects (the head's
         log_prob_entropy: as torch.distributions computes them, to the bit)."""
-        inputs = self.encode(obs)
-        features = self.trunk(inputs)
-        policy_out, values = self.policy_head(features), self._value_of(inputs, features)
+        policy_out, values = self.outputs(obs)
         log_probs, entropies = self.head.log_prob_entropy(policy_out, self.log_std, actions, action_mask)
         return log_probs, entropies, values
+
+    def outputs(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the policy head's outputs, the values or None): what the head turns into scores of actions. Seeds
+        stacked on a seed axis compute these for all seeds at once and score each seed's part with its own log std
+        (deeprl.onpolicy.SeedsContext)."""
+        inputs = self.encode(obs)
+        features = self.trunk(inputs)
+        return self.policy_head(features), self._value_of(inputs, features)
 
     def numpy_policy(self) -> Callable[[np.ndarray], np.ndarray] | None:
         """The policy head's outputs (logits, or the Gaussian's means) of a (batch, obs_dim) float32 array in NumPy,

@@ -333,6 +333,9 @@ class OffPolicySeeds:
             trainer.end_step(step, step_collected)
         return step
 
+    def can_checkpoint(self, step: int) -> bool:
+        return True  # mid-episode too: the seeds' episodes end at steps of their own, and runners save their envs
+
     def seed_state(self, position: int) -> dict[str, Any]:
         return {**self.trainers[position].state_dict(), **self.algorithms.seed_state(position)}
 

@@ -14,7 +14,7 @@ partial rollout is not learnt from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,16 +24,17 @@ import numpy as np
 import torch
 
 from deeprl.action_heads import ACTION_SPACES  # noqa: F401 - every action space a policy head takes
-from deeprl.buffers import RolloutBuffer
+from deeprl.buffers import RolloutBatch, RolloutBuffer
 from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.exploration import annealed
-from deeprl.loop import TrainFunction, load_state_of, state_of, training_function
+from deeprl.loop import TrainFunction, drive_seeds, load_state_of, state_of, training_function
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
     check_finite,
+    clip_grad_norm_,
     gradient_step,
     observation_encoder,
     set_learning_rate,
@@ -56,6 +57,14 @@ from deeprl.recurrent import (
     sequence_length,
 )
 from deeprl.run import Run
+from deeprl.seed_axis import (
+    SeedStack,
+    detached_copy,
+    fold,
+    joined_optimizer_state,
+    seed_optimizer_state,
+    step_seeds,
+)
 
 RMSPROP_ALPHA = 0.99  # SB3's A2C (and the A2C paper's) squared-gradient decay
 
@@ -136,27 +145,92 @@ def check_normalizable(env_name: str, space: gym.Space) -> None:
         )
 
 
-@dataclass
 class UpdateContext:
-    """What an algorithm's update works on: the policy, its optimiser, the generator of minibatch orders."""
+    """What an algorithm's update works on: one seed's policy and optimiser, and the generator of its minibatch
+    orders. The update is written for any number of seeds stepping together (SeedsContext): it scores a list of
+    batches, one a seed, and steps on a list of losses, one a seed."""
 
-    config: Any  # the algorithm's Config (an OnPolicyConfig)
-    policy: ActorCritic
-    optimizer: torch.optim.Optimizer
-    rng: np.random.Generator  # draws minibatch orders
-    device: torch.device
+    def __init__(
+        self,
+        config: Any,  # the algorithm's Config (an OnPolicyConfig)
+        policy: ActorCritic,
+        optimizer: torch.optim.Optimizer,
+        rng: np.random.Generator,  # draws minibatch orders
+        device: torch.device,
+    ) -> None:
+        self.config, self.optimizer, self.device = config, optimizer, device
+        self.policies, self.rngs = [policy], [rng]
+        self.parameters = list(policy.parameters())
 
-    def __post_init__(self) -> None:
-        self.parameters = list(self.policy.parameters())
+    def evaluate(self, batches: Sequence[RolloutBatch]) -> list[Scores]:
+        """Each seed's (log-probabilities of its batch's actions, entropies, values) under its current parameters."""
+        ((policy, batch),) = zip(self.policies, batches, strict=True)
+        return [policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)]
 
-    def gradient_step(self, loss: torch.Tensor, step: int) -> None:
-        """One optimiser step on `loss`, its gradient's norm clipped first; a non-finite loss stops the run."""
+    def gradient_step(self, losses: Sequence[torch.Tensor], step: int) -> None:
+        """One optimiser step on each seed's loss, its gradient's norm clipped first; a non-finite loss stops the
+        run."""
+        (loss,) = losses
         gradient_step(self.optimizer, self.parameters, loss, self.config.max_grad_norm, step)
 
 
-# update(context, rollout, last_values, progress, step) -> the update's metrics row; last_values is V of the
-# observations that follow the rollout's last step, progress the fraction of training done
-Update = Callable[[UpdateContext, RolloutBuffer, np.ndarray, float, int], dict[str, float]]
+class SeedsContext(UpdateContext):
+    """Several seeds' update contexts stepping together on a leading seed axis (deeprl.seed_axis): their policies'
+    parameters stacked, each seed's batch folded seed-major through one pass of the stacked trunks and heads, each
+    seed's actions scored with its own log std, each seed's loss its own; then each seed's gradient clipped as its own
+    and one optimiser over every seed's parameters, each stepped as a tensor of its own. Each seed's numbers are
+    those of its single-seed run (tests/test_seeds.py)."""
+
+    def __init__(self, contexts: Sequence[UpdateContext]) -> None:
+        first = contexts[0]
+        self.config, self.device = first.config, first.device
+        self.policies = [policy for context in contexts for policy in context.policies]
+        self.rngs = [rng for context in contexts for rng in context.rngs]
+        self.seeds = [context.config.seed for context in contexts]
+        self.stack = SeedStack(self.policies)
+        self.seed_parameters = [list(policy.parameters()) for policy in self.policies]
+        self.parameters = [parameter for parameters in self.seed_parameters for parameter in parameters]
+        self.optimizer = make_optimizer(self.config, self.parameters)
+        self.optimizer.load_state_dict(joined_optimizer_state([context.optimizer.state_dict() for context in contexts]))
+
+    def evaluate(self, batches: Sequence[RolloutBatch]) -> list[Scores]:
+        network, seeds = self.stack.network, len(batches)
+        policy_out, values = network.outputs(fold(batches, "obs"))
+        scores = []
+        for seed, (out, batch) in enumerate(zip(policy_out.chunk(seeds), batches, strict=True)):
+            # the seed's slice of the stacked log std, so that its gradient reaches the stack
+            log_std = None if network.log_std is None else network.log_std[seed]
+            log_probs, entropies = network.head.log_prob_entropy(out, log_std, batch.actions, batch.action_masks)
+            scores.append((log_probs, entropies, None if values is None else values.chunk(seeds)[seed]))
+        return scores
+
+    def gradient_step(self, losses: Sequence[torch.Tensor], step: int) -> None:
+        stacked = torch.stack(list(losses))
+        if not torch.isfinite(stacked).all():
+            seed, loss = next(
+                (seed, loss) for seed, loss in zip(self.seeds, stacked, strict=True) if not loss.isfinite()
+            )
+            raise DeeprlError(f"seed {seed}'s loss became {loss.item()} at step {step}; try a lower lr")
+        step_seeds(self.optimizer, [self.stack], stacked, self.clip_gradients)
+
+    def clip_gradients(self) -> None:
+        if self.config.max_grad_norm is not None:
+            for parameters in self.seed_parameters:
+                clip_grad_norm_(parameters, self.config.max_grad_norm)
+
+    def seed_state(self, position: int) -> dict[str, Any]:
+        """Seed `position`'s policy and optimiser state as its single-seed run would checkpoint them."""
+        return {
+            "policy": detached_copy(self.policies[position].state_dict()),
+            "optimizer": seed_optimizer_state(self.optimizer.state_dict(), position, len(self.policies)),
+        }
+
+
+# each seed's (log-probabilities, entropies, values or None) of a batch
+Scores = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+# update(context, rollouts, last_values, progress, step) -> each seed's metrics row: one full rollout a seed;
+# last_values are V of the observations that follow each rollout's last step, progress the fraction of training done
+Update = Callable[[UpdateContext, list[RolloutBuffer], list[np.ndarray], float, int], list[dict[str, float]]]
 
 
 def normalized_advantages(advantages: torch.Tensor) -> torch.Tensor:
@@ -173,14 +247,14 @@ def explained_variance(values: np.ndarray, returns: np.ndarray) -> float:
     return float("nan") if variance == 0 else float(1 - np.var(returns - values) / variance)
 
 
-def make_optimizer(config: OnPolicyConfig, policy: ActorCritic) -> torch.optim.Optimizer:
+def make_optimizer(config: OnPolicyConfig, parameters: Sequence[torch.nn.Parameter]) -> torch.optim.Optimizer:
     # foreach: one batched kernel per operation over all parameters instead of one per tensor, which small nets
     # (overhead-bound, on the CPU too) feel. A fused Adam would change every recorded result's bits.
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(
-            policy.parameters(), lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps, foreach=True
+            parameters, lr=config.lr, alpha=RMSPROP_ALPHA, eps=config.optimizer_eps, foreach=True
         )
-    return torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.optimizer_eps, foreach=True)
+    return torch.optim.Adam(parameters, lr=config.lr, eps=config.optimizer_eps, foreach=True)
 
 
 def values_of(policy: ActorCritic, network_obs: np.ndarray, device: torch.device) -> np.ndarray:
@@ -218,7 +292,8 @@ class RolloutTrainer:
             self.policy = ActorCritic(**network).to(device)
             self.agent = PolicyAgent(self.policy, obs_space, action_space, network, obs_normalizer=self.obs_normalizer)
             self.collector = self.agent
-        self.context = UpdateContext(config, self.policy, make_optimizer(config, self.policy), rng, device)
+        optimizer = make_optimizer(config, list(self.policy.parameters()))
+        self.context = UpdateContext(config, self.policy, optimizer, rng, device)
         # what the network reads is stored: normalised vectors as float32, pictures as bytes (beside a normalised
         # vector too: ObservationNormalizer)
         self.obs_dtype = observation_dtype(obs_space) if self.obs_normalizer is None else self.obs_normalizer.dtype
@@ -241,6 +316,13 @@ class RolloutTrainer:
 
     def advance(self, step: int) -> int:
         """One step of every copy into the rollout; the update once the rollout is complete."""
+        step = self.collect(step)
+        if self.rollout.full:
+            learn(self.context, [self], self.update, step)
+        return step
+
+    def collect(self, step: int) -> int:
+        """One step of every copy into the rollout; the step reached."""
         config, runner, agent = self.config, self.runner, self.agent
         step += config.n_envs
         network_obs = agent.network_input(runner.obs.astype(self.obs_dtype))
@@ -279,25 +361,11 @@ class RolloutTrainer:
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(runner.obs)
         runner.report(transitions)
-        if self.rollout.full:
-            self.learn(step)
         return step
 
-    def learn(self, step: int) -> None:
-        config, rollout = self.config, self.rollout
-        last_values = self.values(self.agent.network_input(self.runner.obs.astype(self.obs_dtype)))
-        progress = min(step / config.total_steps, 1.0)
-        lr = annealed(config.lr, config.lr_end, progress)
-        set_learning_rate([self.context.optimizer], lr)
-        metrics = self.update(self.context, rollout, last_values, progress, step)
-        self.run.log_update(
-            step,
-            self.runner.episodes,
-            **metrics,
-            explained_variance=explained_variance(rollout.values, rollout.returns),
-            lr=lr,
-        )
-        rollout.reset()
+    def last_values(self) -> np.ndarray:
+        """V of the observations that follow the rollout's last step."""
+        return self.values(self.agent.network_input(self.runner.obs.astype(self.obs_dtype)))
 
     def values(self, network_obs: np.ndarray, copies: np.ndarray | None = None) -> np.ndarray:
         """V of observations that follow the last step of every copy (or of `copies`); a recurrent critic reads them
@@ -332,6 +400,101 @@ class RolloutTrainer:
         load_state_of(self.parts(), state)
 
 
+def learn(context: UpdateContext, trainers: Sequence[RolloutTrainer], update: Update, step: int) -> None:
+    """The update of the trainers' full rollouts (one trainer's, or several seeds' on `context`'s seed axis) at the
+    learning rate of this point in training, and each one's metrics row."""
+    config = context.config
+    last_values = [trainer.last_values() for trainer in trainers]
+    progress = min(step / config.total_steps, 1.0)
+    lr = annealed(config.lr, config.lr_end, progress)
+    set_learning_rate([context.optimizer], lr)
+    rows = update(context, [trainer.rollout for trainer in trainers], last_values, progress, step)
+    for trainer, metrics in zip(trainers, rows, strict=True):
+        rollout = trainer.rollout
+        trainer.run.log_update(
+            step,
+            trainer.runner.episodes,
+            **metrics,
+            explained_variance=explained_variance(rollout.values, rollout.returns),
+            lr=lr,
+        )
+        rollout.reset()
+
+
 def train_with(update: Update) -> TrainFunction:
     """The `train` of a rollout algorithm module (A2C, PPO): its `update` on the rollout trainer."""
     return training_function(partial(RolloutTrainer, update=update))
+
+
+class OnPolicySeeds:
+    """Rollout trainers of several seeds stepping together: each seed collects its rollout as in its single-seed
+    run (its own env copies, generator and normalisers); their updates run as one on a seed axis (SeedsContext)."""
+
+    def __init__(self, trainers: list[RolloutTrainer], update: Update) -> None:
+        self.trainers, self.update = trainers, update
+        self.context = SeedsContext([trainer.context for trainer in trainers])
+        for trainer in trainers:  # acting reads the parameters through NumPy views: they live in the stack now
+            trainer.agent.follow_parameters()
+
+    def advance(self, step: int) -> int:
+        reached = [trainer.collect(step) for trainer in self.trainers]  # every seed reaches the same step
+        step = reached[0]
+        if self.trainers[0].rollout.full:  # the seeds' rollouts fill at the same steps
+            learn(self.context, self.trainers, self.update, step)
+        return step
+
+    def can_checkpoint(self, step: int) -> bool:
+        return self.trainers[0].can_checkpoint(step)  # between rollouts, which every seed completes at once
+
+    def seed_state(self, position: int) -> dict[str, Any]:
+        return {**self.trainers[position].state_dict(), **self.context.seed_state(position)}
+
+    def drop(self, positions: list[int]) -> None:
+        """The seeds at `positions` leave the stack; the others take back their own state and stack again."""
+        kept = [position for position in range(len(self.trainers)) if position not in positions]
+        for position in kept:
+            trainer = self.trainers[position]
+            trainer.load_state_dict({**trainer.state_dict(), **self.context.seed_state(position)})
+        self.trainers = [self.trainers[position] for position in kept]
+        if self.trainers:
+            self.__init__(self.trainers, self.update)
+
+
+def seeds_refusal(config: OnPolicyConfig, obs_space: gym.Space) -> str | None:
+    """Why the seeds of these settings cannot step together on a seed axis (None: they can)."""
+    if config.recurrent != "none":
+        return "recurrent policies are not stacked yet"
+    if observation_encoder(obs_space) is not None:
+        return "a CNN's (pictures) are not stacked yet"
+    if getattr(config, "target_kl", None) is not None:
+        return "target_kl stops each seed's epochs at a minibatch of its own"
+    return None
+
+
+def train_seeds_with(update: Update) -> Callable[..., list[Any]]:
+    """The `train_seeds` of a rollout algorithm module: several seeds' runs in one process, their updates stacked on
+    a seed axis; each seed's arguments as `train`'s, in lists."""
+
+    def train_seeds(
+        configs: list[OnPolicyConfig],
+        make_envs: list[Callable[..., gym.Env]],
+        runs: list[Run],
+        device: torch.device,
+        resumes: list[dict[str, Any] | None],
+        announce: Callable[[int, list[int]], None],
+    ) -> list[Any]:
+        def build(index: int, runner: EnvRunner, rng: np.random.Generator) -> RolloutTrainer:
+            return RolloutTrainer(configs[index], runner, runs[index], rng, device, update)
+
+        return drive_seeds(
+            configs,
+            make_envs,
+            runs,
+            resumes,
+            configs[0].n_envs,
+            build,
+            lambda trainers: OnPolicySeeds(trainers, update),
+            announce,
+        )
+
+    return train_seeds

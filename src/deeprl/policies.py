@@ -188,14 +188,20 @@ class PolicyAgent:
             # a Box of [-1, 1] takes the clipped sample as it is: scaling is the identity there, save that (u + 1) - 1
             # would round away u's low bits (and change what on-policy runs on such envs learnt before, bit for bit)
             self.unit_box = bool(np.all(action_space.low == -1.0) and np.all(action_space.high == 1.0))
-        self.numpy_policy = policy.numpy_policy()  # fast path for acting on the CPU
-        # a view of the live log std (in-place optimiser steps show up at once), for NumPy sampling
-        self.numpy_log_std = (
-            None if policy.log_std is None or self.numpy_policy is None else (policy.log_std.detach().numpy())
-        )
+        self.follow_parameters()
         self.rng = np.random.default_rng()
         self.run_dir: Path | None = None  # the run it belongs to: set by deeprl.train and deeprl.load
         self.summary: dict[str, Any] | None = None
+
+    def follow_parameters(self) -> None:
+        """Take NumPy views of the policy's live parameters (in-place optimiser steps show up at once): the fast path
+        for acting on the CPU, and the log std it samples with. Again whenever the parameters move to other storage
+        (seeds stacked on a seed axis: deeprl.seed_axis)."""
+        policy = self.policy
+        self.numpy_policy = policy.numpy_policy()
+        self.numpy_log_std = (
+            None if policy.log_std is None or self.numpy_policy is None else (policy.log_std.detach().numpy())
+        )
 
     def network_input(self, obs: np.ndarray) -> np.ndarray:
         """A batch of observations as the env returns them -> as the network takes them."""

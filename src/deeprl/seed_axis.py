@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -147,15 +147,23 @@ def folded(module: nn.Module, seeds: int) -> nn.Module:
     return module
 
 
-def step_seeds(optimizer: torch.optim.Optimizer, stacks: Sequence[SeedStack], losses: torch.Tensor) -> None:
+def step_seeds(
+    optimizer: torch.optim.Optimizer,
+    stacks: Sequence[SeedStack],
+    losses: torch.Tensor,
+    clip_gradients: Callable[[], None] | None = None,
+) -> None:
     """One step of an optimiser over every seed's parameters in `stacks` on the seeds' `losses` (one each): the
-    gradient of their sum through the stacks, shared out to each seed's parameters, then each seed's step."""
+    gradient of their sum through the stacks, shared out to each seed's parameters (`clip_gradients` then clips each
+    seed's own), then each seed's step."""
     for stack in stacks:
         stack.clear_gradients()
     optimizer.zero_grad(set_to_none=True)
     losses.sum().backward()
     for stack in stacks:
         stack.share_gradients()
+    if clip_gradients is not None:
+        clip_gradients()
     optimizer.step()
 
 

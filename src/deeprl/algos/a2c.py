@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from deeprl import onpolicy
-from deeprl.algos.ppo import gae, score_rollout
+from deeprl.algos.ppo import scored_with_advantages
 from deeprl.buffers import RolloutBuffer
 from deeprl.config import knob
 from deeprl.onpolicy import OnPolicyConfig, UpdateContext, normalized_advantages
@@ -48,21 +48,32 @@ class Config(OnPolicyConfig):
 
 
 def update(
-    context: UpdateContext, rollout: RolloutBuffer, last_values: np.ndarray, progress: float, step: int
-) -> dict[str, float]:
-    """One gradient step on the whole rollout; `last_values` is V of the observations after its last step."""
+    context: UpdateContext,
+    rollouts: list[RolloutBuffer],
+    last_values: list[np.ndarray],
+    progress: float,
+    step: int,
+) -> list[dict[str, float]]:
+    """One gradient step on the whole rollout (each seed's on its own, when seeds step together); `last_values` are
+    V of the observations after each rollout's last step. A metrics row a seed."""
     config: Config = context.config
-    if not rollout.scored:  # a policy that acted in torch (a CNN) scored each step as it acted
-        score_rollout(context.policy, rollout, context.device)
-    rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
-    (batch,) = rollout.minibatches(config.n_steps * config.n_envs, context.rng, context.device)
-    log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)
-    advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
-    policy_loss = -(advantages * log_probs).mean()
-    value_loss = ((values - batch.returns) ** 2).mean()
-    entropy = entropy.mean()
-    context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
-    return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
+    scored_with_advantages(context, rollouts, last_values)
+    batches = [
+        next(rollout.minibatches(config.n_steps * config.n_envs, rng, context.device))
+        for rollout, rng in zip(rollouts, context.rngs, strict=True)
+    ]
+    losses, rows = [], []
+    for (log_probs, entropy, values), batch in zip(context.evaluate(batches), batches, strict=True):
+        advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
+        policy_loss = -(advantages * log_probs).mean()
+        value_loss = ((values - batch.returns) ** 2).mean()
+        entropy = entropy.mean()
+        losses.append(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy)
+        rows.append({"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy})
+    context.gradient_step(losses, step)
+    return [{name: value.item() for name, value in row.items()} for row in rows]
 
 
 train = onpolicy.train_with(update)
+train_seeds = onpolicy.train_seeds_with(update)
+seeds_refusal = onpolicy.seeds_refusal

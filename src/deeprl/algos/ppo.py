@@ -22,6 +22,7 @@ A2C (deeprl.algos.a2c) is steps 1 and 2 and one full-batch gradient step of the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from deeprl import onpolicy
-from deeprl.buffers import RolloutBuffer
+from deeprl.buffers import RolloutBatch, RolloutBuffer
 from deeprl.config import knob
 from deeprl.exploration import annealed
 from deeprl.nets import ActorCritic
@@ -78,14 +79,28 @@ class Config(OnPolicyConfig):
 
 
 def update(
-    context: UpdateContext, rollout: RolloutBuffer, last_values: np.ndarray, progress: float, step: int
-) -> dict[str, float]:
-    """Learn from a full rollout; `last_values` is V of the observations after its last step."""
+    context: UpdateContext,
+    rollouts: list[RolloutBuffer],
+    last_values: list[np.ndarray],
+    progress: float,
+    step: int,
+) -> list[dict[str, float]]:
+    """Learn from a full rollout (each seed's, when seeds step together: `context` is then a SeedsContext);
+    `last_values` are V of the observations after each rollout's last step. A metrics row a seed."""
     config: Config = context.config
-    if not rollout.scored:
-        score_rollout(context.policy, rollout, context.device)
-    rollout.advantages[...], rollout.returns[...] = gae(rollout, last_values, config.gamma, config.gae_lambda)
-    return minibatch_epochs(context, rollout, annealed(config.clip_range, config.clip_range_end, progress), step)
+    scored_with_advantages(context, rollouts, last_values)
+    return minibatch_epochs(context, rollouts, annealed(config.clip_range, config.clip_range_end, progress), step)
+
+
+def scored_with_advantages(
+    context: UpdateContext, rollouts: list[RolloutBuffer], last_values: list[np.ndarray]
+) -> None:
+    """Steps 1 and 2 for each seed's rollout (A2C's too): scores from its collecting policy, then GAE."""
+    config = context.config
+    for policy, rollout, values in zip(context.policies, rollouts, last_values, strict=True):
+        if not rollout.scored:  # a policy that acted in torch (a CNN) scored each step as it acted
+            score_rollout(policy, rollout, context.device)
+        rollout.advantages[...], rollout.returns[...] = gae(rollout, values, config.gamma, config.gae_lambda)
 
 
 # ---------------------------------------------------- 1. collect: what the collecting policy gave each stored step
@@ -134,40 +149,49 @@ def gae(rollout: RolloutBuffer, last_values: np.ndarray, gamma: float, gae_lambd
 # ------------------------------------------------------------------------------------------------------- 3. epochs
 
 
-def minibatch_epochs(context: UpdateContext, rollout: RolloutBuffer, clip_range: float, step: int) -> dict[str, float]:
-    """n_epochs passes of minibatch steps over the scored rollout. With `target_kl`, the first minibatch whose
-    approximate KL to the collecting policy exceeds it ends the update before its own step (checked per minibatch:
-    an epoch of 32 minibatches can move far). The row holds the means over every minibatch evaluated (the stopping
-    one too, so approx_kl shows what stopped it) and `epochs`, the passes made: gradient steps / minibatches per
-    epoch, n_epochs unless stopped early."""
+def minibatch_epochs(
+    context: UpdateContext, rollouts: list[RolloutBuffer], clip_range: float, step: int
+) -> list[dict[str, float]]:
+    """n_epochs passes of minibatch steps over each seed's scored rollout (each seed draws its minibatch orders from
+    its own generator; seeds stepping together take their k-th minibatches' steps as one). With `target_kl` (one
+    seed: its seeds do not stack), the first minibatch whose approximate KL to the collecting policy exceeds it ends
+    the update before its own step (checked per minibatch: an epoch of 32 minibatches can move far). A seed's row
+    holds the means over every minibatch evaluated (the stopping one too, so approx_kl shows what stopped it) and
+    `epochs`, the passes made: gradient steps / minibatches per epoch, n_epochs unless stopped early."""
     config: Config = context.config
-    sums = torch.zeros(len(MINIBATCH_MEANS), device=context.device)  # summed on the device: no sync per minibatch
+    # summed on the device, a row a seed: no sync per minibatch
+    sums = torch.zeros(len(rollouts), len(MINIBATCH_MEANS), device=context.device)
     minibatches = gradient_steps = 0
-    # every epoch's minibatches in a row (each epoch draws its order when it starts)
-    batches = (
-        batch
-        for _ in range(config.n_epochs)
-        for batch in rollout.minibatches(config.batch_size, context.rng, context.device)
-    )
-    for batch in batches:
-        log_probs, entropy, values = context.policy.evaluate_actions(batch.obs, batch.actions, batch.action_masks)
-        advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
-        policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
-        value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)
-        entropy = entropy.mean()
-        with torch.no_grad():
-            kl = approx_kl(log_probs, batch.old_log_probs)
-            sums += torch.stack([policy_loss, value_loss, entropy, kl, clip_fraction])
+
+    def every_epoch(rollout: RolloutBuffer, rng: np.random.Generator) -> Iterator[RolloutBatch]:
+        """Every epoch's minibatches in a row (each epoch draws its order when it starts)."""
+        for _ in range(config.n_epochs):
+            yield from rollout.minibatches(config.batch_size, rng, context.device)
+
+    # the seeds' k-th minibatches side by side
+    batches = zip(*map(every_epoch, rollouts, context.rngs), strict=True)
+    for seed_batches in batches:
+        losses, kl = [], None
+        for seed, (scores, batch) in enumerate(zip(context.evaluate(seed_batches), seed_batches, strict=True)):
+            log_probs, entropy, values = scores
+            advantages = normalized_advantages(batch.advantages) if config.normalize_advantages else batch.advantages
+            policy_loss, clip_fraction = clipped_surrogate(log_probs, batch.old_log_probs, advantages, clip_range)
+            value_loss = value_loss_of(values, batch.old_values, batch.returns, config.clip_range_vf)
+            entropy = entropy.mean()
+            with torch.no_grad():
+                kl = approx_kl(log_probs, batch.old_log_probs)
+                sums[seed] += torch.stack([policy_loss, value_loss, entropy, kl, clip_fraction])
+            losses.append(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy)
         minibatches += 1
         if config.target_kl is not None and kl.item() > config.target_kl:
             break
-        context.gradient_step(policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy, step)
+        context.gradient_step(losses, step)
         gradient_steps += 1
-    per_epoch = -(-rollout.n_steps * rollout.n_envs // config.batch_size)
-    return {
-        **dict(zip(MINIBATCH_MEANS, (sums / minibatches).tolist(), strict=True)),
-        "epochs": gradient_steps / per_epoch,
-    }
+    per_epoch = -(-rollouts[0].n_steps * rollouts[0].n_envs // config.batch_size)
+    return [
+        {**dict(zip(MINIBATCH_MEANS, row.tolist(), strict=True)), "epochs": gradient_steps / per_epoch}
+        for row in sums / minibatches
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------- 4. loss
@@ -203,3 +227,5 @@ def approx_kl(log_probs: torch.Tensor, old_log_probs: torch.Tensor) -> torch.Ten
 
 
 train = onpolicy.train_with(update)
+train_seeds = onpolicy.train_seeds_with(update)
+seeds_refusal = onpolicy.seeds_refusal
