@@ -330,31 +330,33 @@ def test_deeprl_settings_given_with_set_reach_its_runs_and_the_report(tmp_path: 
     assert (tmp_path / "report.png").read_bytes().startswith(PNG_SIGNATURE)  # the learning curves beside it
 
 
-def test_jobs_train_workers_at_once_and_record_what_one_at_a_time_records(tmp_path: Path) -> None:
+def test_jobs_train_workers_at_once_and_record_what_each_run_alone_records(tmp_path: Path) -> None:
     """--jobs 2 runs two workers side by side (a core each); the report holds every run in seed order, each the
-    run that --jobs 1 makes."""
-    reports = {}
-    for jobs in ("1", "2"):
-        out = tmp_path / f"jobs{jobs}.json"
-        done = run_deeprl(
-            *("--algo", "dqn", "--env", "CartPole-v1", "--seeds", "0-1", "--frameworks", "deeprl", "--steps", "600"),
-            *("--eval-every", "300", "--eval-episodes", "2", "--jobs", jobs, "--out", str(out)),
-            cwd=tmp_path,
-            script=BENCHMARKS / "compare.py",
+    run that the seed's worker makes alone."""
+    out = tmp_path / "jobs.json"
+    done = run_deeprl(
+        *("--algo", "dqn", "--env", "CartPole-v1", "--seeds", "0-1", "--frameworks", "deeprl", "--steps", "400"),
+        *("--eval-every", "200", "--eval-episodes", "1", "--set", "learning_starts=100"),
+        *("--jobs", "2", "--out", str(out)),
+        cwd=tmp_path,
+        script=BENCHMARKS / "compare.py",
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(line for line in done.stderr.splitlines() if line.endswith("training ...")) == [
+        "[deeprl seed 0] training ...",
+        "[deeprl seed 1] training ...",
+    ]
+    runs = json.loads(out.read_text())["runs"]
+    assert [run["seed"] for run in runs] == [0, 1]
+    for run in runs:
+        seed = run["seed"]
+        alone = compare.run_deeprl(
+            "dqn", "CartPole-v1", seed, 200, 400, None, 1, tmp_path / f"alone{seed}", {"learning_starts": "100"}
         )
-        assert done.returncode == 0, done.stderr
-        assert sorted(line for line in done.stderr.splitlines() if line.endswith("training ...")) == [
-            "[deeprl seed 0] training ...",
-            "[deeprl seed 1] training ...",
-        ]
-        reports[jobs] = json.loads(out.read_text())
-    for one_at_a_time, side_by_side in zip(reports["1"]["runs"], reports["2"]["runs"], strict=True):
-        assert side_by_side["seed"] == one_at_a_time["seed"]
-        assert [(row["step"], row["mean"]) for row in side_by_side["evals"]] == [
-            (row["step"], row["mean"]) for row in one_at_a_time["evals"]
+        assert [(row["step"], row["mean"]) for row in run["evals"]] == [
+            (row["step"], row["mean"]) for row in alone["evals"]
         ]  # the seconds differ
-        assert side_by_side["final"] == one_at_a_time["final"]
-    assert [run["seed"] for run in reports["2"]["runs"]] == [0, 1]
+        assert run["final"] == alone["final"]
 
 
 @pytest.mark.parametrize(

@@ -432,9 +432,14 @@ class OnPolicySeeds:
 
     def __init__(self, trainers: list[RolloutTrainer], update: Update) -> None:
         self.trainers, self.update = trainers, update
-        self.context = SeedsContext([trainer.context for trainer in trainers])
-        for trainer in trainers:  # acting reads the parameters through NumPy views: they live in the stack now
+        self.context = self.stacked()
+
+    def stacked(self) -> SeedsContext:
+        """The trainers' contexts as one on a seed axis, their parameters moved into the stack."""
+        context = SeedsContext([trainer.context for trainer in self.trainers])
+        for trainer in self.trainers:  # acting reads the parameters through NumPy views: they live in the stack now
             trainer.agent.follow_parameters()
+        return context
 
     def advance(self, step: int) -> int:
         reached = [trainer.collect(step) for trainer in self.trainers]  # every seed reaches the same step
@@ -457,7 +462,7 @@ class OnPolicySeeds:
             trainer.load_state_dict({**trainer.state_dict(), **self.context.seed_state(position)})
         self.trainers = [self.trainers[position] for position in kept]
         if self.trainers:
-            self.__init__(self.trainers, self.update)
+            self.context = self.stacked()
 
 
 def seeds_refusal(config: OnPolicyConfig, obs_space: gym.Space) -> str | None:
