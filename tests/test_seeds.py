@@ -198,6 +198,24 @@ def test_on_policy_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path,
         assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
 
 
+def test_a_solved_ppo_seed_leaves_the_stack_and_the_others_go_on_as_alone(tmp_path, uninterrupted):
+    """Seed 1 passes 100 at its step-512 evaluation and stops; seeds 0 and 2 stack again without it and train on to
+    the budget, each as its single-seed run."""
+    args = [
+        *("eval_every=256" if arg == "eval_every=512" else arg for arg in ON_POLICY_ARGS),
+        *("--set", "n_steps=128", "--set", "batch_size=64", "--set", "n_epochs=3"),
+        *("--set", "solve_threshold=100", "--set", "solve_confirm_episodes=0", "--set", "stop_on_solve=true"),
+    ]
+    alone = {seed: uninterrupted("ppo", "CartPole-v1", ["--seed", str(seed), *args]) for seed in SEEDS}
+    together = run_deeprl("train", "ppo", "CartPole-v1", "--seeds", "0-2", "--run-dir", "seeds", *args, cwd=tmp_path)
+    assert together.returncode == 0, together.stderr
+    ended = {}
+    for seed in SEEDS:
+        assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
+        ended[seed] = json.loads((tmp_path / "seeds" / f"seed-{seed}" / "eval.json").read_text())["steps"]
+    assert ended == {0: 1536, 1: 512, 2: 1536}
+
+
 def test_ppo_seeds_with_target_kl_train_one_after_another_with_one_line(tmp_path, capsys):
     """target_kl ends each seed's epochs at a minibatch of its own: those seeds do not step together."""
     settings = dict(steps=256, n_envs=2, n_steps=128, batch_size=64, n_epochs=2, eval_every=1000, final_eval_episodes=1)
