@@ -84,7 +84,7 @@ def main() -> None:
     try:
         for pair in args.runs.split(","):
             algo, env = pair.split(":")
-            result = measure(algo, env, seeds, args.steps, root / algo)
+            result = measure(algo, env, seeds, args.steps, root / f"{algo}-{env}")
             print(
                 f"| {algo} | {env} | {result['together']:.1f} | {result['alone']:.1f} | "
                 f"{result['together'] / result['alone']:.2f} | {len(seeds) * args.steps / result['together']:,.0f} | "
