@@ -242,3 +242,24 @@ def training_function(make_trainer: MakeTrainer) -> TrainFunction:
         )
 
     return train
+
+
+def seeds_training_function(make_trainer: MakeTrainer, stack: Stack) -> Callable[..., list[Any]]:
+    """An algorithm module's `train_seeds`: several seeds' runs of its family's trainer in one process, advanced
+    together by `stack` (their updates on a seed axis); each seed's arguments as `train`'s, in lists."""
+
+    def train_seeds(
+        configs: list[RunConfig],
+        make_envs: list[Callable[..., gym.Env]],
+        runs: list[Run],
+        device: torch.device,
+        resumes: list[dict[str, Any] | None],
+        announce: Callable[[int, list[int]], None],
+    ) -> list[Any]:
+        def build(index: int, runner: EnvRunner, rng: np.random.Generator) -> Trainer:
+            return make_trainer(configs[index], runner, runs[index], rng, device)
+
+        n_envs = getattr(configs[0], "n_envs", 1)
+        return drive_seeds(configs, make_envs, runs, resumes, n_envs, build, stack, announce)
+
+    return train_seeds

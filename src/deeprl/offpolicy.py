@@ -31,7 +31,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError, warn
 from deeprl.experience import EnvRunner, Transitions
 from deeprl.exploration import annealed
-from deeprl.loop import TrainFunction, drive_seeds, training_function
+from deeprl.loop import TrainFunction, seeds_training_function, training_function
 from deeprl.observations import observation_dtype
 from deeprl.run import Run
 
@@ -352,22 +352,6 @@ def seeds_refusal(config: OffPolicyConfig) -> str | None:
 
 
 def train_seeds_with(algorithm: Build, stack: Callable[[list[Any]], SeedsAlgorithm]) -> Callable[..., list[Any]]:
-    """The `train_seeds` of an off-policy algorithm module: several seeds' runs in one process, their gradient steps
-    stacked by `stack` (deeprl.seed_axis); each seed's arguments as `train`'s, in lists."""
-
-    def train_seeds(
-        configs: list[OffPolicyConfig],
-        make_envs: list[Callable[..., gym.Env]],
-        runs: list[Run],
-        device: torch.device,
-        resumes: list[dict[str, Any] | None],
-        announce: Callable[[int, list[int]], None],
-    ) -> list[Any]:
-        def build(index: int, runner: EnvRunner, rng: np.random.Generator) -> OffPolicyTrainer:
-            return OffPolicyTrainer(configs[index], runner, runs[index], rng, device, algorithm)
-
-        return drive_seeds(
-            configs, make_envs, runs, resumes, 1, build, lambda trainers: OffPolicySeeds(trainers, stack), announce
-        )
-
-    return train_seeds
+    """The `train_seeds` of an off-policy algorithm module: its seeds' trainers with their gradient steps stacked by
+    `stack` (deeprl.seed_axis)."""
+    return seeds_training_function(partial(OffPolicyTrainer, build=algorithm), partial(OffPolicySeeds, stack=stack))

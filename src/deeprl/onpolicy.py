@@ -29,7 +29,7 @@ from deeprl.config import RunConfig, knob
 from deeprl.errors import DeeprlError
 from deeprl.experience import EnvRunner
 from deeprl.exploration import annealed
-from deeprl.loop import TrainFunction, drive_seeds, load_state_of, state_of, training_function
+from deeprl.loop import TrainFunction, load_state_of, seeds_training_function, state_of, training_function
 from deeprl.nets import (
     ACTIVATIONS,
     ActorCritic,
@@ -477,29 +477,5 @@ def seeds_refusal(config: OnPolicyConfig, obs_space: gym.Space) -> str | None:
 
 
 def train_seeds_with(update: Update) -> Callable[..., list[Any]]:
-    """The `train_seeds` of a rollout algorithm module: several seeds' runs in one process, their updates stacked on
-    a seed axis; each seed's arguments as `train`'s, in lists."""
-
-    def train_seeds(
-        configs: list[OnPolicyConfig],
-        make_envs: list[Callable[..., gym.Env]],
-        runs: list[Run],
-        device: torch.device,
-        resumes: list[dict[str, Any] | None],
-        announce: Callable[[int, list[int]], None],
-    ) -> list[Any]:
-        def build(index: int, runner: EnvRunner, rng: np.random.Generator) -> RolloutTrainer:
-            return RolloutTrainer(configs[index], runner, runs[index], rng, device, update)
-
-        return drive_seeds(
-            configs,
-            make_envs,
-            runs,
-            resumes,
-            configs[0].n_envs,
-            build,
-            lambda trainers: OnPolicySeeds(trainers, update),
-            announce,
-        )
-
-    return train_seeds
+    """The `train_seeds` of a rollout algorithm module: its seeds' rollout trainers with their updates stacked."""
+    return seeds_training_function(partial(RolloutTrainer, update=update), partial(OnPolicySeeds, update=update))
