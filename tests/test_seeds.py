@@ -124,6 +124,22 @@ CONTINUOUS_ARGS = [
 ]
 
 
+def kill_and_resume_two_seeds(
+    tmp_path: Path, algo: str, env: str, args: list[str], step: int, alone: dict[int, Path]
+) -> None:
+    """Seeds 0 and 1 trained together, SIGKILLed once both have a checkpoint at `step` or later and resumed as a
+    seeds directory: each ends as its single-seed run `alone[seed]`."""
+    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *args], algo=algo, env=env)
+    runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
+    trainer.wait_for(lambda: all(newest_step(run) >= step for run in runs), f"both seeds' checkpoints at step {step}")
+    trainer.freeze()
+    trainer.kill()
+    result = resume(trainer.run_dir)
+    assert result.returncode == 0, result.stderr
+    for seed, run in zip((0, 1), runs, strict=True):
+        assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
+
+
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_continuous_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path, uninterrupted, algo):
     """TD3 (twin critics, delayed actor, target noise) and SAC (sampled actions, tuned alpha), each seed drawing from
@@ -135,15 +151,7 @@ def test_continuous_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path
     assert together.returncode == 0, together.stderr
     for seed in (0, 1):
         assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
-    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *CONTINUOUS_ARGS], algo=algo, env="Pendulum-v1")
-    runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
-    trainer.wait_for(lambda: all(newest_step(run) >= 800 for run in runs), "both seeds' checkpoints at step 800")
-    trainer.freeze()
-    trainer.kill()
-    result = resume(trainer.run_dir)
-    assert result.returncode == 0, result.stderr
-    for seed, run in zip((0, 1), runs, strict=True):
-        assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
+    kill_and_resume_two_seeds(tmp_path, algo, "Pendulum-v1", CONTINUOUS_ARGS, 800, alone)
 
 
 # PPO and A2C, small: 2 env copies, a checkpoint every 512 steps
@@ -187,15 +195,7 @@ def test_on_policy_seeds_are_their_single_seed_runs_and_resume_exactly(tmp_path,
     assert "one after another" not in together.stderr  # stacked
     for seed in (0, 1):
         assert_same_run(tmp_path / "seeds" / f"seed-{seed}", alone[seed], tags=("train/return", "eval/return"))
-    trainer = Trainer(tmp_path / "killed", ["--seeds", "0,1", *args], algo=algo, env=env)
-    runs = [trainer.run_dir / f"seed-{seed}" for seed in (0, 1)]
-    trainer.wait_for(lambda: all(newest_step(run) >= 1024 for run in runs), "both seeds' checkpoints at step 1024")
-    trainer.freeze()
-    trainer.kill()
-    result = resume(trainer.run_dir)
-    assert result.returncode == 0, result.stderr
-    for seed, run in zip((0, 1), runs, strict=True):
-        assert_same_run(run, alone[seed], tags=("train/return", "eval/return"))
+    kill_and_resume_two_seeds(tmp_path, algo, env, args, 1024, alone)
 
 
 def test_a_solved_ppo_seed_leaves_the_stack_and_the_others_go_on_as_alone(tmp_path, uninterrupted):
